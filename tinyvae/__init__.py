@@ -1,0 +1,26 @@
+"""tinyvae: a Variational Autoencoder in NumPy, every backward pass by hand and gradient-checked.
+
+The public API is the list below; a notebook needs nothing else. The math behind each piece is in
+the repository's ``derivations/`` folder, cited from the code as ``# [eq:...]``.
+"""
+
+from .backend import default_rng, get_xp, to_device, to_numpy
+from .checkpoint import CheckpointError
+from .gradcheck import (GradcheckReport, check_gradients, check_layer, check_loss, check_model,
+                        check_reparameterize, numerical_gradient)
+from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Softplus, Tanh, mlp, sigmoid
+from .losses import (bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl_per_dim, gaussian_log_prob,
+                     gaussian_nll, log_normal_density)
+from .optim import SGD, Adam
+from .vae import VAE, Autoencoder, ModelConfig, Reparameterize, build_model, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam", "Autoencoder", "CheckpointError", "Dense", "GradcheckReport", "LeakyReLU", "ModelConfig",
+    "ReLU", "Reparameterize", "SGD", "Sequential", "Sigmoid", "Softplus", "Tanh", "VAE",
+    "bernoulli_log_prob", "bernoulli_nll", "build_model", "check_gradients", "check_layer", "check_loss",
+    "check_model", "check_reparameterize", "default_rng", "gaussian_kl", "gaussian_kl_per_dim",
+    "gaussian_log_prob", "gaussian_nll", "get_xp", "load_model", "log_normal_density", "mlp",
+    "numerical_gradient", "sigmoid", "to_device", "to_numpy",
+]

@@ -1,0 +1,129 @@
+"""The one module that knows NumPy from CuPy.
+
+Everything else asks an array for its namespace (``xp = get_xp(x)``) and calls ``xp.exp``,
+``xp.matmul`` and so on, so the same line runs on the CPU (NumPy) and on an NVIDIA GPU (CuPy).
+Arrays cross between host and device only through the functions here (``to_device``,
+``to_numpy``, ``to_float``), which are called at the edges: a batch in, a number out for logging,
+a copy to the host for plots and checkpoints.
+
+CuPy is imported lazily, the first time the GPU is asked for, so NumPy users never pay for it.
+Any other namespace that follows the same conventions (``asarray``, ufuncs with ``out=``,
+``random.default_rng``, arrays with ``.get()`` and ``__array_namespace__``) can stand in for CuPy;
+the test suite uses one whose arrays refuse conversion to NumPy, as CuPy's do, to prove that no
+stray ``np.`` call sits on the hot path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CPU = "cpu"
+GPU = "gpu"
+DEVICES = (CPU, GPU)
+
+# Training runs in float32 (speed, memory); gradient checks in float64 (accuracy).
+TRAIN_DTYPE = np.float32
+CHECK_DTYPE = np.float64
+
+_cupy = None
+
+
+class BackendError(RuntimeError):
+    """The requested array backend is not available here."""
+
+
+def cupy():
+    """Import CuPy on first use; a clear error when it or a GPU is missing."""
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy as cp  # noqa: PLC0415  (lazy on purpose)
+        except ImportError as err:
+            raise BackendError(
+                "device 'gpu' needs CuPy, which is not installed: "
+                "pip install 'tinyvae[gpu]' (or the cupy-cudaXXx wheel matching your CUDA)"
+            ) from err
+        try:
+            count = cp.cuda.runtime.getDeviceCount()
+        except Exception as err:  # CUDA driver missing or broken
+            raise BackendError(f"device 'gpu': CuPy is installed but found no usable GPU ({err})") from err
+        if count < 1:
+            raise BackendError("device 'gpu': CuPy is installed but found no GPU")
+        _cupy = cp
+    return _cupy
+
+
+def namespace(device):
+    """The array namespace for ``device``: ``"cpu"`` -> numpy, ``"gpu"`` -> cupy.
+
+    A namespace object (a module such as ``numpy``) is passed through unchanged.
+    """
+    if device == CPU:
+        return np
+    if device == GPU:
+        return cupy()
+    if isinstance(device, str):
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if not hasattr(device, "asarray"):
+        raise ValueError(f"device must be 'cpu', 'gpu' or an array namespace, got {device!r}")
+    return device
+
+
+def get_xp(x):
+    """The namespace that ``x`` lives in (numpy, cupy, or a stand-in)."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np
+    module = type(x).__module__
+    if module.startswith("cupy"):
+        return cupy()
+    ns = getattr(x, "__array_namespace__", None)
+    if ns is not None:
+        return ns()
+    raise TypeError(f"expected an array (numpy, cupy or a stand-in), got {type(x).__name__}")
+
+
+def is_numpy(xp):
+    return xp is np
+
+
+def to_device(x, device):
+    """Copy a host array (or move any array) to ``device``; a no-op when already there."""
+    xp = namespace(device)
+    if xp is np:
+        return to_numpy(x)
+    if get_xp(x) is xp:
+        return x
+    return xp.asarray(to_numpy(x))
+
+
+def to_numpy(x):
+    """A host NumPy copy of ``x`` (no copy when it already is a NumPy array). An edge."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, np.generic):
+        return np.asarray(x)
+    get = getattr(x, "get", None)  # CuPy's (and the stand-in's) device -> host copy
+    if get is None:
+        raise TypeError(f"cannot bring a {type(x).__name__} to the host")
+    return get()
+
+
+def to_float(x):
+    """A Python float from a 0-d array; on a GPU this waits for the device. An edge."""
+    return float(to_numpy(x))
+
+
+def default_rng(seed, xp=np):
+    """A seeded random generator that makes arrays of namespace ``xp``."""
+    if xp is np:
+        return np.random.default_rng(seed)
+    return xp.random.default_rng(seed)
+
+
+def synchronize(xp):
+    """Wait for the device to finish queued work (before reading a timer). No-op on NumPy."""
+    if xp is np:
+        return
+    cuda = getattr(xp, "cuda", None)
+    if cuda is not None:
+        cuda.Stream.null.synchronize()

@@ -1,0 +1,117 @@
+"""The VAE's loss terms, each as a value and its gradient.
+
+Reduction, the same for every loss here: **sum over pixels (D) and latent dimensions (Z), mean
+over the batch (N), in nats per example** [eq:loss-reduction]. So ``bernoulli_nll`` of a batch is
+the average over its N examples of the summed 784-pixel cross-entropy, and its gradient carries
+the factor 1/N.
+
+* Bernoulli likelihood, from logits, in the stable form (derivations/bernoulli.md).
+* Gaussian likelihood with a fixed observation variance ``obs_var`` (derivations/gaussian.md);
+  with ``obs_var=1`` it is ½·(sum of squared errors) + (D/2)·log 2π, i.e. MSE up to scale and a
+  constant.
+* KL(N(μ, diag σ²) ‖ N(0, I)) in closed form, with gradients w.r.t. μ and log σ² (derivations/kl.md).
+
+The ``*_log_prob`` functions return one number per example (no reduction) for the
+importance-weighted bound in ``evaluate.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import get_xp
+from .checks import check_array, check_same_shape, check_unit_interval
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _bce_terms(logits, x):
+    """Per-element BCE and exp(−|l|), shared by the value and the gradient."""
+    xp = get_xp(logits)
+    e = xp.exp(-xp.abs(logits))  # never overflows: the exponent is ≤ 0
+    elem = xp.maximum(logits, 0) - x * logits + xp.log1p(e)  # (N, D)  [eq:bce-stable]
+    return elem, e
+
+
+def _check_pair(pred, pred_name, x, validate):
+    check_array(pred, pred_name, ndim=2, finite=validate)
+    check_array(x, "x (targets)", ndim=2, finite=validate)
+    check_same_shape(pred, pred_name, x, "x (targets)")
+
+
+def bernoulli_nll(logits, x, *, validate=True):
+    """−log p(x | logits) for a Bernoulli decoder, batch-mean of per-example sums.
+
+    Returns ``(loss, dlogits)``: loss is a 0-d array in nats per example, ``dlogits`` has the
+    shape of ``logits`` (N, D). ``x`` must lie in [0, 1]; grey levels are accepted (then the
+    value is a cross-entropy rather than a log-likelihood; see derivations/bernoulli.md).
+    Finite and exact for logits as large as ±1e4: nothing is clipped.
+    """
+    _check_pair(logits, "logits", x, validate)
+    if validate:
+        check_unit_interval(x, "x (targets)")
+    n = logits.shape[0]
+    elem, e = _bce_terms(logits, x)  # [eq:bce-logits]
+    loss = elem.sum() / n  # [eq:loss-reduction]
+    xp = get_xp(logits)
+    prob = xp.where(logits >= 0, 1, e) / (1 + e)  # σ(l)  [eq:sigmoid-stable]
+    dlogits = (prob - x) / n  # [eq:bce-grad]
+    return loss, dlogits
+
+
+def bernoulli_log_prob(logits, x):
+    """log p(x | logits) per example, shape (N,) (or (..., ) over leading axes)."""
+    elem, _ = _bce_terms(logits, x)
+    return -elem.sum(axis=-1)  # [eq:bce-logits]
+
+
+def gaussian_nll(mean, x, obs_var=1.0, *, validate=True):
+    """−log N(x; mean, obs_var·I), batch-mean of per-example sums. Returns ``(loss, dmean)``.
+
+    Equals ½·SSE/obs_var + (D/2)·log(2π·obs_var) per example [eq:mse-relation].
+    """
+    _check_pair(mean, "mean", x, validate)
+    if not obs_var > 0:
+        raise ValueError(f"obs_var must be positive, got {obs_var}")
+    n, d = mean.shape
+    diff = mean - x  # (N, D)
+    loss = (diff * diff).sum() / (2.0 * obs_var * n) + 0.5 * d * (LOG_2PI + math.log(obs_var))  # [eq:gaussian-nll]
+    dmean = diff / (obs_var * n)  # [eq:gaussian-nll-grad]
+    return loss, dmean
+
+
+def gaussian_log_prob(mean, x, obs_var=1.0):
+    """log N(x; mean, obs_var·I) per example (sum over the last axis)."""
+    diff = mean - x
+    d = mean.shape[-1]
+    return -(diff * diff).sum(axis=-1) / (2.0 * obs_var) - 0.5 * d * (LOG_2PI + math.log(obs_var))  # [eq:gaussian-nll]
+
+
+def gaussian_kl_per_dim(mu, log_var):
+    """KL(N(μ_j, σ_j²) ‖ N(0, 1)) for every example and latent dimension, shape (N, Z)."""
+    xp = get_xp(mu)
+    return 0.5 * (xp.exp(log_var) + mu * mu - 1 - log_var)  # [eq:kl-per-dim]
+
+
+def gaussian_kl(mu, log_var, *, validate=True):
+    """KL(N(μ, diag σ²) ‖ N(0, I)), summed over Z, averaged over N.
+
+    Returns ``(kl, dmu, dlog_var)``; the gradients have the shape (N, Z) of the inputs.
+    """
+    check_array(mu, "mu", ndim=2, finite=validate)
+    check_array(log_var, "log_var", ndim=2, finite=validate)
+    check_same_shape(mu, "mu", log_var, "log_var")
+    xp = get_xp(mu)
+    n = mu.shape[0]
+    var = xp.exp(log_var)  # σ²
+    kl = 0.5 * (var + mu * mu - 1 - log_var).sum() / n  # [eq:kl-closed-form]
+    dmu = mu / n  # [eq:kl-grad-mu]
+    dlog_var = 0.5 * (var - 1) / n  # [eq:kl-grad-logvar]
+    return kl, dmu, dlog_var
+
+
+def log_normal_density(z, mu, log_var):
+    """log N(z; μ, diag exp(log_var)) summed over the last axis."""
+    xp = get_xp(z)
+    diff = z - mu
+    return -0.5 * (LOG_2PI + log_var + diff * diff * xp.exp(-log_var)).sum(axis=-1)  # [eq:log-normal-density]
