@@ -186,8 +186,23 @@ class Softplus(Layer):
 def sigmoid(x):
     """σ(x) without overflow: exp only ever sees −|x| ≤ 0."""
     xp = get_xp(x)
-    e = xp.exp(-xp.abs(x))  # in (0, 1]
-    return xp.where(x >= 0, 1, e) / (1 + e)  # [eq:sigmoid-stable]
+    r = xp.exp(-xp.abs(x))  # in (0, 1]
+    r += 1
+    xp.reciprocal(r, out=r)  # σ(|x|) = 1 / (1 + exp(−|x|))
+    return sigmoid_from_abs(r, x)
+
+
+def sigmoid_from_abs(r, x):
+    """σ(x) from r = σ(|x|), in place: r where x ≥ 0, 1 − r where x < 0, as σ(−a) = 1 − σ(a).
+
+    Written as ½ + copysign(r − ½, x): three cheap ufuncs instead of a ``where``, which is several
+    times slower in NumPy (this runs over every pixel of every training batch).
+    """
+    xp = get_xp(r)
+    r -= 0.5
+    xp.copysign(r, x, out=r)
+    r += 0.5
+    return r  # [eq:sigmoid-stable]
 
 
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid, "softplus": Softplus}

@@ -21,16 +21,16 @@ import math
 
 from .backend import get_xp
 from .checks import check_array, check_same_shape, check_unit_interval
+from .layers import sigmoid_from_abs
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _bce_terms(logits, x):
-    """Per-element BCE and exp(−|l|), shared by the value and the gradient."""
+    """Per-element BCE, for the per-example log-probabilities (evaluation, not the hot path)."""
     xp = get_xp(logits)
     e = xp.exp(-xp.abs(logits))  # never overflows: the exponent is ≤ 0
-    elem = xp.maximum(logits, 0) - x * logits + xp.log1p(e)  # (N, D)  [eq:bce-stable]
-    return elem, e
+    return xp.maximum(logits, 0) - x * logits + xp.log1p(e)  # (N, D)  [eq:bce-stable]
 
 
 def _check_pair(pred, pred_name, x, validate):
@@ -46,23 +46,37 @@ def bernoulli_nll(logits, x, *, validate=True):
     shape of ``logits`` (N, D). ``x`` must lie in [0, 1]; grey levels are accepted (then the
     value is a cross-entropy rather than a log-likelihood; see derivations/bernoulli.md).
     Finite and exact for logits as large as ±1e4: nothing is clipped.
+
+    This runs on every training step over N·D elements, so it is written as a short chain of
+    in-place operations on one buffer, and reuses each intermediate: |l| gives both Σ max(l, 0)
+    = ½(Σ l + Σ |l|) and exp(−|l|); 1 + exp(−|l|) gives both the log term and σ(l).
     """
     _check_pair(logits, "logits", x, validate)
     if validate:
         check_unit_interval(x, "x (targets)")
-    n = logits.shape[0]
-    elem, e = _bce_terms(logits, x)  # [eq:bce-logits]
-    loss = elem.sum() / n  # [eq:loss-reduction]
     xp = get_xp(logits)
-    prob = xp.where(logits >= 0, 1, e) / (1 + e)  # σ(l)  [eq:sigmoid-stable]
-    dlogits = (prob - x) / n  # [eq:bce-grad]
+    n = logits.shape[0]
+    buf = xp.abs(logits)  # |l|  (N, D)
+    sum_pos = 0.5 * (logits.sum() + buf.sum())  # Σ max(l, 0)
+    xp.negative(buf, out=buf)
+    xp.exp(buf, out=buf)  # e = exp(−|l|) in (0, 1]: cannot overflow
+    buf += 1  # 1 + e in (1, 2]
+    # log(1 + e) rather than log1p(e): 1 + e is needed below anyway, and NumPy's float32 log is
+    # about 4x faster than its log1p; the difference is below half an ulp of 1 (≤ 6e-8 per pixel
+    # in float32), far under the resolution of a per-example sum over 784 pixels.
+    sum_log = xp.log(buf).sum()
+    # Σ_d max(l, 0) − x l + log(1 + exp(−|l|)), averaged over the batch  [eq:bce-stable] [eq:loss-reduction]
+    loss = (sum_pos - xp.vdot(x, logits) + sum_log) / n
+    xp.reciprocal(buf, out=buf)  # r = 1 / (1 + e) = σ(|l|)
+    dlogits = sigmoid_from_abs(buf, logits)  # σ(l), in place
+    dlogits -= x
+    dlogits *= 1.0 / n  # (σ(l) − x) / N  [eq:bce-grad]
     return loss, dlogits
 
 
 def bernoulli_log_prob(logits, x):
     """log p(x | logits) per example, shape (N,) (or (..., ) over leading axes)."""
-    elem, _ = _bce_terms(logits, x)
-    return -elem.sum(axis=-1)  # [eq:bce-logits]
+    return -_bce_terms(logits, x).sum(axis=-1)  # [eq:bce-logits]
 
 
 def gaussian_nll(mean, x, obs_var=1.0, *, validate=True):
