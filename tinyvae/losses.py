@@ -104,7 +104,7 @@ def gaussian_log_prob(mean, x, obs_var=1.0):
 def gaussian_kl_per_dim(mu, log_var):
     """KL(N(μ_j, σ_j²) ‖ N(0, 1)) for every example and latent dimension, shape (N, Z)."""
     xp = get_xp(mu)
-    return 0.5 * (xp.exp(log_var) + mu * mu - 1 - log_var)  # [eq:kl-per-dim]
+    return 0.5 * (xp.expm1(log_var) - log_var + mu * mu)  # [eq:kl-per-dim]  expm1: never < 0
 
 
 def gaussian_kl(mu, log_var, *, validate=True):
@@ -117,10 +117,11 @@ def gaussian_kl(mu, log_var, *, validate=True):
     check_same_shape(mu, "mu", log_var, "log_var")
     xp = get_xp(mu)
     n = mu.shape[0]
-    var = xp.exp(log_var)  # σ²
-    kl = 0.5 * (var + mu * mu - 1 - log_var).sum() / n  # [eq:kl-closed-form]
+    # σ² − 1 via expm1: expm1(v) ≥ v exactly, so the sum below can never round to a negative KL
+    var_m1 = xp.expm1(log_var)
+    kl = 0.5 * (var_m1 - log_var + mu * mu).sum() / n  # [eq:kl-closed-form]
     dmu = mu / n  # [eq:kl-grad-mu]
-    dlog_var = 0.5 * (var - 1) / n  # [eq:kl-grad-logvar]
+    dlog_var = 0.5 * var_m1 / n  # [eq:kl-grad-logvar]
     return kl, dmu, dlog_var
 
 
