@@ -1,0 +1,310 @@
+"""The graded exercises: the checker passes every reference solution and names the usual mistakes.
+
+Each planted wrong answer below is one classic bug; its test asserts both that the check fails and
+that the feedback says *which* bug it is.
+
+Learners: check your own answers with
+    TINYVAE_ANSWERS=path/to/my_answers.py pytest tests/test_exercises.py -k learner
+(or ``python -m tinyvae.exercises path/to/my_answers.py``).
+"""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+import tinyvae
+from tinyvae import exercises, solutions
+from tinyvae.exercises import EXERCISES, check, check_all
+
+NAMES = list(EXERCISES)
+
+
+# --------------------------------------------------------------------------- the reference passes
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_solution_passes_its_exercise(name):
+    feedback = check(name, getattr(solutions, name))
+    assert feedback.passed, str(feedback)
+    assert "PASS" in str(feedback)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_reference_solutions_pass_with_other_seeds(seed):
+    summary = check_all(solutions, seed=seed)
+    assert summary.passed, str(summary)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stub_reports_not_implemented_yet(name):
+    feedback = check(name, getattr(exercises, name))
+    assert feedback.status == "not implemented"
+    assert not feedback.passed
+    assert "not implemented yet" in str(feedback)
+    assert "derivations/" in str(feedback)  # points at what to read
+
+
+def test_check_all_lists_every_exercise_and_counts_passes():
+    mixed = {"dense_backward": solutions.dense_backward, "gaussian_kl": lambda mu, log_var: (0.0, mu, mu)}
+    summary = check_all(mixed)
+    text = str(summary)
+    assert not summary.passed
+    assert text.startswith("1/8 exercises pass")
+    assert "dense_backward" in text and "PASS" in text
+    assert "gaussian_kl" in text and "FAIL" in text
+    assert text.count("not implemented yet") == 6
+
+
+def test_check_accepts_a_function_named_after_its_exercise():
+    def relu_backward(dy, x):
+        return dy * (x > 0)
+    assert check(relu_backward).passed
+
+
+def test_unknown_exercise_name_is_refused_with_the_list():
+    with pytest.raises(ValueError, match="dense_backward"):
+        check("dense_forward", solutions.dense_backward)
+
+
+def test_pass_feedback_reports_the_worst_relative_error():
+    text = str(check("dense_backward", solutions.dense_backward))
+    assert "worst relative error" in text
+
+
+def test_reference_vae_forward_matches_the_library_vae_loss_formula():
+    rng = np.random.default_rng(0)
+    params = exercises.init_vae_params(rng)
+    x, eps = rng.uniform(0, 1, (4, 7)), rng.standard_normal((4, 3))
+    loss, cache = exercises.vae_forward(params, x, eps)
+    recon, _ = tinyvae.bernoulli_nll(cache["logits"], x)
+    kl, _, _ = tinyvae.gaussian_kl(cache["mu"], cache["log_var"])
+    assert loss == pytest.approx(float(recon + kl), rel=1e-12)
+
+
+def test_solutions_agree_with_the_library_layers_and_losses():
+    """Two independent implementations of each formula must agree exactly (float64)."""
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((4, 7)), rng.standard_normal((4, 5))
+    dense = tinyvae.Dense(7, 5, rng=rng, dtype=np.float64)
+    dense.forward(x)
+    dx = dense.backward(dy)
+    ref = solutions.dense_backward(dy, x, dense.params["W"])
+    np.testing.assert_allclose(ref[0], dx, rtol=1e-12)
+    np.testing.assert_allclose(ref[1], dense.grads["W"], rtol=1e-12)
+    np.testing.assert_allclose(ref[2], dense.grads["b"], rtol=1e-12)
+    for layer, fn, kept in ((tinyvae.ReLU(), solutions.relu_backward, "x"), (tinyvae.Tanh(), solutions.tanh_backward, "y")):
+        h = rng.standard_normal((4, 5))
+        y = layer.forward(h)
+        np.testing.assert_allclose(fn(dy, h if kept == "x" else y), layer.backward(dy), rtol=1e-12)
+    logits, target = rng.normal(0, 3, (4, 7)), rng.uniform(0, 1, (4, 7))
+    loss, dlogits = tinyvae.bernoulli_nll(logits, target)
+    ref_loss, ref_dlogits = solutions.bce_with_logits(logits, target)
+    assert ref_loss == pytest.approx(float(loss), rel=1e-12)
+    np.testing.assert_allclose(ref_dlogits, dlogits, rtol=1e-10)
+    mu, log_var, eps = rng.standard_normal((4, 3)), rng.normal(0, 0.7, (4, 3)), rng.standard_normal((4, 3))
+    kl, dmu, dlv = tinyvae.gaussian_kl(mu, log_var)
+    ref = solutions.gaussian_kl(mu, log_var)
+    assert ref[0] == pytest.approx(float(kl), rel=1e-12)
+    np.testing.assert_allclose(ref[1], dmu, rtol=1e-12)
+    np.testing.assert_allclose(ref[2], dlv, rtol=1e-12)
+    reparam = tinyvae.Reparameterize()
+    np.testing.assert_allclose(solutions.reparameterize(mu, log_var, eps), reparam.forward(mu, log_var, eps), rtol=1e-12)
+    dz = rng.standard_normal((4, 3))
+    got = reparam.backward(dz)
+    ref = solutions.reparameterize_backward(dz, eps, np.exp(0.5 * log_var))
+    np.testing.assert_allclose(ref[0], got[0], rtol=1e-12)
+    np.testing.assert_allclose(ref[1], got[1], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- planted mistakes
+
+
+def _vae(transform=None, **cache_changes):
+    """The reference VAE backward, with a doctored cache and/or a transformed result."""
+    def vae_backward(params, cache):
+        doctored = dict(cache, **{k: f(cache) for k, f in cache_changes.items()})
+        grads = solutions.vae_backward(params, doctored)
+        return transform(grads) if transform else grads
+    return vae_backward
+
+
+def _without(key):
+    return lambda g: {k: v for k, v in g.items() if k != key}
+
+
+def _kl_scaled(c):
+    def gaussian_kl(mu, log_var):
+        kl, dmu, dlv = solutions.gaussian_kl(mu, log_var)
+        return c * kl, c * dmu, c * dlv
+    return gaussian_kl
+
+
+def _bce_scaled(c):
+    def bce(logits, x):
+        loss, d = solutions.bce_with_logits(logits, x)
+        return c * loss, c * d
+    return bce
+
+
+def _naive_bce(logits, x):
+    p = 1.0 / (1.0 + np.exp(-logits))
+    return -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum() / len(x), (p - x) / len(x)
+
+
+def _raises(*args):
+    return np.sum(args[0], axis=5)  # an AxisError inside "learner code"
+
+
+PLANTED = [
+    # (exercise, label, wrong answer, words the feedback must contain)
+    ("dense_backward", "missing transpose", lambda dy, x, W: (dy @ W.T, dy.T @ x, dy.sum(0)),
+     ["dW", "missing transpose", "expected shape (7, 5)"]),
+    ("dense_backward", "transpose that does not line up", lambda dy, x, W: (dy @ W, x.T @ dy, dy.sum(0)),
+     ["ValueError", "dy @ W", "missing transpose", "(4, 5) = (N, H)"]),
+    ("dense_backward", "wrong sign", lambda dy, x, W: tuple(-a for a in solutions.dense_backward(dy, x, W)),
+     ["dx, dW, db", "wrong sign"]),
+    ("dense_backward", "bias gradient not returned", lambda dy, x, W: solutions.dense_backward(dy, x, W)[:2],
+     ["returned 2 values", "bias gradient db is missing"]),
+    ("dense_backward", "bias gradient None", lambda dy, x, W: (dy @ W.T, x.T @ dy, None),
+     ["db is missing", "bias gradient was forgotten"]),
+    ("dense_backward", "bias gradient zeros", lambda dy, x, W: (dy @ W.T, x.T @ dy, np.zeros(W.shape[1])),
+     ["db", "all zeros", "bias gradient was forgotten"]),
+    ("dense_backward", "bias gradient not summed", lambda dy, x, W: (dy @ W.T, x.T @ dy, dy),
+     ["expected shape (5,)", "got (4, 5)", "not summed over the batch"]),
+    ("dense_backward", "bias gradient over the wrong axis", lambda dy, x, W: (dy @ W.T, x.T @ dy, dy.sum(1)),
+     ["expected shape (5,)", "wrong axis"]),
+    ("dense_backward", "bias gradient averaged", lambda dy, x, W: (dy @ W.T, x.T @ dy, dy.mean(0)),
+     ["db", "averaged over the batch"]),
+    ("dense_backward", "divides by N again", lambda dy, x, W: (dy @ W.T, x.T @ dy / len(x), dy.sum(0)),
+     ["dW", "0.25 ×", "once too often"]),
+    ("dense_backward", "an exception", lambda dy, x, W: _raises(dy),
+     ["ERROR", "AxisError", "_raises"]),
+    ("dense_backward", "float32", lambda dy, x, W: (dy @ W.T, (x.T @ dy).astype(np.float32) * 2, dy.sum(0)),
+     ["dW", "missing ½", "float32"]),
+    ("relu_backward", "upstream gradient dropped", lambda dy, x: (x > 0) * 1.0, ["upstream gradient is missing"]),
+    ("relu_backward", "wrong sign", lambda dy, x: -dy * (x > 0), ["dx is wrong", "wrong sign", "index"]),
+    ("relu_backward", "returns a tuple of two", lambda dy, x: (dy, x), ["expected one array dx"]),
+    ("tanh_backward", "1 - y", lambda dy, y: dy * (1 - y), ["1 − y² (squared)"]),
+    ("tanh_backward", "tanh twice", lambda dy, y: dy * (1 - np.tanh(y) ** 2), ["tanh applied a second time"]),
+    ("tanh_backward", "missing ½ variant", lambda dy, y: 2 * dy * (1 - y * y), ["missing ½"]),
+    ("bce_with_logits", "sum over the batch", _bce_scaled(4), ["loss", "dlogits", "4 ×",
+                                                               "sum over the batch where the mean is meant"]),
+    ("bce_with_logits", "np.mean over everything", _bce_scaled(1 / 28), ["mean over every entry"]),
+    ("bce_with_logits", "mean over pixels", _bce_scaled(1 / 7), ["averaged over the D = 7 pixels"]),
+    ("bce_with_logits", "wrong sign", lambda l, x: (solutions.bce_with_logits(l, x)[0], -solutions.bce_with_logits(l, x)[1]),
+     ["dlogits", "wrong sign"]),
+    ("bce_with_logits", "naive formula overflows", _naive_bce, ["not finite for logits of ±1e4", "stable form"]),
+    ("bce_with_logits", "clipped logits", lambda l, x: solutions.bce_with_logits(np.clip(l, -50, 50), x),
+     ["wrong for large logits", "clipping"]),
+    ("bce_with_logits", "per-example loss", lambda l, x: (np.full(len(l), 1.0), solutions.bce_with_logits(l, x)[1]),
+     ["expected shape ()", "one number"]),
+    ("gaussian_kl", "missing ½", _kl_scaled(2), ["kl, dmu, dlog_var", "2 ×", "missing ½"]),
+    ("gaussian_kl", "sum for mean", _kl_scaled(4), ["4 ×", "sum over the batch where the mean is meant"]),
+    ("gaussian_kl", "wrong sign", lambda mu, lv: (solutions.gaussian_kl(mu, lv)[0], -mu / 4, -solutions.gaussian_kl(mu, lv)[2]),
+     ["dmu, dlog_var", "wrong sign"]),
+    ("gaussian_kl", "the −1 forgotten", lambda mu, lv: (solutions.gaussian_kl(mu, lv)[0], mu / 4, 0.5 * np.exp(lv) / 4),
+     ["dlog_var", "the −1 is missing"]),
+    ("gaussian_kl", "σ for σ²", lambda mu, lv: (0.5 * (np.exp(0.5 * lv) + mu**2 - 1 - lv).sum() / 4, mu / 4,
+                                                 0.5 * (np.exp(0.5 * lv) - 1) / 4),
+     ["kl: σ in place of σ²", "dlog_var: σ in place of σ²"]),
+    ("reparameterize", "σ² for σ", lambda mu, lv, eps: mu + np.exp(lv) * eps, ["σ² in place of σ"]),
+    ("reparameterize", "fresh ε", lambda mu, lv, eps: mu + np.exp(0.5 * lv) * np.random.standard_normal(mu.shape),
+     ["different answers for the same inputs", "fresh"]),
+    ("reparameterize", "log σ² as σ", lambda mu, lv, eps: mu + lv * eps, ["log σ² used as if it were σ"]),
+    ("reparameterize_backward", "missing ½", lambda dz, eps, std: (dz, dz * eps * std), ["dlog_var", "2 ×", "missing ½"]),
+    ("reparameterize_backward", "σ² for σ", lambda dz, eps, std: (dz, 0.5 * dz * eps * std**2), ["σ² in place of σ"]),
+    ("reparameterize_backward", "wrong sign", lambda dz, eps, std: (-dz, -0.5 * dz * eps * std), ["wrong sign"]),
+    ("reparameterize_backward", "fresh ε",
+     lambda dz, eps, std: (dz, 0.5 * dz * np.random.standard_normal(dz.shape) * std),
+     ["different answers for the same inputs", "fresh ε", "not the forward's ε"]),
+    ("reparameterize_backward", "another fixed ε",
+     lambda dz, eps, std: (dz, 0.5 * dz * np.random.default_rng(123).standard_normal(dz.shape) * std),
+     ["the wrong ε", "not the forward's ε"]),
+    ("reparameterize_backward", "ε times dz into dmu", lambda dz, eps, std: (dz * eps, 0.5 * dz * eps * std),
+     ["dmu", "multiplies by ε"]),
+    ("reparameterize_backward", "σ chain factor dropped", lambda dz, eps, std: (dz, 0.5 * dz * eps),
+     ["chain factor σ is missing"]),
+    ("reparameterize_backward", "an exception", lambda dz, eps, std: (dz, 0.5 * dz * eps * sigma),  # noqa: F821
+     ["NameError", "sigma"]),
+    ("vae_backward", "KL gradient forgotten", _vae(mu=lambda c: 0 * c["mu"], log_var=lambda c: 0 * c["log_var"]),
+     ["KL term's own gradients", "are missing", "right: W_out, b_out, W_dec, b_dec"]),
+    ("vae_backward", "σ² for σ", _vae(std=lambda c: np.exp(c["log_var"])), ["σ² in place of σ", "W_logvar"]),
+    ("vae_backward", "missing ½ in the reparameterization", _vae(std=lambda c: 2 * c["std"]), ["missing ½"]),
+    ("vae_backward", "no path through z into log σ²", _vae(eps=lambda c: 0 * c["eps"]), ["dlog_var gets nothing through z"]),
+    ("vae_backward", "fresh ε", _vae(eps=lambda c: np.random.standard_normal(c["eps"].shape)),
+     ["different answers for the same inputs", "fresh ε"]),
+    ("vae_backward", "bias gradient forgotten", _vae(_without("b_enc")), ["b_enc is missing", "bias gradient was forgotten"]),
+    ("vae_backward", "missing transpose", _vae(lambda g: dict(g, W_dec=g["W_dec"].T)),
+     ["W_dec", "missing transpose", "expected shape (3, 5) = (Z, H)"]),
+    ("vae_backward", "sum for mean", _vae(lambda g: {k: 4 * v for k, v in g.items()}),
+     ["4 ×", "sum over the batch where the mean is meant"]),
+    ("vae_backward", "wrong sign", _vae(lambda g: {k: -v for k, v in g.items()}), ["wrong sign"]),
+    ("vae_backward", "decoder bias not summed", _vae(lambda g: dict(g, b_out=np.tile(g["b_out"], (4, 1)) / 4)),
+     ["b_out", "expected shape (7,)", "not summed over the batch"]),
+    ("vae_backward", "a list, not a dict", lambda params, cache: list(solutions.vae_backward(params, cache).values()),
+     ["expected a dict of gradients"]),
+    ("vae_backward", "a wrong cache key", lambda params, cache: cache["h"], ["KeyError", "cache has keys"]),
+]
+
+
+@pytest.mark.parametrize("name, label, wrong, words", PLANTED, ids=[f"{p[0]}-{p[1]}" for p in PLANTED])
+def test_planted_mistake_fails_with_the_matching_hint(name, label, wrong, words):
+    feedback = check(name, wrong)
+    text = str(feedback)
+    assert not feedback.passed, f"{label} passed:\n{text}"
+    for word in words:
+        assert word in text, f"{label}: expected {word!r} in the feedback:\n{text}"
+
+
+def test_every_exercise_has_planted_mistakes():
+    assert {p[0] for p in PLANTED} == set(NAMES)
+
+
+def test_failed_gradient_feedback_shows_relative_error_index_and_both_values():
+    text = str(check("tanh_backward", lambda dy, y: dy * (1 - y)))
+    assert "rel. error" in text and "worst at" in text and "analytic" in text and "numeric" in text
+    assert "<-- wrong" in text
+
+
+def test_a_wrong_answer_outside_the_catalogue_still_points_at_the_gradient():
+    text = str(check("relu_backward", lambda dy, x: dy * (x > 0.5)))
+    assert "dx is wrong" in text and "relative error" in text and "eq:relu-grad" in text
+
+
+def test_learner_inputs_are_copies_so_in_place_edits_cannot_corrupt_the_check():
+    def dense_backward(dy, x, W):
+        out = solutions.dense_backward(dy.copy(), x.copy(), W.copy())
+        dy *= 0
+        x *= 0
+        return out
+    assert check("dense_backward", dense_backward).passed
+
+
+def test_command_line_checks_a_file_of_answers(tmp_path, capsys):
+    answers = tmp_path / "answers.py"
+    answers.write_text("import numpy as np\n\ndef relu_backward(dy, x):\n    return dy * (x > 0)\n")
+    assert exercises.main([str(answers)]) == 1  # the others are not there yet
+    out = capsys.readouterr().out
+    assert "1/8 exercises pass" in out
+    assert exercises.main([solutions.__file__]) == 0
+
+
+# --------------------------------------------------------------------------- the learner's own file
+
+
+ANSWERS = os.environ.get("TINYVAE_ANSWERS")
+
+
+@pytest.mark.skipif(not ANSWERS, reason="set TINYVAE_ANSWERS=path/to/my_answers.py to check your own answers")
+@pytest.mark.parametrize("name", NAMES)
+def test_learner_exercise(name):
+    spec = importlib.util.spec_from_file_location("learner_answers", ANSWERS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, name, None)
+    if fn is None:
+        pytest.skip(f"{name} is not defined in {ANSWERS} yet")
+    feedback = check(name, fn)
+    assert feedback.passed, "\n" + str(feedback)

@@ -1,0 +1,121 @@
+"""Reference solutions to the exercises in ``tinyvae/exercises.py``. Try them yourself first.
+
+Each function is the plain answer, written with NumPy alone and independently of the library code
+(``layers.py``, ``losses.py``, ``vae.py``), so that comparing the two is itself a check. The
+docstrings of the exercises state the shapes and reductions; the derivation each line follows is
+cited as ``# [eq:...]`` and lives in ``derivations/``.
+
+Shapes: N batch, D input, H hidden, Z latent. Losses: sum over D and Z, mean over N.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "bce_with_logits", "dense_backward", "gaussian_kl", "relu_backward", "reparameterize",
+    "reparameterize_backward", "tanh_backward", "vae_backward",
+]
+
+
+# --------------------------------------------------------------------------- (a) dense layer
+
+
+def dense_backward(dy, x, W):
+    """y = x W + b. Given dy (N, H), x (N, D), W (D, H): return dx (N, D), dW (D, H), db (H,)."""
+    dx = dy @ W.T  # (N, D)  [eq:dense-grad-x]
+    dW = x.T @ dy  # (D, H)  [eq:dense-grad-w]
+    db = dy.sum(axis=0)  # (H,)  [eq:dense-grad-b]
+    return dx, dW, db
+
+
+# --------------------------------------------------------------------------- (b) activations
+
+
+def relu_backward(dy, x):
+    """y = max(x, 0). Given dy and the input x, both (N, H): return dx (N, H)."""
+    return dy * (x > 0)  # [eq:relu-grad]
+
+
+def tanh_backward(dy, y):
+    """y = tanh(x). Given dy and the *output* y, both (N, H): return dx (N, H)."""
+    return dy * (1.0 - y * y)  # [eq:tanh-grad]
+
+
+# --------------------------------------------------------------------------- (c) Bernoulli loss
+
+
+def bce_with_logits(logits, x):
+    """Binary cross-entropy of targets x given logits, both (N, D); sum over D, mean over N.
+
+    Returns (loss, dlogits): a float and an (N, D) array.
+    """
+    n = logits.shape[0]
+    # −[x log σ(l) + (1 − x) log(1 − σ(l))] rewritten so that exp never sees a positive number
+    elem = np.maximum(logits, 0) - x * logits + np.log1p(np.exp(-np.abs(logits)))  # (N, D)  [eq:bce-stable]
+    loss = elem.sum() / n  # [eq:loss-reduction]
+    prob = 0.5 * (1.0 + np.tanh(0.5 * logits))  # σ(l), an overflow-free form
+    dlogits = (prob - x) / n  # (N, D)  [eq:bce-grad]
+    return float(loss), dlogits
+
+
+# --------------------------------------------------------------------------- (d) Gaussian KL
+
+
+def gaussian_kl(mu, log_var):
+    """KL(N(μ, diag σ²) ‖ N(0, I)) with mu, log_var (N, Z); sum over Z, mean over N.
+
+    Returns (kl, dmu, dlog_var): a float and two (N, Z) arrays.
+    """
+    n = mu.shape[0]
+    var = np.exp(log_var)  # σ²
+    kl = 0.5 * (var + mu**2 - 1.0 - log_var).sum() / n  # [eq:kl-closed-form]
+    dmu = mu / n  # [eq:kl-grad-mu]
+    dlog_var = 0.5 * (var - 1.0) / n  # [eq:kl-grad-logvar]
+    return float(kl), dmu, dlog_var
+
+
+# --------------------------------------------------------------------------- (e) reparameterization
+
+
+def reparameterize(mu, log_var, eps):
+    """z = μ + σ ⊙ ε with σ = exp(½ log σ²); all arrays (N, Z)."""
+    std = np.exp(0.5 * log_var)  # σ, not σ²
+    return mu + std * eps  # (N, Z)  [eq:reparam]
+
+
+def reparameterize_backward(dz, eps, std):
+    """Given dz, the forward's ε and σ, all (N, Z): return dmu, dlog_var, both (N, Z)."""
+    dmu = dz  # [eq:reparam-grad-mu]
+    dlog_var = 0.5 * dz * eps * std  # dz/dlog σ² = ε · ½ exp(½ log σ²)  [eq:reparam-grad-logvar]
+    return dmu, dlog_var
+
+
+# --------------------------------------------------------------------------- (f) the whole VAE
+
+
+def vae_backward(params, cache):
+    """Every parameter gradient of the 1-hidden-layer VAE of ``exercises.vae_forward``.
+
+    Returns a dict with the keys of ``params``, each gradient shaped like its parameter.
+    It is the pieces above, chained from the loss back to the input.
+    """
+    c = cache
+    # Decoder, from the loss back to z.
+    _, dlogits = bce_with_logits(c["logits"], c["x"])  # (N, D)  [eq:bce-grad]
+    dh_dec, dW_out, db_out = dense_backward(dlogits, c["h_dec"], params["W_out"])
+    da_dec = tanh_backward(dh_dec, c["h_dec"])  # (N, H)
+    dz, dW_dec, db_dec = dense_backward(da_dec, c["z"], params["W_dec"])  # dz: (N, Z)
+    # Through z = μ + σ ⊙ ε, then add the KL term's direct gradients.  [eq:encoder-output-grad]
+    dmu, dlog_var = reparameterize_backward(dz, c["eps"], c["std"])
+    _, dmu_kl, dlog_var_kl = gaussian_kl(c["mu"], c["log_var"])
+    dmu = dmu + dmu_kl
+    dlog_var = dlog_var + dlog_var_kl
+    # Encoder: two heads read the same hidden layer, so their gradients add up there.
+    dh_mu, dW_mu, db_mu = dense_backward(dmu, c["h_enc"], params["W_mu"])
+    dh_lv, dW_logvar, db_logvar = dense_backward(dlog_var, c["h_enc"], params["W_logvar"])
+    da_enc = tanh_backward(dh_mu + dh_lv, c["h_enc"])  # (N, H)
+    _, dW_enc, db_enc = dense_backward(da_enc, c["x"], params["W_enc"])
+    return {"W_enc": dW_enc, "b_enc": db_enc, "W_mu": dW_mu, "b_mu": db_mu,
+            "W_logvar": dW_logvar, "b_logvar": db_logvar, "W_dec": dW_dec, "b_dec": db_dec,
+            "W_out": dW_out, "b_out": db_out}
