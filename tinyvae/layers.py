@@ -135,7 +135,7 @@ class LeakyReLU(Layer):
         xp = get_xp(x)
         positive = x > 0
         self._cache = positive
-        return xp.where(positive, x, x * x.dtype.type(self.slope))
+        return xp.where(positive, x, x * x.dtype.type(self.slope))  # [eq:leaky-relu]
 
     def backward(self, dy):
         positive = self._cached()

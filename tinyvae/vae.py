@@ -302,7 +302,7 @@ class VAE(_Model):
         out = self.decoder.forward(z)  # (N, D)
         recon, dout = self._reconstruction(out, x, validate)
         kl, dmu_kl, dlog_var_kl = gaussian_kl(mu, log_var, validate=False)
-        loss = recon + beta * kl  # [eq:vae-loss]
+        loss = recon + beta * kl  # −ELBO when β = 1  [eq:vae-loss] [eq:elbo]
         self._cache = (dout, dmu_kl, dlog_var_kl, beta)
         self.stats = {"loss": loss, "recon": recon, "kl": kl}
         return loss

@@ -1,0 +1,122 @@
+"""The derivations and the code point at each other, and the derivations' numeric checks run.
+
+* every ``# [eq:id]`` cited in the package exists as an anchor ``<a id="eq:id"></a>``;
+* every anchor is cited from the package or a notebook, except the few steps of an argument that
+  no code computes (listed below, each with its reason);
+* every function named in a derivation's "In the code" list exists;
+* every ```python block of a derivation runs (one namespace per file, blocks in order).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DERIVATIONS = ROOT / "derivations"
+PAGES = sorted(p for p in DERIVATIONS.glob("*.md") if p.name != "README.md")
+
+ANCHOR = re.compile(r'<a id="(eq:[a-z0-9-]+)"></a>')
+CITATION = re.compile(r"\[(eq:[a-z0-9-]+)\]")
+CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+# Steps of an argument, not formulas that any code computes.
+NOT_COMPUTED = {
+    "eq:elbo-jensen": "the inequality log p(x) >= ELBO, a step of the ELBO's derivation",
+    "eq:elbo-gap": "the identity log p(x) - ELBO = KL(q || posterior), explains the bound's slack",
+    "eq:aggregate-kl": "a decomposition of the average KL, for the AE-versus-VAE discussion",
+    "eq:fd-error": "the error bound that motivates float64 and the step h of the gradient checker",
+}
+
+
+def anchors():
+    found = {}
+    for page in PAGES:
+        for anchor in ANCHOR.findall(page.read_text(encoding="utf-8")):
+            found.setdefault(anchor, []).append(page.name)
+    return found
+
+
+def citations(paths):
+    cited = {}
+    for path in paths:
+        for eq in CITATION.findall(path.read_text(encoding="utf-8")):
+            cited.setdefault(eq, set()).add(path.relative_to(ROOT).as_posix())
+    return cited
+
+
+def package_files():
+    return sorted((ROOT / "tinyvae").glob("*.py"))
+
+
+def notebook_files():
+    return sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_every_anchor_is_defined_once():
+    doubled = {a: pages for a, pages in anchors().items() if len(pages) > 1}
+    assert not doubled, f"anchors defined more than once: {doubled}"
+
+
+def test_every_equation_cited_in_the_code_exists_in_a_derivation():
+    defined = anchors()
+    missing = {eq: sorted(where) for eq, where in citations(package_files()).items() if eq not in defined}
+    assert not missing, f"the code cites equations that no derivation defines: {missing}"
+
+
+def test_every_derived_result_is_cited_by_the_code():
+    cited = citations(package_files() + notebook_files())
+    uncited = sorted(a for a in anchors() if a not in cited and a not in NOT_COMPUTED)
+    assert not uncited, f"derived results that no code or notebook cites: {uncited}"
+
+
+def test_the_not_computed_list_names_real_anchors():
+    assert set(NOT_COMPUTED) <= set(anchors())
+
+
+def test_every_derivation_has_anchors_and_an_in_the_code_list():
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        assert ANCHOR.search(text), f"{page.name} defines no equation anchor"
+        assert "## In the code" in text, f"{page.name} lacks an 'In the code' section"
+
+
+def in_the_code_names(page):
+    text = page.read_text(encoding="utf-8")
+    section = text.split("## In the code", 1)[1]
+    return re.findall(r"^- `(tinyvae\.[A-Za-z0-9_.]+)`", section, re.M)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_functions_named_by_a_derivation_exist(page):
+    names = in_the_code_names(page)
+    assert names, f"{page.name}: its 'In the code' list names no function"
+    for dotted in names:
+        module_name, _, attr = dotted.rpartition(".")
+        module = importlib.import_module(module_name)
+        assert hasattr(module, attr), f"{page.name} names {dotted}, which does not exist"
+
+
+def test_index_links_every_page():
+    index = (DERIVATIONS / "README.md").read_text(encoding="utf-8")
+    for page in PAGES:
+        assert f"({page.name}" in index, f"derivations/README.md does not link {page.name}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_numeric_check_of_derivation_runs(page):
+    blocks = CODE_BLOCK.findall(page.read_text(encoding="utf-8"))
+    assert blocks, f"{page.name} has no numeric check"
+    namespace = {"__name__": f"derivation_{page.stem}"}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"{page.name}[block {i}]", "exec"), namespace)  # noqa: S102
+
+
+def test_a_citation_of_a_missing_equation_is_caught(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text("y = x  # [eq:kl-closed-form] [eq:no-such-equation]\n", encoding="utf-8")
+    found = {eq for eq in CITATION.findall(planted.read_text(encoding="utf-8"))}
+    assert found - set(anchors()) == {"eq:no-such-equation"}
