@@ -61,6 +61,8 @@ class ModelConfig:
             problems.append(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.activation not in ACTIVATIONS:
             problems.append(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.init not in ("auto", "glorot", "he", "uniform"):
+            problems.append(f"init must be one of ('auto', 'glorot', 'he', 'uniform'), got {self.init!r}")
         if self.input_dim < 1 or self.latent < 1 or any(h < 1 for h in self.hidden):
             problems.append(f"sizes must be positive, got input_dim={self.input_dim}, hidden={self.hidden}, latent={self.latent}")
         if not self.obs_var > 0:
