@@ -436,7 +436,9 @@ class Feedback:
         if self.status == "pass":
             worst = f" (worst relative error {self.report.max_error:.1e})" if self.report else ""
             checked = "match central differences" if self.report else "match the reference"
-            return head + f"PASS: {', '.join(ex.outputs if len(ex.outputs) < 5 else ['all gradients'])} {checked}{worst}."
+            what = ", ".join(ex.outputs) if len(ex.outputs) < 5 else "all gradients"
+            verb = checked.replace("match ", "matches ") if len(ex.outputs) == 1 else checked
+            return head + f"PASS: {what} {verb}{worst}."
         lines = [head + ("FAIL" if self.status == "fail" else "ERROR, your code raised an exception")]
         lines += ["  - " + p.replace("\n", "\n    ") for p in self.problems]
         if self.report is not None and not self.report.passed:
