@@ -117,10 +117,18 @@ def test_models_train_on_device_arrays_and_agree_with_numpy(make, device_xp):
     model = make().to(device_xp)
     assert all(backend.get_xp(a) is device_xp for a in (model.theta, model.grad, *model.params.values()))
     dev = train(model, backend.to_device(x, device_xp), backend.to_device(eps, device_xp))
-    np.testing.assert_allclose(dev[0], host[0], rtol=1e-12)
+    # the first loss and gradient: the same to 1e-12
+    assert dev[0][0] == pytest.approx(host[0][0], rel=1e-12)
+    np.testing.assert_allclose(dev[1][0], host[1][0], rtol=1e-12, atol=1e-14)
+    # after optimizer steps: Adam's first step divides by |g| + 1e-8, which magnifies the round-off
+    # of a near-zero gradient (a GPU sums in another order) up to lr / 1e-8; the strict namespace,
+    # running NumPy underneath, agrees bit for bit anyway
+    np.testing.assert_allclose(dev[0], host[0], rtol=1e-10)
     for g_dev, g_host in zip(dev[1], host[1]):
-        np.testing.assert_allclose(g_dev, g_host, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(dev[2], host[2], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(g_dev, g_host, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dev[2], host[2], rtol=1e-10, atol=1e-10)
+    if device_xp is strict_ns:
+        np.testing.assert_array_equal(dev[2], host[2])
 
 
 def test_vae_on_device_draws_the_same_eps_as_on_numpy_when_none_is_given(device_xp):
