@@ -1,0 +1,757 @@
+"""Training a VAE or an autoencoder on MNIST: ``train(config)`` in Python, ``tinyvae train`` in a shell.
+
+The defaults are the PyTorch examples VAE (github.com/pytorch/examples, ``vae/main.py``):
+784-400-20 with ReLU, a Bernoulli decoder on grey levels, Adam at 1e-3, batches of 128, 10 epochs.
+
+A run is a pure function of its config. Epoch e visits the examples in the order
+``epoch_permutation(n, seed, e)`` and step s of it draws every random number it needs (dynamic
+binarization, then ε ~ N(0, I) for the reparameterization of Kingma & Welling 2014, sec. 2.4) from
+``np.random.default_rng([seed, e, s])`` on the host. So the same run gives the same numbers on the
+CPU and on the GPU up to floating-point rounding, and a run resumed from a checkpoint, even one
+written mid-epoch by Ctrl-C, continues bit for bit as if it had never stopped.
+
+A run folder holds ``config.json`` (written once, at the start), ``metrics.jsonl`` (one line per
+epoch) and ``checkpoint.npz`` (replaced atomically after every epoch and on Ctrl-C; never written
+with non-finite values). Loss values are nats per example: summed over pixels and latent
+dimensions, averaged over examples [eq:loss-reduction]. Epochs count from 1 and steps within an epoch
+from 0; a checkpoint's (epoch, step) says how many of each are done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+from .checkpoint import CheckpointError, from_json_array, json_array, load_arrays
+from .data import BINARIZE_MODES, DataError, binarize_static, epoch_permutation, load_dataset, to_float
+from .layers import ACTIVATIONS
+from .vae import LIKELIHOODS, MODELS, ModelConfig, build_model
+
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.jsonl"
+CHECKPOINT_NAME = "checkpoint.npz"
+TRAIN_FORMAT = "tinyvae-train-1"
+OPTIMIZERS = ("adam", "sgd")
+INITS = ("auto", "he", "glorot", "uniform")
+SGD_MOMENTUM = 0.9
+READ_EVERY = 20  # steps between reads of the device (progress bar; the NaN check on a GPU)
+EVAL_BATCH = 1000  # rows per forward pass when evaluating: no backward, so larger batches are cheap
+# The test (and validation) images of a binarized run get one fixed binarization, the same for
+# every run whatever its seed, so that test figures of different runs are comparable.
+EVAL_BINARIZE_SEED = 2014
+LOSS_TERMS = ("loss", "recon", "kl")
+
+
+class ConfigError(ValueError):
+    """An impossible training config, or a resume that contradicts the stored one."""
+
+
+class RunExistsError(FileExistsError):
+    """The output folder already holds a run; tinyvae never overwrites one."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on request (Ctrl-C) after saving a checkpoint; ``.run_dir`` resumes it."""
+
+    def __init__(self, message, run_dir):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the parameters became NaN or inf; the last good checkpoint is left as it was."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; stored in config.json and in every checkpoint."""
+
+    # the model (see vae.ModelConfig)
+    model: str = "vae"  # "vae", or "ae" for a plain autoencoder
+    hidden: tuple = (400,)  # widths of the encoder's hidden layers (the decoder mirrors them); () is linear
+    latent: int = 20  # Z, latent dimensions
+    activation: str = "relu"  # relu, leaky_relu, tanh, sigmoid, softplus
+    likelihood: str = "bernoulli"  # decoder: "bernoulli" (binary cross-entropy) or "gaussian"
+    beta: float = 1.0  # weight of the KL term; 1 trains on the ELBO
+    obs_var: float = 1.0  # the Gaussian likelihood's fixed variance σ_x²
+    init: str = "auto"  # weights: "auto" (He for ReLU, Glorot otherwise), "he", "glorot", "uniform"
+    # the optimization
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 128  # examples per step; the last, partial batch of an epoch is kept
+    lr: float = 1e-3  # learning rate
+    optimizer: str = "adam"  # "adam" (PyTorch defaults) or "sgd" (momentum 0.9)
+    kl_warmup: float = 0.0  # epochs over which β grows linearly, step by step, from 0 to beta
+    # the data
+    binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
+    validation: int = 0  # training examples held out as a validation set
+    data: str | None = None  # folder of MNIST-format IDX files; None is the bundled MNIST
+    limit_train: int = 0  # use only the first N training examples (0: all); for quick tests
+    limit_test: int = 0  # evaluate on the first N test examples only (0: all)
+    # where and how
+    device: str = "cpu"  # "cpu" (NumPy) or "gpu" (CuPy)
+    seed: int = 0  # initial weights, data order, every ε: the whole run
+    out: str | None = None  # run folder; None makes runs/<date-time>-<model>-z<latent>
+
+    def __post_init__(self):
+        problems = []
+
+        def count(name, low):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                problems.append(f"{name} must be an integer >= {low}, got {value!r}")
+            else:
+                setattr(self, name, int(value))
+
+        def number(name, ok, what):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not ok(float(value)):
+                problems.append(f"{name} must be {what}, got {value!r}")
+            else:
+                setattr(self, name, float(value))
+
+        for name, choices in (("model", MODELS), ("activation", tuple(sorted(ACTIVATIONS))),
+                              ("likelihood", LIKELIHOODS), ("init", INITS), ("optimizer", OPTIMIZERS),
+                              ("binarize", BINARIZE_MODES), ("device", backend.DEVICES)):
+            if getattr(self, name) not in choices:
+                problems.append(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name, low in (("latent", 1), ("epochs", 1), ("batch_size", 1), ("validation", 0), ("seed", 0),
+                          ("limit_train", 0), ("limit_test", 0)):
+            count(name, low)
+        try:
+            self.hidden = tuple(self.hidden)
+        except TypeError:
+            self.hidden = (self.hidden,)
+        if any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in self.hidden):
+            problems.append(f"hidden must be positive integer widths, got {self.hidden!r}")
+        else:
+            self.hidden = tuple(int(h) for h in self.hidden)
+        number("lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+        number("beta", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+        number("obs_var", lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+        number("kl_warmup", lambda v: math.isfinite(v) and v >= 0, "a finite number of epochs >= 0")
+        for name in ("data", "out"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                problems.append(f"{name} must be a folder path or None, got {value!r}")
+            elif value is not None:
+                setattr(self, name, str(value))
+        if problems:
+            raise ConfigError("invalid training config: " + "; ".join(problems))
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config fields {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def model_config(self, input_dim):
+        return ModelConfig(model=self.model, input_dim=int(input_dim), hidden=self.hidden, latent=self.latent,
+                           activation=self.activation, likelihood=self.likelihood, obs_var=self.obs_var,
+                           beta=self.beta, init=self.init, seed=self.seed, dtype="float32")
+
+
+# --------------------------------------------------------------------------- public entry points
+
+
+def train(config=None, *, progress=True, log=print, dataset=None, on_step=None, pictures=True):
+    """Train a new run of ``config`` (a TrainConfig; None: the defaults). Returns the run folder.
+
+    ``dataset``: a ``data.Dataset`` to train on instead of loading ``config.data``.
+    ``on_step(run)``: called after every optimizer step with the running ``_Run``: its ``epoch``,
+    ``step`` (the index of the step just taken), ``model``, ``optimizer`` and ``request_stop()``,
+    which acts like Ctrl-C.
+    ``pictures``: draw the run's pictures at the end (``plots.write_run_pictures``).
+    Raises TrainingInterrupted after Ctrl-C (checkpoint saved) and TrainingDiverged on NaN/inf.
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train() takes a TrainConfig, got {type(config).__name__}")
+    config = dataclasses.replace(config)  # validates again and leaves the caller's object alone
+    if config.out is not None:
+        _refuse_existing_run(Path(config.out))
+    run = _Run(config, dataset, progress=progress, log=log, on_step=on_step, pictures=pictures)
+    run.run_dir = _make_run_dir(config)
+    _write_run_config(run, fresh=True)
+    log(f"training {run.model.config.describe()} ({run.model.num_params:,} parameters) on {len(run.train_x):,} "
+        f"examples, {config.epochs} epochs on {config.device}; run folder {run.run_dir}")
+    return run.fit(first_epoch=1, first_step=0, sums=[0.0, 0.0, 0.0], seconds=0.0)
+
+
+def resume(path, *, epochs=None, device=None, expect=None, progress=True, log=print, dataset=None, on_step=None,
+           pictures=True):
+    """Continue the run whose checkpoint is ``path`` (a run folder or a checkpoint file).
+
+    The stored config is used. ``epochs`` may raise the number of epochs; ``device`` may move the run
+    (then it is no longer bit-identical to one that stayed). ``expect``: config values the caller
+    asked for (the CLI's flags); any that differs from the stored one is refused.
+    """
+    checkpoint = _checkpoint_path(path)
+    arrays = _read_checkpoint(checkpoint)
+    stored = arrays["train_config"]
+    done, step = int(arrays["epoch"]), int(arrays["step"])
+    asked = dict(expect or {})
+    asked.update({k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None})
+    config = _merge_resume(stored, asked, checkpoint, done + (step > 0))
+    if done >= config.epochs:
+        log(f"{checkpoint.parent} already holds all {done} epochs; pass --epochs N (N > {done}) to train longer")
+        return checkpoint.parent
+    run = _Run(config, dataset, progress=progress, log=log, on_step=on_step, pictures=pictures)
+    run.run_dir = checkpoint.parent
+    run.restore(arrays, checkpoint)
+    if config.device != stored.device:
+        log(f"note: the run moves from {stored.device} to {config.device}; it stays reproducible but will "
+            f"not match, bit for bit, a run that never moved")
+    _write_run_config(run, fresh=False)
+    _trim_metrics(run.run_dir / METRICS_NAME, done)
+    where = f"epoch {done + 1}, step {step}" if step else f"epoch {done + 1}"
+    log(f"resuming {run.run_dir} at {where} of {config.epochs}")
+    return run.fit(first_epoch=done + 1, first_step=step, sums=[float(v) for v in arrays["sums"]],
+                   seconds=float(arrays["seconds"]))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _Run:
+    """One training run: its data, model and optimizer, the loop, checkpoints and metrics."""
+
+    def __init__(self, config, dataset, *, progress, log, on_step, pictures):
+        self.config, self.log, self.on_step, self.pictures = config, log, on_step, pictures
+        self.progress = progress and (sys.stderr.isatty() or "ipykernel" in sys.modules)  # not in CI logs
+        self.xp = backend.namespace(config.device)  # fails now, not after loading data, if there is no GPU
+        self.train_x, self.test_x, self.val_x = _load_images(config, dataset)
+        self.model = build_model(config.model_config(self.train_x.shape[1])).to(config.device)
+        if config.optimizer == "adam":
+            from .optim import Adam  # noqa: PLC0415
+            self.optimizer = Adam(self.model, lr=config.lr)
+        else:
+            from .optim import SGD  # noqa: PLC0415
+            self.optimizer = SGD(self.model, lr=config.lr, momentum=SGD_MOMENTUM)
+        self.steps_per_epoch = -(-len(self.train_x) // config.batch_size)
+        self.run_dir = None
+        self.epoch = self.step = 0  # the step just taken, for on_step
+        self.stop_requested = False
+        self.good_checkpoint = None  # (epoch, step) of the last checkpoint written or read
+        self._buffers = {}
+
+    def request_stop(self):
+        """Stop at the next step boundary, after saving a checkpoint (what Ctrl-C does)."""
+        self.stop_requested = True
+
+    # ---- the loop
+
+    def fit(self, first_epoch, first_step, sums, seconds):
+        # NaN and inf are caught and reported by _read (where and which term); numpy's warnings would only
+        # repeat that, less precisely.
+        with _sigint_requests_stop(self), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(first_epoch, self.config.epochs + 1):
+                sums, seconds = self._train_epoch(epoch, first_step, sums, seconds)
+                self._end_epoch(epoch, sums, seconds)
+                first_step, sums, seconds = 0, [0.0, 0.0, 0.0], 0.0
+        if self.pictures:
+            _write_pictures(self.run_dir, self.log)
+        self.log(f"done: {self.run_dir}/ holds {CONFIG_NAME}, {METRICS_NAME} and {CHECKPOINT_NAME}; "
+                 f"evaluate it with: tinyvae evaluate {self.run_dir}")
+        return self.run_dir
+
+    def _train_epoch(self, epoch, first_step, sums, seconds):
+        """Steps ``first_step``.. of ``epoch``; returns the sums of loss/recon/kl × batch size and the time."""
+        cfg, model, opt, xp = self.config, self.model, self.optimizer, self.xp
+        order = epoch_permutation(len(self.train_x), cfg.seed, epoch)
+        mode = "dynamic" if cfg.binarize == "dynamic" else "none"  # static data was binarized at load
+        read_every = 1 if _reads_are_free(xp) else READ_EVERY
+        window = xp.zeros((read_every, len(LOSS_TERMS)), dtype=np.float64)  # per-step values, on the device
+        pending = []  # (step, batch size) of the rows of window not yet read
+        bar = self._progress_bar(epoch, first_step)
+        start = time.perf_counter()
+        for step in range(first_step, self.steps_per_epoch):
+            if self.stop_requested:
+                self._read(window, pending, epoch, sums, bar)
+                self._interrupt(epoch, step, sums, seconds + time.perf_counter() - start, bar)
+            index = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            images, x, eps = self._batch_buffers(len(index))
+            np.take(self.train_x, index, axis=0, out=images)
+            rng = np.random.default_rng([cfg.seed, epoch, step])  # all of this step's randomness
+            to_float(images, mode, rng, out=x)  # (N, D)
+            if eps is not None:
+                rng.standard_normal(dtype=np.float32, out=eps)  # (N, Z)
+            model.forward(backend.to_device(x, xp), None if eps is None else backend.to_device(eps, xp),
+                          beta=self._beta(epoch, step), validate=False)
+            model.backward()
+            opt.step()
+            stats = model.stats
+            xp.stack([stats["loss"], stats["recon"], stats["kl"]], out=window[len(pending)])
+            pending.append((step, len(index)))
+            if len(pending) == read_every or step == self.steps_per_epoch - 1:
+                self._read(window, pending, epoch, sums, bar)
+            if self.on_step is not None:
+                self.epoch, self.step = epoch, step
+                self.on_step(self)
+        backend.synchronize(xp)
+        seconds += time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        return sums, seconds
+
+    def _read(self, window, pending, epoch, sums, bar):
+        """Bring the pending per-step values to the host, check them, add them to the epoch's sums."""
+        if not pending:
+            return
+        values = backend.to_numpy(window[:len(pending)])  # on a GPU: the one sync every READ_EVERY steps
+        if not np.isfinite(values).all():
+            self._diverged(epoch, pending, values)
+        for (_, n), row in zip(pending, values.tolist()):
+            for i, v in enumerate(row):
+                sums[i] += v * n
+        last_step = pending[-1][0]
+        if bar is not None and (last_step + 1 - bar.n >= READ_EVERY or last_step == self.steps_per_epoch - 1):
+            seen = min((last_step + 1) * self.config.batch_size, len(self.train_x))
+            bar.n = last_step + 1
+            bar.set_postfix_str(f"loss {sums[0] / seen:.2f}  recon {sums[1] / seen:.2f}  KL {sums[2] / seen:.2f}")
+        pending.clear()
+
+    def _beta(self, epoch, step):
+        """β at this step: ramps linearly from 0 to beta over kl_warmup epochs, step by step."""
+        cfg = self.config
+        if cfg.kl_warmup <= 0:
+            return cfg.beta
+        done = (epoch - 1) + step / self.steps_per_epoch  # epochs completed before this step
+        return cfg.beta * min(1.0, done / cfg.kl_warmup)
+
+    def _batch_buffers(self, n):
+        """Host buffers for a batch of n rows: uint8 images, float32 pixels, float32 ε (None for an AE)."""
+        buffers = self._buffers.get(n)
+        if buffers is None:
+            d, z = self.train_x.shape[1], self.config.latent
+            eps = np.empty((n, z), dtype=np.float32) if self.config.model == "vae" else None
+            buffers = self._buffers[n] = (np.empty((n, d), dtype=np.uint8), np.empty((n, d), dtype=np.float32), eps)
+        return buffers
+
+    def _progress_bar(self, epoch, first_step):
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        return tqdm(total=self.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{self.config.epochs}",
+                    unit="step", leave=False, dynamic_ncols=True)
+
+    # ---- the end of an epoch
+
+    def _end_epoch(self, epoch, sums, seconds):
+        cfg, n = self.config, len(self.train_x)
+        start = time.perf_counter()
+        self._check_savable(epoch, 0, sums)  # before the metrics line: no line for an epoch never saved
+        record = {"epoch": epoch, "step": epoch * self.steps_per_epoch}
+        record.update({f"train_{k}": s / n for k, s in zip(LOSS_TERMS, sums)})
+        for split, x in (("test", self.test_x), ("val", self.val_x)):
+            if len(x):
+                result = _evaluator(self.log)(self.model, x, binarize="none", seed=_eval_seed(cfg.seed, epoch),
+                                              batch_size=EVAL_BATCH)
+                record.update({f"{split}_{k}": float(result[k]) for k in LOSS_TERMS})
+        record.update(beta=self._beta(epoch, self.steps_per_epoch - 1), seconds=seconds,
+                      eval_seconds=time.perf_counter() - start)
+        with open(self.run_dir / METRICS_NAME, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self._save(epoch, 0, [0.0, 0.0, 0.0], 0.0)
+        self.log(_summary(record, cfg.epochs))
+
+    # ---- checkpoints
+
+    def _check_savable(self, epoch, step, sums):
+        bad = _nonfinite_parameters(self.model, self.optimizer)
+        if bad or not all(math.isfinite(s) for s in sums):
+            raise TrainingDiverged(self._divergence_text(f"by epoch {epoch + (step > 0)}, step {step}", bad))
+
+    def _save(self, epoch, step, sums, seconds):
+        """Write checkpoint.npz at ``epoch`` epochs done plus ``step`` steps; only finite values."""
+        self._check_savable(epoch, step, sums)
+        extra = {"train_format": np.array(TRAIN_FORMAT), "train_config": json_array(self.config.to_dict()),
+                 "epoch": np.array(epoch, dtype=np.int64), "step": np.array(step, dtype=np.int64),
+                 "sums": np.array(sums, dtype=np.float64), "seconds": np.array(seconds, dtype=np.float64),
+                 "tinyvae_version": np.array(_version())}
+        extra.update({f"optim.{k}": v for k, v in self.optimizer.state_dict().items()})
+        self.model.save(self.run_dir / CHECKPOINT_NAME, extra=extra)
+        self.good_checkpoint = (epoch, step)
+
+    def restore(self, arrays, path):
+        """Load the model and optimizer state of a checkpoint read by ``_read_checkpoint``."""
+        self.model.load_weights(path)  # refuses another architecture with a message naming both
+        state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
+        if "t" not in state:
+            raise CheckpointError(f"{path}: holds no optimizer state (optim.t)")
+        self.optimizer.load_state_dict(state)
+        epoch, step = int(arrays["epoch"]), int(arrays["step"])
+        if not (0 <= epoch and 0 <= step < self.steps_per_epoch):
+            raise CheckpointError(f"{path}: position epoch {epoch}, step {step} is impossible for "
+                                  f"{self.steps_per_epoch} steps per epoch")
+        self.good_checkpoint = (epoch, step)
+
+    def _interrupt(self, epoch, step, sums, seconds, bar):
+        if bar is not None:
+            bar.close()
+        self._save(epoch - 1, step, sums, seconds)
+        message = (f"interrupted: checkpoint saved at epoch {epoch}, step {step} of {self.steps_per_epoch} in "
+                   f"{self.run_dir / CHECKPOINT_NAME}\nresume with: tinyvae train --resume {self.run_dir}")
+        self.log(message)
+        raise TrainingInterrupted(message, self.run_dir)
+
+    # ---- divergence
+
+    def _diverged(self, epoch, pending, values):
+        row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+        step = pending[row][0]
+        terms = [f"{name} {values[row, i]}" for i, name in ((1, "reconstruction"), (2, "KL"))
+                 if not math.isfinite(values[row, i])] or [f"the total loss {values[row, 0]} (both terms finite)"]
+        window = "" if len(pending) == 1 else f" (steps {pending[0][0]}-{pending[-1][0]} were read together)"
+        where = f"at epoch {epoch}, step {step}{window}: non-finite " + " and ".join(terms)
+        raise TrainingDiverged(self._divergence_text(where, _nonfinite_parameters(self.model, self.optimizer)))
+
+    def _divergence_text(self, where, bad):
+        params = ("; non-finite parameters: " + ", ".join(bad)) if bad else "; every parameter is still finite"
+        if self.good_checkpoint is None:
+            kept = "no checkpoint had been written yet"
+        else:
+            e, s = self.good_checkpoint
+            kept = (f"the last good checkpoint ({e} epochs" + (f" and {s} steps" if s else "") +
+                    f") is intact at {self.run_dir / CHECKPOINT_NAME}")
+        return (f"training diverged {where}{params}. Nothing was saved; {kept}. "
+                f"Try a smaller --lr (now {self.config.lr:g}) or --kl-warmup.")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load_images(config, dataset):
+    """(train, test, validation) uint8 images, subset and binarized as the config says."""
+    if dataset is None:
+        try:
+            dataset = load_dataset(config.data, validation=config.validation, seed=config.seed)
+        except DataError:
+            raise
+        except ValueError as err:  # e.g. more validation examples than training examples
+            raise ConfigError(str(err)) from err
+    train_x = dataset.train_x[:config.limit_train or None]
+    test_x, val_x = dataset.test_x[:config.limit_test or None], dataset.val_x
+    if len(train_x) == 0:
+        raise ConfigError("there are no training examples")
+    if config.binarize == "static":
+        train_x = binarize_static(train_x, config.seed)
+    if config.binarize != "none":
+        test_x = binarize_static(test_x, EVAL_BINARIZE_SEED)
+        val_x = binarize_static(val_x, EVAL_BINARIZE_SEED + 1)
+    return np.ascontiguousarray(train_x), test_x, val_x
+
+
+def _reads_are_free(xp):
+    """Reading a scalar of ``xp`` costs nothing on the CPU; on a GPU it waits for the device."""
+    return backend.is_numpy(xp)
+
+
+def _eval_seed(seed, epoch):
+    """The seed of the test-set ε after ``epoch``: a pure function of (seed, epoch)."""
+    return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
+
+
+def _evaluator(log):
+    try:
+        from .evaluate import evaluate_elbo  # noqa: PLC0415
+    except ImportError:
+        if not getattr(_evaluator, "warned", False):
+            log("note: tinyvae.evaluate is not available; using train.py's own ELBO estimate")
+            _evaluator.warned = True
+        return elbo
+    return evaluate_elbo
+
+
+def elbo(model, x, *, binarize="none", seed=0, batch_size=EVAL_BATCH):
+    """The negative ELBO of uint8 images ``x`` (N, D) with ε sampled from ``seed``: dict(loss, recon, kl).
+
+    β = 1, whatever the model was trained with, so that ``loss`` is the negative ELBO in nats per
+    example. A forward pass per batch and no backward. (``evaluate.evaluate_elbo`` does the same
+    and more; this one keeps training independent of it.)
+    """
+    xp, rng = model.xp, np.random.default_rng(seed)
+    totals = xp.zeros(len(LOSS_TERMS), dtype=np.float64)
+    for start in range(0, len(x), batch_size):
+        images = x[start:start + batch_size]
+        batch = to_float(images, binarize, rng)  # (N, D)
+        eps = rng.standard_normal((len(images), model.config.latent), dtype=np.float32)  # (N, Z)
+        model.forward(backend.to_device(batch, xp), backend.to_device(eps, xp), beta=1.0, validate=False)
+        totals += xp.stack([model.stats[k] for k in LOSS_TERMS]) * len(images)
+    return dict(zip(LOSS_TERMS, (backend.to_numpy(totals) / len(x)).tolist()))
+
+
+def _nonfinite_parameters(model, optimizer):
+    """Names (with counts) of parameters or optimizer buffers holding NaN or inf; [] when all are finite."""
+    xp = model.xp
+    if bool(xp.isfinite(model.theta).all()) and all(
+            bool(xp.isfinite(buf).all()) for bufs in optimizer.state.values() for buf in bufs):
+        return []
+    bad = []
+    for name, value in model.params.items():
+        count = int((~xp.isfinite(value)).sum())
+        if count:
+            bad.append(f"{name} ({count} of {value.size})")
+    for state, bufs in optimizer.state.items():
+        for buf in bufs:
+            count = int((~xp.isfinite(buf)).sum())
+            if count:
+                bad.append(f"optimizer {state} ({count} of {buf.size})")
+    return bad
+
+
+def _summary(r, epochs):
+    line = (f"epoch {r['epoch']}/{epochs}  train {r['train_loss']:.2f} (recon {r['train_recon']:.2f}, "
+            f"KL {r['train_kl']:.2f})")
+    for split in ("test", "val"):
+        if f"{split}_loss" in r:
+            line += f"  {split} {r[f'{split}_loss']:.2f} (recon {r[f'{split}_recon']:.2f}, KL {r[f'{split}_kl']:.2f})"
+    return line + f"  β {r['beta']:.3g}  {r['seconds']:.1f} s (+{r['eval_seconds']:.1f} s eval)"
+
+
+def _version():
+    from . import __version__  # noqa: PLC0415
+
+    return __version__
+
+
+def _device_name(xp):
+    if backend.is_numpy(xp):
+        return f"cpu ({os.cpu_count()} cores)"
+    try:
+        name = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)["name"]
+        return f"gpu ({name.decode() if isinstance(name, bytes) else name})"
+    except Exception:  # a stand-in namespace, or a driver that will not say
+        return "gpu"
+
+
+def _refuse_existing_run(folder):
+    if (folder / CONFIG_NAME).exists() or (folder / CHECKPOINT_NAME).exists():
+        raise RunExistsError(f"{folder} already holds a run; continue it with --resume {folder}, "
+                             f"or choose another --out folder (a run is never overwritten)")
+
+
+def _make_run_dir(config):
+    if config.out is not None:
+        folder = Path(config.out)
+        _refuse_existing_run(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-z{config.latent}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        folder = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise RunExistsError(f"could not find a free run folder next to {base}")
+
+
+def _write_run_config(run, fresh):
+    """config.json: the training config (flat), the model config, versions and the device."""
+    doc = run.config.to_dict()
+    doc.update(model_config=run.model.config.to_dict(), tinyvae_version=_version(), numpy_version=np.__version__,
+               python_version=sys.version.split()[0], device_name=_device_name(run.xp),
+               test_binarize_seed=EVAL_BINARIZE_SEED if run.config.binarize != "none" else None,
+               train_examples=len(run.train_x), test_examples=len(run.test_x), val_examples=len(run.val_x))
+    path = run.run_dir / CONFIG_NAME
+    text = json.dumps(doc, indent=2) + "\n"
+    if fresh:
+        with open(path, "x", encoding="utf-8") as f:  # "x": never overwrite another run's config
+            f.write(text)
+        return
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _trim_metrics(path, epochs_done):
+    """Drop lines of epochs after the checkpoint (written just before a crash), so none repeats."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep = [line for line in lines if line.strip() and json.loads(line).get("epoch", 0) <= epochs_done]
+    if len(keep) != len(lines):
+        path.write_text("".join(keep), encoding="utf-8")
+
+
+def _checkpoint_path(path):
+    path = Path(path)
+    checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
+    if not checkpoint.is_file():
+        where = f"run folder {path} holds no {CHECKPOINT_NAME}" if path.is_dir() else f"{path}: no such file"
+        raise CheckpointError(f"cannot resume: {where}")
+    return checkpoint
+
+
+def _read_checkpoint(checkpoint):
+    """The arrays of a training checkpoint, with ``train_config`` parsed; clear errors otherwise."""
+    arrays = load_arrays(checkpoint, required=("format", "config", "theta", "train_format", "train_config",
+                                               "epoch", "step", "sums", "seconds"))
+    if str(arrays["train_format"]) != TRAIN_FORMAT:
+        raise CheckpointError(f"{checkpoint}: training format {str(arrays['train_format'])!r} is not {TRAIN_FORMAT!r}")
+    try:
+        arrays["train_config"] = TrainConfig.from_dict(from_json_array(arrays["train_config"], checkpoint))
+    except ConfigError as err:
+        raise CheckpointError(f"{checkpoint}: its stored training config is unusable: {err}") from err
+    if arrays["sums"].shape != (len(LOSS_TERMS),):
+        raise CheckpointError(f"{checkpoint}: running sums of shape {arrays['sums'].shape}, expected (3,)")
+    return arrays
+
+
+def _merge_resume(stored, asked, checkpoint, current_epoch):
+    """The stored config with the changes a resume may make (epochs, device); refuses any other."""
+    if asked.get("out") is not None and Path(asked["out"]).resolve() != checkpoint.parent.resolve():
+        raise ConfigError(f"--out cannot change on resume: the run continues in {checkpoint.parent}")
+    asked = {k: v for k, v in asked.items() if k != "out"}
+    merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
+    conflicts = [f"{k}: stored {getattr(stored, k)!r}, asked {getattr(merged, k)!r}" for k in asked
+                 if k not in ("epochs", "device") and getattr(merged, k) != getattr(stored, k)]
+    if conflicts:
+        raise ConfigError(f"cannot resume {checkpoint.parent} with a different config ({'; '.join(conflicts)}); "
+                          f"drop those flags to continue the run as it was, or start a new run")
+    if merged.epochs < current_epoch:
+        raise ConfigError(f"--epochs {merged.epochs} is fewer than the {current_epoch} epochs this run has "
+                          f"already begun")
+    return merged
+
+
+def _write_pictures(run_dir, log):
+    try:
+        from . import plots  # noqa: PLC0415
+        write = plots.write_run_pictures
+    except (ImportError, AttributeError):
+        log("note: tinyvae.plots is not available; no pictures written")
+        return
+    written = write(run_dir)
+    if written:
+        log("pictures: " + ", ".join(str(p) for p in written))
+
+
+class _sigint_requests_stop:
+    """While training, Ctrl-C asks for a stop at the next step boundary; a second Ctrl-C stops at once."""
+
+    def __init__(self, run):
+        self.run, self.installed, self.previous = run, False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # only there can Python set handlers
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.installed = True
+
+    def _handle(self, signum, frame):
+        if self.run.stop_requested:
+            raise KeyboardInterrupt
+        self.run.request_stop()
+
+    def __exit__(self, *exc):
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def _positive_int(text):
+    return _typed(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def _count(text):
+    return _typed(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def _positive_float(text):
+    return _typed(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
+def _non_negative_float(text):
+    return _typed(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+
+
+def _typed(text, kind, ok, what):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def add_parser(subparsers):
+    d = TrainConfig()
+    p = subparsers.add_parser(
+        "train", help="train a VAE (or an autoencoder) on MNIST",
+        description="Train a VAE or an autoencoder. With no flags: the PyTorch examples VAE (784-400-20, ReLU, "
+                    "Bernoulli decoder on grey levels, Adam 1e-3, batch 128, 10 epochs) on the bundled MNIST.",
+        argument_default=argparse.SUPPRESS)  # absent flags stay absent: --resume can tell what was asked
+    a = p.add_argument
+    a("--model", choices=MODELS, help=f"vae or a plain autoencoder (default {d.model})")
+    a("--hidden", type=_positive_int, nargs="*", metavar="H",
+      help="hidden widths of the encoder, e.g. --hidden 400 or --hidden 200 200; none gives a linear model "
+           "(default 400)")
+    a("--latent", type=_positive_int, help=f"latent dimensions Z (default {d.latent})")
+    a("--activation", choices=sorted(ACTIVATIONS), help=f"(default {d.activation})")
+    a("--likelihood", choices=LIKELIHOODS, help=f"decoder distribution (default {d.likelihood})")
+    a("--beta", type=_non_negative_float, help=f"weight of the KL term (default {d.beta:g})")
+    a("--obs-var", type=_positive_float, help=f"Gaussian likelihood's variance (default {d.obs_var:g})")
+    a("--init", choices=INITS, help=f"weight initialization (default {d.init})")
+    a("--epochs", type=_positive_int, help=f"(default {d.epochs}); with --resume, raise it to train longer")
+    a("--batch-size", type=_positive_int, help=f"(default {d.batch_size})")
+    a("--lr", type=_positive_float, help=f"learning rate (default {d.lr:g})")
+    a("--optimizer", choices=OPTIMIZERS, help=f"adam, or sgd with momentum {SGD_MOMENTUM} (default {d.optimizer})")
+    a("--kl-warmup", type=_non_negative_float, metavar="EPOCHS",
+      help="epochs over which β grows linearly from 0 (default 0: no warm-up)")
+    a("--binarize", choices=BINARIZE_MODES, help=f"(default {d.binarize}: grey levels)")
+    a("--validation", type=_count, metavar="N", help="training examples held out for validation (default 0)")
+    a("--data", metavar="DIR", help="folder of MNIST-format IDX files (default: the bundled MNIST)")
+    a("--limit-train", type=_count, help=argparse.SUPPRESS)
+    a("--limit-test", type=_count, help=argparse.SUPPRESS)
+    a("--device", choices=backend.DEVICES, help=f"(default {d.device})")
+    a("--seed", type=_count, help=f"seeds the whole run (default {d.seed})")
+    a("--out", metavar="DIR", help="run folder (default runs/<date-time>-<model>-z<latent>); never overwritten")
+    a("--resume", metavar="RUN", help="continue the run in folder RUN (or checkpoint file RUN)")
+    a("--no-progress", action="store_true", help="no progress bar (none is shown when stderr is not a terminal)")
+    a("--no-pictures", action="store_true", help="do not draw the run's pictures at the end")
+    p.set_defaults(func=train_command)
+
+
+def train_command(args):
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    options = {"progress": not getattr(args, "no_progress", False), "pictures": not getattr(args, "no_pictures", False)}
+    try:
+        if getattr(args, "resume", None):
+            resume(args.resume, expect=given, **options)
+        else:
+            train(TrainConfig(**given), **options)
+    except (ConfigError, RunExistsError) as err:
+        print(f"tinyvae train: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted:
+        return 130  # the checkpoint is saved and how to resume was printed
+    except (TrainingDiverged, CheckpointError, DataError, backend.BackendError, FileNotFoundError) as err:
+        print(f"tinyvae train: {err}", file=sys.stderr)
+        return 1
+    return 0
