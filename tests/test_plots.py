@@ -1,0 +1,152 @@
+"""Tests for tinyvae.plots: every picture is written as a PNG, the manifold needs Z = 2, a run folder
+gets its set of pictures, and the ``sample`` and ``plot`` commands work from the command line."""
+
+from __future__ import annotations
+
+import json
+from statistics import NormalDist
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from tinyvae import VAE, Autoencoder, cli, data
+from tinyvae.plots import (inverse_normal_cdf_grid, plot_ae_vs_vae, plot_curves, plot_interpolation, plot_latent,
+                           plot_manifold, plot_reconstructions, plot_samples, write_run_pictures)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path):
+    assert path.is_file() and path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def metrics_rows(epochs=3):
+    return [{"epoch": e, "train_loss": 200.0 / e, "train_recon": 190.0 / e, "train_kl": 10.0 - e,
+             "test_loss": 205.0 / e, "test_recon": 194.0 / e, "test_kl": 11.0 - e, "beta": 1.0, "seconds": 1.0}
+            for e in range(1, epochs + 1)]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = data.load_split("test")
+    return x[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def vae2():
+    return VAE(input_dim=784, hidden=(32,), latent=2, seed=0)
+
+
+def make_run(folder, model, binarize="dynamic", metrics=True):
+    """A run folder laid out as tinyvae.train writes it: config.json, metrics.jsonl, checkpoint.npz."""
+    folder.mkdir(parents=True)
+    model.save(folder / "checkpoint.npz")
+    config = {"binarize": binarize, "seed": 0, "data": None, "model": model.config.to_dict()}
+    (folder / "config.json").write_text(json.dumps(config))
+    if metrics:
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in metrics_rows()))
+    return folder
+
+
+@pytest.mark.parametrize("draw", [
+    pytest.param(lambda m, x, y, p: plot_samples(m, n=16, path=p), id="samples"),
+    pytest.param(lambda m, x, y, p: plot_reconstructions(m, x, n=8, path=p), id="reconstructions"),
+    pytest.param(lambda m, x, y, p: plot_curves(metrics_rows(), path=p), id="curves"),
+    pytest.param(lambda m, x, y, p: plot_latent(m, x, y, path=p), id="latent"),
+    pytest.param(lambda m, x, y, p: plot_manifold(m, n=6, path=p), id="manifold"),
+    pytest.param(lambda m, x, y, p: plot_interpolation(m, x[0], x[1], steps=5, path=p), id="interpolation"),
+])
+def test_every_plot_writes_a_png_and_returns_its_figure(draw, vae2, digits, tmp_path):
+    path = tmp_path / "sub" / "picture.png"
+    backend_before = matplotlib.get_backend()
+    fig = draw(vae2, *digits, path)
+    assert isinstance(fig, Figure)
+    assert_png(path)
+    assert matplotlib.get_backend() == backend_before  # a notebook's backend is left alone
+
+
+def test_plots_take_float_images_and_return_a_figure_without_writing(vae2, digits):
+    x = data.to_float(digits[0][:20])
+    assert isinstance(plot_reconstructions(vae2, x, n=4), Figure)
+    assert isinstance(plot_latent(vae2, x, digits[1][:20]), Figure)
+
+
+def test_latent_plot_projects_more_than_two_dimensions_with_pca_and_says_so(digits, tmp_path):
+    model = VAE(input_dim=784, hidden=(32,), latent=5, seed=0)
+    fig = plot_latent(model, *digits, path=tmp_path / "latent.png")
+    assert "PCA" in fig.axes[0].get_title()
+    two = VAE(input_dim=784, hidden=(8,), latent=2)
+    assert "two latent dimensions" in plot_latent(two, *digits).axes[0].get_title()
+    ae = Autoencoder(input_dim=784, hidden=(32,), latent=3, seed=0)
+    assert "codes" in plot_latent(ae, *digits).axes[0].get_title()
+
+
+def test_manifold_refuses_a_latent_space_that_is_not_two_dimensional():
+    with pytest.raises(ValueError, match=r"Z = 2.*Z = 5"):
+        plot_manifold(VAE(input_dim=784, hidden=(8,), latent=5))
+
+
+def test_manifold_grid_has_equal_prior_mass_between_its_points():
+    grid = inverse_normal_cdf_grid(5)
+    # Φ⁻¹ of 0.05, 0.275, 0.5, 0.725, 0.95
+    np.testing.assert_allclose(grid, [-1.6448536, -0.5977601, 0.0, 0.5977601, 1.6448536], atol=1e-6)
+    np.testing.assert_allclose(np.diff([NormalDist().cdf(z) for z in grid]), 0.225)
+
+
+def test_ae_vs_vae_comparison_writes_a_png(digits, tmp_path):
+    ae = Autoencoder(input_dim=784, hidden=(32,), latent=2, seed=0)
+    vae = VAE(input_dim=784, hidden=(32,), latent=2, seed=1)
+    fig = plot_ae_vs_vae(ae, vae, digits[0], n=6, path=tmp_path / "cmp.png")
+    rows = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+    assert rows == ["input", "AE: reconstruction", "VAE: reconstruction", "AE: z ~ N(0, I)", "VAE: z ~ N(0, I)"]
+    assert_png(tmp_path / "cmp.png")
+
+
+def test_write_run_pictures_writes_every_picture_of_a_run(vae2, tmp_path):
+    run = make_run(tmp_path / "run", vae2)
+    paths = write_run_pictures(run)
+    names = ["samples.png", "reconstructions.png", "curves.png", "latent.png", "interpolation.png", "manifold.png"]
+    assert [p.name for p in paths] == names
+    for path in paths:
+        assert path.parent == run
+        assert_png(path)
+
+
+def test_sample_command_writes_the_grid(vae2, tmp_path, capsys):
+    run = make_run(tmp_path / "run", vae2)
+    assert cli.main(["sample", str(run), "--n", "9", "--seed", "3"]) == 0
+    assert_png(run / "samples.png")
+    out = tmp_path / "elsewhere" / "s.png"
+    assert cli.main(["sample", str(run / "checkpoint.npz"), "--out", str(out)]) == 0
+    assert_png(out)
+    assert str(out) in capsys.readouterr().out
+
+
+def test_plot_command_writes_a_run_without_manifold_unless_z_is_2_nor_curves_without_metrics(tmp_path, capsys):
+    run = make_run(tmp_path / "run", VAE(input_dim=784, hidden=(16,), latent=3), binarize="none", metrics=False)
+    assert cli.main(["plot", str(run)]) == 0
+    written = {line.split("/")[-1] for line in capsys.readouterr().out.split()}
+    assert written == {"samples.png", "reconstructions.png", "latent.png", "interpolation.png"}
+    assert not (run / "manifold.png").exists()
+
+
+def test_plot_command_compares_an_autoencoder_with_a_vae(vae2, tmp_path):
+    vae_run = make_run(tmp_path / "vae", vae2)
+    ae_run = make_run(tmp_path / "ae", Autoencoder(input_dim=784, hidden=(32,), latent=2))
+    out = tmp_path / "cmp.png"
+    assert cli.main(["plot", "--ae", str(ae_run), "--vae", str(vae_run), "--out", str(out), "--n", "5"]) == 0
+    assert_png(out)
+
+
+def test_plot_command_needs_a_run_or_both_models(tmp_path, capsys):
+    for argv in (["plot"], ["plot", "--ae", "a"], ["plot", "run", "--ae", "a", "--vae", "b"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        assert exit_info.value.code == 2
+    assert cli.main(["sample", str(tmp_path / "missing.npz")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path)]) == 1  # a folder with no checkpoint
+    assert "no checkpoint.npz" in capsys.readouterr().err

@@ -1,0 +1,409 @@
+"""Evaluating a trained model: the negative ELBO, the importance-weighted NLL, KL per latent dimension
+and active units, for a model in memory or a checkpoint on disk (``tinyvae evaluate``).
+
+* The negative ELBO is estimated with ε *sampled*, as its expectation requires (Kingma & Welling,
+  *Auto-Encoding Variational Bayes*, ICLR 2014, eq. 10); decoding z = μ instead would report a
+  number that is no bound on anything.
+* −log p(x) is estimated by importance sampling with the encoder as proposal, the bound L_K of
+  Burda, Grosse & Salakhutdinov, *Importance Weighted Autoencoders*, ICLR 2016, sec. 3 (K = 5000
+  in their sec. 5.1). L_1 is the ELBO and L_K tightens as K grows (derivations/importance-sampling.md).
+* A latent dimension is *active* when Cov_x(E_q[z_j]) > 0.01 (Burda et al., sec. 5.2).
+
+Every number is in nats per example: summed over pixels and latent dimensions, averaged over
+examples. Arrays may live on the GPU; results come back to the host as floats and NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import backend, data
+from .backend import get_xp, to_float, to_numpy
+from .checkpoint import CheckpointError
+from .checks import check_array, check_unit_interval
+from .losses import bernoulli_log_prob, gaussian_kl_per_dim, gaussian_log_prob, log_normal_density
+from .vae import VAE, load_model
+
+ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2
+MAX_ROWS = 8192  # decoder rows (samples × examples) per chunk of the IW estimate: ~25 MB per (rows, 784) float32
+CHECKPOINT_NAME = "checkpoint.npz"
+CONFIG_NAME = "config.json"
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def log_mean_exp(a, axis=-1):
+    """log((1/n) Σ exp(a)) along ``axis`` (an int, or None for all), without overflow.
+
+    The maximum is taken out before exponentiating, so values like ±1e4 stay finite; an all
+    −inf slice gives −inf. Works in any namespace (NumPy, CuPy); keeps the dtype of ``a``.
+    """
+    xp = get_xp(a)
+    n = a.size if axis is None else a.shape[axis]
+    if n == 0:
+        raise ValueError("log_mean_exp of an empty axis is undefined")
+    m = xp.max(a, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # ±inf maxima: exp(a − 0) gives the right limit
+    with np.errstate(divide="ignore"):  # log(0) = −inf is the right answer for an all −inf slice
+        lse = xp.log(xp.sum(xp.exp(a - m), axis=axis, keepdims=True)) + m  # [eq:log-mean-exp]
+    lse = lse.reshape(()) if axis is None else xp.squeeze(lse, axis=axis)
+    return lse - math.log(n)
+
+
+# --------------------------------------------------------------------------- batches of images
+
+
+def _check_images(model, x, binarize="none"):
+    """``x`` must be (N, D) uint8 images or floats in [0, 1] (Bernoulli) / finite (Gaussian)."""
+    if binarize not in data.BINARIZE_MODES:
+        raise ValueError(f"binarize must be one of {data.BINARIZE_MODES}, got {binarize!r}")
+    check_array(x, "x", shape=(None, model.config.input_dim), floating=False, finite=False)
+    if x.shape[0] == 0:
+        raise ValueError("x holds no examples")
+    if x.dtype == np.uint8:
+        return x
+    if x.dtype.kind != "f":
+        raise TypeError(f"x: expected uint8 images (0-255) or floats in [0, 1], got dtype {x.dtype}")
+    if binarize == "dynamic":
+        raise ValueError("binarize='dynamic' samples uint8 images; x is already floating point")
+    check_array(x, "x", finite=True)
+    if model.config.likelihood == "bernoulli":
+        check_unit_interval(x, "x")
+    return x
+
+
+def _float_batches(model, x, batch_size, binarize="none", rng=None):
+    """Yield float batches of the model's dtype on the model's device, ``batch_size`` rows each."""
+    if not batch_size >= 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+    for start in range(0, x.shape[0], int(batch_size)):
+        batch = x[start:start + int(batch_size)]
+        if batch.dtype == np.uint8:  # images enter as bytes and become floats one batch at a time
+            batch = data.to_float(to_numpy(batch), binarize, rng, dtype=model.dtype)
+        elif batch.dtype != model.dtype:
+            batch = batch.astype(model.dtype)
+        yield backend.to_device(batch, model.xp)
+
+
+def model_input(model, x):
+    """``x`` ((N, D) uint8 images or floats in [0, 1]) as one float array of the model's dtype, on its device."""
+    x = _check_images(model, x)
+    return next(_float_batches(model, x, x.shape[0]))
+
+
+def posterior_means(model, x, *, batch_size=1000):
+    """E_q[z | x] for every example, (N, Z), on the host: μ for a VAE, the code for an autoencoder."""
+    x = _check_images(model, x)
+    means = [to_numpy(_means(model, xb)) for xb in _float_batches(model, x, batch_size)]
+    return np.concatenate(means).astype(np.float64)
+
+
+def _means(model, xb):
+    return model.encode(xb)[0] if isinstance(model, VAE) else model.encode(xb)
+
+
+# --------------------------------------------------------------------------- the bounds
+
+
+def evaluate_elbo(model, x, *, binarize="none", seed=0, batch_size=1000):
+    """The negative ELBO of ``x`` with ε ~ N(0, I) sampled from ``seed``: dict(loss, recon, kl).
+
+    ``x``: (N, D) uint8 images (made floats per batch with ``data.to_float(.., binarize)``) or floats
+    in [0, 1]. ``loss = recon + kl`` in nats per example, with β = 1 whatever the model was trained
+    with, so that it is the ELBO. One draw of ε per example, as in training; the result is
+    reproducible for a seed. For an autoencoder kl is 0 and loss is its reconstruction error.
+    """
+    x = _check_images(model, x, binarize)
+    xp, z_dim = model.xp, model.config.latent
+    noise = backend.default_rng(seed, xp)  # ε lives where the model does
+    pixels = np.random.default_rng([seed, 1])  # dynamic binarization happens on the host
+    totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    for xb in _float_batches(model, x, batch_size, binarize, pixels):
+        n = xb.shape[0]
+        eps = noise.standard_normal((n, z_dim), dtype=model.dtype) if isinstance(model, VAE) else None
+        model.forward(xb, eps, beta=1.0, validate=False)  # the ELBO is the β = 1 loss  [eq:vae-loss]
+        for key in totals:  # device scalars: no host sync inside the loop
+            totals[key] = totals[key] + xp.asarray(model.stats[key], dtype=xp.float64) * n
+    return {key: to_float(value) / x.shape[0] for key, value in totals.items()}
+
+
+def importance_weighted_nll(model, x, *, k=5000, seed=0, batch_size=None, sample_chunk=None, binarize="none",
+                            progress=False):
+    """−log p̂(x) per example (host array (N,), nats): the importance-weighted estimate with K samples.
+
+        −log p̂(x) = −log (1/K) Σ_k p(x | z_k) p(z_k) / q(z_k | x),   z_k ~ q(z | x)
+
+    Examples go ``batch_size`` at a time and samples ``sample_chunk`` at a time, the chunks joined
+    by a running log-sum-exp, so memory is bounded by about ``batch_size · sample_chunk`` decoder rows
+    whatever K is (the defaults keep that under ``MAX_ROWS``). K = 1 is a one-sample negative ELBO;
+    in expectation the estimate decreases towards −log p(x) as K grows. Seeded and reproducible
+    for fixed ``batch_size`` and ``sample_chunk``. ``progress=True`` shows a progress bar (stderr).
+    """
+    if not isinstance(model, VAE):
+        raise TypeError("importance_weighted_nll needs a VAE: an autoencoder defines no q(z|x) and no p(x)")
+    if not (isinstance(k, (int, np.integer)) and k >= 1):
+        raise ValueError(f"k (importance samples) must be a positive int, got {k!r}")
+    x = _check_images(model, x, binarize)
+    if sample_chunk is None:
+        sample_chunk = min(k, max(1, MAX_ROWS // (batch_size or 1)))
+    if batch_size is None:
+        batch_size = max(1, MAX_ROWS // min(k, sample_chunk))
+    noise = backend.default_rng(seed, model.xp)
+    pixels = np.random.default_rng([seed, 1])
+    nll = np.empty(x.shape[0], dtype=np.float64)
+    start = 0
+    with tqdm(total=x.shape[0], desc=f"IW NLL, K={k}", unit="example", disable=not progress, leave=False) as bar:
+        for xb in _float_batches(model, x, batch_size, binarize, pixels):
+            log_p = _iw_log_likelihood(model, xb, k, int(sample_chunk), noise)  # (N,)
+            nll[start:start + xb.shape[0]] = -to_numpy(log_p)  # [eq:iw-nll-estimate]
+            start += xb.shape[0]
+            bar.update(xb.shape[0])
+    return nll
+
+
+def _iw_log_likelihood(model, xb, k, sample_chunk, noise):
+    """log p̂(x) for one batch (N, D), on the model's device, K samples in chunks of S."""
+    xp, cfg = model.xp, model.config
+    n, z_dim = xb.shape[0], cfg.latent
+    mu, log_var = model.encode(xb)  # (N, Z) each
+    std = xp.exp(0.5 * log_var)
+    zero = xp.zeros((z_dim,), dtype=model.dtype)  # the prior's μ and log σ²
+    log_sum = None  # running log Σ_k w_k, (N,)
+    for done in range(0, k, sample_chunk):
+        s = min(sample_chunk, k - done)
+        eps = noise.standard_normal((s, n, z_dim), dtype=model.dtype)
+        z = mu + std * eps  # (S, N, Z)  [eq:reparam]
+        out = model.decoder.forward(z.reshape(s * n, z_dim)).reshape(s, n, cfg.input_dim)  # (S, N, D)
+        if cfg.likelihood == "bernoulli":
+            log_px_z = bernoulli_log_prob(out, xb)  # (S, N)
+        else:
+            log_px_z = gaussian_log_prob(out, xb, cfg.obs_var)  # (S, N)
+        log_pz = log_normal_density(z, zero, zero)  # (S, N)  [eq:log-normal-density]
+        log_qz = log_normal_density(z, mu, log_var)  # (S, N)  [eq:log-normal-density]
+        log_w = (log_px_z + log_pz - log_qz).astype(xp.float64)  # log importance weights  [eq:iw-bound]
+        chunk = log_mean_exp(log_w, axis=0) + math.log(s)  # log Σ over this chunk  [eq:log-mean-exp]
+        log_sum = chunk if log_sum is None else xp.logaddexp(log_sum, chunk)
+    return log_sum - math.log(k)  # log (1/K) Σ_k w_k  [eq:iw-bound]
+
+
+# --------------------------------------------------------------------------- the latent space
+
+
+def kl_per_dimension(model, x, *, batch_size=1000):
+    """KL(q(z_j|x) ‖ N(0, 1)) averaged over the examples, one value per latent dimension: (Z,), nats.
+
+    Sums to the KL term of the negative ELBO; a dimension near 0 carries no information about x.
+    """
+    if not isinstance(model, VAE):
+        raise TypeError("kl_per_dimension needs a VAE: an autoencoder has no KL term")
+    x = _check_images(model, x)
+    total = 0.0
+    for xb in _float_batches(model, x, batch_size):
+        mu, log_var = model.encode(xb)
+        total = total + gaussian_kl_per_dim(mu, log_var).astype(model.xp.float64).sum(axis=0)  # (Z,)  [eq:kl-per-dim]
+    return to_numpy(total) / x.shape[0]
+
+
+def active_units(model, x, threshold=ACTIVE_THRESHOLD, *, batch_size=1000):
+    """How many latent dimensions are active: Var_x(E_q[z_j | x]) > ``threshold`` (Burda et al. 2016).
+
+    Returns ``(count, variances)`` with ``variances`` (Z,) on the host. For an autoencoder the
+    codes stand in for the posterior means.
+    """
+    variances = posterior_means(model, x, batch_size=batch_size).var(axis=0)  # (Z,)
+    return int((variances > threshold).sum()), variances
+
+
+# --------------------------------------------------------------------------- checkpoints and runs
+
+
+def find_checkpoint(path):
+    """``(checkpoint file, run config dict)`` for a checkpoint file or a run folder.
+
+    The run's ``config.json`` beside the checkpoint is read when present; ``{}`` otherwise.
+    """
+    path = Path(path)
+    checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
+    if path.is_dir() and not checkpoint.is_file():
+        raise CheckpointError(f"run folder {path} holds no {CHECKPOINT_NAME}")
+    if not checkpoint.is_file():
+        raise CheckpointError(f"checkpoint {checkpoint}: no such file")
+    config_path = checkpoint.parent / CONFIG_NAME
+    if not config_path.is_file():
+        return checkpoint, {}
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{config_path}: not a readable JSON run config: {err}") from err
+    return checkpoint, config if isinstance(config, dict) else {}
+
+
+def run_data_dir(config):
+    """The data folder a run was trained on (None: the bundled MNIST)."""
+    value = config.get("data")
+    if isinstance(value, dict):  # tolerate {"dir": ...}
+        value = value.get("dir") or value.get("data_dir")
+    return None if value in (None, "", "bundled") else str(value)
+
+
+def load_images(split, data_dir=None, config=None, limit=None):
+    """(images uint8 (N, D), labels (N,)) of ``split`` ("test", "train" or "val") of a run's data."""
+    config = config or {}
+    if split in ("test", "train"):
+        x, y = data.load_split(split, data_dir)
+    elif split == "val":
+        validation = int(config.get("validation", 0) or 0)
+        if validation <= 0:
+            raise ValueError("split 'val': this run kept no validation examples (config 'validation' is 0)")
+        ds = data.load_dataset(data_dir, validation=validation, seed=int(config.get("seed", 0)))
+        x, y = ds.val_x, ds.val_y
+    else:
+        raise ValueError(f"split must be 'test', 'train' or 'val', got {split!r}")
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be a positive int, got {limit}")
+        x, y = x[:limit], y[:limit]
+    return x, y
+
+
+def evaluation_images(x, config, seed, split="test"):
+    """The images a run is evaluated on, and a sentence saying which.
+
+    A model trained on binarized digits is scored on one fixed, seeded binarization of the split
+    (the standard protocol for binarized MNIST), so every evaluation sees the same {0, 1} pixels:
+    the run's own test binarization when its config records one (``test_binarize_seed``, the
+    validation split using that seed + 1, as tinyvae.train does), else ``binarize_static(x, seed)``.
+    """
+    binarize = config.get("binarize", "none")
+    if binarize not in ("static", "dynamic"):
+        return x, "grey levels x/255, as the model was trained"
+    stored = config.get("test_binarize_seed")
+    if stored is not None and split in ("test", "val"):
+        seed, whose = int(stored) + (split == "val"), "the run's own, as in its metrics"
+    else:
+        whose = "--seed"
+    return data.binarize_static(x, int(seed)), (
+        f"one fixed binarization of the {split} split (binarize_static, seed {seed}: {whose}), "
+        f"because the model was trained on binarized digits ({binarize})")
+
+
+def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="cpu", limit=None, seed=0,
+                        batch_size=1000, progress=False):
+    """Every metric of this module for the checkpoint (file or run folder) at ``path``, as a dict.
+
+    Keys: checkpoint, model, split, n, binarize (the run's), evaluated_on, loss, recon, kl (negative
+    ELBO, nats per example), nll and iw_samples (when ``iw_samples > 0``), kl_per_dim,
+    active_units, latent, mean_variances, threshold, notes (caveats, one line each), seconds.
+    """
+    start = time.perf_counter()
+    checkpoint, config = find_checkpoint(path)
+    model = load_model(checkpoint, device)
+    binarize = config.get("binarize", "none")
+    data_dir = data if data is not None else run_data_dir(config)
+    x, _ = load_images(split, data_dir, config, limit)
+    x, evaluated_on = evaluation_images(x, config, seed, split)
+    is_vae = isinstance(model, VAE)
+    result = {"checkpoint": str(checkpoint), "model": model.config.describe(), "split": split, "n": int(len(x)),
+              "binarize": binarize, "evaluated_on": evaluated_on}
+    result.update(evaluate_elbo(model, x, seed=seed, batch_size=batch_size))
+    notes = []
+    if is_vae and model.config.beta != 1:
+        notes.append(f"loss is the negative ELBO (β = 1), not the training objective (β = {model.config.beta:g})")
+    if not is_vae:
+        notes.append("autoencoder: no KL term and no likelihood; loss is the reconstruction error")
+    if iw_samples and is_vae:
+        nll = importance_weighted_nll(model, x, k=int(iw_samples), seed=seed, progress=progress)
+        result.update(nll=float(nll.mean()), nll_sem=float(nll.std() / math.sqrt(len(nll))),
+                      iw_samples=int(iw_samples))
+        if binarize not in ("static", "dynamic"):
+            notes.append("caveat: on grey-level pixels this NLL is a cross-entropy (Bernoulli) or a density (Gaussian), "
+                         "not a likelihood of discrete data; compare it only with numbers computed the same way")
+    elif iw_samples:
+        notes.append("NLL: not defined for an autoencoder (no q(z|x), no p(x))")
+    count, variances = active_units(model, x, batch_size=batch_size)
+    result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae else None,
+                  active_units=count, latent=model.config.latent, mean_variances=variances.tolist(),
+                  threshold=ACTIVE_THRESHOLD, notes=notes, seconds=time.perf_counter() - start)
+    return result
+
+
+def format_report(result):
+    """The dict of ``evaluate_checkpoint`` as a readable table."""
+    lines = [f"checkpoint     {result['checkpoint']}", f"model          {result['model']}",
+             f"data           {result['split']} split, {result['n']} examples",
+             f"evaluated on   {result['evaluated_on']}",
+             f"negative ELBO  {result['loss']:.3f} nats per example "
+             f"(reconstruction {result['recon']:.3f} + KL {result['kl']:.3f}; ε sampled)"
+             if result["kl_per_dim"] is not None else
+             f"reconstruction {result['loss']:.3f} nats per example (an autoencoder has no KL term and no ELBO)"]
+    if result.get("nll") is not None:
+        lines.append(f"NLL (IW, K={result['iw_samples']})  {result['nll']:.3f} nats per example "
+                     f"(standard error {result['nll_sem']:.3f}; {result['loss'] - result['nll']:.3f} below the "
+                     f"negative ELBO)")
+    unit = "posterior mean" if result["kl_per_dim"] is not None else "code"
+    lines.append(f"active units   {result['active_units']} / {result['latent']} "
+                 f"(variance over the data of the {unit} > {result['threshold']:g})")
+    lines.append("")
+    lines.append(f"  dim  {'KL (nats)':>10}  {'var E[z]':>10}  active")
+    kl = result["kl_per_dim"] or [None] * result["latent"]
+    for j, (k_j, v_j) in enumerate(zip(kl, result["mean_variances"])):
+        kl_text = "-" if k_j is None else f"{k_j:.3f}"
+        lines.append(f"  {j:>3}  {kl_text:>10}  {v_j:>10.4f}  {'yes' if v_j > result['threshold'] else 'no'}")
+    lines.extend(["", *result["notes"], f"evaluated in {result['seconds']:.1f} s"])
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("evaluate", help="negative ELBO, importance-weighted NLL, KL per dimension, active units",
+                              description="Evaluate a checkpoint (or a run folder holding checkpoint.npz) "
+                                          "on a data split.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR", help="a checkpoint .npz or a run folder")
+    p.add_argument("--iw-samples", type=_non_negative, default=0, metavar="K",
+                   help="importance samples for the NLL estimate (5000 is standard; 0 skips it, the default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="folder of MNIST-format files (default: the run's, else the bundled MNIST)")
+    p.add_argument("--split", choices=("test", "val", "train"), default="test", help="data split (default test)")
+    p.add_argument("--device", choices=backend.DEVICES, default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    p.add_argument("--limit", type=_positive, default=None, metavar="N", help="evaluate the first N examples only")
+    p.add_argument("--batch-size", type=_positive, default=1000, help="examples per batch for the ELBO (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of ε, the IW samples and the binarization (default 0)")
+    p.set_defaults(func=evaluate_command)
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text}")
+    return value
+
+
+def _non_negative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text}")
+    return value
+
+
+def evaluate_command(args):
+    try:
+        result = evaluate_checkpoint(args.checkpoint, data=args.data, iw_samples=args.iw_samples, split=args.split,
+                                     device=args.device, limit=args.limit, seed=args.seed, batch_size=args.batch_size,
+                                     progress=sys.stderr.isatty())
+    except (CheckpointError, FileNotFoundError, data.DataError, backend.BackendError, ValueError) as err:
+        print(f"tinyvae evaluate: error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
