@@ -1,6 +1,8 @@
 """tinyvae: a Variational Autoencoder in NumPy, every backward pass by hand and gradient-checked.
 
-The public API is the list below; a notebook needs nothing else. The math behind each piece is in
+The public API is the list below, plus the modules ``tinyvae.data`` (MNIST and any IDX data),
+``tinyvae.plots`` (the pictures) and ``tinyvae.exercises`` (graded backward passes); a notebook
+needs nothing else. The math behind each piece is in
 the repository's ``derivations/`` folder, cited from the code as ``# [eq:...]``.
 """
 
@@ -13,10 +15,17 @@ from .losses import (bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl
                      gaussian_nll, log_normal_density)
 from .optim import SGD, Adam
 from .vae import VAE, Autoencoder, ModelConfig, Reparameterize, build_model, load_model
+from .train import TrainConfig, resume, train
+from .evaluate import active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_nll, kl_per_dimension, log_mean_exp
+from .ppca import PPCA, fit_linear_vae, linear_vae_elbo, linear_vae_from_ppca, ppca_fit, ppca_log_likelihood
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "TrainConfig", "train", "resume",
+    "active_units", "evaluate_checkpoint", "evaluate_elbo", "importance_weighted_nll", "kl_per_dimension",
+    "log_mean_exp",
+    "PPCA", "fit_linear_vae", "linear_vae_elbo", "linear_vae_from_ppca", "ppca_fit", "ppca_log_likelihood",
     "Adam", "Autoencoder", "CheckpointError", "Dense", "GradcheckReport", "LeakyReLU", "ModelConfig",
     "ReLU", "Reparameterize", "SGD", "Sequential", "Sigmoid", "Softplus", "Tanh", "VAE",
     "bernoulli_log_prob", "bernoulli_nll", "build_model", "check_gradients", "check_layer", "check_loss",
