@@ -20,7 +20,8 @@ DERIVATIONS = ROOT / "derivations"
 PAGES = sorted(p for p in DERIVATIONS.glob("*.md") if p.name != "README.md")
 
 ANCHOR = re.compile(r'<a id="(eq:[a-z0-9-]+)"></a>')
-CITATION = re.compile(r"\[(eq:[a-z0-9-]+)\]")
+# A code comment "# [eq:id]" or a link "...md#eq:id" from a notebook.
+CITATION = re.compile(r"(?:\[|\.md#)(eq:[a-z0-9-]+)")
 CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 # Steps of an argument, not formulas that any code computes.
@@ -63,8 +64,9 @@ def test_every_anchor_is_defined_once():
 
 def test_every_equation_cited_in_the_code_exists_in_a_derivation():
     defined = anchors()
-    missing = {eq: sorted(where) for eq, where in citations(package_files()).items() if eq not in defined}
-    assert not missing, f"the code cites equations that no derivation defines: {missing}"
+    cited = citations(package_files() + notebook_files())
+    missing = {eq: sorted(where) for eq, where in cited.items() if eq not in defined}
+    assert not missing, f"the code or a notebook cites equations that no derivation defines: {missing}"
 
 
 def test_every_derived_result_is_cited_by_the_code():
