@@ -36,6 +36,369 @@ np.set_printoptions(precision=4, suppress=True)
 """)
 
 
+TRAIN_SETUP = code("""
+%matplotlib inline
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import matplotlib.pyplot as plt
+import tinyvae
+from tinyvae import data, plots
+
+np.set_printoptions(precision=3, suppress=True)
+runs = Path(tempfile.mkdtemp(prefix="tinyvae-"))   # run folders go to a scratch directory
+mnist = data.load_dataset()                          # the bundled MNIST, uint8
+print(mnist)
+""")
+
+
+# =========================================================================== 01 autoencoder vs VAE
+
+NB01 = [
+    md(f"""
+# 01 · Autoencoder or VAE: why the KL term is there
+
+**What you will see.** A plain autoencoder (AE) and a VAE, with the same networks, trained briefly on
+10 000 MNIST digits. Both reconstruct well. But decode draws from $\\mathcal N(0, I)$ and only the VAE
+produces digits: the AE's codes sit wherever the reconstruction loss happened to put them, with a
+scale and holes that nothing controls, so prior draws land where its decoder has never been trained.
+The VAE's [loss]({D}elbo.md#eq:vae-loss) adds the [KL term]({D}kl.md#eq:kl-closed-form), which pulls
+every $q(z \\mid x)$ toward $\\mathcal N(0, I)$, and [noise]({D}reparameterization.md#eq:reparam), which
+trains the decoder on neighbourhoods rather than points. Read
+[the autoencoder loss]({D}autoencoder.md#eq:ae-loss) and [what the KL does to the aggregate
+posterior]({D}autoencoder.md#eq:aggregate-kl).
+
+Training here is deliberately short (3 epochs on a subset, well under a minute on a laptop CPU), so the
+pictures are blurrier than a full run's.
+"""),
+    TRAIN_SETUP,
+    md("""
+## 1. Train both
+
+Same architecture (784-256-16, ReLU, Bernoulli decoder), same data, same seed; `model="ae"` drops the
+KL term and the noise. `tinyvae.train` returns the run folder; `tinyvae.load_model` rebuilds the model
+from its checkpoint.
+"""),
+    code("""
+common = dict(hidden=(256,), latent=16, epochs=3, limit_train=10_000, limit_test=1_000, lr=2e-3)
+quiet = dict(progress=False, pictures=False, log=lambda line: None)
+ae_run = tinyvae.train(tinyvae.TrainConfig(model="ae", out=str(runs / "ae"), **common), **quiet)
+vae_run = tinyvae.train(tinyvae.TrainConfig(model="vae", out=str(runs / "vae"), **common), **quiet)
+ae = tinyvae.load_model(ae_run / "checkpoint.npz")
+vae = tinyvae.load_model(vae_run / "checkpoint.npz")
+"""),
+    md("""
+## 2. Reconstructions: both fine. Samples from N(0, I): only the VAE
+
+Rows 2 and 3 reconstruct the test digits of row 1; rows 4 and 5 decode the same ten draws
+$z \\sim \\mathcal N(0, I)$ with each decoder.
+"""),
+    code("""
+plots.plot_ae_vs_vae(ae, vae, mnist.test_x[:10], seed=0)
+"""),
+    code("""
+for name, run in (("AE ", ae_run), ("VAE", vae_run)):
+    last = plots.read_metrics(run)[-1]
+    print(f"{name} test reconstruction {last['test_recon']:6.1f} nats/example,  KL {last['test_kl']:5.1f}")
+"""),
+    md("""
+The AE reconstructs a little better: it spends nothing on the KL and has no noise to fight. That is
+not the point of a VAE; generating is.
+"""),
+    md("""
+## 3. The latent spaces, and their holes
+
+Sixteen dimensions cannot be drawn, and a projection hides exactly the gaps we are after. So train the
+same pair again with **two** latent dimensions, where the scatter of the codes *is* the latent space.
+"""),
+    code("""
+z2 = dict(common, latent=2)
+ae2 = tinyvae.load_model(tinyvae.train(tinyvae.TrainConfig(model="ae", out=str(runs / "ae2"), **z2), **quiet) / "checkpoint.npz")
+vae2 = tinyvae.load_model(tinyvae.train(tinyvae.TrainConfig(model="vae", out=str(runs / "vae2"), **z2), **quiet) / "checkpoint.npz")
+x, y = mnist.test_x[:2000], mnist.test_y[:2000]
+plots.plot_latent(ae2, x, y)
+"""),
+    code("""
+plots.plot_latent(vae2, x, y)
+"""),
+    md("""
+Now drop 1000 draws from the prior $\\mathcal N(0, I)$, the points `sample` decodes, onto each picture,
+over the codes of real digits (grey). A draw is *in a hole* (red) when it lies farther from every real
+code than 99 % of real codes lie from their nearest neighbour: the decoder was never trained near it.
+"""),
+    code("""
+rng = np.random.default_rng(0)
+prior = rng.standard_normal((1000, 2))
+
+def codes_of(model, images):                                 # the code, or the mean of q(z|x): (N, Z)
+    out = model.encode(data.to_float(images))
+    return out[0] if isinstance(out, tuple) else out
+
+def nearest(points, bank):                                   # distance to the closest point of bank
+    d2 = (points**2).sum(1)[:, None] - 2 * points @ bank.T + (bank**2).sum(1)[None, :]
+    return np.sqrt(np.maximum(d2, 0).min(axis=1))
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+for ax, (name, model) in zip(axes, (("autoencoder", ae2), ("VAE", vae2))):
+    codes = codes_of(model, x)                                # (2000, 2)
+    spacing = np.quantile(nearest(codes[:1000], codes[1000:]), 0.99)
+    in_hole = nearest(prior, codes) > spacing
+    ax.scatter(*codes.T, s=3, c="0.6", label="codes of test digits")
+    ax.scatter(*prior[in_hole].T, s=6, c="red", label="prior draw in a hole")
+    ax.scatter(*prior[~in_hole].T, s=6, c="tab:blue", label="prior draw near data")
+    ax.set_title(f"{name}: {in_hole.mean():.0%} of prior draws fall in holes")
+    ax.set_aspect("equal")
+axes[0].legend(loc="lower left", fontsize=8)
+plt.show()
+for name, model in (("AE ", ae), ("VAE", vae)):
+    print(f"Z = 16 {name}: code std per dimension {codes_of(model, x).std(0).round(1)}")
+"""),
+    md(f"""
+**Why.** The AE loss only asks that the decoder undo the encoder, and it is unchanged by any
+invertible map of the latent space ([eq:ae-loss]({D}autoencoder.md#eq:ae-loss)), so nothing fixes where the
+codes go, how far apart the classes sit, or what lies between them. The VAE's KL term, averaged over the
+data, is the mutual information between $x$ and $z$ plus $\\mathrm{{KL}}(q(z) \\Vert p(z))$
+([eq:aggregate-kl]({D}autoencoder.md#eq:aggregate-kl)): it pulls the cloud of all codes toward
+$\\mathcal N(0, I)$, so the places the prior samples from are places the decoder was trained on.
+
+Next: [02 · the reparameterization trick](02_reparameterization.ipynb), the piece that lets the VAE
+backpropagate through its noise.
+"""),
+]
+
+
+# =========================================================================== 04 training
+
+NB04 = [
+    md(f"""
+# 04 · Training a VAE on MNIST, reading its curves, evaluating it
+
+**What you will do.** Train a VAE with `tinyvae.train` (a short setting: 5 epochs on 15 000 digits,
+well under a minute on a laptop CPU), read its training curves, evaluate it properly (the negative
+[ELBO]({D}elbo.md#eq:elbo) with ε *sampled*, and a small-K [importance-weighted]({D}importance-sampling.md#eq:iw-bound)
+estimate of $-\\log p(x)$), and look at samples and reconstructions. Every number is in nats per
+example ([the reduction convention]({D}notation.md#eq:loss-reduction)), and the loss is
+[reconstruction + β · KL]({D}elbo.md#eq:vae-loss).
+"""),
+    TRAIN_SETUP,
+    md("""
+## 1. Train
+
+A `TrainConfig` holds everything a run depends on (each field has a comment in `tinyvae/train.py`);
+the run is a pure function of it. The full recipe is the default config (784-400-20, 10 epochs on
+all 60 000 digits, `tinyvae train` in a shell); here we shorten it.
+"""),
+    code("""
+config = tinyvae.TrainConfig(hidden=(256,), latent=20, epochs=5, limit_train=15_000, limit_test=2_000,
+                           lr=2e-3, seed=0, out=str(runs / "mnist"))
+run = tinyvae.train(config, progress=False, pictures=False)     # prints one line per epoch
+print(sorted(p.name for p in run.iterdir()))
+"""),
+    md("""
+The run folder holds `config.json`, `metrics.jsonl` (one line per epoch) and `checkpoint.npz`.
+
+## 2. Read the curves
+"""),
+    code("""
+for row in plots.read_metrics(run):
+    print({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items() if k.split("_")[0] in ("epoch", "train", "test")})
+plots.plot_curves(run)
+"""),
+    md("""
+How to read them:
+
+* **The train curve lies above the test curve at first.** The train number of an epoch averages the
+  loss over the whole epoch, while the model was still improving; the test number is measured at the
+  end of the epoch. Later, once the model fits the training set better than unseen data, the
+  order flips: that gap is overfitting.
+* **The reconstruction term falls and the KL term rises.** At the start the codes carry almost no
+  information (KL near 0, reconstruction near that of an average image); training buys better
+  reconstructions by spending nats of KL on information about each digit.
+* **The loss is the negative ELBO** when β = 1: an upper bound on $-\\log p(x)$.
+
+## 3. Evaluate
+
+`tinyvae.evaluate_elbo` samples ε, as the ELBO's expectation requires: decoding z = μ instead would
+give a smaller number that bounds nothing. `tinyvae.importance_weighted_nll` averages K importance
+weights inside the log ([eq:iw-nll-estimate](../derivations/importance-sampling.md#eq:iw-nll-estimate)): K = 1
+is the ELBO again (a different draw of ε, so a slightly different number) and the estimate decreases
+toward $-\\log p(x)$ as K grows (papers use K = 5000; small K keeps this quick). All on the same 500
+test digits.
+"""),
+    code("""
+model = tinyvae.load_model(run / "checkpoint.npz")
+x_test = mnist.test_x[:500]
+elbo = tinyvae.evaluate_elbo(model, x_test, seed=0)
+print(f"negative ELBO, eps sampled:       {elbo['loss']:.2f} = recon {elbo['recon']:.2f} + KL {elbo['kl']:.2f}")
+for k in (1, 10, 100):
+    nll = tinyvae.importance_weighted_nll(model, x_test, k=k, seed=0)
+    print(f"importance-weighted, K = {k:>3}:     {nll.mean():.2f} nats per example")
+active, variances = tinyvae.active_units(model, mnist.test_x[:2000])
+print(f"active latent dimensions: {active} of {model.config.latent}")
+"""),
+    md("""
+A dimension is *active* when its posterior mean varies across digits; the inactive ones have
+collapsed onto the prior (KL ≈ 0) and carry no information.
+
+## 4. Samples and reconstructions
+"""),
+    code("""
+plots.plot_samples(model, n=64, seed=0)
+"""),
+    code("""
+plots.plot_reconstructions(model, mnist.test_x[:16])
+"""),
+    md("""
+Five short epochs give recognizable but blurry digits. Train longer (`tinyvae train`, the default 10
+epochs on all 60 000 digits) for sharper ones; the curves above tell you when more epochs stop helping.
+Next: [05 · the latent space](05_latent_space.ipynb).
+"""),
+]
+
+
+# =========================================================================== 05 latent space
+
+NB05 = [
+    md(f"""
+# 05 · The latent space: maps, paths, denoising, inpainting
+
+**What you will see.** With Z = 2 the whole latent space fits on a page. We train a VAE with two latent
+dimensions and look at where each digit lands (the posterior means), decode a grid of $z$ (the learned
+manifold, as in Kingma & Welling's figure 4) and walk in a straight line between two digits. Then we
+use a VAE as a prior over images: **denoising** (map a corrupted digit back onto the digits the model
+knows) and **inpainting** (fill in a missing half by alternating reconstruct and restore-the-known-pixels).
+Two numbers turn out to be too few to restore a particular digit, so for that part we also train a
+Z = 16 model and compare.
+
+Background: [the sample z = μ + σ ⊙ ε]({D}reparameterization.md#eq:reparam), [the loss]({D}elbo.md#eq:vae-loss),
+and [why the KL term fills the space]({D}autoencoder.md#eq:aggregate-kl).
+"""),
+    TRAIN_SETUP,
+    code("""
+quiet = dict(progress=False, pictures=False, log=lambda line: None)
+config = tinyvae.TrainConfig(hidden=(256,), latent=2, epochs=5, limit_train=30_000, limit_test=1_000,
+                           lr=2e-3, seed=0, out=str(runs / "z2"))
+vae = tinyvae.load_model(tinyvae.train(config, **quiet) / "checkpoint.npz")
+print("test loss", round(plots.read_metrics(runs / "z2")[-1]["test_loss"], 1), "nats per example")
+"""),
+    md("""
+## 1. Where the digits land
+
+The posterior means of 2000 test digits, coloured by label. The KL term keeps the cloud near
+$\\mathcal N(0, I)$, roughly within ±3 of the origin; digits that look alike sit side by side.
+"""),
+    code("""
+plots.plot_latent(vae, mnist.test_x[:2000], mnist.test_y[:2000])
+"""),
+    md("""
+## 2. The manifold
+
+Decode a 15 × 15 grid. The grid is spaced evenly in *probability* under the prior ($z = \\Phi^{-1}(p)$,
+$p$ from 0.05 to 0.95), so each cell holds the same prior mass. Almost every point decodes to something
+digit-like and neighbouring cells morph into each other: no large holes. (The odd corner is a sign of
+the short training.)
+"""),
+    code("""
+plots.plot_manifold(vae, n=15)
+"""),
+    md("""
+## 3. Interpolation
+
+Decode points on the straight line between the posterior means of two test digits.
+"""),
+    code("""
+labels = mnist.test_y
+a, b = int(np.flatnonzero(labels == 1)[0]), int(np.flatnonzero(labels == 0)[0])
+plots.plot_interpolation(vae, mnist.test_x[a], mnist.test_x[b], steps=10)
+"""),
+    md("""
+## 4. Denoising
+
+Corrupt eight test digits by flipping 5 % of their pixels, and reconstruct them (encode to the posterior
+mean, decode). A model trained only on clean digits can only produce clean-looking ones, so
+reconstruction projects the corrupted image back onto the digits it knows. Whether it lands on the
+*right* digit depends on how much the code can hold: compare the Z = 2 model with a Z = 16 one.
+"""),
+    code("""
+vae16 = tinyvae.load_model(tinyvae.train(tinyvae.TrainConfig(hidden=(256,), latent=16, epochs=3, limit_train=10_000,
+                                                         limit_test=1_000, lr=2e-3, out=str(runs / "z16")), **quiet) / "checkpoint.npz")
+
+def show(rows, titles):
+    fig, axes = plt.subplots(len(rows), len(rows[0]), figsize=(1.1 * len(rows[0]), 1.15 * len(rows)))
+    for r, (row, title) in enumerate(zip(rows, titles)):
+        for c, img in enumerate(row):
+            axes[r, c].imshow(img.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+            axes[r, c].set_xticks([]); axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+    plt.show()
+
+rng = np.random.default_rng(0)
+clean = data.to_float(mnist.test_x[:8])                                  # (8, 784) float32 in [0, 1]
+flipped = np.where(rng.random(clean.shape) < 0.05, 1 - clean, clean).astype(np.float32)
+show([clean, flipped, vae.reconstruct(flipped), vae16.reconstruct(flipped)],
+     ["clean", "5% flipped", "Z = 2", "Z = 16"])
+"""),
+    md("""
+Gaussian noise on every pixel is harder: the encoder has never seen a grey, speckled background and
+its guess of μ goes astray. The decoder still knows what digits look like, so instead of trusting the
+encoder we can *search* for the code whose decoding best explains the noisy image under the Bernoulli
+likelihood, plus the prior's pull toward 0: minimize $-\\log p(x \\mid z) - \\log p(z)$ over $z$, starting
+from the encoder's μ. The gradient with respect to $z$ is exactly what the decoder's backward pass
+returns (`decoder.backward` gives dL/dz), so a few lines of Adam do it.
+"""),
+    code("""
+def fit_code(model, x, steps=200, lr=0.05):
+    z = model.encode(x)[0].copy()                       # start from the encoder's guess, (N, Z)
+    m, v = np.zeros_like(z), np.zeros_like(z)
+    for t in range(1, steps + 1):
+        logits = model.decoder.forward(z)
+        _, dlogits = tinyvae.bernoulli_nll(logits, x)   # -log p(x|z), batch mean
+        dz = model.decoder.backward(dlogits) + z / len(x)   # ... plus -log p(z) = |z|^2 / 2 per example
+        m, v = 0.9 * m + 0.1 * dz, 0.999 * v + 0.001 * dz**2
+        z -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    return model.decode(z)
+
+noisy = np.clip(clean + rng.normal(0, 0.25, clean.shape), 0, 1).astype(np.float32)
+show([clean, noisy, vae16.reconstruct(noisy), fit_code(vae16, noisy)],
+     ["clean", "noise", "encode-decode", "fit the code"])
+"""),
+    md("""
+The fitted codes decode to the right digits; the faint grey background is the model explaining the
+noise's average brightness.
+
+## 5. Inpainting
+
+Hide the bottom half of each digit. Start with the hidden pixels at 0, then repeat: reconstruct the
+whole image, and put the known top half back. Each pass moves the guess for the hidden half toward
+an image the model finds likely *and* consistent with the visible half; the change per pass shows the
+iteration settling.
+"""),
+    code("""
+known = np.zeros((28, 28), dtype=np.float32)
+known[:14] = 1                                          # the top half is visible
+known = known.ravel()
+results = {}
+for name, model in (("Z = 2", vae), ("Z = 16", vae16)):
+    guess = clean * known                               # hidden pixels start at 0
+    for i in range(1, 11):
+        new = known * clean + (1 - known) * model.reconstruct(guess)   # reconstruct, restore the known pixels
+        change = np.abs(new - guess).mean()
+        guess = new
+        if i in (1, 3, 10):
+            print(f"{name:>6}, pass {i:>2}: mean change {change:.4f}")
+    results[name] = guess
+show([clean, clean * known, results["Z = 2"], results["Z = 16"]], ["clean", "top half", "Z = 2", "Z = 16"])
+"""),
+    md("""
+The filled-in halves are plausible completions, smooth and typical, not necessarily the true ones:
+the model can only propose what it has learned digits look like. Longer training and more latent
+dimensions sharpen every picture in this notebook.
+Next: [06 · write the backward passes yourself](06_gradient_check_exercises.ipynb).
+"""),
+]
+
+
 # =========================================================================== 02 reparameterization
 
 NB02 = [
@@ -494,8 +857,11 @@ hint usually names the line to change.
 
 
 NOTEBOOKS = {
+    "01_autoencoder_vs_vae.ipynb": NB01,
     "02_reparameterization.ipynb": NB02,
     "03_elbo_and_losses.ipynb": NB03,
+    "04_training_mnist.ipynb": NB04,
+    "05_latent_space.ipynb": NB05,
     "06_gradient_check_exercises.ipynb": NB06,
 }
 

@@ -78,8 +78,8 @@ def test_notebook_links_its_derivations_and_they_exist(path):
 
 
 def test_notebooks_use_only_the_public_api():
-    allowed_modules = {"data", "train", "evaluate", "plots", "exercises"}
     import tinyvae
+    allowed_modules = {"data", "train", "evaluate", "plots", "exercises"}
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
