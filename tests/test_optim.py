@@ -173,3 +173,31 @@ def test_optimizers_run_on_device_arrays_and_agree_with_numpy(opt_class, device_
     run(opt, dev, 6)
     assert all(backend.get_xp(buf) is device_xp for bufs in opt.state.values() for buf in bufs)
     np.testing.assert_allclose(backend.to_numpy(dev.theta), host.theta, rtol=1e-12, atol=1e-14)
+
+
+def test_adam_split_across_threads_is_bit_identical_to_one_thread(monkeypatch):
+    from tinyvae import backend
+    from tinyvae.vae import VAE
+
+    thetas = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("TINYVAE_THREADS", threads)
+        model = VAE(hidden=(300,), latent=8, seed=3)  # 784·300 weights: large enough to be split
+        opt = Adam(model, lr=1e-2)
+        assert len(opt._pieces) == int(threads)
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            model.grad[...] = rng.standard_normal(model.grad.shape).astype(np.float32)
+            opt.step()
+        thetas.append(model.theta.copy())
+    assert backend.host_threads(np) == 3
+    np.testing.assert_array_equal(thetas[0], thetas[1])
+    np.testing.assert_array_equal(thetas[0], thetas[2])
+
+
+def test_thread_count_setting_is_validated(monkeypatch):
+    from tinyvae import backend
+
+    monkeypatch.setenv("TINYVAE_THREADS", "zero")
+    with pytest.raises(ValueError, match="TINYVAE_THREADS must be a positive integer, got 'zero'"):
+        backend.host_threads(np)

@@ -6,6 +6,14 @@ needs nothing else. The math behind each piece is in
 the repository's ``derivations/`` folder, cited from the code as ``# [eq:...]``.
 """
 
+import os as _os
+
+# OpenBLAS's worker threads spin for a while after each matrix product before they sleep, and the
+# optimizer's own threads (backend.run_split) would compete with them for the cores. A short spin
+# lets them sleep at once: measured, a training step at batch 128 runs about 5-10 % faster on two
+# cores. It acts only when NumPy is not imported yet and never overrides a value you set.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 from .backend import default_rng, get_xp, to_device, to_numpy
 from .checkpoint import CheckpointError
 from .gradcheck import (GradcheckReport, check_gradients, check_layer, check_loss, check_model,
