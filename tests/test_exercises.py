@@ -294,17 +294,17 @@ def test_command_line_checks_a_file_of_answers(tmp_path, capsys):
 # --------------------------------------------------------------------------- the learner's own file
 
 
-ANSWERS = os.environ.get("TINYVAE_ANSWERS")
+# A learner points TINYVAE_ANSWERS at their own file; without it the same tests check the reference
+# solutions, so the mechanism itself is exercised on every run.
+ANSWERS = os.environ.get("TINYVAE_ANSWERS") or solutions.__file__
 
 
-@pytest.mark.skipif(not ANSWERS, reason="set TINYVAE_ANSWERS=path/to/my_answers.py to check your own answers")
 @pytest.mark.parametrize("name", NAMES)
 def test_learner_exercise(name):
     spec = importlib.util.spec_from_file_location("learner_answers", ANSWERS)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     fn = getattr(module, name, None)
-    if fn is None:
-        pytest.skip(f"{name} is not defined in {ANSWERS} yet")
+    assert fn is not None, f"{name} is not defined in {ANSWERS} yet"
     feedback = check(name, fn)
     assert feedback.passed, "\n" + str(feedback)
