@@ -177,7 +177,9 @@ def _read_into(f, buffer: np.ndarray) -> int:
     view = memoryview(buffer)
     got = 0
     while got < len(view):
-        n = f.readinto(view[got:])
+        # At most 1 MiB a call: gzip decompresses a whole request into a temporary bytes object
+        # first, which for one 47 MB request would double the memory the images need.
+        n = f.readinto(view[got:got + (1 << 20)])
         if not n:
             break
         got += n

@@ -20,8 +20,6 @@ from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from . import backend, data
 from .backend import to_numpy
@@ -37,6 +35,14 @@ METRICS_NAME = "metrics.jsonl"
 
 # --------------------------------------------------------------------------- helpers
 
+
+
+def _figure(**kwargs):
+    """A matplotlib Figure, imported on first use: `tinyvae train` should not pay for matplotlib
+    (about 30 MB and half a second) until it draws its pictures at the end."""
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    return Figure(**kwargs)
 
 def _image_shape(d):
     side = math.isqrt(d)
@@ -98,7 +104,7 @@ def plot_samples(model, n=64, seed=0, path=None):
     """A grid of ``n`` mean images decoded from z ~ N(0, I) (seeded)."""
     cols = math.ceil(math.sqrt(n))
     picture = _grid(_prior_samples(model, n, seed), cols)
-    fig = Figure(figsize=(6.0, 6.0 * picture.shape[0] / picture.shape[1] + 0.5), layout="constrained")
+    fig = _figure(figsize=(6.0, 6.0 * picture.shape[0] / picture.shape[1] + 0.5), layout="constrained")
     _show(fig.add_subplot(), picture)
     fig.suptitle(f"{n} samples: z ~ N(0, I) decoded to mean images\n{model.config.describe()}", fontsize=10)
     return _finish(fig, path)
@@ -108,7 +114,7 @@ def plot_reconstructions(model, x, n=16, path=None):
     """``n`` inputs (top row) above their reconstructions, the decoded posterior means (bottom row)."""
     x = _as_batch(x)[:n]
     images = np.concatenate([to_numpy(model_input(model, x)), _host_images(model, x)])
-    fig = Figure(figsize=(1.4 + 0.55 * len(x), 1.75), layout="constrained")
+    fig = _figure(figsize=(1.4 + 0.55 * len(x), 1.75), layout="constrained")
     _show(fig.add_subplot(), _grid(images, len(x)), x.shape[1], rows=("input", "reconstruction"))
     kind = "decoded posterior means" if isinstance(model, VAE) else "decoded codes"
     fig.suptitle(f"Reconstructions ({kind}), {model.config.describe()}", fontsize=10)
@@ -137,7 +143,7 @@ def plot_curves(metrics, path=None):
     epochs = [row.get("epoch", i + 1) for i, row in enumerate(rows)]
     betas = {row.get("beta", 1.0) for row in rows}
     loss_title = "negative ELBO" if betas == {1.0} else "train: recon + β·KL; test: negative ELBO (β = 1)"
-    fig = Figure(figsize=(12.0, 3.6), layout="constrained")
+    fig = _figure(figsize=(12.0, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
     for ax, (key, title) in zip(axes, (("loss", loss_title), ("recon", "reconstruction"), ("kl", "KL(q(z|x) ‖ p(z))"))):
         for split, style in (("train", "-"), ("test", "--"), ("val", ":")):
@@ -147,6 +153,8 @@ def plot_curves(metrics, path=None):
                 ax.plot(*zip(*points), style, marker="o", markersize=3, label=split)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
+        from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("nats per example")
@@ -179,7 +187,7 @@ def plot_latent(model, x, labels, path=None):
     if len(labels) != len(means):
         raise ValueError(f"plot_latent: {len(means)} images but {len(labels)} labels")
     points, (xlabel, ylabel), how = _project(means)
-    fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+    fig = _figure(figsize=(6.4, 5.6), layout="constrained")
     ax = fig.add_subplot()
     colors = _digit_colors()
     for digit in np.unique(labels):
@@ -216,7 +224,7 @@ def plot_manifold(model, n=20, path=None):
     z1, z2 = np.meshgrid(grid, grid[::-1])  # z₂ grows upwards, as on a plot's axis
     z = np.column_stack([z1.ravel(), z2.ravel()]).astype(model.dtype)  # (n·n, 2)
     images = to_numpy(model.decode(backend.to_device(z, model.xp)))
-    fig = Figure(figsize=(7.0, 7.3), layout="constrained")
+    fig = _figure(figsize=(7.0, 7.3), layout="constrained")
     ax = fig.add_subplot()
     _show(ax, _grid(images, n))
     ax.set_xlabel(f"z₁ from {grid[0]:.2f} to {grid[-1]:.2f} →")
@@ -238,7 +246,7 @@ def plot_interpolation(model, x_a, x_b, steps=10, path=None):
     decoded = to_numpy(model.decode(backend.to_device(z, model.xp)))
     row = np.concatenate([inputs[:1], decoded, inputs[1:]])
     cols = ["A", *[f"t = {v:.2g}" if i == 0 else f"{v:.2g}" for i, v in enumerate(t.ravel())], "B"]
-    fig = Figure(figsize=(1.0 + 0.6 * (steps + 2), 1.45), layout="constrained")
+    fig = _figure(figsize=(1.0 + 0.6 * (steps + 2), 1.45), layout="constrained")
     _show(fig.add_subplot(), _grid(row, steps + 2), pair.shape[1], cols=cols)
     what = "posterior means" if isinstance(model, VAE) else "codes"
     fig.suptitle(f"Interpolation: decoding (1 − t)·z_A + t·z_B between the {what} of inputs A and B", fontsize=10)
@@ -258,7 +266,7 @@ def plot_ae_vs_vae(ae, vae, x, n=10, seed=0, path=None):
             ("AE: z ~ N(0, I)", _prior_samples(ae, n, seed)),
             ("VAE: z ~ N(0, I)", _prior_samples(vae, n, seed))]
     images = np.concatenate([images for _, images in rows])
-    fig = Figure(figsize=(max(8.0, 2.2 + 0.6 * n), 4.6), layout="constrained")
+    fig = _figure(figsize=(max(8.0, 2.2 + 0.6 * n), 4.6), layout="constrained")
     _show(fig.add_subplot(), _grid(images, n), x.shape[1], rows=[label for label, _ in rows])
     fig.suptitle("Both reconstruct; only the VAE generates.\n"
                  "The autoencoder's codes can sit anywhere, so draws from N(0, I) land where its decoder never "
