@@ -75,3 +75,37 @@ def test_loss(model, x_all, seed=0, batch_size=1000):
         eps = torch.randn(x.shape[0], model.mu.out_features, generator=g, device=x_all.device)
         total += float(model.loss(x, eps))
     return total / x_all.shape[0]
+
+
+def main(argv=None):
+    """Seconds per epoch at each batch size, as JSON on stdout (run as its own process)."""
+    import argparse  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from tinyvae.data import load_dataset  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(description="time the equivalent PyTorch VAE")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512])
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    args = p.parse_args(argv)
+    device = "cuda" if args.device == "gpu" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        print(json.dumps({}))
+        return 0
+    x = to_tensor(load_dataset().train_x, device)
+    out = {}
+    for b in args.batch_sizes:
+        torch.manual_seed(0)
+        model = TorchVAE().to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        gen = torch.Generator().manual_seed(0)
+        out[b] = [train_epoch(model, opt, x, b, gen, device)[0] for _ in range(args.epochs)]
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
