@@ -176,7 +176,11 @@ class _Model:
         return backend.CPU if self.xp is np else backend.GPU
 
     def to(self, device):
-        """Move the model to ``"cpu"``, ``"gpu"`` (or a stand-in namespace); returns self."""
+        """Move the model to ``"cpu"``, ``"gpu"`` (or a stand-in namespace); returns self.
+
+        The parameter and gradient buffers are replaced by copies on the device, so create the
+        optimizer after moving the model.
+        """
         xp = backend.namespace(device)
         if xp is not self.xp:
             self._bind(backend.to_device(self.theta, device), xp)
