@@ -714,7 +714,7 @@ def _shape_problem(name, g, r, sym, link):
 
 
 def _known_factors(ex):
-    n, d, h, z = SIZES["N"], SIZES["D"], SIZES["H"], SIZES["Z"]
+    n, d, z = SIZES["N"], SIZES["D"], SIZES["Z"]
     inner = {"bce_with_logits": ("D", d, "pixels"), "gaussian_kl": ("Z", z, "latent dimensions")}.get(ex.name)
     f = {2.0: "a missing ½", 0.5: "an extra ½ (or a missing factor 2)",
          float(n): f"a sum over the batch where the mean is meant: the loss averages over the N = {n} examples, "

@@ -20,7 +20,7 @@ model to the GPU is a single copy.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
