@@ -29,7 +29,6 @@ from tinyvae.train import (
     TrainConfig,
     TrainingDiverged,
     TrainingInterrupted,
-    elbo,
     resume,
     train,
 )
@@ -368,15 +367,16 @@ def test_static_binarization_gives_every_run_the_same_test_images(tmp_path, mnis
     np.testing.assert_array_equal(a[1], b[1])  # test images: one fixed sample
 
 
-def test_local_elbo_agrees_with_evaluate_module(tmp_path, mnist):
-    evaluate = pytest.importorskip("tinyvae.evaluate")
-    from tinyvae import VAE
+def test_test_set_figures_are_evaluates_negative_elbo(tmp_path, mnist):
+    from tinyvae import evaluate_elbo, load_model
 
-    model = VAE(hidden=(32,), latent=4, seed=3)
-    ours = elbo(model, mnist.test_x, seed=5, batch_size=100)
-    theirs = evaluate.evaluate_elbo(model, mnist.test_x, binarize="none", seed=5, batch_size=100)
+    run_dir, _ = run_quietly(small(tmp_path / "run"), mnist)
+    row = metrics(run_dir)[-1]
+    model = load_model(run_dir / CHECKPOINT_NAME)
+    ours = evaluate_elbo(model, mnist.test_x, binarize="none", seed=train_module._eval_seed(0, 1),
+                         batch_size=train_module.EVAL_BATCH)
     for key in ("loss", "recon", "kl"):
-        assert ours[key] == pytest.approx(theirs[key], rel=1e-5)
+        assert row[f"test_{key}"] == pytest.approx(ours[key], rel=1e-6)
     assert ours["loss"] == pytest.approx(ours["recon"] + ours["kl"], rel=1e-6)
 
 

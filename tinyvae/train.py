@@ -36,6 +36,7 @@ import numpy as np
 from . import backend
 from .checkpoint import CheckpointError, from_json_array, json_array, load_arrays
 from .data import BINARIZE_MODES, DataError, binarize_static, epoch_permutation, load_dataset, to_float
+from .evaluate import evaluate_elbo
 from .layers import ACTIVATIONS
 from .vae import LIKELIHOODS, MODELS, ModelConfig, build_model
 
@@ -365,8 +366,8 @@ class _Run:
         record.update({f"train_{k}": s / n for k, s in zip(LOSS_TERMS, sums)})
         for split, x in (("test", self.test_x), ("val", self.val_x)):
             if len(x):
-                result = _evaluator(self.log)(self.model, x, binarize="none", seed=_eval_seed(cfg.seed, epoch),
-                                              batch_size=EVAL_BATCH)
+                result = evaluate_elbo(self.model, x, binarize="none", seed=_eval_seed(cfg.seed, epoch),
+                                       batch_size=EVAL_BATCH)
                 record.update({f"{split}_{k}": float(result[k]) for k in LOSS_TERMS})
         record.update(beta=self._beta(epoch, self.steps_per_epoch - 1), seconds=seconds,
                       eval_seconds=time.perf_counter() - start)
@@ -470,35 +471,6 @@ def _reads_are_free(xp):
 def _eval_seed(seed, epoch):
     """The seed of the test-set ε after ``epoch``: a pure function of (seed, epoch)."""
     return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
-
-
-def _evaluator(log):
-    try:
-        from .evaluate import evaluate_elbo  # noqa: PLC0415
-    except ImportError:
-        if not getattr(_evaluator, "warned", False):
-            log("note: tinyvae.evaluate is not available; using train.py's own ELBO estimate")
-            _evaluator.warned = True
-        return elbo
-    return evaluate_elbo
-
-
-def elbo(model, x, *, binarize="none", seed=0, batch_size=EVAL_BATCH):
-    """The negative ELBO of uint8 images ``x`` (N, D) with ε sampled from ``seed``: dict(loss, recon, kl).
-
-    β = 1, whatever the model was trained with, so that ``loss`` is the negative ELBO in nats per
-    example. A forward pass per batch and no backward. (``evaluate.evaluate_elbo`` does the same
-    and more; this one keeps training independent of it.)
-    """
-    xp, rng = model.xp, np.random.default_rng(seed)
-    totals = xp.zeros(len(LOSS_TERMS), dtype=np.float64)
-    for start in range(0, len(x), batch_size):
-        images = x[start:start + batch_size]
-        batch = to_float(images, binarize, rng)  # (N, D)
-        eps = rng.standard_normal((len(images), model.config.latent), dtype=np.float32)  # (N, Z)
-        model.forward(backend.to_device(batch, xp), backend.to_device(eps, xp), beta=1.0, validate=False)
-        totals += xp.stack([model.stats[k] for k in LOSS_TERMS]) * len(images)
-    return dict(zip(LOSS_TERMS, (backend.to_numpy(totals) / len(x)).tolist()))
 
 
 def _nonfinite_parameters(model, optimizer):
