@@ -124,7 +124,7 @@ def test_optimizer_state_round_trips_through_a_checkpoint(opt_class, tmp_path):
 def test_loading_optimizer_state_of_another_shape_is_refused():
     opt = Adam(Quadratic(size=7), lr=0.1)
     state = Adam(Quadratic(size=5), lr=0.1).state_dict()
-    with pytest.raises(CheckpointError, match="optimizer state 'm.0' missing or of the wrong shape"):
+    with pytest.raises(CheckpointError, match="optimizer state 'm_sum.0' missing or of the wrong shape"):
         opt.load_state_dict(state)
 
 
@@ -201,3 +201,35 @@ def test_thread_count_setting_is_validated(monkeypatch):
     monkeypatch.setenv("TINYVAE_THREADS", "zero")
     with pytest.raises(ValueError, match="TINYVAE_THREADS must be a positive integer, got 'zero'"):
         backend.host_threads(np)
+
+
+def test_adam_keeps_discounted_sums_of_the_gradients_and_their_squares():
+    model = Quadratic(seed=8)
+    opt = Adam(model, lr=0.01, betas=(0.8, 0.9))
+    m_sum, v_sum = np.zeros_like(model.theta), np.zeros_like(model.theta)
+    for _ in range(5):
+        g = model.backward().copy()
+        m_sum, v_sum = 0.8 * m_sum + g, 0.9 * v_sum + g * g
+        opt.step()
+    state = opt.state_dict()
+    np.testing.assert_allclose(state["m_sum.0"], m_sum, rtol=1e-14)
+    np.testing.assert_allclose(state["v_sum.0"], v_sum, rtol=1e-14)
+
+
+def test_adam_resumes_from_state_saved_as_plain_moments():
+    """A state with PyTorch's m and v (keys m.0, v.0) continues exactly like textbook Adam."""
+    model = Quadratic(seed=9)
+    grads_of = lambda th: model.a * (th - model.c)  # noqa: E731
+    start = model.theta.copy()
+    b1, b2, lr = 0.9, 0.999, 0.02
+    theta, m, v = start.copy(), np.zeros_like(start), np.zeros_like(start)
+    for t in range(1, 4):
+        g = grads_of(theta)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        theta = theta - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
+    model.theta[...] = theta
+    opt = Adam(model, lr=lr)
+    opt.load_state_dict({"t": np.array(3), "m.0": m, "v.0": v})
+    got = run(opt, model, 4)
+    expected = textbook_adam(start, grads_of, 7, lr)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)

@@ -81,7 +81,7 @@ def assert_same_run(a, b):
     assert metrics(a) == metrics(b)
     np.testing.assert_array_equal(theta(a), theta(b))
     ca, cb = load_arrays(Path(a) / CHECKPOINT_NAME), load_arrays(Path(b) / CHECKPOINT_NAME)
-    for key in ("optim.t", "optim.m.0", "optim.v.0"):
+    for key in ("optim.t", "optim.m_sum.0", "optim.v_sum.0"):
         np.testing.assert_array_equal(ca[key], cb[key])
 
 
@@ -159,7 +159,7 @@ def test_short_run_writes_config_metrics_and_checkpoint_with_documented_keys(tmp
         assert row["test_loss"] == pytest.approx(row["test_recon"] + row["test_kl"], rel=1e-6)
     arrays = load_arrays(run_dir / CHECKPOINT_NAME)
     assert {"format", "config", "theta", "train_format", "train_config", "epoch", "step", "sums", "seconds",
-            "optim.t", "optim.m.0", "optim.v.0"} <= set(arrays)
+            "optim.t", "optim.m_sum.0", "optim.v_sum.0"} <= set(arrays)
     assert (int(arrays["epoch"]), int(arrays["step"]), int(arrays["optim.t"])) == (2, 0, 16)
     assert sum(line.startswith("epoch ") for line in lines) == 2
 
