@@ -14,8 +14,8 @@ from hypothesis.extra import numpy as hnp
 from tinyvae import backend
 from tinyvae.checks import ShapeError
 from tinyvae.gradcheck import DEFAULT_H, check_loss
-from tinyvae.losses import (bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl_per_dim, gaussian_log_prob,
-                            gaussian_nll, log_normal_density)
+from tinyvae.losses import (MIN_SPLIT_ELEMENTS, bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl_per_dim,
+                            gaussian_log_prob, gaussian_nll, log_normal_density, sum_of_logs)
 
 F64 = np.float64
 GRADCHECK = settings(max_examples=25, deadline=None)
@@ -162,6 +162,37 @@ def test_bernoulli_gradient_is_sigmoid_minus_target_over_n():
     logits, x = rng.normal(0, 4, (4, 6)), (rng.uniform(0, 1, (4, 6)) > 0.5).astype(F64)
     _, dlogits = bernoulli_nll(logits, x)
     np.testing.assert_allclose(dlogits, (sigmoid_by_hand(logits) - x) / 4, rtol=1e-12, atol=1e-17)
+
+
+@given(size=st.integers(1, 5000), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_sum_of_logs_of_products_matches_the_sum_of_logs_in_float32(size, seed):
+    values = (1 + np.random.default_rng(seed).random(size)).astype(np.float32)
+    exact = np.log(values.astype(F64)).sum()
+    # float32 resolution: the per-element logs themselves round at about 6e-8 each
+    assert float(sum_of_logs(values)) == pytest.approx(exact, rel=1e-6, abs=size * 6e-8)
+
+
+@pytest.mark.parametrize("size", [64, 128, 4096, 4097])
+def test_sum_of_logs_never_overflows_even_when_every_factor_is_two(size):
+    values = np.full(size, 2.0, np.float32)  # the largest factor 1 + exp(-|l|) can be (l = 0)
+    assert float(sum_of_logs(values)) == pytest.approx(size * math.log(2.0), rel=1e-6)
+
+
+def test_bernoulli_nll_split_over_threads_gives_the_same_gradient_bit_for_bit(monkeypatch):
+    rng = np.random.default_rng(4)
+    n = MIN_SPLIT_ELEMENTS // 784 + 3  # large enough to be split, and odd
+    logits = (rng.standard_normal((n, 784)) * 4).astype(np.float32)
+    x = rng.random((n, 784)).astype(np.float32)
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("TINYVAE_THREADS", threads)
+        results.append(bernoulli_nll(logits, x))
+    exact = (np.maximum(logits, 0) - x * logits + np.log1p(np.exp(-np.abs(logits.astype(F64))))).sum() / n
+    for loss, dlogits in results[1:]:
+        np.testing.assert_array_equal(dlogits, results[0][1])
+        assert float(loss) == pytest.approx(float(results[0][0]), rel=1e-6)
+    assert float(results[0][0]) == pytest.approx(exact, rel=1e-6)
 
 
 def test_bernoulli_log_prob_is_minus_the_per_example_loss():
