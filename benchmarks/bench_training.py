@@ -1,6 +1,6 @@
 """Seconds per training epoch of the pytorch/examples VAE, against the matrix-multiply lower bound.
 
-    python benchmarks/bench_training.py                   # CPU, batch sizes 32 128 512
+    python benchmarks/bench_training.py                   # CPU, batch sizes 32 128 512, 3 rounds of 3 epochs
     python benchmarks/bench_training.py --device gpu      # CuPy (and PyTorch CUDA if present)
 
 The model is tinyvae's default: 784-400-20, ReLU, grey-level BCE + KL, Adam 1e-3, float32,
@@ -17,7 +17,9 @@ faster than its multiplies alone.
 
 Where PyTorch is installed (optional, never required), an equivalent PyTorch model (same
 layers, BCE + KL summed, torch.optim.Adam defaults, batches sliced from a preloaded tensor) is
-timed in the same run. The peak resident memory is that of a whole ``tinyvae train --epochs 1``
+timed in the same run, taking turns with tinyvae: each round times every batch size, tinyvae
+then PyTorch, so that both see the same drift of a shared machine, and the ratio between them is
+taken within each round (the quoted ratio is the median over rounds). The peak resident memory is that of a whole ``tinyvae train --epochs 1``
 process on full MNIST, each measured in a fresh process, without and with the pictures drawn at
 the end. Prints a table, then the JSON.
 """
@@ -86,13 +88,17 @@ def time_tinyvae(batch_size, epochs, device, workdir):
     return [r["seconds"] for r in rows], [r["test_loss"] for r in rows]
 
 
-def time_torch(batch_sizes, epochs, device):
-    """PyTorch's seconds per epoch, in a process of its own: its OpenMP threads keep spinning after
-    each parallel region and would slow whatever runs next in the same process."""
+def torch_available():
     try:
         import torch  # noqa: F401, PLC0415
     except ImportError:
-        return {}
+        return False
+    return True
+
+
+def time_torch(batch_sizes, epochs, device):
+    """PyTorch's seconds per epoch, in a process of its own: its OpenMP threads keep spinning after
+    each parallel region and would slow whatever runs next in the same process."""
     cmd = [sys.executable, str(HERE / "torch_vae.py"), "--epochs", str(epochs), "--device", device,
            "--batch-sizes", *map(str, batch_sizes)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -124,57 +130,77 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512])
-    p.add_argument("--epochs", type=int, default=5, help="epochs timed per batch size (the median is quoted)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs timed per batch size in each round")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds; each times every batch size with tinyvae then PyTorch (medians over all epochs)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     args = p.parse_args(argv)
+    if args.epochs < 1 or args.rounds < 1:
+        p.error("--epochs and --rounds must be at least 1")
 
     xp = backend.namespace(args.device)
     n_train = len(load_dataset().train_x)
     shapes = dense_shapes(*SIZES)
-    # The rate is sampled before every batch size and the best sample is kept: this machine's speed
-    # drifts, and a lower bound must come from the fastest the multiplies ever ran.
+    have_torch = not args.no_torch and torch_available()
+    # The rate is sampled before and after every timed stretch and the best sample is kept: this
+    # machine's speed drifts, and a lower bound must come from the fastest the multiplies ever ran.
+    # tinyvae and PyTorch take turns, batch size by batch size and round by round, so that both
+    # see the same drift; their ratio is taken within each round (paired), then the median.
     rates = [matmul_rate(xp)]
-    results = []
+    runs = {b: {"tinyvae": [], "torch": [], "paired_ratios": [], "test_loss": None} for b in args.batch_sizes}
     with tempfile.TemporaryDirectory() as tmp:
-        for b in args.batch_sizes:
-            rates.append(matmul_rate(xp))
-            secs, test_losses = time_tinyvae(b, args.epochs, args.device, tmp)
-            rates.append(matmul_rate(xp))
-            results.append({"batch_size": b, "tinyvae_s_per_epoch": statistics.median(secs), "tinyvae_runs": secs,
-                            "test_loss_after_last_epoch": test_losses[-1]})
-            print(f"batch {b:4d}: tinyvae {statistics.median(secs):.3f} s/epoch", flush=True)
-    torch_secs = {} if args.no_torch else time_torch(args.batch_sizes, args.epochs, args.device)
-    for row in results:
-        secs = torch_secs.get(row["batch_size"])
-        if secs:
-            row.update({"torch_s_per_epoch": statistics.median(secs), "torch_runs": secs,
-                        "ratio_to_torch": row["tinyvae_s_per_epoch"] / statistics.median(secs)})
-            print(f"batch {row['batch_size']:4d}: torch {row['torch_s_per_epoch']:.3f} s/epoch, "
-                  f"tinyvae/torch {row['ratio_to_torch']:.2f}", flush=True)
+        for r in range(args.rounds):
+            for b in args.batch_sizes:
+                secs, test_losses = time_tinyvae(b, args.epochs, args.device, Path(tmp) / f"round{r}")
+                rates.append(matmul_rate(xp))
+                row = runs[b]
+                row["tinyvae"] += secs
+                row["test_loss"] = test_losses[-1]
+                line = f"round {r + 1}/{args.rounds} batch {b:4d}: tinyvae {statistics.median(secs):.3f} s/epoch"
+                if have_torch:
+                    torch_secs = time_torch([b], args.epochs, args.device)[b]
+                    rates.append(matmul_rate(xp))
+                    row["torch"] += torch_secs
+                    row["paired_ratios"].append(statistics.median(secs) / statistics.median(torch_secs))
+                    line += f", PyTorch {statistics.median(torch_secs):.3f} s/epoch, ratio {row['paired_ratios'][-1]:.2f}"
+                print(line, flush=True)
     best = max(rates)
-    for row in results:  # every row against the best rate seen in the whole run
-        row["matmul_lower_bound_s"] = epoch_matmul_flops(n_train, shapes) / (best * 1e9)
-        row["ratio_to_lower_bound"] = row["tinyvae_s_per_epoch"] / row["matmul_lower_bound_s"]
-    print(f"lower bound from the best matmul rate of the run ({best:.0f} GFLOP/s): "
-          f"{results[0]['matmul_lower_bound_s']:.3f} s per epoch; ratios "
-          + ", ".join(f"batch {r['batch_size']}: {r['ratio_to_lower_bound']:.2f}" for r in results))
+    bound = epoch_matmul_flops(n_train, shapes) / (best * 1e9)
+    results = []
+    for b, row in runs.items():
+        result = {"batch_size": b, "tinyvae_s_per_epoch": statistics.median(row["tinyvae"]),
+                  "tinyvae_runs": row["tinyvae"], "test_loss_after_last_epoch": row["test_loss"],
+                  "matmul_lower_bound_s": bound}
+        result["ratio_to_lower_bound"] = result["tinyvae_s_per_epoch"] / bound
+        if row["torch"]:
+            result.update({"torch_s_per_epoch": statistics.median(row["torch"]), "torch_runs": row["torch"],
+                           "ratio_to_torch": statistics.median(row["paired_ratios"]),
+                           "ratio_to_torch_by_round": row["paired_ratios"]})
+        results.append(result)
+    print(f"\nmedian of {args.rounds} x {args.epochs} epochs per batch size; lower bound {bound:.3f} s per epoch "
+          f"({epoch_matmul_flops(n_train, shapes) / 1e9:.1f} GFLOP at the best rate of the run, {best:.0f} GFLOP/s)")
+    print("batch  tinyvae s  / bound" + ("  PyTorch s  tinyvae/PyTorch" if have_torch else ""))
+    for res in results:
+        line = f"{res['batch_size']:5d}  {res['tinyvae_s_per_epoch']:9.3f}  {res['ratio_to_lower_bound']:7.2f}"
+        if "torch_s_per_epoch" in res:
+            line += f"  {res['torch_s_per_epoch']:9.3f}  {res['ratio_to_torch']:15.2f}"
+        print(line)
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "device": args.device,
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "numpy": np.__version__},
-        "matmul_gflops": max(rates),
+        "matmul_gflops": best,
         "matmul_gflops_samples": rates,
         "epoch_matmul_gflop": epoch_matmul_flops(n_train, shapes) / 1e9,
-        "epochs_timed_per_batch_size": args.epochs,
+        "rounds": args.rounds,
+        "epochs_per_round": args.epochs,
         "results": results,
     }
-    try:
+    if have_torch:
         import torch  # noqa: PLC0415
         report["machine"]["torch"] = torch.__version__
-    except ImportError:
-        pass
     if not args.no_memory:
         report["peak_rss_mib_training"] = peak_memory_mib(args.device, pictures=False)
         report["peak_rss_mib_training_and_pictures"] = peak_memory_mib(args.device, pictures=True)
