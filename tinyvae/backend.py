@@ -141,6 +141,7 @@ def synchronize(xp):
 # off; results are bit-identical either way (each element sees the same operations).
 
 _pool = None
+_CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
 
 
 def host_threads(xp):
@@ -152,7 +153,7 @@ def host_threads(xp):
         if not wanted.isdigit() or int(wanted) < 1:
             raise ValueError(f"TINYVAE_THREADS must be a positive integer, got {wanted!r}")
         return int(wanted)
-    return min(2, os.cpu_count() or 1)
+    return min(2, _CPUS)
 
 
 def run_split(fn, parts):
