@@ -136,7 +136,7 @@ def synchronize(xp):
 #
 # NumPy's matrix products use every core (through BLAS), its elementwise ufuncs one. They release
 # the GIL, though, so Python threads working on separate pieces of a large buffer run on separate
-# cores. The optimizer uses this for its update, which reads and writes every parameter a dozen
+# cores. The optimizer uses this for its update, which reads and writes every parameter ten
 # times per step and would otherwise leave all but one core idle. ``TINYVAE_THREADS=1`` turns it
 # off; results are bit-identical either way (each element sees the same operations).
 
