@@ -137,8 +137,10 @@ def synchronize(xp):
 # NumPy's matrix products use every core (through BLAS), its elementwise ufuncs one. They release
 # the GIL, though, so Python threads working on separate pieces of a large buffer run on separate
 # cores. The optimizer uses this for its update, which reads and writes every parameter ten
-# times per step and would otherwise leave all but one core idle. ``TINYVAE_THREADS=1`` turns it
-# off; results are bit-identical either way (each element sees the same operations).
+# times per step and would otherwise leave all but one core idle, and so does the Bernoulli loss of
+# a large batch. ``TINYVAE_THREADS=1`` turns it off; gradients and parameters are bit-identical
+# either way (each element sees the same operations), only the summation order of a split loss
+# value differs, in its last digits.
 
 _pool = None
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
