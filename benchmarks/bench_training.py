@@ -19,9 +19,9 @@ Where PyTorch is installed (optional, never required), an equivalent PyTorch mod
 layers, BCE + KL summed, torch.optim.Adam defaults, batches sliced from a preloaded tensor) is
 timed in the same run, taking turns with tinyvae: each round times every batch size, tinyvae
 then PyTorch, so that both see the same drift of a shared machine, and the ratio between them is
-taken within each round (the quoted ratio is the median over rounds). The peak resident memory is that of a whole ``tinyvae train --epochs 1``
-process on full MNIST, each measured in a fresh process, without and with the pictures drawn at
-the end. Prints a table, then the JSON.
+taken within each round (the quoted ratio is the median over rounds). The peak resident memory
+is that of a whole ``tinyvae train --epochs 1`` process on full MNIST, each measured in a fresh
+process, without and with the pictures drawn at the end. Prints a table, then the JSON.
 """
 
 from __future__ import annotations

@@ -159,14 +159,12 @@ def host_threads(xp):
 
 
 def run_split(fn, parts):
-    """``fn(*part)`` for every part: the first on this thread, the others on pool threads."""
+    """``[fn(*part) for part in parts]``: the first part on this thread, the others on pool threads."""
     global _pool
     if len(parts) == 1:
-        fn(*parts[0])
-        return
+        return [fn(*parts[0])]
     if _pool is None or _pool._max_workers < len(parts) - 1:
         _pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="tinyvae")
     futures = [_pool.submit(fn, *part) for part in parts[1:]]
-    fn(*parts[0])
-    for future in futures:
-        future.result()
+    first = fn(*parts[0])
+    return [first] + [future.result() for future in futures]

@@ -53,9 +53,7 @@ def bernoulli_nll(logits, x, *, validate=True):
     n = logits.shape[0]
     dlogits = xp.empty_like(logits)
     blocks = row_blocks(n, logits.shape[1], host_threads(xp))
-    partial = [None] * len(blocks)
-    run_split(lambda i, rows: partial.__setitem__(i, _bce_rows(logits[rows], x[rows], dlogits[rows], 1.0 / n)),
-              list(enumerate(blocks)))
+    partial = run_split(_bce_rows, [(logits[rows], x[rows], dlogits[rows], 1.0 / n) for rows in blocks])
     # Σ_nd max(l, 0) − x l + log(1 + exp(−|l|)), averaged over the batch  [eq:bce-stable] [eq:loss-reduction]
     loss = sum(partial[1:], partial[0]) / n
     return loss, dlogits
@@ -93,11 +91,12 @@ def sum_of_logs(values):
     """Σ log(values) for values in [1, 2], with about 64 times fewer logarithms.
 
     On the CPU a logarithm costs some 20 times an add or a multiply (NumPy's float32 ``log``
-    measured about 2.5 ns an element on a 2-core AVX2 machine), so the values are first multiplied together in groups of up to 64:
-    the sum of the logs is the log of the product [eq:log-of-products]. The buffer is folded in
-    halves (the first half times the second), six times, into one scratch half-buffer; an odd
-    element left over by a fold is taken by itself. On a GPU the logs are cheap and the many
-    small operations are not, so there it takes the logs directly.
+    measured about 2.5 ns an element on a 2-core AVX2 machine), so the values are first
+    multiplied together in groups of up to 64: the sum of the logs is the log of the product
+    [eq:log-of-products]. The buffer is folded in halves (the first half times the second), six
+    times, into one scratch half-buffer; an odd element left over by a fold is taken by itself.
+    On a GPU the logs are cheap and the many small operations are not, so there it takes the logs
+    directly.
     """
     xp = get_xp(values)
     flat = values.reshape(-1)
