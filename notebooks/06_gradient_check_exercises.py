@@ -1,0 +1,197 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Write the backward passes yourself
+#
+# **What you will do.** Implement the VAE's backward passes one piece at a time, from a dense layer
+# to the whole model, and have each one checked. `tinyvae.exercises.check(name, your_function)` runs
+# your function on seeded float64 inputs of awkward shapes (N = 4, D = 7, H = 5, Z = 3: nothing is
+# square, so a missing transpose shows, and N > 1, so a sum-for-mean mix-up shows), compares its
+# gradients with central differences, and when something is off it says which gradient is wrong, by how
+# much, and the likely cause: a missing transpose, a missing ½, a sum where the batch mean is meant,
+# the wrong sign, a fresh ε, σ² in place of σ, a forgotten bias gradient, a wrong shape.
+#
+# Shapes use one alphabet: N batch, D input, H hidden, Z latent. Losses sum over D and Z and average
+# over N ([the reduction convention](../derivations/notation.md#eq:loss-reduction)).
+#
+# | exercise | function | read first |
+# | --- | --- | --- |
+# | (a) | `dense_backward(dy, x, W)` | [dense layer gradients](../derivations/dense.md#eq:dense-grad-w) |
+# | (b1) | `relu_backward(dy, x)` (worked example) | [ReLU](../derivations/activations.md#eq:relu-grad) |
+# | (b2) | `tanh_backward(dy, y)` | [tanh](../derivations/activations.md#eq:tanh-grad) |
+# | (c) | `bce_with_logits(logits, x)` | [stable BCE](../derivations/bernoulli.md#eq:bce-stable), [its gradient](../derivations/bernoulli.md#eq:bce-grad) |
+# | (d) | `gaussian_kl(mu, log_var)` | [KL](../derivations/kl.md#eq:kl-closed-form), [dμ](../derivations/kl.md#eq:kl-grad-mu), [dlog σ²](../derivations/kl.md#eq:kl-grad-logvar) |
+# | (e1) | `reparameterize(mu, log_var, eps)` | [z = μ + σ ⊙ ε](../derivations/reparameterization.md#eq:reparam) |
+# | (e2) | `reparameterize_backward(dz, eps, std)` | [dμ, dlog σ²](../derivations/reparameterization.md#eq:reparam-grad-logvar) |
+# | (f) | `vae_backward(params, cache)` | [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad), [the loss](../derivations/elbo.md#eq:vae-loss) |
+#
+# Each exercise below has a stub that raises `NotImplementedError` (the check then says "not implemented
+# yet") and a check. Replace the `raise` with your code and run the cell again. You can also keep your
+# answers in a file and run `python -m tinyvae.exercises my_answers.py`.
+
+# %%
+import numpy as np
+from tinyvae import exercises
+
+rng = np.random.default_rng(0)
+
+
+# %% [markdown]
+# ## A worked example: ReLU backward
+#
+# $y = \max(x, 0)$, so the local slope is 1 where $x > 0$ and 0 elsewhere ([eq:relu-grad](../derivations/activations.md#eq:relu-grad)),
+# and by the chain rule $dx = dy \odot [x > 0]$. A classic slip is to return the slope alone and forget
+# the upstream gradient `dy`. Here is that wrong answer and what the checker says about it:
+
+# %%
+def relu_backward(dy, x):
+    return (x > 0) * 1.0          # wrong: the slope alone, dy forgotten
+
+exercises.check("relu_backward", relu_backward)
+
+
+# %% [markdown]
+# The feedback names the gradient (`dx`), shows the gradient check (relative error, the index of the
+# worst entry, analytic against numeric), and names the cause. The fix:
+
+# %%
+def relu_backward(dy, x):
+    return dy * (x > 0)           # (N, H): dy where x > 0, zero elsewhere
+
+exercises.check("relu_backward", relu_backward)
+
+
+# %% [markdown]
+# ## (a) Dense layer
+#
+# Forward: $y = xW + b$ with x (N, D), W (D, H), b (H,). Given dy (N, H), return `(dx, dW, db)` of
+# shapes (N, D), (D, H), (H,). Read [dense.md](../derivations/dense.md#eq:dense-grad-w): write each shape next to each
+# product and the transposes fall out. Do not divide by N: dy already carries the loss's 1/N.
+
+# %%
+def dense_backward(dy, x, W):
+    # return dx (N, D), dW (D, H), db (H,)
+    raise NotImplementedError  # your code here
+
+exercises.check('dense_backward', dense_backward)
+
+
+# %% [markdown]
+# ## (b2) tanh
+#
+# The forward keeps its *output* $y = \tanh x$; the slope is a function of it ([eq:tanh-grad](../derivations/activations.md#eq:tanh-grad)).
+# Given dy and y, both (N, H), return dx (N, H).
+
+# %%
+def tanh_backward(dy, y):
+    # return dx (N, H)
+    raise NotImplementedError  # your code here
+
+exercises.check('tanh_backward', tanh_backward)
+
+
+# %% [markdown]
+# ## (c) Binary cross-entropy from logits
+#
+# Return `(loss, dlogits)`: the loss summed over the D pixels and averaged over the N examples (one
+# number), and its gradient (N, D). It must stay finite and exact for logits of ±1e4, so use the
+# [stable form](../derivations/bernoulli.md#eq:bce-stable); the [gradient](../derivations/bernoulli.md#eq:bce-grad) is short.
+
+# %%
+def bce_with_logits(logits, x):
+    # return loss (a number), dlogits (N, D)
+    raise NotImplementedError  # your code here
+
+exercises.check('bce_with_logits', bce_with_logits)
+
+
+# %% [markdown]
+# ## (d) The Gaussian KL
+#
+# KL(N(μ, diag σ²) ‖ N(0, I)) with `mu` and `log_var` (= log σ²) of shape (N, Z). Return
+# `(kl, dmu, dlog_var)`: the KL summed over Z and averaged over N, and its gradients, (N, Z) each.
+# Read [the closed form](../derivations/kl.md#eq:kl-closed-form) and [the gradient w.r.t. log σ²](../derivations/kl.md#eq:kl-grad-logvar).
+
+# %%
+def gaussian_kl(mu, log_var):
+    # return kl (a number), dmu (N, Z), dlog_var (N, Z)
+    raise NotImplementedError  # your code here
+
+exercises.check('gaussian_kl', gaussian_kl)
+
+
+# %% [markdown]
+# ## (e1) and (e2) The reparameterization, forward and backward
+#
+# Forward: $z = \mu + \sigma \odot \varepsilon$ with $\sigma = \exp(\tfrac12\log\sigma^2)$ and ε given
+# ([eq:reparam](../derivations/reparameterization.md#eq:reparam)). Backward: given dz, the forward's ε and σ, return
+# `(dmu, dlog_var)` ([eq:reparam-grad-logvar](../derivations/reparameterization.md#eq:reparam-grad-logvar)). All arrays (N, Z).
+
+# %%
+def reparameterize(mu, log_var, eps):
+    # return z (N, Z)
+    raise NotImplementedError  # your code here
+
+exercises.check('reparameterize', reparameterize)
+
+
+# %%
+def reparameterize_backward(dz, eps, std):
+    # return dmu (N, Z), dlog_var (N, Z)
+    raise NotImplementedError  # your code here
+
+exercises.check('reparameterize_backward', reparameterize_backward)
+
+# %% [markdown]
+# ## (f) The whole VAE
+#
+# `exercises.vae_forward(params, x, eps)` computes a one-hidden-layer VAE (tanh hidden layers, Bernoulli
+# decoder) and returns the loss and a `cache` of everything the backward needs. Write `vae_backward(params, cache)`
+# returning a dict of gradients with the keys of `params`. Chain your answers above, from the loss back to
+# the input; remember that μ and log σ² reach the loss twice, through z and through the KL
+# ([eq:encoder-output-grad](../derivations/reparameterization.md#eq:encoder-output-grad)). Here are the pieces and their shapes:
+
+# %%
+params = exercises.init_vae_params(rng)              # D = 7, H = 5, Z = 3
+x = rng.uniform(0, 1, (4, 7))                        # N = 4
+eps = rng.standard_normal((4, 3))
+loss, cache = exercises.vae_forward(params, x, eps)
+print(f"loss = {loss:.4f}")
+print("params:", {k: v.shape for k, v in params.items()})
+print("cache: ", {k: v.shape for k, v in cache.items()})
+
+
+# %%
+def vae_backward(params, cache):
+    # return {name: gradient of the same shape as params[name]}
+    raise NotImplementedError  # your code here
+
+exercises.check('vae_backward', vae_backward)
+
+# %% [markdown]
+# ## Everything at once
+#
+# `check_all` takes a module or a dict of functions; `globals()` is the dict of everything defined in
+# this notebook, so this checks all your answers together.
+
+# %%
+exercises.check_all(globals())
+
+# %% [markdown] jupyter={"source_hidden": true}
+# ## Solutions
+#
+# Stuck after reading the derivation and the checker's hint? The reference solutions are plain NumPy, one
+# short function per exercise, in [`tinyvae/solutions.py`](../tinyvae/solutions.py). Try first: the
+# hint usually names the line to change.
