@@ -45,6 +45,14 @@ METRICS_NAME = "metrics.jsonl"
 CHECKPOINT_NAME = "checkpoint.npz"
 TRAIN_FORMAT = "tinyvae-train-1"
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "iwae-paper")
+OUTPUT_BIASES = ("zero", "data-mean")
+# Burda, Grosse & Salakhutdinov (2015, sec. 5): 3^i passes at 0.001 · 10^(-i/7), i = 0..7 (3,280 passes),
+# Adam β1 0.9, β2 0.999, ε 1e-4; 784-200-200-50 tanh, dynamic binarization, output bias at the data mean.
+PRESETS = {
+    "iwae-paper": dict(hidden=(200, 200), latent=50, activation="tanh", init="glorot", binarize="dynamic",
+                       lr=1e-3, lr_schedule="iwae-paper", adam_eps=1e-4, output_bias="data-mean", epochs=3280),
+}
 INITS = ("auto", "he", "glorot", "uniform")
 SGD_MOMENTUM = 0.9
 READ_EVERY = 20  # steps between reads of the device (progress bar; the NaN check on a GPU)
@@ -95,6 +103,9 @@ class TrainConfig:
     lr: float = 1e-3  # learning rate
     optimizer: str = "adam"  # "adam" (PyTorch defaults) or "sgd" (momentum 0.9)
     kl_warmup: float = 0.0  # epochs over which β grows linearly, step by step, from 0 to beta
+    lr_schedule: str = "constant"  # "constant", or "iwae-paper": 3^i epochs at lr·10^(-i/7), i = 0, 1, ...
+    adam_eps: float = 1e-8  # Adam's ε (PyTorch's default; the IWAE paper used 1e-4)
+    output_bias: str = "zero"  # decoder output bias at start: "zero" or "data-mean" (logit of each pixel's mean)
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
     validation: int = 0  # training examples held out as a validation set
@@ -125,7 +136,8 @@ class TrainConfig:
 
         for name, choices in (("model", MODELS), ("activation", tuple(sorted(ACTIVATIONS))),
                               ("likelihood", LIKELIHOODS), ("init", INITS), ("optimizer", OPTIMIZERS),
-                              ("binarize", BINARIZE_MODES), ("device", backend.DEVICES)):
+                              ("binarize", BINARIZE_MODES), ("device", backend.DEVICES),
+                              ("lr_schedule", LR_SCHEDULES), ("output_bias", OUTPUT_BIASES)):
             if getattr(self, name) not in choices:
                 problems.append(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         for name, low in (("latent", 1), ("epochs", 1), ("batch_size", 1), ("validation", 0), ("seed", 0),
@@ -141,6 +153,7 @@ class TrainConfig:
             self.hidden = tuple(int(h) for h in self.hidden)
         number("lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
         number("beta", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+        number("adam_eps", lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
         number("obs_var", lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
         number("kl_warmup", lambda v: math.isfinite(v) and v >= 0, "a finite number of epochs >= 0")
         for name in ("data", "out"):
@@ -191,6 +204,7 @@ def train(config=None, *, progress=True, log=print, dataset=None, on_step=None, 
     if config.out is not None:
         _refuse_existing_run(Path(config.out))
     run = _Run(config, dataset, progress=progress, log=log, on_step=on_step, pictures=pictures)
+    init_output_bias(run.model, run.train_x, config.output_bias)
     run.run_dir = _make_run_dir(config)
     _write_run_config(run, fresh=True)
     log(f"training {run.model.config.describe()} ({run.model.num_params:,} parameters) on {len(run.train_x):,} "
@@ -244,7 +258,7 @@ class _Run:
         self.model = build_model(config.model_config(self.train_x.shape[1])).to(config.device)
         if config.optimizer == "adam":
             from .optim import Adam  # noqa: PLC0415
-            self.optimizer = Adam(self.model, lr=config.lr)
+            self.optimizer = Adam(self.model, lr=config.lr, eps=config.adam_eps)
         else:
             from .optim import SGD  # noqa: PLC0415
             self.optimizer = SGD(self.model, lr=config.lr, momentum=SGD_MOMENTUM)
@@ -266,6 +280,7 @@ class _Run:
         # repeat that, less precisely.
         with _sigint_requests_stop(self), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for epoch in range(first_epoch, self.config.epochs + 1):
+                self.optimizer.lr = epoch_lr(self.config, epoch)
                 sums, seconds = self._train_epoch(epoch, first_step, sums, seconds)
                 self._end_epoch(epoch, sums, seconds)
                 first_step, sums, seconds = 0, [0.0, 0.0, 0.0], 0.0
@@ -369,7 +384,7 @@ class _Run:
                 result = evaluate_elbo(self.model, x, binarize="none", seed=_eval_seed(cfg.seed, epoch),
                                        batch_size=EVAL_BATCH)
                 record.update({f"{split}_{k}": float(result[k]) for k in LOSS_TERMS})
-        record.update(beta=self._beta(epoch, self.steps_per_epoch - 1), seconds=seconds,
+        record.update(beta=self._beta(epoch, self.steps_per_epoch - 1), lr=self.optimizer.lr, seconds=seconds,
                       eval_seconds=time.perf_counter() - start)
         with open(self.run_dir / METRICS_NAME, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
@@ -440,6 +455,31 @@ class _Run:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def epoch_lr(config, epoch):
+    """The learning rate of ``epoch`` (from 1): constant, or the IWAE paper's schedule, in which
+    stage i = 0, 1, ... lasts 3^i epochs at lr · 10^(-i/7) (the last stage lasts as long as needed)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    i, end = 0, 1
+    while epoch > end:
+        i += 1
+        end += 3 ** i
+    return config.lr * 10.0 ** (-i / 7)
+
+
+def init_output_bias(model, train_x, how):
+    """Set the decoder's output bias to the logit of each pixel's mean over the training images
+    (clipped to [0.001, 0.999]), so the untrained decoder already predicts the average digit."""
+    if how == "zero":
+        return
+    mean = np.zeros(train_x.shape[1], dtype=np.float64)
+    for start in range(0, len(train_x), 10_000):  # uint8 rows to float a piece at a time
+        mean += train_x[start:start + 10_000].sum(axis=0, dtype=np.float64)
+    p = np.clip(mean / (255.0 * len(train_x)), 1e-3, 1 - 1e-3)  # uint8 images: 255 is a pixel of 1
+    bias = model.decoder.layers[-1].params["b"]
+    bias[...] = backend.to_device(np.log(p / (1 - p)).astype(model.dtype), model.xp)
 
 
 def _load_images(config, dataset):
@@ -696,6 +736,13 @@ def add_parser(subparsers):
     a("--optimizer", choices=OPTIMIZERS, help=f"adam, or sgd with momentum {SGD_MOMENTUM} (default {d.optimizer})")
     a("--kl-warmup", type=_non_negative_float, metavar="EPOCHS",
       help="epochs over which β grows linearly from 0 (default 0: no warm-up)")
+    a("--lr-schedule", choices=LR_SCHEDULES, help=f"(default {d.lr_schedule})")
+    a("--adam-eps", type=_positive_float, help=f"Adam's epsilon (default {d.adam_eps:g})")
+    a("--output-bias", choices=OUTPUT_BIASES, help=f"decoder output bias at start (default {d.output_bias})")
+    a("--preset", choices=sorted(PRESETS),
+      help="a published configuration; flags given beside it override its values. iwae-paper: Burda et al. "
+           "(2015): 784-200-200-50 tanh, Glorot, dynamic binarization, Adam eps 1e-4, 3,280 epochs on their "
+           "learning-rate schedule, output bias at the data mean")
     a("--binarize", choices=BINARIZE_MODES, help=f"(default {d.binarize}: grey levels)")
     a("--validation", type=_count, metavar="N", help="training examples held out for validation (default 0)")
     a("--data", metavar="DIR", help="folder of MNIST-format IDX files (default: the bundled MNIST)")
@@ -713,6 +760,8 @@ def add_parser(subparsers):
 def train_command(args):
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
+    if getattr(args, "preset", None):
+        given = {**PRESETS[args.preset], **given}
     options = {"progress": not getattr(args, "no_progress", False), "pictures": not getattr(args, "no_pictures", False)}
     try:
         if getattr(args, "resume", None):
