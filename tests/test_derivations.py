@@ -50,7 +50,7 @@ def citations(paths):
 
 
 def package_files():
-    return sorted((ROOT / "tinyvae").glob("*.py"))
+    return sorted((ROOT / "tinyvae").rglob("*.py"))  # subpackages too (tinyvae/layers/)
 
 
 def notebook_files():

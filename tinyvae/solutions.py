@@ -1,7 +1,7 @@
 """Reference solutions to the exercises in ``tinyvae/exercises.py``. Try them yourself first.
 
 Each function is the plain answer, written with NumPy alone and independently of the library code
-(``layers.py``, ``losses.py``, ``vae.py``), so that comparing the two is itself a check. The
+(``layers/``, ``losses.py``, ``vae.py``), so that comparing the two is itself a check. The
 docstrings of the exercises state the shapes and reductions; the derivation each line follows is
 cited as ``# [eq:...]`` and lives in ``derivations/``.
 
