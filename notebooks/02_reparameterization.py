@@ -1,11 +1,11 @@
 # ---
 # jupyter:
 #   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -18,7 +18,7 @@
 # **What you will learn.** How a VAE draws a latent sample and still backpropagates through it:
 # the sample is written as a function, $z = \mu + \sigma \odot \varepsilon$ with $\sigma = \exp(\tfrac12 \log\sigma^2)$
 # and noise $\varepsilon \sim \mathcal N(0, I)$ passed in from outside. Then, step by step:
-# the two gradients $\partial L/\partial\mu = dz$ and $\partial L/\partial\log\sigma^2 = \tfrac12\, dz\, \varepsilon\, \sigma$;
+# the two gradients $\partial L/\partial\mu = dz$ and $\partial L/\partial\log\sigma^2 = \tfrac12 dz \varepsilon \sigma$;
 # a gradient check against central differences; why $\varepsilon$ gets no gradient and why the backward
 # must use the *same* $\varepsilon$ as the forward; and, on a toy objective, how much smaller the
 # variance of this estimator is than that of the score-function (REINFORCE) estimator it replaces.
@@ -74,7 +74,7 @@ print(f"with the variance in place of sigma the std would be {wrong.std():.4f}")
 # Each $z_{nj}$ depends only on $\mu_{nj}$, $\log\sigma^2_{nj}$ and $\varepsilon_{nj}$, so the chain rule is elementwise:
 #
 # * $\partial z/\partial\mu = 1$, so [dμ = dz](../derivations/reparameterization.md#eq:reparam-grad-mu);
-# * $\partial z/\partial \log\sigma^2 = \varepsilon \cdot \tfrac{d}{dv} e^{v/2} = \tfrac12\,\varepsilon\,\sigma$, so
+# * $\partial z/\partial \log\sigma^2 = \varepsilon \cdot \tfrac{d}{dv} e^{v/2} = \tfrac12 \varepsilon \sigma$, so
 #   [dlog σ² = ½ · dz · ε · σ](../derivations/reparameterization.md#eq:reparam-grad-logvar).
 #
 # The forward keeps ε and σ; the backward needs nothing else.
@@ -133,7 +133,7 @@ print(f"fresh eps, mean estimate  = {fresh.mean():.4f} +/- {fresh.std() / np.sqr
 # ## 5. Reparameterization against the score function
 #
 # Without the trick one would use the [score-function estimator](../derivations/reparameterization.md#eq:score-function)
-# $\nabla_\phi \mathbb E_q[f] = \mathbb E_q[f(z)\, \nabla_\phi \log q_\phi(z)]$, which needs only values of $f$.
+# $\nabla_\phi \mathbb E_q[f] = \mathbb E_q[f(z) \nabla_\phi \log q_\phi(z)]$, which needs only values of $f$.
 # Both are unbiased; the difference is the variance. On the toy problem
 # $q = \mathcal N(\mu, \sigma^2)$, $f(z) = z^2$, the target is $\partial_\mu \mathbb E[z^2] = 2\mu$, and the
 # derivation computes the variances exactly: $4\sigma^2$ (reparameterized),

@@ -1,11 +1,11 @@
 # ---
 # jupyter:
 #   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -41,7 +41,7 @@ np.set_printoptions(precision=4, suppress=True)
 # The decoder outputs logits $l$; the per-pixel negative log-likelihood is
 # $-[x \log\sigma(l) + (1-x)\log(1-\sigma(l))]$ ([eq:bce-logits](../derivations/bernoulli.md#eq:bce-logits)).
 # Computed literally, $\sigma(l)$ rounds to exactly 0 or 1 for large $|l|$ and the logarithm returns
-# $-\infty$. The [stable form](../derivations/bernoulli.md#eq:bce-stable) $\max(l, 0) - x\,l + \log(1 + e^{-|l|})$
+# $-\infty$. The [stable form](../derivations/bernoulli.md#eq:bce-stable) $\max(l, 0) - x l + \log(1 + e^{-|l|})$
 # only ever exponentiates a non-positive number. One pixel per row below (D = 1), so
 # `tinyvae.bernoulli_log_prob` gives the per-pixel value.
 
