@@ -5,6 +5,9 @@
 * ``dense``: ``Dense`` and its initializations (derivations/dense.md);
 * ``activations``: ReLU, LeakyReLU, Tanh, Sigmoid, Softplus and the stable sigmoid
   (derivations/activations.md);
+* ``conv``: ``Conv2d`` and ``ConvTranspose2d`` as matrix products (im2col, col2im), the transposed
+  convolution's forward being the convolution's input gradient (derivations/convolution.md);
+* ``reshape``: ``Flatten`` and ``Unflatten`` between image and vector layouts;
 * ``sequential``: ``Sequential`` and the ``mlp`` builder.
 """
 
@@ -20,12 +23,17 @@ from .activations import (
     sigmoid_from_abs,
 )
 from .base import Layer
+from .conv import Conv2d, ConvTranspose2d, col2im, conv2d_adjoint, conv2d_apply, im2col
 from .dense import Dense, init_weights
+from .reshape import Flatten, Unflatten
 from .sequential import Sequential, mlp
 
 __all__ = [
     "ACTIVATIONS",
+    "Conv2d",
+    "ConvTranspose2d",
     "Dense",
+    "Flatten",
     "Layer",
     "LeakyReLU",
     "ReLU",
@@ -33,7 +41,12 @@ __all__ = [
     "Sigmoid",
     "Softplus",
     "Tanh",
+    "Unflatten",
     "activation",
+    "col2im",
+    "conv2d_adjoint",
+    "conv2d_apply",
+    "im2col",
     "init_weights",
     "mlp",
     "sigmoid",

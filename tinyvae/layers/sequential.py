@@ -35,6 +35,8 @@ class Sequential(Layer):
         self._cached()
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
+            if dy is None:  # a layer built with need_dx=False: nothing before it has parameters to learn
+                return None
         return dy
 
     def __repr__(self):
