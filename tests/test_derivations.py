@@ -30,6 +30,7 @@ NOT_COMPUTED = {
     "eq:elbo-gap": "the identity log p(x) - ELBO = KL(q || posterior), explains the bound's slack",
     "eq:aggregate-kl": "a decomposition of the average KL, for the AE-versus-VAE discussion",
     "eq:fd-error": "the error bound that motivates float64 and the step h of the gradient checker",
+    "eq:iwae-snr": "a theorem on the gradient estimators' signal-to-noise ratios, shown numerically on iwae.md",
 }
 
 

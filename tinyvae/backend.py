@@ -132,6 +132,27 @@ def synchronize(xp):
         cuda.Stream.null.synchronize()
 
 
+def available_memory(xp=np):
+    """Bytes free for new arrays of namespace ``xp`` (None where it cannot be told).
+
+    Host: the kernel's MemAvailable (Linux), else the free pages. GPU: the device's free memory.
+    """
+    if xp is not np:
+        cuda = getattr(xp, "cuda", None)
+        return int(cuda.runtime.memGetInfo()[0]) if cuda is not None else None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 # ---- host threads for elementwise work
 #
 # NumPy's matrix products use every core (through BLAS), its elementwise ufuncs one. They release

@@ -29,7 +29,7 @@ from . import backend, data
 from .backend import get_xp, to_float, to_numpy
 from .checkpoint import CheckpointError
 from .checks import check_array, check_unit_interval
-from .losses import bernoulli_log_prob, gaussian_kl_per_dim, gaussian_log_prob, log_normal_density
+from .losses import gaussian_kl_per_dim, log_normal_density
 from .vae import VAE, load_model
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2
@@ -76,7 +76,7 @@ def _check_images(model, x, binarize="none"):
     if binarize == "dynamic":
         raise ValueError("binarize='dynamic' samples uint8 images; x is already floating point")
     check_array(x, "x", finite=True)
-    if model.config.likelihood == "bernoulli":
+    if model.config.likelihood in ("bernoulli", "continuous-bernoulli"):
         check_unit_interval(x, "x")
     return x
 
@@ -130,7 +130,9 @@ def evaluate_elbo(model, x, *, binarize="none", seed=0, batch_size=1000):
     for xb in _float_batches(model, x, batch_size, binarize, pixels):
         n = xb.shape[0]
         eps = noise.standard_normal((n, z_dim), dtype=model.dtype) if isinstance(model, VAE) else None
-        model.forward(xb, eps, beta=1.0, validate=False)  # the ELBO is the β = 1 loss  [eq:vae-loss]
+        # the ELBO is the β = 1 loss [eq:vae-loss], whatever objective the model was trained with
+        # (no free bits; a learned or optimal σ_x² as the model holds it, not refitted to the test batch)
+        model.forward(xb, eps, beta=1.0, validate=False, objective="elbo", free_bits=0.0, fit_obs_var=False)
         for key in totals:  # device scalars: no host sync inside the loop
             totals[key] = totals[key] + xp.asarray(model.stats[key], dtype=xp.float64) * n
     return {key: to_float(value) / x.shape[0] for key, value in totals.items()}
@@ -183,10 +185,7 @@ def _iw_log_likelihood(model, xb, k, sample_chunk, noise):
         eps = noise.standard_normal((s, n, z_dim), dtype=model.dtype)
         z = mu + std * eps  # (S, N, Z)  [eq:reparam]
         out = model.decoder.forward(z.reshape(s * n, z_dim)).reshape(s, n, cfg.input_dim)  # (S, N, D)
-        if cfg.likelihood == "bernoulli":
-            log_px_z = bernoulli_log_prob(out, xb)  # (S, N)
-        else:
-            log_px_z = gaussian_log_prob(out, xb, cfg.obs_var)  # (S, N)
+        log_px_z = model.log_likelihood(out, xb)  # (S, N): the model's own log p(x | z), any likelihood
         log_pz = log_normal_density(z, zero, zero)  # (S, N)  [eq:log-normal-density]
         log_qz = log_normal_density(z, mu, log_var)  # (S, N)  [eq:log-normal-density]
         log_w = (log_px_z + log_pz - log_qz).astype(xp.float64)  # log importance weights  [eq:iw-bound]
@@ -325,8 +324,10 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
         result.update(nll=float(nll.mean()), nll_sem=float(nll.std() / math.sqrt(len(nll))),
                       iw_samples=int(iw_samples))
         if binarize not in ("static", "dynamic"):
-            notes.append("caveat: on grey-level pixels this NLL is a cross-entropy (Bernoulli) or a density (Gaussian), "
-                         "not a likelihood of discrete data; compare it only with numbers computed the same way")
+            what = ("a cross-entropy, not a likelihood" if model.config.likelihood == "bernoulli" else
+                    "a density (it can be negative), not a likelihood of discrete data")
+            notes.append(f"caveat: on grey-level pixels this {model.config.likelihood} NLL is {what}; compare it only "
+                         f"with numbers computed the same way")
     elif iw_samples:
         notes.append("NLL: not defined for an autoencoder (no q(z|x), no p(x))")
     count, variances = active_units(model, x, batch_size=batch_size)

@@ -206,6 +206,31 @@ def standard_suite(seed=0):
         vae = VAE(input_dim=6, hidden=(5,), latent=2, activation=act, likelihood=likelihood,
                   beta=0.7, dtype="float64", seed=seed)
         reports.append(check_model(vae, x01, rng.standard_normal((n, 2))))
+    reports.extend(iwae_checks(rng, seed, x01))
     ae = Autoencoder(input_dim=6, hidden=(5,), latent=2, activation="tanh", dtype="float64", seed=seed)
     reports.append(check_model(ae, x01))
+    return reports
+
+
+def iwae_checks(rng, seed, x01):
+    """The IWAE bound from log weights (dloss/dlog w = −w̃/N), and whole VAEs trained on −L_K with
+    ε (N, K, Z) held fixed for K = 1, 2, 5 (Bernoulli) and K = 3 (Gaussian) (derivations/iwae.md)."""
+    from . import iwae  # noqa: PLC0415
+    from .vae import VAE  # noqa: PLC0415
+
+    n = x01.shape[0]
+
+    def bound(log_w):
+        loss, weights = iwae.bound(log_w)
+        return loss, -weights / log_w.shape[0]  # [eq:iwae-grad-logw]
+
+    reports = [check_loss(bound, {"log_w": rng.normal(-80.0, 5.0, (n, 5))}, wrt=["log_w"],
+                          label="iwae.bound (−L_K of log weights, K=5)")]
+    for k, likelihood, act in ((1, "bernoulli", "tanh"), (2, "bernoulli", "tanh"), (5, "bernoulli", "tanh"),
+                               (3, "gaussian", "softplus")):
+        vae = VAE(input_dim=6, hidden=(5,), latent=2, activation=act, likelihood=likelihood, objective="iwae",
+                  k=k, dtype="float64", seed=seed)
+        rep = check_model(vae, x01, rng.standard_normal((n, k, 2)))
+        rep.label = f"VAE, IWAE K={k} ({act} {likelihood})"
+        reports.append(rep)
     return reports

@@ -20,7 +20,9 @@ from 0; a checkpoint's (epoch, step) says how many of each are done.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -34,11 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .checkpoint import CheckpointError, from_json_array, json_array, load_arrays
+from .checkpoint import (CheckpointError, atomic_write, from_json_array, json_array, load_arrays,
+                         remove_stale_temporaries)
+from .checks import field_problems
+from .errors import FileError, UserError, explain, file_errors
 from .data import BINARIZE_MODES, DataError, binarize_static, epoch_permutation, load_dataset, to_float
 from .evaluate import evaluate_elbo
 from .layers import ACTIVATIONS
-from .vae import LIKELIHOODS, MODELS, ModelConfig, build_model
+from .iwae import OBJECTIVES, check_memory
+from .vae import LIKELIHOODS, MODELS, ModelConfig, build_model, likelihood_problems, objective_problems
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
@@ -63,11 +69,11 @@ EVAL_BINARIZE_SEED = 2014
 LOSS_TERMS = ("loss", "recon", "kl")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An impossible training config, or a resume that contradicts the stored one."""
 
 
-class RunExistsError(FileExistsError):
+class RunExistsError(UserError, FileExistsError):
     """The output folder already holds a run; tinyvae never overwrites one."""
 
 
@@ -79,7 +85,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.run_dir = run_dir
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss or the parameters became NaN or inf; the last good checkpoint is left as it was."""
 
 
@@ -92,9 +98,11 @@ class TrainConfig:
     hidden: tuple = (400,)  # widths of the encoder's hidden layers (the decoder mirrors them); () is linear
     latent: int = 20  # Z, latent dimensions
     activation: str = "relu"  # relu, leaky_relu, tanh, sigmoid, softplus
-    likelihood: str = "bernoulli"  # decoder: "bernoulli" (binary cross-entropy) or "gaussian"
+    likelihood: str = "bernoulli"  # decoder: "bernoulli" (binary cross-entropy), "continuous-bernoulli" or "gaussian"
     beta: float = 1.0  # weight of the KL term; 1 trains on the ELBO
-    obs_var: float = 1.0  # the Gaussian likelihood's fixed variance σ_x²
+    obs_var: float = 1.0  # the Gaussian likelihood's variance σ_x² (the starting value when learned)
+    obs_var_mode: str = "fixed"  # σ_x²: "fixed" (obs_var), "learned" (trained), "optimal" (each batch's MSE)
+    free_bits: float = 0.0  # λ: nats per latent dimension that the KL term leaves free (0: none)
     init: str = "uniform"  # weights: "uniform" (U(±1/sqrt(fan_in)), as PyTorch's nn.Linear and so the
     # pytorch/examples VAE: 105.5 nats after 10 epochs here), "auto" (He for ReLU, Glorot otherwise), "he", "glorot"
     # the optimization
@@ -106,6 +114,8 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant", or "iwae-paper": 3^i epochs at lr·10^(-i/7), i = 0, 1, ...
     adam_eps: float = 1e-8  # Adam's ε (PyTorch's default; the IWAE paper used 1e-4)
     output_bias: str = "zero"  # decoder output bias at start: "zero" or "data-mean" (logit of each pixel's mean)
+    objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound L_K with k samples (tinyvae/iwae.py)
+    k: int = 1  # importance samples per example for objective "iwae" (k = 1: the ELBO, its KL by Monte Carlo)
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
     validation: int = 0  # training examples held out as a validation set
@@ -118,7 +128,9 @@ class TrainConfig:
     out: str | None = None  # run folder; None makes runs/<date-time>-<model>-z<latent>
 
     def __post_init__(self):
-        problems = []
+        problems = list(field_problems(self).values())  # each field's type, by its default (new fields too)
+        if problems:
+            raise ConfigError("invalid training config: " + "; ".join(problems))
 
         def count(name, low):
             value = getattr(self, name)
@@ -156,6 +168,11 @@ class TrainConfig:
         number("adam_eps", lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
         number("obs_var", lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
         number("kl_warmup", lambda v: math.isfinite(v) and v >= 0, "a finite number of epochs >= 0")
+        problems.extend(objective_problems(self.objective, self.k, self.model, self.beta))
+        problems.extend(likelihood_problems(self))
+        if self.objective == "iwae" and self.kl_warmup:
+            problems.append(f"kl_warmup ramps the ELBO's KL weight; the IWAE bound has none, so kl_warmup must be 0 "
+                            f"with objective 'iwae', got {self.kl_warmup:g}")
         for name in ("data", "out"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -172,6 +189,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise ConfigError(f"a training config must be a JSON object (field: value), got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -179,9 +198,17 @@ class TrainConfig:
         return cls(**d)
 
     def model_config(self, input_dim):
+        try:
+            return self._model_config(input_dim)
+        except ValueError as err:  # e.g. sizes giving an absurd number of parameters: refused before allocating
+            raise ConfigError(str(err)) from err
+
+    def _model_config(self, input_dim):
         return ModelConfig(model=self.model, input_dim=int(input_dim), hidden=self.hidden, latent=self.latent,
                            activation=self.activation, likelihood=self.likelihood, obs_var=self.obs_var,
-                           beta=self.beta, init=self.init, seed=self.seed, dtype="float32")
+                           obs_var_mode=self.obs_var_mode, free_bits=self.free_bits,
+                           beta=self.beta, init=self.init, seed=self.seed, dtype="float32",
+                           objective=self.objective, k=self.k)
 
 
 # --------------------------------------------------------------------------- public entry points
@@ -203,8 +230,7 @@ def train(config=None, *, progress=True, log=print, dataset=None, on_step=None, 
     config = dataclasses.replace(config)  # validates again and leaves the caller's object alone
     if config.out is not None:
         _refuse_existing_run(Path(config.out))
-    run = _Run(config, dataset, progress=progress, log=log, on_step=on_step, pictures=pictures)
-    init_output_bias(run.model, run.train_x, config.output_bias)
+    run = _new_run(config, dataset, progress=progress, log=log, on_step=on_step, pictures=pictures)
     run.run_dir = _make_run_dir(config)
     _write_run_config(run, fresh=True)
     log(f"training {run.model.config.describe()} ({run.model.num_params:,} parameters) on {len(run.train_x):,} "
@@ -220,17 +246,22 @@ def resume(path, *, epochs=None, device=None, expect=None, progress=True, log=pr
     (then it is no longer bit-identical to one that stayed). ``expect``: config values the caller
     asked for (the CLI's flags); any that differs from the stored one is refused.
     """
-    checkpoint = _checkpoint_path(path)
-    arrays = _read_checkpoint(checkpoint)
-    stored = arrays["train_config"]
-    done, step = int(arrays["epoch"]), int(arrays["step"])
     asked = dict(expect or {})
     asked.update({k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None})
-    config = _merge_resume(stored, asked, checkpoint, done + (step > 0))
+    options = dict(progress=progress, log=log, on_step=on_step, pictures=pictures)
+    checkpoint = _checkpoint_path(path)
+    if checkpoint is None:  # stopped before its first checkpoint: only config.json is there
+        return _restart(Path(path), asked, dataset, options)
+    remove_stale_temporaries(checkpoint.parent)  # of a writer killed mid-write
+    arrays = _read_checkpoint(checkpoint)
+    stored = arrays["train_config"]
+    _check_config_json(checkpoint, stored)
+    done, step = int(arrays["epoch"]), int(arrays["step"])
+    config = _merge_resume(stored, asked, checkpoint.parent, done + (step > 0))
     if done >= config.epochs:
         log(f"{checkpoint.parent} already holds all {done} epochs; pass --epochs N (N > {done}) to train longer")
         return checkpoint.parent
-    run = _Run(config, dataset, progress=progress, log=log, on_step=on_step, pictures=pictures)
+    run = _Run(config, dataset, **options)
     run.run_dir = checkpoint.parent
     run.restore(arrays, checkpoint)
     if config.device != stored.device:
@@ -238,10 +269,36 @@ def resume(path, *, epochs=None, device=None, expect=None, progress=True, log=pr
             f"not match, bit for bit, a run that never moved")
     _write_run_config(run, fresh=False)
     _trim_metrics(run.run_dir / METRICS_NAME, done)
-    where = f"epoch {done + 1}, step {step}" if step else f"epoch {done + 1}"
-    log(f"resuming {run.run_dir} at {where} of {config.epochs}")
+    log(f"resuming {run.run_dir} {run.position(done, step)}")
     return run.fit(first_epoch=done + 1, first_step=step, sums=[float(v) for v in arrays["sums"]],
                    seconds=float(arrays["seconds"]))
+
+
+def _new_run(config, dataset, **options):
+    """A run at its start: data, model (output bias set) and optimizer; no folder yet."""
+    run = _Run(config, dataset, **options)
+    init_output_bias(run.model, run.train_x, config.output_bias)
+    return run
+
+
+def _restart(folder, asked, dataset, options):
+    """Start again, from the beginning, a run stopped before its first checkpoint (its folder holds
+    config.json and no checkpoint.npz): the same config gives the same run, bit for bit."""
+    stored = _read_config_json(folder, remedy=f"repair it, or delete the folder {folder} (it holds no trained "
+                                              f"weights) and start the run again with tinyvae train --out {folder}")
+    if stored is None:
+        raise CheckpointError(f"cannot resume: {folder} holds no run (neither {CHECKPOINT_NAME} nor {CONFIG_NAME}); "
+                              f"start one there with: tinyvae train --out {folder}")
+    config = _merge_resume(stored, asked, folder, 0)
+    remove_stale_temporaries(folder)
+    run = _new_run(config, dataset, **options)
+    run.run_dir = folder
+    if config != stored:
+        _write_run_config(run, fresh=False)
+    _trim_metrics(folder / METRICS_NAME, 0)
+    run.log(f"{folder} holds no checkpoint yet (the run stopped before its first one): starting it again from the "
+            f"beginning with its stored config, {config.epochs} epochs")
+    return run.fit(first_epoch=1, first_step=0, sums=[0.0, 0.0, 0.0], seconds=0.0)
 
 
 # --------------------------------------------------------------------------- the run
@@ -255,6 +312,11 @@ class _Run:
         self.progress = progress and (sys.stderr.isatty() or "ipykernel" in sys.modules)  # not in CI logs
         self.xp = backend.namespace(config.device)  # fails now, not after loading data, if there is no GPU
         self.train_x, self.test_x, self.val_x = _load_images(config, dataset)
+        if config.objective == "iwae":  # refuse a batch whose N·K decoder rows cannot fit, before allocating any
+            try:
+                check_memory(config.batch_size, config.k, config.model_config(self.train_x.shape[1]), 4, self.xp)
+            except ValueError as err:
+                raise ConfigError(f"--batch-size {config.batch_size} is too large for --k {config.k}: {err}") from err
         self.model = build_model(config.model_config(self.train_x.shape[1])).to(config.device)
         if config.optimizer == "adam":
             from .optim import Adam  # noqa: PLC0415
@@ -355,11 +417,14 @@ class _Run:
         return cfg.beta * min(1.0, done / cfg.kl_warmup)
 
     def _batch_buffers(self, n):
-        """Host buffers for a batch of n rows: uint8 images, float32 pixels, float32 ε (None for an AE)."""
+        """Host buffers for a batch of n rows: uint8 images, float32 pixels, float32 ε (None for an AE).
+
+        ε is (N, Z), or (N, K, Z) for the IWAE objective: K samples per example."""
         buffers = self._buffers.get(n)
         if buffers is None:
             d, z = self.train_x.shape[1], self.config.latent
-            eps = np.empty((n, z), dtype=np.float32) if self.config.model == "vae" else None
+            shape = (n, self.config.k, z) if self.config.objective == "iwae" else (n, z)
+            eps = np.empty(shape, dtype=np.float32) if self.config.model == "vae" else None
             buffers = self._buffers[n] = (np.empty((n, d), dtype=np.uint8), np.empty((n, d), dtype=np.float32), eps)
         return buffers
 
@@ -384,10 +449,11 @@ class _Run:
                 result = evaluate_elbo(self.model, x, binarize="none", seed=_eval_seed(cfg.seed, epoch),
                                        batch_size=EVAL_BATCH)
                 record.update({f"{split}_{k}": float(result[k]) for k in LOSS_TERMS})
+        if self.model.obs_var is not None:  # a learned or optimal σ_x², as the model now holds it
+            record["obs_var"] = self.model.observation_variance()
         record.update(beta=self._beta(epoch, self.steps_per_epoch - 1), lr=self.optimizer.lr, seconds=seconds,
                       eval_seconds=time.perf_counter() - start)
-        with open(self.run_dir / METRICS_NAME, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        self._append_metrics(record)
         self._save(epoch, 0, [0.0, 0.0, 0.0], 0.0)
         self.log(_summary(record, cfg.epochs))
 
@@ -396,7 +462,7 @@ class _Run:
     def _check_savable(self, epoch, step, sums):
         bad = _nonfinite_parameters(self.model, self.optimizer)
         if bad or not all(math.isfinite(s) for s in sums):
-            raise TrainingDiverged(self._divergence_text(f"by epoch {epoch + (step > 0)}, step {step}", bad))
+            raise TrainingDiverged(self._divergence_text(self.position(epoch, step), bad))
 
     def _save(self, epoch, step, sums, seconds):
         """Write checkpoint.npz at ``epoch`` epochs done plus ``step`` steps; only finite values."""
@@ -406,8 +472,46 @@ class _Run:
                  "sums": np.array(sums, dtype=np.float64), "seconds": np.array(seconds, dtype=np.float64),
                  "tinyvae_version": np.array(_version())}
         extra.update({f"optim.{k}": v for k, v in self.optimizer.state_dict().items()})
-        self.model.save(self.run_dir / CHECKPOINT_NAME, extra=extra)
+        with self._writing(self.run_dir / CHECKPOINT_NAME):
+            self.model.save(self.run_dir / CHECKPOINT_NAME, extra=extra)
         self.good_checkpoint = (epoch, step)
+
+    def _append_metrics(self, record):
+        """One line in metrics.jsonl; a line that could not be written whole is taken back."""
+        path, line = self.run_dir / METRICS_NAME, (json.dumps(record) + "\n").encode("utf-8")
+        with self._writing(path), open(path, "ab") as f:
+            start = f.tell()
+            try:
+                f.write(line)
+                f.flush()
+            except OSError:
+                with contextlib.suppress(OSError):
+                    f.truncate(start)
+                raise
+
+    @contextlib.contextmanager
+    def _writing(self, path):
+        """OS errors while writing ``path`` become a FileError that says what is intact and how to go on."""
+        try:
+            with file_errors("write", path):
+                yield
+        except FileError as err:
+            raise FileError(f"{err}. {self._kept()}", err.code, path) from err
+
+    def _kept(self):
+        """What survives a failure now, and the command that continues the run."""
+        if self.good_checkpoint is None:
+            return (f"No checkpoint had been written yet; once that is fixed, start the run again from the beginning "
+                    f"with: tinyvae train --resume {self.run_dir}")
+        return (f"The last checkpoint, {self.position(*self.good_checkpoint)}, is intact in "
+                f"{self.run_dir / CHECKPOINT_NAME}; once that is fixed, resume with: tinyvae train --resume "
+                f"{self.run_dir}")
+
+    def position(self, done, step):
+        """A point in the run, one unit at a time: 'after epoch 2 of 6', 'after step 3 of 8 in epoch 3 of 6'."""
+        if step:
+            return f"after step {step} of {self.steps_per_epoch} in epoch {done + 1} of {self.config.epochs}"
+        return f"after epoch {done} of {self.config.epochs}" if done else "at the start"
 
     def restore(self, arrays, path):
         """Load the model and optimizer state of a checkpoint read by ``_read_checkpoint``."""
@@ -418,15 +522,16 @@ class _Run:
         self.optimizer.load_state_dict(state)
         epoch, step = int(arrays["epoch"]), int(arrays["step"])
         if not (0 <= epoch and 0 <= step < self.steps_per_epoch):
-            raise CheckpointError(f"{path}: position epoch {epoch}, step {step} is impossible for "
-                                  f"{self.steps_per_epoch} steps per epoch")
+            raise CheckpointError(f"{path}: refused, its position ({epoch} epochs and {step} steps done) is "
+                                  f"impossible: an epoch of this run has {self.steps_per_epoch} steps (0 to "
+                                  f"{self.steps_per_epoch - 1})")
         self.good_checkpoint = (epoch, step)
 
     def _interrupt(self, epoch, step, sums, seconds, bar):
         if bar is not None:
             bar.close()
         self._save(epoch - 1, step, sums, seconds)
-        message = (f"interrupted: checkpoint saved at epoch {epoch}, step {step} of {self.steps_per_epoch} in "
+        message = (f"interrupted: checkpoint saved {self.position(epoch - 1, step)} in "
                    f"{self.run_dir / CHECKPOINT_NAME}\nresume with: tinyvae train --resume {self.run_dir}")
         self.log(message)
         raise TrainingInterrupted(message, self.run_dir)
@@ -447,9 +552,8 @@ class _Run:
         if self.good_checkpoint is None:
             kept = "no checkpoint had been written yet"
         else:
-            e, s = self.good_checkpoint
-            kept = (f"the last good checkpoint ({e} epochs" + (f" and {s} steps" if s else "") +
-                    f") is intact at {self.run_dir / CHECKPOINT_NAME}")
+            kept = (f"the last good checkpoint, {self.position(*self.good_checkpoint)}, is intact at "
+                    f"{self.run_dir / CHECKPOINT_NAME}")
         return (f"training diverged {where}{params}. Nothing was saved; {kept}. "
                 f"Try a smaller --lr (now {self.config.lr:g}) or --kl-warmup.")
 
@@ -558,26 +662,42 @@ def _device_name(xp):
 
 
 def _refuse_existing_run(folder):
-    if (folder / CONFIG_NAME).exists() or (folder / CHECKPOINT_NAME).exists():
+    """--out must name a new or empty folder, or one with no run files in it (a run is never overwritten)."""
+    with file_errors("use the run folder", folder, "nothing was written"):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--out {folder}: is a file, not a folder; name a new or empty folder for the run")
+        has = {name: (folder / name).exists() for name in (CONFIG_NAME, CHECKPOINT_NAME, METRICS_NAME)}
+    if has[CHECKPOINT_NAME]:
         raise RunExistsError(f"{folder} already holds a run; continue it with --resume {folder}, "
                              f"or choose another --out folder (a run is never overwritten)")
+    if has[CONFIG_NAME]:
+        raise RunExistsError(f"{folder} holds a run that stopped before its first checkpoint ({CONFIG_NAME}, no "
+                             f"{CHECKPOINT_NAME}); start it again from the beginning, with its stored config, with: "
+                             f"tinyvae train --resume {folder}; or choose another --out folder")
+    if has[METRICS_NAME]:
+        raise RunExistsError(f"{folder} holds a {METRICS_NAME} but no {CONFIG_NAME}: the metrics of another run, "
+                             f"which tinyvae will not append to; choose another --out folder")
 
 
 def _make_run_dir(config):
     if config.out is not None:
         folder = Path(config.out)
         _refuse_existing_run(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        with file_errors("create the run folder", folder, "Nothing was written; choose another --out folder"):
+            folder.mkdir(parents=True, exist_ok=True)
         return folder
     base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-z{config.latent}"
-    base.parent.mkdir(parents=True, exist_ok=True)
+    with file_errors("create the run folder", base.parent, "Nothing was written; pass --out DIR to choose a folder"):
+        base.parent.mkdir(parents=True, exist_ok=True)
     for i in range(1, 10_000):
         folder = base if i == 1 else base.with_name(f"{base.name}-{i}")
         try:
-            folder.mkdir()
+            with file_errors("create the run folder", folder, "Nothing was written; pass --out DIR"):
+                folder.mkdir()
             return folder
-        except FileExistsError:
-            continue
+        except FileError as err:
+            if err.code != errno.EEXIST:
+                raise
     raise RunExistsError(f"could not find a free run folder next to {base}")
 
 
@@ -589,60 +709,124 @@ def _write_run_config(run, fresh):
                test_binarize_seed=EVAL_BINARIZE_SEED if run.config.binarize != "none" else None,
                train_examples=len(run.train_x), test_examples=len(run.test_x), val_examples=len(run.val_x))
     path = run.run_dir / CONFIG_NAME
-    text = json.dumps(doc, indent=2) + "\n"
-    if fresh:
-        with open(path, "x", encoding="utf-8") as f:  # "x": never overwrite another run's config
-            f.write(text)
-        return
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    try:  # a fresh run never replaces a config.json, even one written by a run started at the same moment
+        atomic_write(path, lambda f: f.write(data), exclusive=fresh,
+                     after="Nothing was trained yet" if fresh else run._kept())
+    except FileExistsError:
+        raise RunExistsError(f"{run.run_dir} already holds a run: another training wrote its {CONFIG_NAME} there "
+                             f"first; this one stopped without writing anything; choose another --out folder") from None
 
 
 def _trim_metrics(path, epochs_done):
-    """Drop lines of epochs after the checkpoint (written just before a crash), so none repeats."""
-    if not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    keep = [line for line in lines if line.strip() and json.loads(line).get("epoch", 0) <= epochs_done]
+    """Drop lines of epochs after the checkpoint (written just before a crash), so none repeats.
+
+    A last line cut short (the disk filled, or the process died, while it was written) is dropped
+    too; any other line that is not a JSON object is reported, and the file is left as it is."""
+    with file_errors("read", path):
+        if not path.exists():
+            return
+        text = path.read_text(encoding="utf-8", errors="replace")
+    lines, keep = text.splitlines(keepends=True), []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines) and not line.endswith("\n"):
+                continue  # a line cut short
+            raise ConfigError(f"{path} line {number} is not JSON ({err}): it was edited or damaged; tinyvae will not "
+                              f"rewrite it: repair it, or move it aside, and resume again") from err
+        if not isinstance(record, dict) or not isinstance(record.get("epoch", 0), int):
+            raise ConfigError(f"{path} line {number}: expected a JSON object with an integer 'epoch', got "
+                              f"{line.strip()[:60]}; repair it, or move the file aside, and resume again")
+        if record.get("epoch", 0) <= epochs_done:
+            keep.append(line)
     if len(keep) != len(lines):
-        path.write_text("".join(keep), encoding="utf-8")
+        atomic_write(path, lambda f: f.write("".join(keep).encode("utf-8")))
 
 
 def _checkpoint_path(path):
+    """The checkpoint file to resume from; None for a run folder that holds none (yet)."""
     path = Path(path)
-    checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
-    if not checkpoint.is_file():
-        where = f"run folder {path} holds no {CHECKPOINT_NAME}" if path.is_dir() else f"{path}: no such file"
-        raise CheckpointError(f"cannot resume: {where}")
-    return checkpoint
+    with file_errors("read", path):
+        if path.is_dir():
+            return path / CHECKPOINT_NAME if (path / CHECKPOINT_NAME).is_file() else None
+        if not path.exists():
+            raise CheckpointError(f"cannot resume: {path}: no such file or folder; expected a run folder (or its "
+                                  f"{CHECKPOINT_NAME}); start a new run with: tinyvae train --out {path}")
+    return path
+
+
+def _read_config_json(folder, remedy):
+    """The TrainConfig stored in ``folder/config.json``; None when there is none; refused when unreadable."""
+    path = Path(folder) / CONFIG_NAME
+    with file_errors("read", path):
+        if not path.exists():
+            return None
+        text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}): it was edited or damaged, and tinyvae will not "
+                          f"overwrite it; {remedy}") from err
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"expected a JSON object, got {type(doc).__name__}")
+        return TrainConfig.from_dict({k: v for k, v in doc.items() if k in fields})
+    except ConfigError as err:
+        raise ConfigError(f"{path} does not hold a valid training config ({err}): it was edited or damaged, and "
+                          f"tinyvae will not overwrite it; {remedy}") from err
+
+
+def _check_config_json(checkpoint, stored):
+    """config.json must agree with the checkpoint's config (but for epochs and device, which a resume may change)."""
+    path = checkpoint.parent / CONFIG_NAME
+    aside = f"mv {path} {path}.edited"
+    on_disk = _read_config_json(checkpoint.parent, remedy=f"undo the change, or move it aside ({aside}) and resume "
+                                                          f"again to have it rewritten from {checkpoint}")
+    if on_disk is None:
+        return
+    a, b = on_disk.to_dict(), stored.to_dict()
+    diff = [f"{k}: config.json {a[k]!r}, checkpoint {b[k]!r}" for k in b if k not in ("epochs", "device", "out")
+            and a[k] != b[k]]
+    if diff:
+        raise ConfigError(f"{path} disagrees with the config stored in {checkpoint} ({'; '.join(diff)}): it was "
+                          f"edited after the run started. The run trained with the checkpoint's config, and tinyvae "
+                          f"will not overwrite your edit: undo it, or move the file aside ({aside}) to have it "
+                          f"rewritten; to train with other settings, start a new run")
 
 
 def _read_checkpoint(checkpoint):
     """The arrays of a training checkpoint, with ``train_config`` parsed; clear errors otherwise."""
-    arrays = load_arrays(checkpoint, required=("format", "config", "theta", "train_format", "train_config",
-                                               "epoch", "step", "sums", "seconds"))
+    arrays = load_arrays(checkpoint, texts=("format", "config", "train_format", "train_config"),
+                         counters=("epoch", "step"), floats=("theta", "sums", "seconds"))
     if str(arrays["train_format"]) != TRAIN_FORMAT:
         raise CheckpointError(f"{checkpoint}: training format {str(arrays['train_format'])!r} is not {TRAIN_FORMAT!r}")
-    try:
+    try:  # both configs, the model's sizes included, are checked before anything is allocated
         arrays["train_config"] = TrainConfig.from_dict(from_json_array(arrays["train_config"], checkpoint))
+        model_config = from_json_array(arrays["config"], checkpoint)
+        arrays["train_config"].model_config(model_config.get("input_dim", 784))
     except ConfigError as err:
         raise CheckpointError(f"{checkpoint}: its stored training config is unusable: {err}") from err
-    if arrays["sums"].shape != (len(LOSS_TERMS),):
-        raise CheckpointError(f"{checkpoint}: running sums of shape {arrays['sums'].shape}, expected (3,)")
+    for name, shape in (("sums", (len(LOSS_TERMS),)), ("seconds", ())):
+        if arrays[name].shape != shape:
+            raise CheckpointError(f"{checkpoint}: '{name}' must have shape {shape}, got {arrays[name].shape}")
     return arrays
 
 
-def _merge_resume(stored, asked, checkpoint, current_epoch):
+def _merge_resume(stored, asked, folder, current_epoch):
     """The stored config with the changes a resume may make (epochs, device); refuses any other."""
-    if asked.get("out") is not None and Path(asked["out"]).resolve() != checkpoint.parent.resolve():
-        raise ConfigError(f"--out cannot change on resume: the run continues in {checkpoint.parent}")
+    if asked.get("out") is not None and Path(asked["out"]).resolve() != Path(folder).resolve():
+        raise ConfigError(f"--out cannot change on resume: the run continues in {folder}")
     asked = {k: v for k, v in asked.items() if k != "out"}
     merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
     conflicts = [f"{k}: stored {getattr(stored, k)!r}, asked {getattr(merged, k)!r}" for k in asked
                  if k not in ("epochs", "device") and getattr(merged, k) != getattr(stored, k)]
     if conflicts:
-        raise ConfigError(f"cannot resume {checkpoint.parent} with a different config ({'; '.join(conflicts)}); "
+        raise ConfigError(f"cannot resume {folder} with a different config ({'; '.join(conflicts)}); "
                           f"drop those flags to continue the run as it was, or start a new run")
     if merged.epochs < current_epoch:
         raise ConfigError(f"--epochs {merged.epochs} is fewer than the {current_epoch} epochs this run has "
@@ -657,7 +841,12 @@ def _write_pictures(run_dir, log):
     except (ImportError, AttributeError):
         log("note: tinyvae.plots is not available; no pictures written")
         return
-    written = write(run_dir)
+    try:
+        written = write(run_dir)
+    except (UserError, OSError, ValueError) as err:  # the run itself is complete and saved
+        log(f"note: the run is complete and saved, but its pictures could not be drawn ({explain(err)}); draw "
+            f"them later with: tinyvae plot {run_dir}")
+        return
     if written:
         log("pictures: " + ", ".join(str(p) for p in written))
 
@@ -694,6 +883,12 @@ def _count(text):
     return _typed(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
+def _obs_var(text):
+    if text in ("learned", "optimal"):
+        return text
+    return _typed(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0, 'learned' or 'optimal'")
+
+
 def _positive_float(text):
     return _typed(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
@@ -728,7 +923,12 @@ def add_parser(subparsers):
     a("--activation", choices=sorted(ACTIVATIONS), help=f"(default {d.activation})")
     a("--likelihood", choices=LIKELIHOODS, help=f"decoder distribution (default {d.likelihood})")
     a("--beta", type=_non_negative_float, help=f"weight of the KL term (default {d.beta:g})")
-    a("--obs-var", type=_positive_float, help=f"Gaussian likelihood's variance (default {d.obs_var:g})")
+    a("--obs-var", type=_obs_var, metavar="VAR|learned|optimal",
+      help=f"Gaussian likelihood's variance σ_x²: a fixed number (default {d.obs_var:g}), 'learned' (trained "
+           f"with the weights, from 1) or 'optimal' (each batch's mean squared error)")
+    a("--free-bits", type=_non_negative_float, metavar="LAMBDA",
+      help="nats per latent dimension the KL term leaves free: it charges max(LAMBDA, KL_j) for each dimension j "
+           "(default 0: the plain KL)")
     a("--init", choices=INITS, help=f"weight initialization (default {d.init})")
     a("--epochs", type=_positive_int, help=f"(default {d.epochs}); with --resume, raise it to train longer")
     a("--batch-size", type=_positive_int, help=f"(default {d.batch_size})")
@@ -739,10 +939,16 @@ def add_parser(subparsers):
     a("--lr-schedule", choices=LR_SCHEDULES, help=f"(default {d.lr_schedule})")
     a("--adam-eps", type=_positive_float, help=f"Adam's epsilon (default {d.adam_eps:g})")
     a("--output-bias", choices=OUTPUT_BIASES, help=f"decoder output bias at start (default {d.output_bias})")
+    a("--objective", choices=OBJECTIVES,
+      help="elbo (the default), or iwae: the importance-weighted bound L_K of Burda et al. with --k samples per "
+           "example; --objective iwae --k 1 is the ELBO with its KL term estimated by Monte Carlo from the one "
+           "sample instead of in closed form")
+    a("--k", type=_positive_int, metavar="K", help="importance samples per example, with --objective iwae (default 1)")
     a("--preset", choices=sorted(PRESETS),
       help="a published configuration; flags given beside it override its values. iwae-paper: Burda et al. "
            "(2015): 784-200-200-50 tanh, Glorot, dynamic binarization, Adam eps 1e-4, 3,280 epochs on their "
-           "learning-rate schedule, output bias at the data mean")
+           "learning-rate schedule, output bias at the data mean; add --objective iwae --k 5 (or 50) for their "
+           "IWAE rows")
     a("--binarize", choices=BINARIZE_MODES, help=f"(default {d.binarize}: grey levels)")
     a("--validation", type=_count, metavar="N", help="training examples held out for validation (default 0)")
     a("--data", metavar="DIR", help="folder of MNIST-format IDX files (default: the bundled MNIST)")
@@ -760,8 +966,14 @@ def add_parser(subparsers):
 def train_command(args):
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
+    if isinstance(given.get("obs_var"), str):  # --obs-var learned / optimal
+        given["obs_var_mode"] = given.pop("obs_var")
     if getattr(args, "preset", None):
         given = {**PRESETS[args.preset], **given}
+    if "k" in given and given.get("objective", "elbo") != "iwae" and not getattr(args, "resume", None):
+        print(f"tinyvae train: error: --k {given['k']} sets the importance samples of --objective iwae; the ELBO "
+              f"objective (the default) takes one sample: add --objective iwae, or drop --k", file=sys.stderr)
+        return 2
     options = {"progress": not getattr(args, "no_progress", False), "pictures": not getattr(args, "no_pictures", False)}
     try:
         if getattr(args, "resume", None):
@@ -775,5 +987,8 @@ def train_command(args):
         return 130  # the checkpoint is saved and how to resume was printed
     except (TrainingDiverged, CheckpointError, DataError, backend.BackendError, FileNotFoundError) as err:
         print(f"tinyvae train: {err}", file=sys.stderr)
+        return 1
+    except (UserError, OSError) as err:  # a file the OS refused: which, why, what is intact, how to go on
+        print(f"tinyvae train: error: {explain(err)}", file=sys.stderr)
         return 1
     return 0

@@ -20,20 +20,39 @@ model to the GPU is a single copy.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import backend
+from . import backend, iwae
 from .backend import get_xp
 from .checkpoint import CheckpointError, json_array, from_json_array, load_arrays, save_arrays
-from .checks import check_array, check_same_shape
+from .checks import ShapeError, check_array, check_same_shape, field_problems
 from .layers import ACTIVATIONS, mlp, sigmoid
-from .losses import bernoulli_nll, gaussian_kl, gaussian_nll
+from .continuous_bernoulli import continuous_bernoulli_log_prob, continuous_bernoulli_nll
+from .continuous_bernoulli import mean as continuous_bernoulli_mean
+from .losses import (bernoulli_log_prob, bernoulli_nll, free_bits_kl, gaussian_kl, gaussian_log_prob, gaussian_nll,
+                     gaussian_nll_learned_var, gaussian_nll_optimal_var)
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous-bernoulli")
+OBS_VAR_MODES = ("fixed", "learned", "optimal")  # the Gaussian decoder's σ_x²: see derivations/sigma-vae.md
 MODELS = ("vae", "ae")
 CHECKPOINT_FORMAT = "tinyvae-model-1"
+# A config asking for more parameters than this is a typo or a damaged file, refused before allocating:
+# the largest MLPs on 28x28 images have a few million.
+MAX_PARAMETERS = 1_000_000_000
+TRAINING_COPIES = 4  # parameters, gradients and Adam's two moments
+# Config fields that do not change what the weights mean: load_weights compares every other field.
+WEIGHT_INDEPENDENT = ("seed", "init", "dtype", "beta", "obs_var", "objective", "k")
+
+
+def _physical_memory():
+    """Bytes of RAM in this machine, or None where the OS will not say."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 @dataclass
@@ -45,16 +64,21 @@ class ModelConfig:
     hidden: tuple = (400,)  # H: widths of the encoder's hidden layers (the decoder mirrors them)
     latent: int = 20  # Z: latent dimensions
     activation: str = "relu"  # between dense layers: relu, leaky_relu, tanh, sigmoid, softplus
-    likelihood: str = "bernoulli"  # decoder: "bernoulli" (logits) or "gaussian" (means)
-    obs_var: float = 1.0  # Gaussian likelihood's fixed variance σ_x²
+    likelihood: str = "bernoulli"  # decoder: "bernoulli" or "continuous-bernoulli" (logits), "gaussian" (means)
+    obs_var: float = 1.0  # Gaussian likelihood's variance σ_x² (with obs_var_mode "learned": its start)
+    obs_var_mode: str = "fixed"  # "fixed" (obs_var), "learned" (log σ_x² trained), "optimal" (the batch MSE)
+    free_bits: float = 0.0  # λ, nats per latent dimension the KL term does not charge (0: plain KL)
     beta: float = 1.0  # weight of the KL term (1 gives the ELBO)
     init: str = "auto"  # "auto" (He for ReLU, Glorot otherwise), "he", "glorot", "uniform"
     seed: int = 0  # initial weights
     dtype: str = "float32"  # "float32" for training, "float64" for gradient checks
+    objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound L_K (tinyvae/iwae.py)
+    k: int = 1  # K, importance samples per example of the IWAE objective (the ELBO takes 1)
 
     def __post_init__(self):
-        self.hidden = tuple(int(h) for h in self.hidden)
-        problems = []
+        problems = list(field_problems(self).values())  # each field's type, by its default: latent=2.5 is refused
+        if problems:
+            raise ValueError("invalid model config: " + "; ".join(problems))
         if self.model not in MODELS:
             problems.append(f"model must be one of {MODELS}, got {self.model!r}")
         if self.likelihood not in LIKELIHOODS:
@@ -71,8 +95,34 @@ class ModelConfig:
             problems.append(f"beta must be >= 0, got {self.beta}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        problems += objective_problems(self.objective, self.k, self.model, self.beta)
+        problems += likelihood_problems(self)
+        if not problems:
+            problems.extend(self._size_problems())  # before anything is allocated
         if problems:
             raise ValueError("invalid model config: " + "; ".join(problems))
+
+    def parameter_count(self):
+        """Weights and biases of encoder and decoder, counted from the sizes without allocating anything."""
+        enc_out = 2 * self.latent if self.model == "vae" else self.latent
+        count = 0
+        for sizes in ([self.input_dim, *self.hidden, enc_out], [self.latent, *reversed(self.hidden), self.input_dim]):
+            count += sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))  # W and b
+        return count + (self.obs_var_mode != "fixed")  # a learned or optimal log σ_x²
+
+    def _size_problems(self):
+        """A model too large to be meant: over MAX_PARAMETERS, or more than this machine's memory."""
+        count, itemsize = self.parameter_count(), np.dtype(self.dtype).itemsize
+        need = TRAINING_COPIES * count * itemsize
+        memory = _physical_memory()
+        if count <= MAX_PARAMETERS and (memory is None or need <= memory):
+            return []
+        limit = f"at most {MAX_PARAMETERS:,} are allowed"
+        if memory is not None:
+            limit += f" and training needs {TRAINING_COPIES} copies of them ({need / 2**30:,.1f} GiB of " \
+                     f"{self.dtype}; this machine has {memory / 2**30:,.1f} GiB)"
+        return [f"sizes input_dim={self.input_dim}, hidden={list(self.hidden)}, latent={self.latent} give "
+                f"{count:,} parameters: {limit}; check --hidden and --latent"]
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -81,7 +131,63 @@ class ModelConfig:
 
     def describe(self):
         sizes = "-".join(map(str, (self.input_dim, *self.hidden, self.latent)))
-        return f"{self.model} {sizes} {self.activation} {self.likelihood}"
+        text = f"{self.model} {sizes} {self.activation} {self.likelihood}"
+        if self.obs_var_mode != "fixed":
+            text += f" (σ_x² {self.obs_var_mode})"
+        return text + (f" free bits {self.free_bits:g}" if self.free_bits else "")
+
+
+def objective_problems(objective, k, model="vae", beta=1.0):
+    """What is wrong with an (objective, K) pair, one sentence each ([] when nothing is)."""
+    if objective not in iwae.OBJECTIVES:
+        return [f"objective must be one of {iwae.OBJECTIVES}, got {objective!r}"]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        return [f"k (importance samples per example) must be an integer >= 1, got {k!r}"]
+    if objective == "elbo" and k != 1:
+        return [f"k = {k} importance samples needs objective 'iwae'; the ELBO objective takes one sample "
+                f"(k = 1)"]
+    if objective == "iwae" and model != "vae":
+        return [f"objective 'iwae' needs a VAE (an encoder q(z|x) to sample from), got model {model!r}"]
+    if objective == "iwae" and beta != 1:
+        return [f"beta weights the ELBO's KL term; the IWAE bound has no such term, so beta must be 1 with "
+                f"objective 'iwae', got {beta:g}"]
+    return []
+
+
+def likelihood_problems(config):
+    """What is wrong with the likelihood's options (σ_x² mode, free bits), one sentence each."""
+    problems = []
+    if config.obs_var_mode not in OBS_VAR_MODES:
+        problems.append(f"obs_var_mode must be one of {OBS_VAR_MODES}, got {config.obs_var_mode!r}")
+    elif config.obs_var_mode != "fixed" and config.likelihood != "gaussian":
+        problems.append(f"a {config.obs_var_mode} observation variance needs likelihood='gaussian': the "
+                        f"{config.likelihood} likelihood has no σ_x², got likelihood={config.likelihood!r}")
+    if not config.free_bits >= 0:
+        problems.append(f"free_bits must be >= 0 nats per latent dimension, got {config.free_bits:g}")
+    elif config.free_bits > 0 and config.model != "vae":
+        problems.append(f"free_bits acts on the KL term of a VAE; the {config.model!r} model has none "
+                        f"(got free_bits={config.free_bits:g})")
+    objective = getattr(config, "objective", "elbo")
+    if objective != "elbo" and (config.likelihood == "continuous-bernoulli" or config.obs_var_mode != "fixed"
+                                or config.free_bits > 0):
+        problems.append(f"objective {objective!r} supports the bernoulli and fixed-variance gaussian likelihoods "
+                        f"without free bits; got likelihood={config.likelihood!r}, obs_var_mode="
+                        f"{config.obs_var_mode!r}, free_bits={config.free_bits:g}")
+    return problems
+
+
+class ObservationVariance:
+    """The Gaussian decoder's log σ_x², one number for every pixel, as a parameter of the model.
+
+    ``params["log_var"]`` (1,) lives in the model's ``theta`` like any weight, so optimizers,
+    checkpoints and devices treat it alike. With obs_var_mode "learned" its gradient is
+    [eq:sigma-vae-grad-logvar]; with "optimal" training sets it to the batch's optimum and its
+    gradient is zero [eq:sigma-vae-envelope].
+    """
+
+    def __init__(self, obs_var, dtype):
+        self.params = {"log_var": np.full(1, np.log(obs_var), dtype=dtype)}
+        self.grads = {"log_var": np.zeros(1, dtype=dtype)}
 
 
 class Reparameterize:
@@ -129,10 +235,15 @@ class _Model:
         self._slots = [(name, net, layer, key)
                        for name, net in (("encoder", self.encoder), ("decoder", self.decoder))
                        for i, layer in enumerate(net.layers) for key in layer.params]
+        self.obs_var = None  # a learned or optimal σ_x²: one more parameter, after the networks'
+        if config.obs_var_mode != "fixed":
+            self.obs_var = ObservationVariance(config.obs_var, self.dtype)
+            self._slots.append(("obs_var", None, self.obs_var, "log_var"))
         self.xp = np
         self._bind(self._gather(), np)
         self.rng = backend.default_rng(config.seed + 1, np)
         self._cache = None
+        self._obs_step = self._obs_stat = None  # the σ_x² of the last forward (learned or optimal), for backward
         self.stats = {}
 
     # ---- the parameter buffer
@@ -158,14 +269,20 @@ class _Model:
 
     @property
     def params(self):
-        """Every parameter by name (``"encoder.0.W"``), as views into ``theta``."""
-        return {f"{n}.{k}": v for n, net in (("encoder", self.encoder), ("decoder", self.decoder))
-                for k, v in net.params.items()}
+        """Every parameter by name (``"encoder.0.W"``, ``"obs_var.log_var"``), as views into ``theta``."""
+        named = {f"{n}.{k}": v for n, net in (("encoder", self.encoder), ("decoder", self.decoder))
+                 for k, v in net.params.items()}
+        if self.obs_var is not None:
+            named["obs_var.log_var"] = self.obs_var.params["log_var"]
+        return named
 
     @property
     def grads(self):
-        return {f"{n}.{k}": v for n, net in (("encoder", self.encoder), ("decoder", self.decoder))
-                for k, v in net.grads.items()}
+        named = {f"{n}.{k}": v for n, net in (("encoder", self.encoder), ("decoder", self.decoder))
+                 for k, v in net.grads.items()}
+        if self.obs_var is not None:
+            named["obs_var.log_var"] = self.obs_var.grads["log_var"]
+        return named
 
     @property
     def num_params(self):
@@ -199,15 +316,75 @@ class _Model:
 
     def _check_x(self, x, validate):
         check_array(x, "x", shape=(None, self.config.input_dim), finite=validate)
+        if x.shape[0] == 0:
+            raise ShapeError(f"x: expected a batch of at least one example, shape (N, {self.config.input_dim}) "
+                             f"with N >= 1, got shape {tuple(x.shape)}")
         if x.dtype != self.dtype:
             raise TypeError(f"x: expected dtype {self.dtype} to match the model, got {x.dtype}")
         if get_xp(x) is not self.xp:
             raise TypeError(f"x lives on another device than the model ({self.device}); move it with tinyvae.backend.to_device")
 
-    def _reconstruction(self, out, x, validate):
-        if self.config.likelihood == "bernoulli":
+    def _check_noise(self, eps):
+        """ε must match the model as x must: same dtype (float64 ε would make a float64 loss), same device."""
+        check_array(eps, "eps", floating=True, finite=False)
+        if eps.dtype != self.dtype:
+            raise TypeError(f"eps: expected dtype {self.dtype} to match the model (as x must), got {eps.dtype}")
+        if get_xp(eps) is not self.xp:
+            raise TypeError(f"eps lives on another device than the model ({self.device}); move it with "
+                            f"tinyvae.backend.to_device")
+
+    def _reconstruction(self, out, x, validate, fit_obs_var=True):
+        """(−log p(x|z) batch mean, its gradient w.r.t. ``out``); keeps what the σ_x² update needs."""
+        cfg = self.config
+        self._obs_step = self._obs_stat = None
+        if cfg.likelihood == "bernoulli":
             return bernoulli_nll(out, x, validate=validate)
-        return gaussian_nll(out, x, self.config.obs_var, validate=validate)
+        if cfg.likelihood == "continuous-bernoulli":
+            return continuous_bernoulli_nll(out, x, validate=validate)
+        if cfg.obs_var_mode == "learned":
+            recon, dout, dlog_var = gaussian_nll_learned_var(out, x, self.obs_var.params["log_var"], validate=validate)
+            self._obs_step = ("grad", dlog_var)
+            self._obs_stat = self.xp.exp(self.obs_var.params["log_var"][0])
+            return recon, dout
+        if cfg.obs_var_mode == "optimal" and fit_obs_var:
+            recon, dout, obs_var = gaussian_nll_optimal_var(out, x, validate=validate)
+            self._obs_step, self._obs_stat = ("set", obs_var), obs_var
+            return recon, dout
+        return gaussian_nll(out, x, self.observation_variance(), validate=validate)
+
+    def _obs_var_backward(self):
+        """The σ_x² parameter's part of a backward pass: its gradient (learned), or its closed-form
+        value for this batch with a zero gradient (optimal) [eq:sigma-vae-envelope]."""
+        if self._obs_step is None:
+            if self.obs_var is not None:
+                self.obs_var.grads["log_var"][...] = 0
+            return
+        kind, value = self._obs_step
+        if kind == "grad":
+            self.obs_var.grads["log_var"][...] = value  # [eq:sigma-vae-grad-logvar]
+        else:
+            self.obs_var.params["log_var"][...] = self.xp.log(value)  # σ_x² ← σ*² of this batch
+            self.obs_var.grads["log_var"][...] = 0
+
+    def observation_variance(self):
+        """The Gaussian decoder's σ_x² as it stands (a float): the config's, or the learned or last fitted one."""
+        if self.obs_var is None:
+            return self.config.obs_var
+        return float(np.exp(backend.to_numpy(self.obs_var.params["log_var"]).astype(np.float64)[0]))
+
+    def log_likelihood(self, out, x):
+        """log p(x | z) per example from the decoder's output ``out`` (logits or means, (..., D)),
+        summed over the last axis: (N,) for (N, D), (S, N) for (S, N, D); ``x`` broadcasts.
+
+        The model's density as it stands (a learned or optimal σ_x² at its current value): what the
+        importance-weighted NLL of ``tinyvae.evaluate`` scores.
+        """
+        cfg = self.config
+        if cfg.likelihood == "bernoulli":
+            return bernoulli_log_prob(out, x)
+        if cfg.likelihood == "continuous-bernoulli":
+            return continuous_bernoulli_log_prob(out, x)
+        return gaussian_log_prob(out, x, self.observation_variance())
 
     def _cached(self):
         if self._cache is None:
@@ -215,13 +392,20 @@ class _Model:
         return self._cache
 
     def decode(self, z):
-        """The decoder's mean image: sigmoid(logits) for Bernoulli, the means for Gaussian."""
+        """The decoder's mean image E[x | z]: σ(logits) for Bernoulli, the means for Gaussian, and for
+        the continuous Bernoulli its mean σ(l) − d log C/dl, greyer than σ(l) [eq:cb-mean]."""
         check_array(z, "z", shape=(None, self.config.latent))
         out = self.decoder.forward(z)
-        return sigmoid(out) if self.config.likelihood == "bernoulli" else out
+        if self.config.likelihood == "bernoulli":
+            return sigmoid(out)
+        if self.config.likelihood == "continuous-bernoulli":
+            return continuous_bernoulli_mean(out)
+        return out
 
     def sample(self, n, rng=None):
         """Decode ``n`` draws z ~ N(0, I) (the prior). Returns mean images (n, D)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n: expected a positive integer number of samples, got {n!r}")
         rng = self.rng if rng is None else rng
         z = rng.standard_normal((int(n), self.config.latent), dtype=self.dtype)
         return self.decode(z)
@@ -243,25 +427,39 @@ class _Model:
 
     @classmethod
     def read_config(cls, path):
-        arrays = load_arrays(path, required=("format", "config", "theta"))
+        """(ModelConfig, arrays) of the checkpoint at ``path``, every array and the config checked,
+        nothing allocated yet: a config asking for an absurd model is refused here."""
+        arrays = load_arrays(path, required=("format", "config", "theta"), texts=("format", "config"),
+                             floats=("theta",))
         if str(arrays["format"]) != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path}: format {str(arrays['format'])!r} is not {CHECKPOINT_FORMAT!r}")
+        stored = from_json_array(arrays["config"], path)
+        unknown = sorted(set(stored) - {f.name for f in dataclasses.fields(ModelConfig)})
+        if unknown:
+            raise CheckpointError(f"{path}: stored config is not a valid model config: unknown fields {unknown} "
+                                  f"(written by another version of tinyvae?)")
         try:
-            config = ModelConfig(**from_json_array(arrays["config"], path))
+            config = ModelConfig(**stored)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: stored config is not a valid model config: {err}") from err
+        if arrays["theta"].ndim != 1:
+            raise CheckpointError(f"{path}: 'theta' must be one flat array of parameters, got shape "
+                                  f"{arrays['theta'].shape}")
         return config, arrays
 
     def load_weights(self, path):
         """Load weights saved by a model of the same architecture; refuse any other."""
         config, arrays = self.read_config(path)
         mine, theirs = self.config.to_dict(), config.to_dict()
-        arch = ("model", "input_dim", "hidden", "latent", "likelihood")
-        diff = {k: (theirs[k], mine[k]) for k in arch if mine[k] != theirs[k]}
-        if diff or arrays["theta"].shape != self.theta.shape:
+        diff = {k: (theirs[k], mine[k]) for k in mine if k not in WEIGHT_INDEPENDENT and mine[k] != theirs.get(k)}
+        if diff:
             raise CheckpointError(
                 f"{path} holds a {config.describe()} ({arrays['theta'].size} parameters), "
                 f"this model is a {self.config.describe()} ({self.num_params}); differences (file, model): {diff}")
+        if arrays["theta"].shape != self.theta.shape:
+            raise CheckpointError(
+                f"{path}: holds {arrays['theta'].size} parameters, but its own config ({config.describe()}) "
+                f"needs {self.num_params}; the file is damaged or was edited")
         self.set_theta(arrays["theta"])
         return arrays
 
@@ -289,13 +487,27 @@ class VAE(_Model):
         mu, _ = self.encode(x)
         return self.decode(mu)
 
-    def forward(self, x, eps=None, *, beta=None, validate=True):
+    def forward(self, x, eps=None, *, beta=None, validate=True, objective=None, fit_obs_var=True, free_bits=None):
         """The loss (0-d array, nats per example) of the batch ``x`` (N, D) with noise ``eps`` (N, Z).
 
         ``eps=None`` draws ε from the model's generator. Keeps what ``backward`` needs;
-        ``self.stats`` gets the loss, the reconstruction term and the KL term.
+        ``self.stats`` gets the loss, the reconstruction term and the KL term (the true KL, also
+        with free bits, where the loss charges Σ_j max(λ, KL_j) instead [eq:free-bits]), and
+        ``obs_var`` for a learned or optimal σ_x². ``fit_obs_var``: an optimal σ_x² is the batch's
+        optimum (training, the default); False scores with the model's current σ_x² (evaluation).
+        ``beta`` and ``free_bits`` (λ) default to the config's; β = 1 and λ = 0 give the negative ELBO.
+        ``objective`` (default ``config.objective``): "elbo", or "iwae", whose loss is −L_K with
+        ``eps`` of shape (N, K, Z) (``tinyvae.iwae``, where its ``stats`` are described).
         """
         self._check_x(x, validate)
+        if eps is not None:
+            self._check_noise(eps)
+        if (objective or self.config.objective) == "iwae":
+            if beta is not None and float(beta) != 1:
+                raise ValueError(f"the IWAE objective has no KL weight: beta must be 1 (or None), got {beta}")
+            return iwae.forward(self, x, eps, validate)
+        if objective not in (None, "elbo"):
+            raise ValueError(f"objective must be one of {iwae.OBJECTIVES}, got {objective!r}")
         n, z_dim = x.shape[0], self.config.latent
         if eps is None:
             eps = self.rng.standard_normal((n, z_dim), dtype=self.dtype)
@@ -306,16 +518,27 @@ class VAE(_Model):
         mu, log_var = h[:, :z_dim], h[:, z_dim:]  # (N, Z) each
         z = self.reparam.forward(mu, log_var, eps)  # (N, Z)
         out = self.decoder.forward(z)  # (N, D)
-        recon, dout = self._reconstruction(out, x, validate)
-        kl, dmu_kl, dlog_var_kl = gaussian_kl(mu, log_var, validate=False)
-        loss = recon + beta * kl  # −ELBO when β = 1  [eq:vae-loss] [eq:elbo]
+        recon, dout = self._reconstruction(out, x, validate, fit_obs_var)
+        free_bits = self.config.free_bits if free_bits is None else float(free_bits)
+        if free_bits > 0:
+            kl_term, dmu_kl, dlog_var_kl, kl_per_dim = free_bits_kl(mu, log_var, free_bits, validate=False)  # [eq:free-bits]
+            kl = kl_per_dim.sum()
+        else:
+            kl, dmu_kl, dlog_var_kl = gaussian_kl(mu, log_var, validate=False)
+            kl_term = kl
+        loss = recon + beta * kl_term  # −ELBO when β = 1 and no free bits  [eq:vae-loss] [eq:elbo]
         self._cache = (dout, dmu_kl, dlog_var_kl, beta)
         self.stats = {"loss": loss, "recon": recon, "kl": kl}
+        if self._obs_stat is not None:
+            self.stats["obs_var"] = self._obs_stat
         return loss
 
     def backward(self):
         """Fill ``self.grad`` (every parameter's dL/dθ) from the last forward; returns it."""
-        dout, dmu_kl, dlog_var_kl, beta = self._cached()
+        cache = self._cached()
+        if isinstance(cache, iwae.Cache):
+            return iwae.backward(self, cache)
+        dout, dmu_kl, dlog_var_kl, beta = cache
         z_dim = self.config.latent
         dz = self.decoder.backward(dout)  # (N, Z)
         dmu, dlog_var = self.reparam.backward(dz)  # through z = μ + σ ⊙ ε
@@ -323,6 +546,7 @@ class VAE(_Model):
         dh[:, :z_dim] = dmu + beta * dmu_kl  # the KL term reaches μ and log σ² directly
         dh[:, z_dim:] = dlog_var + beta * dlog_var_kl
         self.encoder.backward(dh)
+        self._obs_var_backward()
         return self.grad
 
 
@@ -344,20 +568,24 @@ class Autoencoder(_Model):
     def reconstruct(self, x):
         return self.decode(self.encode(x))
 
-    def forward(self, x, eps=None, *, beta=None, validate=True):
-        """The reconstruction loss of ``x``; ``eps`` and ``beta`` are accepted and ignored."""
+    def forward(self, x, eps=None, *, beta=None, validate=True, objective=None, fit_obs_var=True, free_bits=None):
+        """The reconstruction loss of ``x``; ``eps``, ``beta``, ``objective`` and ``free_bits`` are accepted and
+        ignored (``fit_obs_var`` as for the VAE)."""
         self._check_x(x, validate)
         z = self.encoder.forward(x)  # (N, Z)
         out = self.decoder.forward(z)  # (N, D)
-        loss, dout = self._reconstruction(out, x, validate)  # [eq:ae-loss]
+        loss, dout = self._reconstruction(out, x, validate, fit_obs_var)  # [eq:ae-loss]
         self._cache = dout
         self.stats = {"loss": loss, "recon": loss, "kl": self.xp.zeros((), dtype=self.dtype)}
+        if self._obs_stat is not None:
+            self.stats["obs_var"] = self._obs_stat
         return loss
 
     def backward(self):
         dout = self._cached()
         dz = self.decoder.backward(dout)
         self.encoder.backward(dz)
+        self._obs_var_backward()
         return self.grad
 
 

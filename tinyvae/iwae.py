@@ -1,0 +1,203 @@
+"""The importance-weighted bound L_K as a training objective, forward and backward by hand.
+
+Burda, Grosse & Salakhutdinov, *Importance Weighted Autoencoders* (ICLR 2016), sec. 3: draw K
+samples z_k = μ + σ ⊙ ε_k from q(z|x) for each example and maximize
+
+    L_K = E[log (1/K) Σ_k w_k],   log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x)   [eq:iwae-log-weight]
+
+The loss is −L_K in nats per example (summed over pixels and latent dimensions, averaged over the
+N examples) [eq:iwae-loss]. K = 1 is the ELBO with its KL term estimated by Monte Carlo from the
+one sample (log q − log p at z), not in closed form; K > 1 is a tighter bound.
+
+Shapes: N batch, K importance samples, D input, Z latent; the decoder sees N·K rows.
+
+The backward (derivations/iwae.md): ∂loss/∂log w_nk = −w̃_nk / N with w̃ = softmax_k(log w), held
+constant [eq:iwae-grad-logw]; through the decoder and the reparameterization on all N·K samples
+like the ELBO's; and log q(z_k|x), written with ε as −½ Σ_j (log 2π + log σ_j² + ε_kj²), gives
+every log σ² a constant −½ per sample once its two dependences (through z and explicit) are added
+[eq:iwae-log-q-eps]. ``forward(model, x, eps)`` and ``backward(model, cache)`` are what
+``VAE.forward``/``VAE.backward`` run when ``config.objective == "iwae"``.
+
+``model.stats`` under this objective: ``loss`` is −L_K (what is minimized); ``recon`` is
+−(1/(N K)) Σ log p(x|z_nk), the reconstruction averaged over the K samples; ``kl`` is
+(1/(N K)) Σ (log q(z_nk|x) − log p(z_nk)), the Monte Carlo estimate of the KL term; so
+``recon + kl`` is the K-sample estimate of the negative ELBO and ``loss ≤ recon + kl`` always
+(log of a mean ≥ mean of logs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from . import backend
+from .backend import get_xp
+from .checks import ShapeError, check_array
+from .layers import sigmoid_from_abs
+
+LOG_2PI = math.log(2.0 * math.pi)
+OBJECTIVES = ("elbo", "iwae")
+# Arrays of N·K rows one training step holds at its peak, in units of one row of that width: the
+# decoder's output, its gradient and one scratch buffer (3·D); per hidden layer its pre-activation,
+# activation and gradient (3·H); ε, z and their gradients (4·Z). Measured peaks stay below this.
+ROW_FACTORS = {"D": 3, "H": 3, "Z": 4}
+MEMORY_SHARE = 0.5  # at most this share of the free memory for one step's N·K rows
+
+
+class Cache(NamedTuple):
+    """What ``backward`` needs from ``forward``; nothing is recomputed."""
+
+    dout: object  # (N·K, D) ∂(−log p(x|z))/∂out per row, not yet weighted
+    z: object  # (N, K, Z)
+    eps: object  # (N, K, Z)
+    std: object  # (N, Z)
+    weights: object  # (N, K) w̃ = softmax_k(log w)
+
+
+def check_eps(eps, n, k, z_dim, validate=True):
+    """ε for the IWAE objective must be (N, K, Z); a message that names each letter otherwise."""
+    want = (n, k, z_dim)
+    shape = tuple(getattr(eps, "shape", ()))
+    if shape != want:
+        raise ShapeError(f"eps: expected shape (N, K, Z) = {want} for the IWAE objective (N = {n} examples, "
+                         f"K = {k} importance samples each, Z = {z_dim} latent dimensions), got {shape}")
+    return check_array(eps, "eps", shape=want, finite=validate)
+
+
+def step_bytes(n, k, config, itemsize):
+    """A bound on the bytes of the N·K-row arrays of one IWAE training step (forward and backward)."""
+    per_row = (ROW_FACTORS["D"] * config.input_dim + ROW_FACTORS["H"] * sum(config.hidden)
+               + ROW_FACTORS["Z"] * config.latent)
+    return int(n) * int(k) * per_row * int(itemsize)
+
+
+def check_memory(n, k, config, itemsize, xp):
+    """Refuse, before anything is allocated, a batch whose N·K rows would not fit in memory.
+
+    The error names the largest batch that fits with this K (or says that no batch does).
+    """
+    free = backend.available_memory(xp)
+    if free is None:
+        return
+    need, budget = step_bytes(n, k, config, itemsize), MEMORY_SHARE * free
+    if need <= budget:
+        return
+    fits = int(budget // step_bytes(1, k, config, itemsize))
+    where = "on the GPU" if not backend.is_numpy(xp) else "in RAM"
+    advice = (f"a batch of at most {fits} fits with k {k}" if fits >= 1 else
+              f"not even a batch of 1 fits with k {k}: lower k")
+    raise ValueError(f"batch {n} with k {k} needs about {need / 2**30:.1f} GiB for the decoder's N·K = "
+                     f"{int(n) * int(k):,} rows, more than {MEMORY_SHARE:.0%} of the {free / 2**30:.1f} GiB "
+                     f"free {where}; {advice}")
+
+
+# --------------------------------------------------------------------------- the pieces of log w
+
+
+def sample(mu, log_var, eps):
+    """z_nk = μ_n + σ_n ⊙ ε_nk for every example and sample: (N, K, Z), and σ (N, Z)."""
+    xp = get_xp(mu)
+    std = xp.exp(0.5 * log_var)  # (N, Z)
+    return mu[:, None, :] + std[:, None, :] * eps, std  # (N, K, Z)  [eq:reparam]
+
+
+def log_prior(z):
+    """log N(z; 0, I) over the last axis: −½ Σ_j (log 2π + z_j²)."""
+    return -0.5 * ((z * z).sum(axis=-1) + z.shape[-1] * LOG_2PI)  # [eq:log-normal-density]
+
+
+def log_posterior(eps, log_var):
+    """log q(z_nk|x_n) for z = μ + σ ⊙ ε: −½ Σ_j (log 2π + log σ_j² + ε_j²), shape (N, K).
+
+    (z − μ)²/σ² is exactly ε², so neither z nor μ appears [eq:iwae-log-q-eps].
+    """
+    return -0.5 * ((eps * eps).sum(axis=-1) + log_var.sum(axis=-1)[:, None]
+                   + eps.shape[-1] * LOG_2PI)  # [eq:iwae-log-q-eps]
+
+
+def bernoulli_rows(logits, x):
+    """log p(x_n | logits_nk) summed over pixels, (N, K), and σ(l) − x (N, K, D): −∂ log p/∂l.
+
+    ``logits`` (N, K, D), ``x`` (N, D) in [0, 1]. The stable form of [eq:bce-stable], per row.
+    """
+    xp = get_xp(logits)
+    xb = x[:, None, :]  # (N, 1, D) against (N, K, D)
+    buf = xp.abs(logits)  # |l|
+    sum_pos = 0.5 * (logits.sum(axis=-1) + buf.sum(axis=-1))  # Σ_d max(l, 0)
+    xp.negative(buf, out=buf)
+    xp.exp(buf, out=buf)
+    buf += 1  # 1 + exp(−|l|) in (1, 2]
+    log_term = xp.log(buf).sum(axis=-1)
+    xp.reciprocal(buf, out=buf)  # σ(|l|)
+    grad = sigmoid_from_abs(buf, logits)  # σ(l), in place
+    grad -= xb  # σ(l) − x  [eq:bce-grad]
+    log_px = -(sum_pos - (logits * xb).sum(axis=-1) + log_term)  # [eq:bce-stable]
+    return log_px, grad
+
+
+def gaussian_rows(mean, x, obs_var):
+    """log N(x_n; mean_nk, obs_var·I) summed over D, (N, K), and (mean − x)/obs_var: −∂ log p/∂mean."""
+    diff = mean - x[:, None, :]  # (N, K, D)
+    d = mean.shape[-1]
+    log_px = -(diff * diff).sum(axis=-1) / (2.0 * obs_var) - 0.5 * d * (LOG_2PI + math.log(obs_var))  # [eq:gaussian-nll]
+    diff /= obs_var  # [eq:gaussian-nll-grad]
+    return log_px, diff
+
+
+def bound(log_w):
+    """−L_K estimated from log weights (N, K): (loss, w̃). loss = −(1/N) Σ_n log (1/K) Σ_k w_nk.
+
+    The log-sum-exp takes out each row's maximum, so log weights of ±1e4 stay finite; the
+    normalized weights w̃ = softmax_k(log w) (rows sum to 1) come out of the same exponentials.
+    """
+    xp = get_xp(log_w)
+    n, k = log_w.shape
+    m = xp.max(log_w, axis=1, keepdims=True)  # (N, 1)
+    e = xp.exp(log_w - m)  # (N, K), every entry in (0, 1], the largest exactly 1
+    total = e.sum(axis=1, keepdims=True)  # in [1, K]
+    lse = (xp.log(total) + m)[:, 0]  # log Σ_k w_nk  [eq:log-mean-exp]
+    loss = -(lse - math.log(k)).sum() / n  # [eq:iwae-loss]
+    return loss, e / total  # w̃  [eq:iwae-weights]
+
+
+# --------------------------------------------------------------------------- forward and backward
+
+
+def forward(model, x, eps, validate=True):
+    """The IWAE loss −L_K of ``x`` (N, D) with ε (N, K, Z) (None: drawn from ``model.rng``)."""
+    cfg, xp = model.config, model.xp
+    n, k, z_dim = x.shape[0], cfg.k, cfg.latent
+    check_memory(n, k, cfg, model.dtype.itemsize, xp)
+    if eps is None:
+        eps = model.rng.standard_normal((n, k, z_dim), dtype=model.dtype)
+    else:
+        check_eps(eps, n, k, z_dim, validate)
+    h = model.encoder.forward(x)  # (N, 2Z)
+    mu, log_var = h[:, :z_dim], h[:, z_dim:]  # (N, Z) each
+    z, std = sample(mu, log_var, eps)  # (N, K, Z)
+    out = model.decoder.forward(z.reshape(n * k, z_dim)).reshape(n, k, cfg.input_dim)  # (N·K, D) -> (N, K, D)
+    if cfg.likelihood == "bernoulli":
+        log_px, dout = bernoulli_rows(out, x)
+    else:
+        log_px, dout = gaussian_rows(out, x, cfg.obs_var)
+    log_pz, log_qz = log_prior(z), log_posterior(eps, log_var)  # (N, K) each
+    log_w = log_px + log_pz - log_qz  # (N, K)  [eq:iwae-log-weight]
+    loss, weights = bound(log_w)
+    model._cache = Cache(dout.reshape(n * k, cfg.input_dim), z, eps, std, weights)
+    model.stats = {"loss": loss, "recon": -log_px.sum() / (n * k), "kl": (log_qz - log_pz).sum() / (n * k)}
+    return loss
+
+
+def backward(model, cache):
+    """Fill ``model.grad`` from the cache of ``forward``: Σ_k w̃_nk ∇ log w_nk / N, w̃ held constant."""
+    n, k = cache.weights.shape
+    z_dim = model.config.latent
+    g = cache.weights / n  # (N, K) −∂loss/∂log w  [eq:iwae-grad-logw]
+    dout = cache.dout * g.reshape(n * k, 1)  # (N·K, D) ∂loss/∂out: each row weighted by its w̃ / N  [eq:iwae-grad-out]
+    dz = model.decoder.backward(dout).reshape(n, k, z_dim)  # (N, K, Z)
+    dz += g[:, :, None] * cache.z  # the prior: −∂ log p(z)/∂z = z  [eq:iwae-grad-z]
+    dh = model.xp.empty((n, 2 * z_dim), dtype=model.dtype)  # (N, 2Z)
+    dh[:, :z_dim] = dz.sum(axis=1)  # dz/dμ = 1; log q adds nothing  [eq:iwae-grad-mu] [eq:iwae-log-q-total]
+    dh[:, z_dim:] = 0.5 * cache.std * (dz * cache.eps).sum(axis=1) - 0.5 / n  # [eq:iwae-grad-logvar]
+    model.encoder.backward(dh)
+    return model.grad
