@@ -30,7 +30,15 @@ NOT_COMPUTED = {
     "eq:elbo-gap": "the identity log p(x) - ELBO = KL(q || posterior), explains the bound's slack",
     "eq:aggregate-kl": "a decomposition of the average KL, for the AE-versus-VAE discussion",
     "eq:fd-error": "the error bound that motivates float64 and the step h of the gradient checker",
+    "eq:conv-adjoint-full": "the textbook rotated-kernel form of the transposed convolution; the code computes "
+                            "it with col2im, and tests/test_conv.py plants the unrotated form as a bug",
+    "eq:checkerboard": "counts the taps per output pixel to explain checkerboard artifacts; shown by the page's "
+                       "numeric check and notebook 07",
     "eq:iwae-snr": "a theorem on the gradient estimators' signal-to-noise ratios, shown numerically on iwae.md",
+    "eq:adam-step-bound": "the largest step Adam can take, a property of the update, measured on optimizers.md",
+    "eq:ppca-grad-w": "the likelihood's gradient in W, a step of the pPCA derivation (its stationary points)",
+    "eq:ppca-fixed-noise": "the maximum with a fixed noise variance, which explains posterior collapse; "
+                           "checked against gradient ascent on ppca.md",
 }
 
 

@@ -157,7 +157,8 @@ def conv2d_adjoint(y, weight, stride, padding, x_hw, scratch=None):
     """Aᵀ y, the adjoint of ``conv2d_apply``: (N, C_out, H_out, W_out) -> (N, C_in, H, W).
 
     It is the convolution's gradient with respect to its input (y = dL/d output) and the transposed
-    convolution's forward pass (y = its input): one function for both [eq:conv-grad-x]. The product
+    convolution's forward pass (y = its input): one function for both [eq:conv-grad-x]; it satisfies
+    ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ [eq:conv-adjoint]. The product
     Wᵀ y gives every window's contribution, col2im adds them up. A batch whose column matrix would
     pass ``MAX_COLUMN_BYTES`` goes through in pieces of images, each one matrix product.
     """
