@@ -25,15 +25,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import backend, data
+from . import backend, data, importance
 from .backend import get_xp, to_float, to_numpy
+from . import arguments
 from .checkpoint import CheckpointError
+from .errors import UserError, explain
 from .checks import check_array, check_unit_interval
-from .losses import gaussian_kl_per_dim, log_normal_density
+from .losses import gaussian_kl_per_dim
+from .importance import CURVE_KS
 from .vae import VAE, load_model
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2
-MAX_ROWS = 8192  # decoder rows (samples × examples) per chunk of the IW estimate: ~25 MB per (rows, 784) float32
 CHECKPOINT_NAME = "checkpoint.npz"
 CONFIG_NAME = "config.json"
 
@@ -144,54 +146,42 @@ def importance_weighted_nll(model, x, *, k=5000, seed=0, batch_size=None, sample
 
         −log p̂(x) = −log (1/K) Σ_k p(x | z_k) p(z_k) / q(z_k | x),   z_k ~ q(z | x)
 
-    Examples go ``batch_size`` at a time and samples ``sample_chunk`` at a time, the chunks joined
-    by a running log-sum-exp, so memory is bounded by about ``batch_size · sample_chunk`` decoder rows
-    whatever K is (the defaults keep that under ``MAX_ROWS``). K = 1 is a one-sample negative ELBO;
-    in expectation the estimate decreases towards −log p(x) as K grows. Seeded and reproducible
-    for fixed ``batch_size`` and ``sample_chunk``. ``progress=True`` shows a progress bar (stderr).
+    K = 1 is a one-sample negative ELBO; in expectation the estimate decreases towards −log p(x) as K
+    grows. Seeded: ε is one stream, example after example, so the result depends on ``seed`` alone,
+    not on ``batch_size`` (examples per batch) or ``sample_chunk`` (decoder rows per pass), which
+    only bound the memory. ``progress=True`` shows a progress bar (stderr).
+    """
+    return importance_weighted_bounds(model, x, k=k, seed=seed, batch_size=batch_size, sample_chunk=sample_chunk,
+                                      binarize=binarize, progress=progress, curve=())[0]
+
+
+def importance_weighted_bounds(model, x, *, k=5000, seed=0, curve=CURVE_KS, batch_size=None, sample_chunk=None,
+                               binarize="none", progress=False):
+    """(NLL per example (N,), {K': mean L_K'} for each K' in ``curve`` up to K and for K itself).
+
+    One set of K samples per example serves every K': L_K' is estimated from the K samples cut into
+    blocks of K' (``importance.bound_curve``), so the curve rises with K' for every example and costs
+    nothing beyond the NLL itself. The NLL is −L_K of each example [eq:iw-nll-estimate].
     """
     if not isinstance(model, VAE):
         raise TypeError("importance_weighted_nll needs a VAE: an autoencoder defines no q(z|x) and no p(x)")
-    if not (isinstance(k, (int, np.integer)) and k >= 1):
+    if isinstance(k, bool) or not (isinstance(k, (int, np.integer)) and k >= 1):
         raise ValueError(f"k (importance samples) must be a positive int, got {k!r}")
     x = _check_images(model, x, binarize)
-    if sample_chunk is None:
-        sample_chunk = min(k, max(1, MAX_ROWS // (batch_size or 1)))
-    if batch_size is None:
-        batch_size = max(1, MAX_ROWS // min(k, sample_chunk))
+    ks = sorted({int(c) for c in curve if 1 <= c < k} | {int(k)})
+    if batch_size is None:  # at least two examples, one per core, and about MAX_ROWS decoder rows
+        batch_size = max(2, importance.MAX_ROWS // k)
     noise = backend.default_rng(seed, model.xp)
     pixels = np.random.default_rng([seed, 1])
-    nll = np.empty(x.shape[0], dtype=np.float64)
+    bounds = np.empty((x.shape[0], len(ks)), dtype=np.float64)
     start = 0
+    batches = _float_batches(model, x, batch_size, binarize, pixels)
     with tqdm(total=x.shape[0], desc=f"IW NLL, K={k}", unit="example", disable=not progress, leave=False) as bar:
-        for xb in _float_batches(model, x, batch_size, binarize, pixels):
-            log_p = _iw_log_likelihood(model, xb, k, int(sample_chunk), noise)  # (N,)
-            nll[start:start + xb.shape[0]] = -to_numpy(log_p)  # [eq:iw-nll-estimate]
-            start += xb.shape[0]
-            bar.update(xb.shape[0])
-    return nll
-
-
-def _iw_log_likelihood(model, xb, k, sample_chunk, noise):
-    """log p̂(x) for one batch (N, D), on the model's device, K samples in chunks of S."""
-    xp, cfg = model.xp, model.config
-    n, z_dim = xb.shape[0], cfg.latent
-    mu, log_var = model.encode(xb)  # (N, Z) each
-    std = xp.exp(0.5 * log_var)
-    zero = xp.zeros((z_dim,), dtype=model.dtype)  # the prior's μ and log σ²
-    log_sum = None  # running log Σ_k w_k, (N,)
-    for done in range(0, k, sample_chunk):
-        s = min(sample_chunk, k - done)
-        eps = noise.standard_normal((s, n, z_dim), dtype=model.dtype)
-        z = mu + std * eps  # (S, N, Z)  [eq:reparam]
-        out = model.decoder.forward(z.reshape(s * n, z_dim)).reshape(s, n, cfg.input_dim)  # (S, N, D)
-        log_px_z = model.log_likelihood(out, xb)  # (S, N): the model's own log p(x | z), any likelihood
-        log_pz = log_normal_density(z, zero, zero)  # (S, N)  [eq:log-normal-density]
-        log_qz = log_normal_density(z, mu, log_var)  # (S, N)  [eq:log-normal-density]
-        log_w = (log_px_z + log_pz - log_qz).astype(xp.float64)  # log importance weights  [eq:iw-bound]
-        chunk = log_mean_exp(log_w, axis=0) + math.log(s)  # log Σ over this chunk  [eq:log-mean-exp]
-        log_sum = chunk if log_sum is None else xp.logaddexp(log_sum, chunk)
-    return log_sum - math.log(k)  # log (1/K) Σ_k w_k  [eq:iw-bound]
+        for log_w in importance.log_weights(model, batches, int(k), noise, sample_chunk=sample_chunk):  # (B, K)
+            bounds[start:start + len(log_w)] = importance.bound_curve(log_w, ks)
+            start += len(log_w)
+            bar.update(len(log_w))
+    return -bounds[:, -1], {kk: float(bounds[:, i].mean()) for i, kk in enumerate(ks)}  # [eq:iw-nll-estimate]
 
 
 # --------------------------------------------------------------------------- the latent space
@@ -300,7 +290,8 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
     """Every metric of this module for the checkpoint (file or run folder) at ``path``, as a dict.
 
     Keys: checkpoint, model, split, n, binarize (the run's), evaluated_on, loss, recon, kl (negative
-    ELBO, nats per example), nll and iw_samples (when ``iw_samples > 0``), kl_per_dim,
+    ELBO, nats per example), nll, nll_sem, iw_samples and iw_bounds (when ``iw_samples > 0``; iw_bounds maps
+    K' = 1, 5, 50 and K, as strings, to the estimate of L_K'), kl_per_dim,
     active_units, latent, mean_variances, threshold, notes (caveats, one line each), seconds.
     """
     start = time.perf_counter()
@@ -320,9 +311,9 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
     if not is_vae:
         notes.append("autoencoder: no KL term and no likelihood; loss is the reconstruction error")
     if iw_samples and is_vae:
-        nll = importance_weighted_nll(model, x, k=int(iw_samples), seed=seed, progress=progress)
+        nll, bounds = importance_weighted_bounds(model, x, k=int(iw_samples), seed=seed, progress=progress)
         result.update(nll=float(nll.mean()), nll_sem=float(nll.std() / math.sqrt(len(nll))),
-                      iw_samples=int(iw_samples))
+                      iw_samples=int(iw_samples), iw_bounds={str(kk): v for kk, v in bounds.items()})
         if binarize not in ("static", "dynamic"):
             what = ("a cross-entropy, not a likelihood" if model.config.likelihood == "bernoulli" else
                     "a density (it can be negative), not a likelihood of discrete data")
@@ -350,6 +341,9 @@ def format_report(result):
         lines.append(f"NLL (IW, K={result['iw_samples']})  {result['nll']:.3f} nats per example "
                      f"(standard error {result['nll_sem']:.3f}; {result['loss'] - result['nll']:.3f} below the "
                      f"negative ELBO)")
+        curve = ", ".join(f"L_{kk} = {v:.3f}" for kk, v in result.get("iw_bounds", {}).items())
+        if curve:
+            lines.append(f"IWAE bound     {curve} (nats per example, from the same samples; rises with K)")
     unit = "posterior mean" if result["kl_per_dim"] is not None else "code"
     lines.append(f"active units   {result['active_units']} / {result['latent']} "
                  f"(variance over the data of the {unit} > {result['threshold']:g})")
@@ -380,22 +374,12 @@ def add_parser(subparsers):
     p.add_argument("--device", choices=backend.DEVICES, default="cpu", help="cpu (NumPy) or gpu (CuPy)")
     p.add_argument("--limit", type=_positive, default=None, metavar="N", help="evaluate the first N examples only")
     p.add_argument("--batch-size", type=_positive, default=1000, help="examples per batch for the ELBO (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of ε, the IW samples and the binarization (default 0)")
+    p.add_argument("--seed", type=arguments.count, default=0,
+                   help="seed of ε, the IW samples and the binarization (default 0)")
     p.set_defaults(func=evaluate_command)
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text}")
-    return value
-
-
-def _non_negative(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text}")
-    return value
+_positive, _non_negative = arguments.positive_int, arguments.count  # the shared convention (tinyvae/arguments.py)
 
 
 def evaluate_command(args):
@@ -403,8 +387,9 @@ def evaluate_command(args):
         result = evaluate_checkpoint(args.checkpoint, data=args.data, iw_samples=args.iw_samples, split=args.split,
                                      device=args.device, limit=args.limit, seed=args.seed, batch_size=args.batch_size,
                                      progress=sys.stderr.isatty())
-    except (CheckpointError, FileNotFoundError, data.DataError, backend.BackendError, ValueError) as err:
-        print(f"tinyvae evaluate: error: {err}", file=sys.stderr)
+    except (CheckpointError, FileNotFoundError, data.DataError, backend.BackendError, ValueError, UserError,
+            OSError) as err:
+        print(f"tinyvae evaluate: error: {explain(err)}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
