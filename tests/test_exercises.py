@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tinyvae
-from tinyvae import exercises, solutions
+from tinyvae import exercises, iwae, solutions
 from tinyvae.exercises import EXERCISES, check, check_all
 
 NAMES = list(EXERCISES)
@@ -51,10 +51,10 @@ def test_check_all_lists_every_exercise_and_counts_passes():
     summary = check_all(mixed)
     text = str(summary)
     assert not summary.passed
-    assert text.startswith("1/8 exercises pass")
+    assert text.startswith(f"1/{len(NAMES)} exercises pass")
     assert "dense_backward" in text and "PASS" in text
     assert "gaussian_kl" in text and "FAIL" in text
-    assert text.count("not implemented yet") == 6
+    assert text.count("not implemented yet") == len(NAMES) - 2
 
 
 def test_check_accepts_a_function_named_after_its_exercise():
@@ -109,6 +109,11 @@ def test_solutions_agree_with_the_library_layers_and_losses():
     assert ref[0] == pytest.approx(float(kl), rel=1e-12)
     np.testing.assert_allclose(ref[1], dmu, rtol=1e-12)
     np.testing.assert_allclose(ref[2], dlv, rtol=1e-12)
+    log_w = rng.normal(-90.0, 4.0, (4, 6))
+    loss, weights = iwae.bound(log_w)
+    ref_loss, ref_dlog_w = solutions.iwae_loss(log_w)
+    assert ref_loss == pytest.approx(float(loss), rel=1e-12)
+    np.testing.assert_allclose(ref_dlog_w, -weights / 4, rtol=1e-12)
     reparam = tinyvae.Reparameterize()
     np.testing.assert_allclose(solutions.reparameterize(mu, log_var, eps), reparam.forward(mu, log_var, eps), rtol=1e-12)
     dz = rng.standard_normal((4, 3))
@@ -151,6 +156,59 @@ def _bce_scaled(c):
 def _naive_bce(logits, x):
     p = 1.0 / (1.0 + np.exp(-logits))
     return -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum() / len(x), (p - x) / len(x)
+
+
+def _iwae_parts(log_w):
+    n, k = log_w.shape
+    m = log_w.max(axis=1, keepdims=True)
+    e = np.exp(log_w - m)
+    return n, k, e / e.sum(axis=1, keepdims=True), solutions.iwae_loss(log_w)[0]
+
+
+def _iwae_unnormalized(log_w):
+    n, _, _, loss = _iwae_parts(log_w)
+    return loss, -np.exp(log_w) / n
+
+
+def _iwae_shifted_not_normalized(log_w):
+    n, _, _, loss = _iwae_parts(log_w)
+    return loss, -np.exp(log_w - log_w.max(axis=1, keepdims=True)) / n
+
+
+def _iwae_wrong_axis(log_w):
+    n, _, _, loss = _iwae_parts(log_w)
+    w = np.exp(log_w)
+    return loss, -(w / w.sum(axis=0, keepdims=True)) / n
+
+
+def _iwae_mean_of_logs(log_w):
+    return float(-log_w.mean()), np.full(log_w.shape, -1.0 / log_w.size)
+
+
+def _iwae_through_weights(log_w):
+    """The surrogate −(1/N) Σ w̃ log w differentiated with w̃ too (what autograd does without stop-gradient)."""
+    n, _, w, loss = _iwae_parts(log_w)
+    return loss, -w * (1 + log_w - (w * log_w).sum(axis=1, keepdims=True)) / n
+
+
+def _iwae_naive_lse(log_w):
+    n, k = log_w.shape
+    w = np.exp(log_w)
+    return float(-np.log(w.sum(axis=1) / k).sum() / n), -(w / w.sum(axis=1, keepdims=True)) / n
+
+
+def _iwae_clipped(log_w):
+    return solutions.iwae_loss(np.clip(log_w, -700.0, 700.0))
+
+
+def _iwae_without_log_k(log_w):
+    n, k, w, loss = _iwae_parts(log_w)
+    return loss - np.log(k), -w / n
+
+
+def _iwae_batch_sum(log_w):
+    n, _, w, loss = _iwae_parts(log_w)
+    return n * loss, -w
 
 
 def _raises(*args):
@@ -246,6 +304,19 @@ PLANTED = [
     ("vae_backward", "a list, not a dict", lambda params, cache: list(solutions.vae_backward(params, cache).values()),
      ["expected a dict of gradients"]),
     ("vae_backward", "a wrong cache key", lambda params, cache: cache["h"], ["KeyError", "cache has keys"]),
+    ("iwae_loss", "weights not normalized", _iwae_unnormalized, ["dlog_w", "not normalized", "softmax"]),
+    ("iwae_loss", "shifted but not normalized", _iwae_shifted_not_normalized,
+     ["dlog_w", "shifted by the maximum but not normalized"]),
+    ("iwae_loss", "normalized over the batch", _iwae_wrong_axis, ["dlog_w", "wrong axis"]),
+    ("iwae_loss", "mean of logs instead of log of mean", _iwae_mean_of_logs,
+     ["loss, dlog_w", "the mean of the logs, not the log of the mean"]),
+    ("iwae_loss", "gradient through w̃ as well", _iwae_through_weights,
+     ["dlog_w", "a gradient taken through w̃ as well", "eq:iwae-wrong-grad"]),
+    ("iwae_loss", "log-sum-exp that overflows", _iwae_naive_lse,
+     ["loss is not finite", "dlog_w is not finite", "largest log weight"]),
+    ("iwae_loss", "clipped log weights", _iwae_clipped, ["wrong for log weights of ±1e4", "clipping"]),
+    ("iwae_loss", "log K forgotten", _iwae_without_log_k, ["loss", "1/K inside the log is missing"]),
+    ("iwae_loss", "sum over the batch", _iwae_batch_sum, ["4 ×", "sum over the batch where the mean is meant"]),
 ]
 
 
@@ -287,7 +358,7 @@ def test_command_line_checks_a_file_of_answers(tmp_path, capsys):
     answers.write_text("import numpy as np\n\ndef relu_backward(dy, x):\n    return dy * (x > 0)\n")
     assert exercises.main([str(answers)]) == 1  # the others are not there yet
     out = capsys.readouterr().out
-    assert "1/8 exercises pass" in out
+    assert f"1/{len(NAMES)} exercises pass" in out
     assert exercises.main([solutions.__file__]) == 0
 
 

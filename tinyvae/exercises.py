@@ -1,7 +1,7 @@
 """Graded exercises: write the VAE's backward passes yourself and be told exactly what is wrong.
 
-Eight functions, from one dense layer to the whole VAE. Each stub below states its shapes
-(N batch, D input, H hidden, Z latent), its reduction (losses sum over D and Z and average over N,
+Nine functions, from one dense layer to the whole VAE and the importance-weighted (IWAE) loss. Each
+stub below states its shapes (N batch, D input, H hidden, Z latent, K importance samples), its reduction (losses sum over D and Z and average over N,
 in nats per example [eq:loss-reduction]) and the derivation to read first. Write your version
 with the same signature, then::
 
@@ -35,10 +35,10 @@ from .gradcheck import GradcheckReport, check_gradients
 __all__ = [
     "EXERCISES", "Feedback", "Summary", "bce_with_logits", "check", "check_all", "dense_backward",
     "gaussian_kl", "init_vae_params", "relu_backward", "reparameterize", "reparameterize_backward",
-    "tanh_backward", "vae_backward", "vae_forward",
+    "tanh_backward", "vae_backward", "vae_forward", "iwae_loss",
 ]
 
-SIZES = {"N": 4, "D": 7, "H": 5, "Z": 3}  # all different: a transpose or a wrong axis cannot hide
+SIZES = {"N": 4, "D": 7, "H": 5, "Z": 3, "K": 6}  # all different: a transpose or a wrong axis cannot hide
 TOL = 1e-7  # relative error allowed by the gradient check (float64 central differences)
 DERIV = "derivations/"
 
@@ -123,6 +123,20 @@ def vae_backward(params, cache):
     The loss is BCE (sum over D) + KL (sum over Z), averaged over N. Chain your answers to (a)-(e);
     the encoder's hidden layer feeds both the μ head and the log σ² head, so its gradients add.
     Read: derivations/reparameterization.md#eq:encoder-output-grad and derivations/elbo.md#eq:vae-loss.
+    """
+    raise NotImplementedError
+
+
+def iwae_loss(log_w):
+    """(g) The IWAE loss −L_K from the log importance weights, and its gradient.
+
+    Input: log_w (N, K), log w_nk = log p(x_n|z_nk) + log p(z_nk) − log q(z_nk|x_n) for K samples
+    of each of N examples. Return: (loss, dlog_w):
+    loss = −(1/N) Σ_n log (1/K) Σ_k exp(log_w_nk), one number (nats per example);
+    dlog_w = ∂loss/∂log_w, shape (N, K).
+    Log weights of an MNIST model are around −100 nats: your code must stay finite and exact for
+    log weights of ±1e4 (no clipping).
+    Read: derivations/iwae.md#eq:iwae-loss, #eq:iwae-weights and #eq:iwae-grad-logw.
     """
     raise NotImplementedError
 
@@ -312,6 +326,49 @@ def _vae_mistakes():
     return out
 
 
+def _iwae_case(rng):
+    return {"log_w": rng.normal(-3.0, 1.5, _shape("N", "K"))}
+
+
+def _softmax_k(c):
+    lw = c["log_w"]
+    e = np.exp(lw - lw.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _iwae_through_weights(c):
+    """The gradient of the surrogate −(1/N) Σ w̃ log w with w̃ differentiated too [eq:iwae-wrong-grad]."""
+    w, lw = _softmax_k(c), c["log_w"]
+    return -w * (1 + lw - (w * lw).sum(axis=1, keepdims=True)) / SIZES["N"]
+
+
+def _iwae_mistakes():
+    n, k = SIZES["N"], SIZES["K"]
+    mean_of_logs = ("the mean of the logs, not the log of the mean: −(1/(N K)) Σ log w is the average of "
+                    "K one-sample bounds (L_1, the ELBO); L_K takes the log of the average weight, "
+                    "log (1/K) Σ_k exp(log w_k) [eq:iwae-loss]")
+    return [
+        Mistake("dlog_w", "the weights are not normalized: the gradient is −w̃/N with w̃_k = w_k / Σ_j w_j "
+                          "(the softmax of log w over the K samples), not −w/N [eq:iwae-weights] [eq:iwae-grad-logw]",
+                lambda c: -np.exp(c["log_w"]) / n),
+        Mistake("dlog_w", "the weights are shifted by the maximum but not normalized: divide exp(log w − max) by "
+                          "its sum over the K samples, w̃ = softmax(log w) [eq:iwae-weights]",
+                lambda c: -np.exp(c["log_w"] - c["log_w"].max(axis=1, keepdims=True)) / n),
+        Mistake("dlog_w", "normalized over the wrong axis: w̃ is the softmax over the K samples of each example "
+                          "(axis 1), not over the batch [eq:iwae-weights]",
+                lambda c: -(np.exp(c["log_w"]) / np.exp(c["log_w"]).sum(axis=0, keepdims=True)) / n),
+        Mistake("dlog_w", "a gradient taken through w̃ as well: differentiating the surrogate −(1/N) Σ w̃ log w "
+                          "with w̃ not held constant adds −(w̃/N)(log w − Σ w̃ log w) + ...; the gradient of the "
+                          "log-sum-exp is just −w̃/N [eq:iwae-wrong-grad] [eq:iwae-grad-logw]",
+                _iwae_through_weights),
+        Mistake("loss", mean_of_logs, lambda c: -c["log_w"].mean()),
+        Mistake("dlog_w", mean_of_logs, lambda c: np.full(c["log_w"].shape, -1.0 / (n * k))),
+        Mistake("loss", "the 1/K inside the log is missing: the loss is off by exactly log K = "
+                        f"{np.log(k):.4f}; L_K averages the K weights [eq:iwae-loss]",
+                lambda c: float(solutions.iwae_loss(c["log_w"])[0] - np.log(k))),
+    ]
+
+
 def _sig(a):
     return 0.5 * (1.0 + np.tanh(0.5 * a))
 
@@ -404,10 +461,20 @@ EXERCISES = {e.name: e for e in [
               for k in VAE_PARAM_SHAPES},
         make_case=_vae_case, args=("params", "cache"), numeric=_vae_numeric, mistakes=_vae_mistakes(),
         scale_note="only the loss's own gradients (dlogits and the KL's) carry 1/N; the layers do not divide again"),
+    Exercise(
+        name="iwae_loss", letter="g", outputs=("loss", "dlog_w"), shapes={"loss": (), "dlog_w": ("N", "K")},
+        read={"loss": "iwae.md#eq:iwae-loss", "dlog_w": "iwae.md#eq:iwae-grad-logw"},
+        make_case=_iwae_case, args=("log_w",), values=("loss",),
+        numeric=_loss_numeric(solutions.iwae_loss, ("log_w",), ["log_w"], "IWAE loss −L_K"),
+        mistakes=_iwae_mistakes()),
 ]}
 
 
 BCE_PROBE_LOGITS = np.array([[1e4, -1e4, 30.0, -30.0, 0.0, 800.0, -800.0]] * 2)
+# Log weights far outside exp's range (float64 overflows above 709.8 and underflows below −745).
+IWAE_PROBE_LOG_W = np.array([[-1e4, -1e4 + 1.0, -1e4 - 3.0, -1e4 + 0.5, -1e4 - 20.0, -1e4 + 2.0],
+                             [800.0, 801.0, 790.0, 805.0, 799.5, 760.0],
+                             [-800.0, -805.0, -790.0, -801.0, -2000.0, -795.0]])
 
 
 # =========================================================================== feedback
@@ -501,6 +568,8 @@ def check(name, fn=None, *, seed=0):
                             "[eq:reparam-grad-logvar]"))
     if any(v is not None for v in got.values()):  # else the return value's structure is the problem
         problems += _check_outputs(ex, case, got, ref)
+    if name == "iwae_loss" and not problems:
+        problems += _iwae_probe(fn, ex)
     if name == "bce_with_logits" and not problems:
         problems += _bce_probe(fn, ex)
 
@@ -810,6 +879,30 @@ def _bce_probe(fn, ex):
         elif g.shape != r.shape or not np.allclose(g, r, rtol=1e-7, atol=1e-9):
             out.append(f"{k} is wrong for large logits (±1e4, ±800): clipping or an overflowing step changes it; "
                        "the stable form is exact at any size [eq:bce-stable]")
+    return out
+
+
+def _iwae_probe(fn, ex):
+    """Log weights of ±1e4 and ±800: the loss and gradient must stay finite and exact."""
+    case = {"log_w": IWAE_PROBE_LOG_W.copy()}
+    result, err = _call(fn, ex, case)
+    if err is not None:
+        return [f"with log weights of ±1e4 your code raised {type(err).__name__}: {err}"]
+    got = _as_outputs(ex, result)
+    ref = _as_outputs(ex, solutions.iwae_loss(case["log_w"]))
+    out = []
+    for k in ex.outputs:
+        if got[k] is None or not _is_numeric(got[k]):
+            continue
+        g, r = np.asarray(got[k], dtype=np.float64), np.asarray(ref[k], dtype=np.float64)
+        if not np.all(np.isfinite(g)):
+            out.append(f"{k} is not finite for log weights of −1e4 or 800: exp overflows (e^800 = inf) or "
+                       "underflows to 0 (then log 0 = −inf, or 0/0). Take each example's largest log weight m "
+                       "out first: log Σ_k e^(a_k) = m + log Σ_k e^(a_k − m), and w̃ = e^(a − m) / Σ e^(a − m) "
+                       "[eq:log-mean-exp] [eq:iwae-weights]")
+        elif g.shape != r.shape or not np.allclose(g, r, rtol=1e-9, atol=1e-12):
+            out.append(f"{k} is wrong for log weights of ±1e4 and ±800: clipping or an overflowing step changes it; "
+                       "the log-sum-exp with the maximum taken out is exact at any size [eq:log-mean-exp]")
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     "bce_with_logits", "dense_backward", "gaussian_kl", "relu_backward", "reparameterize",
-    "reparameterize_backward", "tanh_backward", "vae_backward",
+    "reparameterize_backward", "tanh_backward", "vae_backward", "iwae_loss",
 ]
 
 
@@ -119,3 +119,21 @@ def vae_backward(params, cache):
     return {"W_enc": dW_enc, "b_enc": db_enc, "W_mu": dW_mu, "b_mu": db_mu,
             "W_logvar": dW_logvar, "b_logvar": db_logvar, "W_dec": dW_dec, "b_dec": db_dec,
             "W_out": dW_out, "b_out": db_out}
+
+
+# --------------------------------------------------------------------------- (g) the IWAE loss
+
+
+def iwae_loss(log_w):
+    """−L_K from log weights (N, K): loss = −(1/N) Σ_n log (1/K) Σ_k w_nk, and dloss/dlog_w (N, K).
+
+    Returns (loss, dlog_w): a float and an (N, K) array.
+    """
+    n, k = log_w.shape
+    m = log_w.max(axis=1, keepdims=True)  # (N, 1): each example's largest log weight
+    e = np.exp(log_w - m)  # (N, K), in (0, 1]: nothing overflows  [eq:log-mean-exp]
+    total = e.sum(axis=1, keepdims=True)  # (N, 1), in [1, K]
+    log_mean = np.log(total[:, 0]) + m[:, 0] - np.log(k)  # log (1/K) Σ_k w_nk
+    loss = -log_mean.sum() / n  # [eq:iwae-loss]
+    dlog_w = -(e / total) / n  # −w̃ / N, w̃ = softmax_k(log w) held as it is  [eq:iwae-weights] [eq:iwae-grad-logw]
+    return float(loss), dlog_w
