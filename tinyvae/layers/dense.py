@@ -18,7 +18,8 @@ from .base import Layer
 class Dense(Layer):
     """y = x W + b with W of shape (D_in, D_out) and b of shape (D_out,).
 
-    ``init``: ``"glorot"`` (uniform, for tanh/sigmoid/linear), ``"he"`` (normal, for ReLU) or
+    ``init``: ``"glorot"`` (uniform, for tanh/sigmoid/linear), ``"he"`` (normal, for a layer whose
+    input is a ReLU output or whose output goes into a ReLU; see derivations/dense.md) or
     ``"uniform"`` (U(±1/sqrt(D_in)) for W and b, the fan-in rule PyTorch's ``nn.Linear`` uses,
     handy for like-for-like comparisons). Initial values come from ``rng`` (a NumPy Generator)
     so that a model is the same on every backend for the same seed.

@@ -47,7 +47,10 @@ def mlp(sizes, activation_name="relu", *, rng, init="auto", dtype=np.float32, fi
     """An MLP ``sizes[0] -> sizes[1] -> ... -> sizes[-1]`` with an activation between dense layers.
 
     No activation follows the last layer: its outputs are logits, means or (μ, log σ²).
-    ``init="auto"`` picks He for ReLU-like activations and Glorot for the others.
+    ``init="auto"`` means ``"he"`` for ReLU-like activations and ``"glorot"`` for the others; and
+    ``"he"`` puts He on every layer that feeds a ReLU (the first and the hidden ones) and Glorot on
+    the output layer, whose smaller initial outputs start the loss lower (the reasons and the
+    measurement are in derivations/dense.md, "Which rule init='auto' applies where").
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:
