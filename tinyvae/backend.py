@@ -186,6 +186,13 @@ def run_split(fn, parts):
         return [fn(*parts[0])]
     if _pool is None or _pool._max_workers < len(parts) - 1:
         _pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="tinyvae")
-    futures = [_pool.submit(fn, *part) for part in parts[1:]]
+    settings = np.geterr()  # np.errstate is per thread: the pool's threads follow the caller's
+    futures = [_pool.submit(_under_errstate, settings, fn, part) for part in parts[1:]]
     first = fn(*parts[0])
     return [first] + [future.result() for future in futures]
+
+
+def _under_errstate(settings, fn, part):
+    """``fn(*part)`` with NumPy's floating-point error handling set as ``settings`` (np.geterr())."""
+    with np.errstate(**settings):
+        return fn(*part)

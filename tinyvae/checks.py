@@ -7,6 +7,11 @@ from validated uint8 images, can skip the finiteness pass with ``validate=False`
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
+import numpy as np
+
 from .backend import get_xp
 
 
@@ -61,3 +66,54 @@ def check_unit_interval(x, name):
 def check_same_shape(a, a_name, b, b_name):
     if tuple(a.shape) != tuple(b.shape):
         raise ShapeError(f"{a_name} and {b_name} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def field_problems(config):
+    """Type problems of a config dataclass, judged by each field's default; converts what it accepts.
+
+    An int field takes an integer (not a bool, not 2.5), a float field a finite real number, a str
+    field a string, a tuple field a list or tuple (of integers when the default holds integers).
+    Fields whose default is None are left to the class. Returns {field name: "NAME must be ..., got ..."}
+    and stores accepted values in canonical form (Python int, float, tuple), so a config read back
+    from JSON compares equal to the one written. New fields are covered by their default alone.
+    """
+    problems = {}
+    for field in dataclasses.fields(config):
+        default = field.default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        value = getattr(config, field.name)
+        ok, what, canonical = _judge(default, value)
+        if ok:
+            setattr(config, field.name, canonical)
+        elif what is not None:
+            problems[field.name] = f"{field.name} must be {what}, got {value!r}"
+    return problems
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _judge(default, value):
+    """(accepted, what was expected, canonical value) for ``value`` of a field whose default is ``default``."""
+    if default is None or default is dataclasses.MISSING:
+        return True, None, value
+    if isinstance(default, bool):
+        ok = isinstance(value, (bool, np.bool_))
+        return ok, "True or False", bool(value) if ok else value
+    if isinstance(default, int):
+        return (_is_int(value), "an integer", int(value) if _is_int(value) else value)
+    if isinstance(default, float):
+        ok = (_is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(float(value))
+        return ok, "a finite number", float(value) if ok else value
+    if isinstance(default, str):
+        return isinstance(value, str), "a string", value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False, "a list of integers" if default and _is_int(default[0]) else "a list", value
+        if default and _is_int(default[0]):
+            ok = all(_is_int(v) for v in value)
+            return ok, "a list of integers", tuple(int(v) for v in value) if ok else value
+        return True, None, tuple(value)
+    return True, None, value

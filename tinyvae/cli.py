@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from . import arguments
+from .errors import UserError, explain
 
 # subcommand -> module that defines it; imported lazily so `tinyvae gradcheck` starts fast.
 COMMANDS = {
@@ -23,7 +27,7 @@ COMMANDS = {
 
 def add_parser(subparsers):
     p = subparsers.add_parser("gradcheck", help="check every backward pass against central differences (float64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=arguments.count, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--verbose", "-v", action="store_true", help="print every parameter, not only the summary")
     p.set_defaults(func=gradcheck_command)
 
@@ -48,7 +52,8 @@ def gradcheck_command(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tinyvae", description="A Variational Autoencoder in NumPy, by hand.")
+    parser = argparse.ArgumentParser(prog="tinyvae", description="A Variational Autoencoder in NumPy, by hand.",
+                                     allow_abbrev=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     seen = set()
     for name, module in COMMANDS.items():
@@ -62,20 +67,47 @@ def build_parser():
             raise
         seen.add(module)
         mod.add_parser(subparsers)
-    return parser
+    return arguments.harden(parser)  # every subcommand: no abbreviated flags, conversion errors explained
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 2
+    """Run one command; what goes wrong is printed as ``tinyvae COMMAND: error: ...``, never as a traceback."""
     try:
-        return int(args.func(args) or 0)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return 2
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away is noticed here, not in Python's flush at exit
+        return status
+    except BrokenPipeError:  # `tinyvae gradcheck | head`: the reader has what it wanted
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer whose pipe closed
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (UserError, OSError) as err:  # bad input tinyvae found, or a file the system refused
+        print(f"tinyvae {_command(argv)}: error: {explain(err)}", file=sys.stderr)
+        return 1
+    except MemoryError as err:
+        print(f"tinyvae {_command(argv)}: error: out of memory ({err}); try a smaller model or --batch-size",
+              file=sys.stderr)
+        return 1
+
+
+def _command(argv):
+    argv = sys.argv[1:] if argv is None else argv
+    return next((a for a in argv if a in COMMANDS), "").strip() or "command"
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null, so that the interpreter's last flush of it cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured in tests)
+        pass
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError, file_errors
+
 __all__ = [
     "BINARIZE_MODES",
     "MNIST_FILES",
@@ -77,7 +79,7 @@ _DEFLATE_MAX_RATIO = 1032
 _CHUNK = 1 << 20
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file is malformed: the message names the file, what is wrong and what was expected."""
 
 
@@ -99,16 +101,17 @@ def read_idx(path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
-    compressed = _is_gzip(path)
-    try:
-        with (gzip.open if compressed else open)(path, "rb") as f:
-            shape = _read_idx_header(f, path)
-            flat = _read_idx_payload(f, path, shape, compressed)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise DataError(
-            f"{path}: the gzip stream is truncated or corrupt ({err}); expected a complete "
-            "gzip file - download it again"
-        ) from err
+    with file_errors("read", path):  # e.g. no read permission: a sentence naming the file
+        compressed = _is_gzip(path)
+        try:
+            with (gzip.open if compressed else open)(path, "rb") as f:
+                shape = _read_idx_header(f, path)
+                flat = _read_idx_payload(f, path, shape, compressed)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise DataError(
+                f"{path}: the gzip stream is truncated or corrupt ({err}); expected a complete "
+                "gzip file - download it again"
+            ) from err
     return flat.reshape(shape)
 
 
@@ -219,6 +222,9 @@ def load_split(split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{images_path}: images have shape {images.shape}; expected 3 dims (N, rows, cols)")
     if labels.ndim != 1:
         raise DataError(f"{labels_path}: labels have shape {labels.shape}; expected 1 dim (N,)")
+    if len(images) == 0:
+        raise DataError(f"{images_path}: the {split} split holds 0 images (header shape {images.shape}); "
+                        f"expected at least one")
     if len(images) != len(labels):
         raise DataError(
             f"{split} split in {folder}: {len(images)} images in {images_path.name} but "

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 
-from . import backend, data
+from . import arguments, backend, data
 from .backend import to_numpy
 from .checkpoint import CheckpointError
+from .errors import UserError, explain, file_errors
 from .evaluate import evaluation_images, find_checkpoint, load_images, model_input, posterior_means, run_data_dir
 from .vae import VAE, load_model
 
@@ -31,6 +33,7 @@ PAD = 2  # pixels between images in a grid
 PAD_VALUE = 0.35  # grey gaps: distinct from both the black background and the white strokes
 SCATTER_DIGITS = 2000  # test digits in a run's latent scatter: enough to see the classes, fast to draw
 METRICS_NAME = "metrics.jsonl"
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")  # what --out may name (matplotlib writes them all)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -76,9 +79,22 @@ def _show(ax, picture, d=784, rows=(), cols=()):
 
 def _finish(fig, path):
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=fig.dpi, facecolor="white")
+        with file_errors("write", path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=fig.dpi, facecolor="white")
     return fig
+
+
+def output_file(out, default_name):
+    """Where ``--out`` asks a picture to go: inside it when it is a folder (one that exists, or a path
+    ending in /), else the file itself, which must end in .png (or .pdf, .svg, .jpg)."""
+    path = Path(out)
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
+        return path / default_name
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"--out {out}: expected a picture file ending in {', '.join(IMAGE_SUFFIXES)}, or a "
+                         f"folder, got {'no suffix' if not path.suffix else 'the suffix ' + path.suffix}")
+    return path
 
 
 def _host_images(model, x):
@@ -329,9 +345,9 @@ def add_parser(subparsers):
                               description="Decode z ~ N(0, I) with a trained model and save the mean images.")
     s.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN", help="a checkpoint .npz or a run folder")
     s.add_argument("--n", type=_positive, default=64, help="number of samples (default 64)")
-    s.add_argument("--seed", type=int, default=0, help="seed of z (default 0)")
+    s.add_argument("--seed", type=arguments.count, default=0, help="seed of z (default 0)")
     s.add_argument("--out", metavar="FILE.png", default=None,
-                   help="output file (default: samples.png in the run folder)")
+                   help="output file, or a folder to write samples.png into (default: the run folder)")
     s.set_defaults(func=sample_command)
 
     p = subparsers.add_parser("plot", help="all pictures of a run, or the AE-versus-VAE comparison",
@@ -343,29 +359,23 @@ def add_parser(subparsers):
     p.add_argument("--vae", metavar="VAE_RUN", default=None, help="VAE run folder or checkpoint")
     p.add_argument("--out", metavar="FILE.png", default=None, help="comparison output (default ae_vs_vae.png)")
     p.add_argument("--n", type=_positive, default=10, help="digits per row in the comparison (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of z and of the test binarization (default 0)")
+    p.add_argument("--seed", type=arguments.count, default=0,
+                   help="seed of z and of the test binarization (default 0)")
     p.set_defaults(func=plot_command, parser=p)
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        import argparse  # noqa: PLC0415
-
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text}")
-    return value
-
-
-_ERRORS = (CheckpointError, FileNotFoundError, data.DataError, backend.BackendError, ValueError)
+_positive = arguments.positive_int  # the shared convention (tinyvae/arguments.py)
+_ERRORS = (CheckpointError, FileNotFoundError, data.DataError, backend.BackendError, ValueError, UserError, OSError)
 
 
 def sample_command(args):
     try:
+        out = output_file(args.out, "samples.png") if args.out else None
         model, _, folder = _run(args.checkpoint)
-        out = Path(args.out) if args.out else folder / "samples.png"
+        out = out or folder / "samples.png"
         plot_samples(model, n=args.n, seed=args.seed, path=out)
     except _ERRORS as err:
-        print(f"tinyvae sample: error: {err}", file=sys.stderr)
+        print(f"tinyvae sample: error: {explain(err)}", file=sys.stderr)
         return 1
     print(out)
     return 0
@@ -380,7 +390,7 @@ def plot_command(args):
             ae, _, _ = _run(args.ae)
             vae, config, _ = _run(args.vae)
             x, _ = _run_test_images(config, args.seed, args.n)
-            out = Path(args.out or "ae_vs_vae.png")
+            out = output_file(args.out or "ae_vs_vae.png", "ae_vs_vae.png")
             plot_ae_vs_vae(ae, vae, x, n=args.n, seed=args.seed, path=out)
             paths = [out]
         else:
@@ -388,7 +398,7 @@ def plot_command(args):
                 raise CheckpointError(f"{args.run} is not a run folder")
             paths = write_run_pictures(args.run, seed=args.seed)
     except _ERRORS as err:
-        print(f"tinyvae plot: error: {err}", file=sys.stderr)
+        print(f"tinyvae plot: error: {explain(err)}", file=sys.stderr)
         return 1
     print("\n".join(map(str, paths)))
     return 0

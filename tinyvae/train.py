@@ -44,7 +44,8 @@ from .data import BINARIZE_MODES, DataError, binarize_static, epoch_permutation,
 from .evaluate import evaluate_elbo
 from .layers import ACTIVATIONS
 from .iwae import OBJECTIVES, check_memory
-from .vae import LIKELIHOODS, MODELS, ModelConfig, build_model, likelihood_problems, objective_problems
+from .vae import (ARCHS, LIKELIHOODS, MODELS, ModelConfig, architecture_problems, build_model, likelihood_problems,
+                  objective_problems)
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
@@ -63,6 +64,7 @@ INITS = ("auto", "he", "glorot", "uniform")
 SGD_MOMENTUM = 0.9
 READ_EVERY = 20  # steps between reads of the device (progress bar; the NaN check on a GPU)
 EVAL_BATCH = 1000  # rows per forward pass when evaluating: no backward, so larger batches are cheap
+CONV_EVAL_BATCH = 250  # the conv VAE keeps ~100 times the floats per row an MLP keeps: smaller passes
 # The test (and validation) images of a binarized run get one fixed binarization, the same for
 # every run whatever its seed, so that test figures of different runs are comparable.
 EVAL_BINARIZE_SEED = 2014
@@ -96,6 +98,9 @@ class TrainConfig:
     # the model (see vae.ModelConfig)
     model: str = "vae"  # "vae", or "ae" for a plain autoencoder
     hidden: tuple = (400,)  # widths of the encoder's hidden layers (the decoder mirrors them); () is linear
+    arch: str = "mlp"  # "mlp" (dense layers), or "conv": the Keras example's convolutional VAE (layers/convnet.py)
+    channels: tuple = (32, 64)  # conv: channels of the encoder's stride-2 convolutions (the decoder mirrors them)
+    dense: int = 16  # conv: width of the dense layer before (μ, log σ²); 0: none
     latent: int = 20  # Z, latent dimensions
     activation: str = "relu"  # relu, leaky_relu, tanh, sigmoid, softplus
     likelihood: str = "bernoulli"  # decoder: "bernoulli" (binary cross-entropy), "continuous-bernoulli" or "gaussian"
@@ -104,7 +109,8 @@ class TrainConfig:
     obs_var_mode: str = "fixed"  # σ_x²: "fixed" (obs_var), "learned" (trained), "optimal" (each batch's MSE)
     free_bits: float = 0.0  # λ: nats per latent dimension that the KL term leaves free (0: none)
     init: str = "uniform"  # weights: "uniform" (U(±1/sqrt(fan_in)), as PyTorch's nn.Linear and so the
-    # pytorch/examples VAE: 105.5 nats after 10 epochs here), "auto" (He for ReLU, Glorot otherwise), "he", "glorot"
+    # pytorch/examples VAE: 105.5 nats after 10 epochs here), "auto" (ReLU: He, Glorot on the output layer; else
+    # Glorot; derivations/dense.md), "he", "glorot"
     # the optimization
     epochs: int = 10  # passes over the training set
     batch_size: int = 128  # examples per step; the last, partial batch of an epoch is kept
@@ -149,7 +155,7 @@ class TrainConfig:
         for name, choices in (("model", MODELS), ("activation", tuple(sorted(ACTIVATIONS))),
                               ("likelihood", LIKELIHOODS), ("init", INITS), ("optimizer", OPTIMIZERS),
                               ("binarize", BINARIZE_MODES), ("device", backend.DEVICES),
-                              ("lr_schedule", LR_SCHEDULES), ("output_bias", OUTPUT_BIASES)):
+                              ("lr_schedule", LR_SCHEDULES), ("output_bias", OUTPUT_BIASES), ("arch", ARCHS)):
             if getattr(self, name) not in choices:
                 problems.append(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         for name, low in (("latent", 1), ("epochs", 1), ("batch_size", 1), ("validation", 0), ("seed", 0),
@@ -170,6 +176,11 @@ class TrainConfig:
         number("kl_warmup", lambda v: math.isfinite(v) and v >= 0, "a finite number of epochs >= 0")
         problems.extend(objective_problems(self.objective, self.k, self.model, self.beta))
         problems.extend(likelihood_problems(self))
+        if self.arch in ARCHS:
+            problems.extend(architecture_problems(self))
+        if self.arch == "conv" and self.output_bias == "data-mean":
+            problems.append("output_bias 'data-mean' sets one bias per pixel, but the conv decoder's last layer has "
+                            "one bias per channel; use output_bias 'zero' with arch 'conv'")
         if self.objective == "iwae" and self.kl_warmup:
             problems.append(f"kl_warmup ramps the ELBO's KL weight; the IWAE bound has none, so kl_warmup must be 0 "
                             f"with objective 'iwae', got {self.kl_warmup:g}")
@@ -197,14 +208,19 @@ class TrainConfig:
             raise ConfigError(f"unknown training config fields {unknown}; known: {sorted(known)}")
         return cls(**d)
 
-    def model_config(self, input_dim):
+    def model_config(self, input_dim, image_shape=None):
+        """The ModelConfig of this run for images of ``input_dim`` pixels, (rows, cols) = ``image_shape``."""
         try:
-            return self._model_config(input_dim)
+            return self._model_config(input_dim, image_shape)
         except ValueError as err:  # e.g. sizes giving an absurd number of parameters: refused before allocating
             raise ConfigError(str(err)) from err
 
-    def _model_config(self, input_dim):
+    def _model_config(self, input_dim, image_shape):
+        conv = {"channels": self.channels, "dense": self.dense}
+        if self.arch == "conv":
+            conv["image_shape"] = tuple(image_shape) if image_shape is not None else (1, int(input_dim))
         return ModelConfig(model=self.model, input_dim=int(input_dim), hidden=self.hidden, latent=self.latent,
+                           arch=self.arch, **conv,
                            activation=self.activation, likelihood=self.likelihood, obs_var=self.obs_var,
                            obs_var_mode=self.obs_var_mode, free_bits=self.free_bits,
                            beta=self.beta, init=self.init, seed=self.seed, dtype="float32",
@@ -311,13 +327,14 @@ class _Run:
         self.config, self.log, self.on_step, self.pictures = config, log, on_step, pictures
         self.progress = progress and (sys.stderr.isatty() or "ipykernel" in sys.modules)  # not in CI logs
         self.xp = backend.namespace(config.device)  # fails now, not after loading data, if there is no GPU
-        self.train_x, self.test_x, self.val_x = _load_images(config, dataset)
+        self.train_x, self.test_x, self.val_x, self.image_shape = _load_images(config, dataset)
         if config.objective == "iwae":  # refuse a batch whose N·K decoder rows cannot fit, before allocating any
             try:
-                check_memory(config.batch_size, config.k, config.model_config(self.train_x.shape[1]), 4, self.xp)
+                check_memory(config.batch_size, config.k, config.model_config(self.train_x.shape[1], self.image_shape),
+                             4, self.xp)
             except ValueError as err:
                 raise ConfigError(f"--batch-size {config.batch_size} is too large for --k {config.k}: {err}") from err
-        self.model = build_model(config.model_config(self.train_x.shape[1])).to(config.device)
+        self.model = build_model(config.model_config(self.train_x.shape[1], self.image_shape)).to(config.device)
         if config.optimizer == "adam":
             from .optim import Adam  # noqa: PLC0415
             self.optimizer = Adam(self.model, lr=config.lr, eps=config.adam_eps)
@@ -447,7 +464,7 @@ class _Run:
         for split, x in (("test", self.test_x), ("val", self.val_x)):
             if len(x):
                 result = evaluate_elbo(self.model, x, binarize="none", seed=_eval_seed(cfg.seed, epoch),
-                                       batch_size=EVAL_BATCH)
+                                       batch_size=EVAL_BATCH if cfg.arch == "mlp" else CONV_EVAL_BATCH)
                 record.update({f"{split}_{k}": float(result[k]) for k in LOSS_TERMS})
         if self.model.obs_var is not None:  # a learned or optimal σ_x², as the model now holds it
             record["obs_var"] = self.model.observation_variance()
@@ -587,7 +604,7 @@ def init_output_bias(model, train_x, how):
 
 
 def _load_images(config, dataset):
-    """(train, test, validation) uint8 images, subset and binarized as the config says."""
+    """(train, test, validation) uint8 images, subset and binarized as the config says, and (rows, cols)."""
     if dataset is None:
         try:
             dataset = load_dataset(config.data, validation=config.validation, seed=config.seed)
@@ -604,7 +621,7 @@ def _load_images(config, dataset):
     if config.binarize != "none":
         test_x = binarize_static(test_x, EVAL_BINARIZE_SEED)
         val_x = binarize_static(val_x, EVAL_BINARIZE_SEED + 1)
-    return np.ascontiguousarray(train_x), test_x, val_x
+    return np.ascontiguousarray(train_x), test_x, val_x, dataset.image_shape
 
 
 def _reads_are_free(xp):
@@ -808,7 +825,7 @@ def _read_checkpoint(checkpoint):
     try:  # both configs, the model's sizes included, are checked before anything is allocated
         arrays["train_config"] = TrainConfig.from_dict(from_json_array(arrays["train_config"], checkpoint))
         model_config = from_json_array(arrays["config"], checkpoint)
-        arrays["train_config"].model_config(model_config.get("input_dim", 784))
+        arrays["train_config"].model_config(model_config.get("input_dim", 784), model_config.get("image_shape"))
     except ConfigError as err:
         raise CheckpointError(f"{checkpoint}: its stored training config is unusable: {err}") from err
     for name, shape in (("sums", (len(LOSS_TERMS),)), ("seconds", ())):
@@ -916,6 +933,12 @@ def add_parser(subparsers):
         argument_default=argparse.SUPPRESS)  # absent flags stay absent: --resume can tell what was asked
     a = p.add_argument
     a("--model", choices=MODELS, help=f"vae or a plain autoencoder (default {d.model})")
+    a("--arch", choices=ARCHS, help=f"mlp (dense layers) or conv (the Keras example's convolutional VAE: "
+                                    f"--channels and --dense set it) (default {d.arch})")
+    a("--channels", type=_positive_int, nargs="+", metavar="C",
+      help="conv: channels of the encoder's stride-2 3x3 convolutions; the decoder mirrors them (default 32 64)")
+    a("--dense", type=_count, metavar="N", help=f"conv: width of the dense layer before the latent; 0 for none "
+                                                f"(default {d.dense})")
     a("--hidden", type=_positive_int, nargs="*", metavar="H",
       help="hidden widths of the encoder, e.g. --hidden 400 or --hidden 200 200; none gives a linear model "
            "(default 400)")

@@ -30,6 +30,7 @@ from .backend import get_xp
 from .checkpoint import CheckpointError, json_array, from_json_array, load_arrays, save_arrays
 from .checks import ShapeError, check_array, check_same_shape, field_problems
 from .layers import ACTIVATIONS, mlp, sigmoid
+from .layers.convnet import conv_decoder, conv_encoder, conv_size_problem, feature_shape
 from .continuous_bernoulli import continuous_bernoulli_log_prob, continuous_bernoulli_nll
 from .continuous_bernoulli import mean as continuous_bernoulli_mean
 from .losses import (bernoulli_log_prob, bernoulli_nll, free_bits_kl, gaussian_kl, gaussian_log_prob, gaussian_nll,
@@ -37,7 +38,13 @@ from .losses import (bernoulli_log_prob, bernoulli_nll, free_bits_kl, gaussian_k
 
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous-bernoulli")
 OBS_VAR_MODES = ("fixed", "learned", "optimal")  # the Gaussian decoder's σ_x²: see derivations/sigma-vae.md
+# An optimal σ_x² is each training batch's MSE; the model keeps, for evaluation, a running average of them
+# with this weight on the newest: the MSE over roughly the last 100 batches, steadier than the last one alone.
+OBS_VAR_AVERAGING = 0.01
 MODELS = ("vae", "ae")
+ARCHS = ("mlp", "conv")  # dense layers, or the Keras example's convolutions (tinyvae/layers/convnet.py)
+# Fields that only the conv architecture reads: an MLP ignores them (and load_weights does too).
+CONV_ONLY = ("channels", "dense", "image_shape")
 CHECKPOINT_FORMAT = "tinyvae-model-1"
 # A config asking for more parameters than this is a typo or a damaged file, refused before allocating:
 # the largest MLPs on 28x28 images have a few million.
@@ -61,7 +68,11 @@ class ModelConfig:
 
     model: str = "vae"  # "vae" or "ae" (plain autoencoder)
     input_dim: int = 784  # D: pixels per image
-    hidden: tuple = (400,)  # H: widths of the encoder's hidden layers (the decoder mirrors them)
+    hidden: tuple = (400,)  # H: widths of the encoder's hidden layers (the decoder mirrors them); MLP only
+    arch: str = "mlp"  # "mlp" (dense layers) or "conv" (the Keras example's convolutional encoder and decoder)
+    channels: tuple = (32, 64)  # conv: channels of the encoder's stride-2 3×3 convolutions (the decoder mirrors them)
+    dense: int = 16  # conv: width of the dense ReLU layer between the convolutions and (μ, log σ²); 0: none
+    image_shape: tuple = (28, 28)  # conv: (rows, cols) of each image, rows·cols = input_dim
     latent: int = 20  # Z: latent dimensions
     activation: str = "relu"  # between dense layers: relu, leaky_relu, tanh, sigmoid, softplus
     likelihood: str = "bernoulli"  # decoder: "bernoulli" or "continuous-bernoulli" (logits), "gaussian" (means)
@@ -69,7 +80,7 @@ class ModelConfig:
     obs_var_mode: str = "fixed"  # "fixed" (obs_var), "learned" (log σ_x² trained), "optimal" (the batch MSE)
     free_bits: float = 0.0  # λ, nats per latent dimension the KL term does not charge (0: plain KL)
     beta: float = 1.0  # weight of the KL term (1 gives the ELBO)
-    init: str = "auto"  # "auto" (He for ReLU, Glorot otherwise), "he", "glorot", "uniform"
+    init: str = "auto"  # "auto" (ReLU: He, Glorot on the output layer; else Glorot), "he", "glorot", "uniform"
     seed: int = 0  # initial weights
     dtype: str = "float32"  # "float32" for training, "float64" for gradient checks
     objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound L_K (tinyvae/iwae.py)
@@ -97,6 +108,7 @@ class ModelConfig:
             problems.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         problems += objective_problems(self.objective, self.k, self.model, self.beta)
         problems += likelihood_problems(self)
+        problems += architecture_problems(self)
         if not problems:
             problems.extend(self._size_problems())  # before anything is allocated
         if problems:
@@ -105,6 +117,8 @@ class ModelConfig:
     def parameter_count(self):
         """Weights and biases of encoder and decoder, counted from the sizes without allocating anything."""
         enc_out = 2 * self.latent if self.model == "vae" else self.latent
+        if self.arch == "conv":
+            return conv_parameter_count(self, enc_out) + (self.obs_var_mode != "fixed")
         count = 0
         for sizes in ([self.input_dim, *self.hidden, enc_out], [self.latent, *reversed(self.hidden), self.input_dim]):
             count += sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))  # W and b
@@ -113,16 +127,15 @@ class ModelConfig:
     def _size_problems(self):
         """A model too large to be meant: over MAX_PARAMETERS, or more than this machine's memory."""
         count, itemsize = self.parameter_count(), np.dtype(self.dtype).itemsize
-        need = TRAINING_COPIES * count * itemsize
-        memory = _physical_memory()
-        if count <= MAX_PARAMETERS and (memory is None or need <= memory):
-            return []
-        limit = f"at most {MAX_PARAMETERS:,} are allowed"
-        if memory is not None:
-            limit += f" and training needs {TRAINING_COPIES} copies of them ({need / 2**30:,.1f} GiB of " \
-                     f"{self.dtype}; this machine has {memory / 2**30:,.1f} GiB)"
-        return [f"sizes input_dim={self.input_dim}, hidden={list(self.hidden)}, latent={self.latent} give "
-                f"{count:,} parameters: {limit}; check --hidden and --latent"]
+        need, memory = TRAINING_COPIES * count * itemsize, _physical_memory()
+        sizes = f"sizes input_dim={self.input_dim}, hidden={list(self.hidden)}, latent={self.latent} give {count:,} parameters"
+        if count > MAX_PARAMETERS:
+            return [f"{sizes}, more than the {MAX_PARAMETERS:,} tinyvae accepts; check the hidden widths and latent"]
+        if memory is not None and need > memory:
+            return [f"{sizes}, and training holds {TRAINING_COPIES} copies of them ({need / 2**30:,.1f} GiB of "
+                    f"{self.dtype}), more than this machine's {memory / 2**30:,.1f} GiB of memory; check the hidden "
+                    f"widths and latent"]
+        return []
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -131,6 +144,10 @@ class ModelConfig:
 
     def describe(self):
         sizes = "-".join(map(str, (self.input_dim, *self.hidden, self.latent)))
+        if self.arch == "conv":
+            rows, cols = self.image_shape
+            sizes = "-".join([f"conv {rows}x{cols}", *(f"c{c}" for c in self.channels),
+                              *([f"d{self.dense}"] if self.dense else []), f"z{self.latent}"])
         text = f"{self.model} {sizes} {self.activation} {self.likelihood}"
         if self.obs_var_mode != "fixed":
             text += f" (σ_x² {self.obs_var_mode})"
@@ -152,6 +169,39 @@ def objective_problems(objective, k, model="vae", beta=1.0):
         return [f"beta weights the ELBO's KL term; the IWAE bound has no such term, so beta must be 1 with "
                 f"objective 'iwae', got {beta:g}"]
     return []
+
+
+def architecture_problems(config):
+    """What is wrong with the architecture fields (arch, and for conv: channels, dense, image shape)."""
+    arch = getattr(config, "arch", "mlp")
+    if arch not in ARCHS:
+        return [f"arch must be one of {ARCHS}, got {arch!r}"]
+    problems = []
+    if not config.channels or any(c < 1 for c in config.channels):
+        problems.append(f"channels must be one or more positive channel counts, got {list(config.channels)}")
+    if config.dense < 0:
+        problems.append(f"dense must be a width >= 0 (0: no dense layer), got {config.dense}")
+    shape = getattr(config, "image_shape", None)
+    if arch != "conv" or shape is None or problems:
+        return problems
+    if len(shape) != 2 or min(shape) < 1:
+        return [f"image_shape must be (rows, cols), two positive sizes, got {tuple(shape)}"]
+    if shape[0] * shape[1] != config.input_dim:
+        return [f"image_shape {tuple(shape)} has {shape[0] * shape[1]} pixels but input_dim is {config.input_dim}"]
+    problem = conv_size_problem(shape, config.channels)
+    return [problem] if problem else []
+
+
+def conv_parameter_count(config, enc_out):
+    """Weights and biases of the conv encoder and decoder, from the sizes alone."""
+    k2, channels = 9, list(config.channels)
+    features = int(np.prod(feature_shape(config.image_shape, channels)))
+    count = sum(c_in * c_out * k2 + c_out for c_in, c_out in zip([1, *channels[:-1]], channels))  # encoder convs
+    widths = [features, *([config.dense] if config.dense else []), enc_out]
+    count += sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))  # encoder dense layers
+    count += config.latent * features + features  # decoder's first dense layer
+    up = [channels[-1], *reversed(channels), 1]  # decoder's transposed convolutions, e.g. 64, 64, 32, 1
+    return count + sum(c_in * c_out * k2 + c_out for c_in, c_out in zip(up[:-1], up[1:]))
 
 
 def likelihood_problems(config):
@@ -227,11 +277,19 @@ class _Model:
         rng = np.random.default_rng(config.seed)  # host generator: same weights on every backend
         d, z = config.input_dim, config.latent
         enc_out = 2 * z if config.model == "vae" else z
-        # The encoder's first layer never needs dL/dx: nothing upstream of the data learns.
-        self.encoder = mlp([d, *config.hidden, enc_out], config.activation, rng=rng,
-                           init=config.init, dtype=self.dtype, first_needs_dx=False)
-        self.decoder = mlp([z, *reversed(config.hidden), d], config.activation, rng=rng,
-                           init=config.init, dtype=self.dtype)
+        if config.arch == "conv":
+            init = config.init if config.init != "auto" else (
+                "he" if config.activation in ("relu", "leaky_relu") else "glorot")
+            self.encoder = conv_encoder(config.image_shape, config.channels, config.dense, enc_out, config.activation,
+                                        rng=rng, init=init, dtype=self.dtype)
+            self.decoder = conv_decoder(config.image_shape, config.channels, z, config.activation, rng=rng,
+                                        init=init, dtype=self.dtype)
+        else:
+            # The encoder's first layer never needs dL/dx: nothing upstream of the data learns.
+            self.encoder = mlp([d, *config.hidden, enc_out], config.activation, rng=rng,
+                               init=config.init, dtype=self.dtype, first_needs_dx=False)
+            self.decoder = mlp([z, *reversed(config.hidden), d], config.activation, rng=rng,
+                               init=config.init, dtype=self.dtype)
         self._slots = [(name, net, layer, key)
                        for name, net in (("encoder", self.encoder), ("decoder", self.decoder))
                        for i, layer in enumerate(net.layers) for key in layer.params]
@@ -244,6 +302,7 @@ class _Model:
         self.rng = backend.default_rng(config.seed + 1, np)
         self._cache = None
         self._obs_step = self._obs_stat = None  # the σ_x² of the last forward (learned or optimal), for backward
+        self._obs_fitted = False  # has an optimal σ_x² been fitted yet (by a step, or loaded)?
         self.stats = {}
 
     # ---- the parameter buffer
@@ -311,6 +370,7 @@ class _Model:
         if values.shape != self.theta.shape:
             raise CheckpointError(f"expected {self.theta.size} parameters for {self.config.describe()}, got {values.shape}")
         self.theta[...] = backend.to_device(values.astype(self.dtype), self.xp) if self.xp is not np else values
+        self._obs_fitted = True  # loaded weights carry their σ_x²: an optimal one keeps averaging from there
 
     # ---- shared pieces of the forward pass
 
@@ -353,8 +413,9 @@ class _Model:
         return gaussian_nll(out, x, self.observation_variance(), validate=validate)
 
     def _obs_var_backward(self):
-        """The σ_x² parameter's part of a backward pass: its gradient (learned), or its closed-form
-        value for this batch with a zero gradient (optimal) [eq:sigma-vae-envelope]."""
+        """The σ_x² parameter's part of a backward pass: its gradient (learned), or, for an optimal
+        σ_x², a zero gradient [eq:sigma-vae-envelope] and its value moved to the running average of
+        the batch optima (``OBS_VAR_AVERAGING``), which evaluation then uses."""
         if self._obs_step is None:
             if self.obs_var is not None:
                 self.obs_var.grads["log_var"][...] = 0
@@ -362,9 +423,11 @@ class _Model:
         kind, value = self._obs_step
         if kind == "grad":
             self.obs_var.grads["log_var"][...] = value  # [eq:sigma-vae-grad-logvar]
-        else:
-            self.obs_var.params["log_var"][...] = self.xp.log(value)  # σ_x² ← σ*² of this batch
+        else:  # σ_x² ← running average of the batch optima σ*² (the first step takes σ*² itself)
+            log_var, a = self.obs_var.params["log_var"], OBS_VAR_AVERAGING if self._obs_fitted else 1.0
+            log_var[...] = self.xp.log((1 - a) * self.xp.exp(log_var) + a * value)
             self.obs_var.grads["log_var"][...] = 0
+            self._obs_fitted = True
 
     def observation_variance(self):
         """The Gaussian decoder's σ_x² as it stands (a float): the config's, or the learned or last fitted one."""
@@ -451,7 +514,8 @@ class _Model:
         """Load weights saved by a model of the same architecture; refuse any other."""
         config, arrays = self.read_config(path)
         mine, theirs = self.config.to_dict(), config.to_dict()
-        diff = {k: (theirs[k], mine[k]) for k in mine if k not in WEIGHT_INDEPENDENT and mine[k] != theirs.get(k)}
+        ignore = WEIGHT_INDEPENDENT + (CONV_ONLY if mine.get("arch") == theirs.get("arch") == "mlp" else ())
+        diff = {k: (theirs[k], mine[k]) for k in mine if k not in ignore and mine[k] != theirs.get(k)}
         if diff:
             raise CheckpointError(
                 f"{path} holds a {config.describe()} ({arrays['theta'].size} parameters), "
@@ -543,7 +607,7 @@ class VAE(_Model):
         dz = self.decoder.backward(dout)  # (N, Z)
         dmu, dlog_var = self.reparam.backward(dz)  # through z = μ + σ ⊙ ε
         dh = self.xp.empty((dz.shape[0], 2 * z_dim), dtype=self.dtype)  # (N, 2Z)
-        dh[:, :z_dim] = dmu + beta * dmu_kl  # the KL term reaches μ and log σ² directly
+        dh[:, :z_dim] = dmu + beta * dmu_kl  # the KL term reaches μ and log σ² directly  [eq:encoder-output-grad]
         dh[:, z_dim:] = dlog_var + beta * dlog_var_kl
         self.encoder.backward(dh)
         self._obs_var_backward()
