@@ -39,6 +39,8 @@ NOT_COMPUTED = {
     "eq:ppca-grad-w": "the likelihood's gradient in W, a step of the pPCA derivation (its stationary points)",
     "eq:ppca-fixed-noise": "the maximum with a fixed noise variance, which explains posterior collapse; "
                            "checked against gradient ascent on ppca.md",
+    "eq:iw-bias-rate": "the large-K bias of the importance-weighted bound, which says how far K = 5000 is from "
+                       "log p(x); checked by sampling on importance-sampling.md",
 }
 
 
@@ -109,6 +111,37 @@ def test_functions_named_by_a_derivation_exist(page):
         module_name, _, attr = dotted.rpartition(".")
         module = importlib.import_module(module_name)
         assert hasattr(module, attr), f"{page.name} names {dotted}, which does not exist"
+
+
+ANCHOR_TABLE_ROW = re.compile(r"^\| `(eq:[a-z0-9-]+)` \| \[[^]]+\]\(([a-z0-9-]+\.md)#(eq:[a-z0-9-]+)\)", re.M)
+
+
+def anchor_table(index_text):
+    """{anchor: page} of the rows of derivations/README.md's anchor table that link the anchor they name."""
+    return {eq: page for eq, page, linked in ANCHOR_TABLE_ROW.findall(index_text) if eq == linked}
+
+
+def missing_from_table(index_text, defined):
+    """The anchors of ``defined`` that have no row in the anchor table of ``index_text``."""
+    table = anchor_table(index_text)
+    return sorted(a for a in defined if a not in table)
+
+
+def test_the_anchor_table_lists_every_anchor_on_its_page():
+    index = (DERIVATIONS / "README.md").read_text(encoding="utf-8")
+    table, defined = anchor_table(index), anchors()
+    missing = missing_from_table(index, defined)
+    assert not missing, f"anchors missing from the table in derivations/README.md: {missing}"
+    misplaced = {a: (table[a], pages) for a, pages in defined.items() if table[a] not in pages}
+    assert not misplaced, f"table rows that link the wrong page (table page, defining page): {misplaced}"
+    stale = sorted(a for a in table if a not in defined)
+    assert not stale, f"table rows for anchors that no page defines: {stale}"
+
+
+def test_an_anchor_missing_from_the_table_is_caught():
+    table = "| `eq:kl-closed-form` | [kl.md](kl.md#eq:kl-closed-form) | KL |\n| `eq:x` | [a.md](a.md#eq:y) | x |\n"
+    assert anchor_table(table) == {"eq:kl-closed-form": "kl.md"}   # a row whose link names another anchor is no row
+    assert missing_from_table(table, {"eq:kl-closed-form", "eq:kl-grad-mu", "eq:y"}) == ["eq:kl-grad-mu", "eq:y"]
 
 
 def test_index_links_every_page():
