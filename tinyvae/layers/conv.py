@@ -181,6 +181,17 @@ def conv2d_adjoint(y, weight, stride, padding, x_hw, scratch=None):
     return out[:, :, padding:padding + h, padding:padding + w].transpose(1, 0, 2, 3)  # (N, C_in, H, W) view
 
 
+def weight_grad(out_side, cols, out):
+    """out_side (C, M) @ colsᵀ (M, K) written into ``out`` (C, K): a kernel gradient [eq:conv-grad-w].
+
+    Computed as its transpose cols @ out_sideᵀ, (K, C): with its long inner dimension M, OpenBLAS runs
+    the product in this orientation many times faster than in the other (measured: about 35 times
+    for (64, 25088) @ (25088, 288) in float32 on two cores).
+    """
+    out[...] = (cols @ out_side.T).T  # (C, K)
+    return out
+
+
 def conv_init(rng, shape, fan_in, fan_out, init, dtype):
     """A kernel of ``shape`` drawn on the host from ``rng``; fan-in C_in·k·k, fan-out C_out·k·k [eq:conv-fan-in]."""
     if init == "glorot":
@@ -270,7 +281,7 @@ class Conv2d(_ConvBase):
         self._check_dy(dy, (n, self.c_out, *self.output_hw((h, w))))
         dy_mat = channel_major(dy)  # (C_out, N·H_out·W_out)
         k2 = self.c_in * self.kernel ** 2
-        xp.matmul(dy_mat, cols.T, out=self.grads["W"].reshape(self.c_out, k2))  # [eq:conv-grad-w]
+        weight_grad(dy_mat, cols, self.grads["W"].reshape(self.c_out, k2))  # dY colsᵀ  [eq:conv-grad-w]
         xp.sum(dy_mat, axis=1, out=self.grads["b"])  # sum over examples and positions  [eq:conv-grad-b]
         if not self.need_dx:
             return None
@@ -320,7 +331,7 @@ class ConvTranspose2d(_ConvBase):
         # dL/dx = A dy, the convolution itself; its im2col matrix also gives dL/dW.
         dx, cols, _ = conv2d_apply(dy, self.params["W"], self.stride, self.padding, self._scratch)  # (C_in, N·H·W)
         k2 = self.c_out * self.kernel ** 2
-        xp.matmul(channel_major(x), cols.T, out=self.grads["W"].reshape(self.c_in, k2))  # [eq:conv-transpose-grad-w]
+        weight_grad(channel_major(x), cols, self.grads["W"].reshape(self.c_in, k2))  # X cols(dy)ᵀ  [eq:conv-transpose-grad-w]
         xp.sum(channel_major(dy), axis=1, out=self.grads["b"])  # [eq:conv-grad-b]
         return dx.reshape(self.c_in, n, h, w).transpose(1, 0, 2, 3)  # (N, C_in, H, W)  [eq:conv-transpose-grad-x]
 
