@@ -136,3 +136,48 @@ def test_optimizers_match_torch_optim_step_for_step(name):
         p.grad = torch.from_numpy(a) * p.detach() ** 3 - 1.0
         theirs.step()
     np.testing.assert_allclose(theta, p.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def torch_iwae_loss(model, x_np, eps_np):
+    """−L_K in torch: log q written with z, μ and log σ² (not with ε), so autograd takes both of its paths."""
+    config = model.config
+    enc, dec = torch_mlp(model.encoder), torch_mlp(model.decoder)
+    x, eps = torch.from_numpy(x_np), torch.from_numpy(eps_np)  # (N, D), (N, K, Z)
+    h = run_mlp(enc, x, config.activation)
+    mu, log_var = h[:, None, :config.latent], h[:, None, config.latent:]
+    z = mu + torch.exp(0.5 * log_var) * eps  # (N, K, Z)
+    out = run_mlp(dec, z, config.activation)  # (N, K, D)
+    target = x[:, None, :].expand_as(out)
+    if config.likelihood == "bernoulli":
+        log_px = -F.binary_cross_entropy_with_logits(out, target, reduction="none").sum(-1)
+    else:
+        log_px = -F.gaussian_nll_loss(out, target, torch.full_like(out, config.obs_var), full=True, eps=0.0,
+                                      reduction="none").sum(-1)
+    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    log_qz = torch.distributions.Normal(mu, torch.exp(0.5 * log_var)).log_prob(z).sum(-1)
+    log_w = log_px + log_pz - log_qz  # (N, K)
+    loss = -(torch.logsumexp(log_w, dim=1) - math.log(eps_np.shape[1])).mean()
+    loss.backward()
+    grads = {}
+    for name, layers in (("encoder", enc), ("decoder", dec)):
+        for i, layer in enumerate(layers):
+            if isinstance(layer, torch.nn.Linear):
+                grads[f"{name}.{i}.W"] = layer.weight.grad.numpy().T
+                grads[f"{name}.{i}.b"] = layer.bias.grad.numpy()
+    return loss.item(), grads
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+@pytest.mark.parametrize("likelihood, act", [("bernoulli", "tanh"), ("gaussian", "relu")])
+def test_iwae_loss_and_every_gradient_match_pytorch_autograd(k, likelihood, act):
+    model = VAE(input_dim=8, hidden=(7, 5), latent=3, activation=act, likelihood=likelihood, obs_var=0.6,
+                objective="iwae", k=k, dtype="float64", seed=6)
+    rng = np.random.default_rng(k)
+    x, eps = rng.uniform(0, 1, (5, 8)), rng.standard_normal((5, k, 3))
+    loss = float(model.forward(x, eps))
+    model.backward()
+    expected_loss, expected = torch_iwae_loss(model, x, eps)
+    assert loss == pytest.approx(expected_loss, rel=1e-10, abs=1e-10)
+    assert set(expected) == set(model.grads)
+    for name, g in model.grads.items():
+        np.testing.assert_allclose(g, expected[name], rtol=1e-10, atol=1e-10, err_msg=name)
