@@ -36,9 +36,14 @@ NOT_COMPUTED = {
                        "numeric check and notebook 07",
     "eq:iwae-snr": "a theorem on the gradient estimators' signal-to-noise ratios, shown numerically on iwae.md",
     "eq:adam-step-bound": "the largest step Adam can take, a property of the update, measured on optimizers.md",
+    "eq:rounding-model": "the model of floating-point rounding that the float32 error bounds start from",
     "eq:ppca-grad-w": "the likelihood's gradient in W, a step of the pPCA derivation (its stationary points)",
     "eq:ppca-fixed-noise": "the maximum with a fixed noise variance, which explains posterior collapse; "
                            "checked against gradient ascent on ppca.md",
+    "eq:sigma-vae-implied-var": "reads a loss recipe ('SSE + beta KL') as a Gaussian decoder's sigma^2; checked on "
+                                "sigma-vae.md",
+    "eq:sigma-vae-shrinkage": "the linear decoder's shrinkage, which explains why a large sigma^2 blurs; checked on "
+                              "sigma-vae.md",
     "eq:iw-bias-rate": "the large-K bias of the importance-weighted bound, which says how far K = 5000 is from "
                        "log p(x); checked by sampling on importance-sampling.md",
 }
@@ -65,7 +70,7 @@ def package_files():
 
 
 def notebook_files():
-    return sorted((ROOT / "notebooks").glob("*.ipynb"))
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))  # the jupytext sources, not the built .ipynb
 
 
 def test_every_anchor_is_defined_once():

@@ -38,7 +38,9 @@ def bernoulli_nll(logits, x, *, validate=True):
     Returns ``(loss, dlogits)``: loss is a 0-d array in nats per example, ``dlogits`` has the
     shape of ``logits`` (N, D). ``x`` must lie in [0, 1]; grey levels are accepted (then the
     value is a cross-entropy rather than a log-likelihood; see derivations/bernoulli.md).
-    Finite and exact for logits as large as ±1e4: nothing is clipped.
+    Finite and accurate for logits as large as ±1e4: nothing is clipped. In float32 the value
+    is off by about 1e-4 nats per example (two large sums cancel below; the gradient is computed
+    per element and does not see them): measured in derivations/float32-loss.md.
 
     This runs on every training step over N·D elements, so it is a short chain of in-place
     operations on the output buffer, written once (``_bce_rows``) and run on row blocks: on the
@@ -63,7 +65,9 @@ def _bce_rows(logits, x, out, scale):
     """Σ of the stable BCE terms over a block of rows; writes scale·(σ(l) − x) into ``out``.
 
     Reuses each intermediate: |l| gives both Σ max(l, 0) = ½(Σ l + Σ |l|) and exp(−|l|);
-    1 + exp(−|l|) gives both the log term and σ(l).
+    1 + exp(−|l|) gives both the log term and σ(l). The price: Σ l, Σ |l| and Σ x·l are each far
+    larger than the loss and cancel, which costs about 1e-4 nats per example in float32 against
+    1e-5 for a per-element sum [eq:split-sum-error]; far below the reported precision.
     """
     xp = get_xp(logits)
     buf = xp.abs(logits, out=out)  # |l|
@@ -72,8 +76,8 @@ def _bce_rows(logits, x, out, scale):
     xp.exp(buf, out=buf)  # u = exp(−|l|) in (0, 1]: cannot overflow
     buf += 1  # 1 + u in (1, 2]
     # log(1 + u) rather than log1p(u): 1 + u is needed below anyway, and NumPy's float32 log is
-    # about 4x faster than its log1p; the difference is below half an ulp of 1 (≤ 6e-8 per pixel
-    # in float32), far under the resolution of a per-example sum over 784 pixels.
+    # about 4x faster than its log1p; the two differ by at most about 2·2⁻²⁴ ≈ 1.2e-7 per pixel
+    # (measured, derivations/float32-loss.md), far under the resolution of a sum over 784 pixels.
     sum_log = sum_of_logs(buf)  # Σ log(1 + u)
     value = sum_pos - xp.vdot(x, logits) + sum_log  # [eq:bce-stable]
     xp.reciprocal(buf, out=buf)  # r = 1 / (1 + u) = σ(|l|)
@@ -95,6 +99,8 @@ def sum_of_logs(values):
     multiplied together in groups of up to 64: the sum of the logs is the log of the product
     [eq:log-of-products]. The buffer is folded in halves (the first half times the second), six
     times, into one scratch half-buffer; an odd element left over by a fold is taken by itself.
+    In float32 a group's log is off by at most about 100·2⁻²⁴ (63 product roundings and the final
+    log's), about 1.6·2⁻²⁴ per value, as much as the per-value logs it replaces [eq:log-of-products-error].
     On a GPU the logs are cheap and the many small operations are not, so there it takes the logs
     directly.
     """
@@ -196,3 +202,73 @@ def log_normal_density(z, mu, log_var):
     xp = get_xp(z)
     diff = z - mu
     return -0.5 * (LOG_2PI + log_var + diff * diff * xp.exp(-log_var)).sum(axis=-1)  # [eq:log-normal-density]
+
+
+# --------------------------------------------------------------------------- σ-VAE and free bits
+
+# The optimal σ_x² is floored here: a batch reconstructed exactly would otherwise give log 0 = −∞.
+# Far below any MSE a trained model reaches on images in [0, 1] (about 1e-2 on MNIST grey levels).
+OPTIMAL_VAR_FLOOR = 1e-6
+
+
+def gaussian_nll_learned_var(mean, x, log_var, *, validate=True):
+    """−log N(x; mean, σ_x² I) with a learned σ_x² = exp(log_var), ``log_var`` of shape (1,).
+
+    Returns ``(loss, dmean, dlog_var)``: the batch mean of per-example sums (nats per example),
+    (mean − x)/(σ_x² N) [eq:gaussian-nll-grad] and D/2 − SSE/(2σ_x²) averaged over the batch
+    [eq:sigma-vae-grad-logvar] (Rybkin, Daniilidis & Levine 2021, sec. 3).
+    """
+    _check_pair(mean, "mean", x, validate)
+    check_array(log_var, "log_var (of σ_x²)", shape=(1,), finite=validate)
+    xp = get_xp(mean)
+    n, d = mean.shape
+    diff = mean - x  # (N, D)
+    sse = xp.vdot(diff, diff) / n  # mean over the batch of the per-example SSE
+    inv_var = xp.exp(-log_var)  # (1,)
+    loss = 0.5 * sse * inv_var[0] + 0.5 * d * (LOG_2PI + log_var[0])  # [eq:gaussian-nll]
+    dmean = diff * (inv_var / n)  # [eq:gaussian-nll-grad]
+    dlog_var = 0.5 * d - 0.5 * sse * inv_var  # (1,)  [eq:sigma-vae-grad-logvar]
+    return loss, dmean, dlog_var
+
+
+def gaussian_nll_optimal_var(mean, x, *, validate=True):
+    """−log N(x; mean, σ*² I) with σ*² the batch's optimum: the mean squared error per pixel.
+
+    Returns ``(loss, dmean, obs_var)``: loss = (D/2)(1 + log 2π σ*²) per example
+    [eq:sigma-vae-optimal-loss]; dmean = (mean − x)/(σ*² N), the fixed-σ² gradient taken at σ*²,
+    because at the optimum the derivative through σ*² vanishes [eq:sigma-vae-envelope]; obs_var
+    = σ*² (a 0-d array), floored at ``OPTIMAL_VAR_FLOOR``.
+    """
+    _check_pair(mean, "mean", x, validate)
+    xp = get_xp(mean)
+    n, d = mean.shape
+    diff = mean - x  # (N, D)
+    mse = xp.vdot(diff, diff) / (n * d)
+    obs_var = xp.maximum(mse, OPTIMAL_VAR_FLOOR)  # σ*² = MSE  [eq:sigma-vae-optimal-var]
+    loss = 0.5 * d * (LOG_2PI + xp.log(obs_var) + mse / obs_var)  # [eq:sigma-vae-optimal-loss]
+    dmean = diff / (obs_var * n)  # [eq:sigma-vae-envelope]
+    return loss, dmean, obs_var
+
+
+def free_bits_kl(mu, log_var, free_bits, *, validate=True):
+    """The KL term with free bits: Σ_j max(λ, KL_j), KL_j the batch-mean KL of latent dimension j.
+
+    Kingma et al., *Improved Variational Inference with Inverse Autoregressive Flow* (NeurIPS 2016),
+    appendix C.8, with one group per dimension. Returns ``(objective, dmu, dlog_var, kl_per_dim)``:
+    a dimension whose KL_j ≤ λ costs λ whatever its posterior, so its gradients are zero; the others
+    get the KL's usual gradients [eq:free-bits-grad]. ``kl_per_dim`` (Z,) sums to the true KL.
+    """
+    check_array(mu, "mu", ndim=2, finite=validate)
+    check_array(log_var, "log_var", ndim=2, finite=validate)
+    check_same_shape(mu, "mu", log_var, "log_var")
+    if not (math.isfinite(free_bits) and free_bits >= 0):
+        raise ValueError(f"free_bits must be a finite number of nats >= 0, got {free_bits}")
+    xp = get_xp(mu)
+    n = mu.shape[0]
+    var_m1 = xp.expm1(log_var)
+    kl_per_dim = 0.5 * (var_m1 - log_var + mu * mu).sum(axis=0) / n  # (Z,)  [eq:kl-per-dim]
+    objective = xp.maximum(kl_per_dim, free_bits).sum()  # [eq:free-bits]
+    above = (kl_per_dim > free_bits).astype(mu.dtype) / n  # (Z,): 1/N where the KL is paid, else 0
+    dmu = mu * above  # [eq:free-bits-grad]
+    dlog_var = 0.5 * var_m1 * above  # [eq:free-bits-grad]
+    return objective, dmu, dlog_var, kl_per_dim
