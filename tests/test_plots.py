@@ -115,6 +115,49 @@ def test_write_run_pictures_writes_every_picture_of_a_run(vae2, tmp_path):
         assert_png(path)
 
 
+def curve_titles(fig):
+    return [ax.get_title() for ax in fig.axes]
+
+
+def ae_metrics_rows(epochs=3):
+    """What tinyvae.train writes for an autoencoder: the loss is the reconstruction, the KL is 0."""
+    return [dict(row, train_loss=row["train_recon"], test_loss=row["test_recon"], train_kl=0.0, test_kl=0.0)
+            for row in metrics_rows(epochs)]
+
+
+def test_curves_of_a_vae_show_the_negative_elbo_and_the_kl():
+    titles = curve_titles(plot_curves(metrics_rows()))
+    assert len(titles) == 3 and titles[0] == "negative ELBO" and any("KL" in t for t in titles)
+
+
+def test_curves_of_an_autoencoder_run_neither_call_the_loss_an_elbo_nor_draw_a_kl_panel(tmp_path):
+    run = tmp_path / "ae-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "ae", "binarize": "none"}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ae_metrics_rows()))
+    for fig in (plot_curves(run), plot_curves(run / "metrics.jsonl"), plot_curves(ae_metrics_rows(), model="ae")):
+        titles = curve_titles(fig)
+        assert len(titles) == 1, titles
+        assert not any("ELBO" in t or "KL(" in t for t in titles), titles
+        assert "reconstruction" in titles[0]
+    with pytest.raises(ValueError, match="model must be 'vae' or 'ae'"):
+        plot_curves(ae_metrics_rows(), model="iwae?")
+
+
+def test_write_run_pictures_draws_an_autoencoder_run_as_an_autoencoder(tmp_path, monkeypatch):
+    from tinyvae import plots
+
+    drawn = []
+    real = plots.plot_curves
+    monkeypatch.setattr(plots, "plot_curves", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
+    ae = Autoencoder(input_dim=784, hidden=(16,), latent=2, seed=0)
+    run = make_run(tmp_path / "run", ae, binarize="none")
+    (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ae_metrics_rows()))
+    write_run_pictures(run)
+    assert_png(run / "curves.png")
+    assert len(drawn) == 1 and curve_titles(drawn[0]) == ["reconstruction loss (autoencoder: no KL term)"]
+
+
 def test_sample_command_writes_the_grid(vae2, tmp_path, capsys):
     run = make_run(tmp_path / "run", vae2)
     assert cli.main(["sample", str(run), "--n", "9", "--seed", "3"]) == 0

@@ -147,21 +147,41 @@ def read_metrics(metrics):
     return rows
 
 
-def plot_curves(metrics, path=None):
+def _model_kind(metrics, model):
+    """"ae" or "vae": ``model`` when given, else the "model" of the config.json beside a metrics path."""
+    if model is None and isinstance(metrics, (str, Path)):
+        folder = Path(metrics) if Path(metrics).is_dir() else Path(metrics).parent
+        config = folder / "config.json"
+        kind = json.loads(config.read_text()).get("model") if config.is_file() else None
+        model = kind if isinstance(kind, str) else None  # tinyvae.train writes "vae" or "ae" there
+    model = "vae" if model is None else model
+    if model not in ("vae", "ae"):
+        raise ValueError(f"plot_curves: model must be 'vae' or 'ae', got {model!r}")
+    return model
+
+
+def plot_curves(metrics, path=None, model=None):
     """Training curves per epoch: loss, reconstruction, KL; train solid, test dashed (validation dotted).
 
     ``metrics``: a ``metrics.jsonl`` path, a run folder, or a list of dicts with the keys epoch,
-    train_loss, train_recon, train_kl, test_loss, test_recon, test_kl (and beta).
+    train_loss, train_recon, train_kl, test_loss, test_recon, test_kl (and beta). ``model``: "vae" or
+    "ae"; by default the run's config.json says (a list of dicts is taken to be a VAE's). An
+    autoencoder has no KL term and its loss bounds no likelihood, so its picture is one panel, the
+    reconstruction loss.
     """
     rows = read_metrics(metrics)
     if not rows:
         raise ValueError("plot_curves: no epochs in the metrics")
     epochs = [row.get("epoch", i + 1) for i, row in enumerate(rows)]
-    betas = {row.get("beta", 1.0) for row in rows}
-    loss_title = "negative ELBO" if betas == {1.0} else "train: recon + β·KL; test: negative ELBO (β = 1)"
-    fig = _figure(figsize=(12.0, 3.6), layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, (key, title) in zip(axes, (("loss", loss_title), ("recon", "reconstruction"), ("kl", "KL(q(z|x) ‖ p(z))"))):
+    if _model_kind(metrics, model) == "ae":
+        panels = (("loss", "reconstruction loss (autoencoder: no KL term)"),)
+    else:
+        betas = {row.get("beta", 1.0) for row in rows}
+        loss_title = "negative ELBO" if betas == {1.0} else "train: recon + β·KL; test: negative ELBO (β = 1)"
+        panels = (("loss", loss_title), ("recon", "reconstruction"), ("kl", "KL(q(z|x) ‖ p(z))"))
+    fig = _figure(figsize=(4.0 * len(panels) + 0.4 * (len(panels) == 1), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (key, title) in zip(axes, panels):
         for split, style in (("train", "-"), ("test", "--"), ("val", ":")):
             values = [row.get(f"{split}_{key}") for row in rows]
             points = [(e, v) for e, v in zip(epochs, values) if v is not None]
@@ -328,7 +348,7 @@ def write_run_pictures(run_dir, seed=0):
     save("samples.png", plot_samples, model, seed=seed)
     save("reconstructions.png", plot_reconstructions, model, x)
     if (folder / METRICS_NAME).is_file():
-        save("curves.png", plot_curves, folder / METRICS_NAME)
+        save("curves.png", plot_curves, folder / METRICS_NAME, model="vae" if isinstance(model, VAE) else "ae")
     save("latent.png", plot_latent, model, x, y)
     a, b = _two_different_digits(y)
     save("interpolation.png", plot_interpolation, model, x[a], x[b])
