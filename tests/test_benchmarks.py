@@ -28,3 +28,13 @@ def test_the_lower_bound_counts_every_multiply_of_a_training_step_once():
     macs_per_example = 2 * (784 * 400 + 400 * 40 + 20 * 400 + 400 * 784) + (400 * 40 + 20 * 400 + 400 * 784)
     assert bench.epoch_matmul_flops(60_000, shapes) == 2 * 60_000 * macs_per_example
     assert np.isclose(bench.epoch_matmul_flops(60_000, shapes) / 1e9, 196.8)
+
+
+def test_the_evaluation_bound_counts_the_decoder_products_of_every_importance_sample():
+    spec = importlib.util.spec_from_file_location("bench_evaluate", BENCH.with_name("bench_evaluate.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = VAE(hidden=(200, 200), latent=50, activation="tanh")  # the IWAE paper's model
+    per_sample = 2 * (50 * 200 + 200 * 200 + 200 * 784)  # by hand: the decoder's three products
+    assert bench.decoder_flops_per_sample(model) == per_sample
+    assert np.isclose(per_sample * 5000 * 10_000 / 1e12, 20.68)  # 5·10⁷ samples: 20.7 TFLOP
