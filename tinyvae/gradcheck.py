@@ -207,8 +207,10 @@ def standard_suite(seed=0):
                   beta=0.7, dtype="float64", seed=seed)
         reports.append(check_model(vae, x01, rng.standard_normal((n, 2))))
     reports.extend(iwae_checks(rng, seed, x01))
+    reports.extend(likelihood_checks(rng, seed, x01))
     ae = Autoencoder(input_dim=6, hidden=(5,), latent=2, activation="tanh", dtype="float64", seed=seed)
     reports.append(check_model(ae, x01))
+    reports.extend(conv_checks(rng, seed))
     return reports
 
 
@@ -233,4 +235,94 @@ def iwae_checks(rng, seed, x01):
         rep = check_model(vae, x01, rng.standard_normal((n, k, 2)))
         rep.label = f"VAE, IWAE K={k} ({act} {likelihood})"
         reports.append(rep)
+    return reports
+
+
+def likelihood_checks(rng, seed, x01):
+    """The continuous Bernoulli (its log normalizer at, near and far from l = 0, and its NLL), the
+    Gaussian NLL with a learned and with the optimal σ_x², free bits (λ away from the kink), and
+    whole models with each (derivations/continuous-bernoulli.md, sigma-vae.md, free-bits.md)."""
+    from . import continuous_bernoulli as cb, losses  # noqa: PLC0415
+    from .vae import Autoencoder, VAE  # noqa: PLC0415
+
+    n = x01.shape[0]
+
+    def log_c_sum(logits):
+        log_c, g = cb.log_normalizer(logits)
+        return log_c.sum(), g  # [eq:cb-log-norm-grad]
+
+    near_zero = np.array([[0.0, 1e-3, -1e-3, 0.02], [-0.05, 0.3, -0.7, 0.99]])
+    spread = np.array([[0.0, -0.999, 1.001, 2.0], [-3.0, 8.0, -25.0, 0.5]])
+    reports = [check_loss(log_c_sum, {"logits": near_zero}, wrt=["logits"],
+                          label="continuous Bernoulli log C(l), |l| < 1"),
+               check_loss(log_c_sum, {"logits": spread}, wrt=["logits"],
+                          label="continuous Bernoulli log C(l), l = 0 to ±25")]
+    logits = rng.normal(0, 3, (n, 6))
+    logits[0, :2] = 0.0, 1e-4  # at and near the series' centre
+    reports.append(check_loss(cb.continuous_bernoulli_nll, {"logits": logits, "x": rng.uniform(0, 1, (n, 6))},
+                              wrt=["logits"]))
+    reports.append(check_loss(losses.gaussian_nll_learned_var,
+                              {"mean": rng.uniform(0, 1, (n, 6)), "x": x01, "log_var": rng.normal(-1.0, 1.0, 1)},
+                              wrt=["mean", "log_var"], label="gaussian_nll, learned log σ_x²"))
+    reports.append(check_loss(losses.gaussian_nll_optimal_var, {"mean": rng.uniform(0, 1, (n, 6)), "x": x01},
+                              wrt=["mean"], label="gaussian_nll, optimal σ_x² (batch MSE)"))
+    mu, log_var = rng.standard_normal((n, 4)), rng.normal(0, 0.5, (n, 4))
+    kl_sorted = np.sort(losses.free_bits_kl(mu, log_var, 0.0)[3])
+    free_bits = 0.5 * (kl_sorted[1] + kl_sorted[2])  # two dimensions below λ, two above, far from the kink
+    reports.append(check_loss(lambda mu, log_var: losses.free_bits_kl(mu, log_var, free_bits),
+                              {"mu": mu, "log_var": log_var}, wrt=["mu", "log_var"],
+                              label=f"free_bits_kl (λ={free_bits:.3f}, 2 of 4 dims free)"))
+
+    eps = rng.standard_normal((n, 2))
+    for act, options in (("tanh", {"likelihood": "continuous-bernoulli"}),
+                         ("softplus", {"likelihood": "gaussian", "obs_var_mode": "learned", "obs_var": 0.2}),
+                         ("softplus", {"likelihood": "gaussian", "obs_var_mode": "optimal"})):
+        vae = VAE(input_dim=6, hidden=(5,), latent=2, activation=act, beta=0.7, dtype="float64", seed=seed, **options)
+        rep = check_model(vae, x01, eps)
+        rep.label = f"VAE ({act} {vae.config.likelihood}" + (
+            f", σ_x² {vae.config.obs_var_mode})" if vae.config.obs_var_mode != "fixed" else ")")
+        reports.append(rep)
+    vae = VAE(input_dim=6, hidden=(5,), latent=3, activation="tanh", dtype="float64", seed=seed)
+    mu, log_var = vae.encode(x01)
+    kl_sorted = np.sort(losses.free_bits_kl(mu, log_var, 0.0)[3])
+    vae = VAE(vae.config, free_bits=0.5 * (kl_sorted[0] + kl_sorted[1]))  # one dimension free, two paying
+    rep = check_model(vae, x01, rng.standard_normal((n, 3)))
+    rep.label = f"VAE (tanh bernoulli, free bits λ={vae.config.free_bits:.3f})"
+    reports.append(rep)
+    ae = Autoencoder(input_dim=6, hidden=(5,), latent=2, activation="tanh", likelihood="gaussian",
+                     obs_var_mode="learned", dtype="float64", seed=seed)
+    rep = check_model(ae, x01)
+    rep.label = "Autoencoder (tanh gaussian, σ_x² learned)"
+    reports.append(rep)
+    return reports
+
+
+
+def conv_checks(rng, seed):
+    """Conv2d and ConvTranspose2d (stride 2, padding 1, output padding 1), the reshapes between them
+    and dense layers, and a conv VAE and conv autoencoder on 8×8 images (derivations/convolution.md)."""
+    from . import layers  # noqa: PLC0415
+    from .vae import Autoencoder, VAE  # noqa: PLC0415
+
+    f64 = np.float64
+    reports = []
+    for layer, shape in ((layers.Conv2d(2, 3, 3, 2, 1, init="uniform", rng=rng, dtype=f64), (2, 2, 5, 5)),
+                         (layers.ConvTranspose2d(3, 2, 3, 2, 1, 1, init="uniform", rng=rng, dtype=f64), (2, 3, 3, 3)),
+                         (layers.Flatten(), (2, 3, 2, 2)), (layers.Unflatten((3, 2, 2)), (2, 12))):
+        rep = check_layer(layer, rng.standard_normal(shape), rng)
+        rep.label = {"Conv2d": "Conv2d(2→3, k3, s2, p1)", "ConvTranspose2d": "ConvTranspose2d(3→2, k3, s2, p1, op1)"}.get(
+            type(layer).__name__, repr(layer))
+        reports.append(rep)
+    x01 = rng.uniform(0, 1, (2, 64))
+    conv = dict(arch="conv", input_dim=64, image_shape=(8, 8), channels=(2, 3), dense=4, latent=2, dtype="float64",
+                seed=seed)
+    vae = VAE(activation="tanh", likelihood="bernoulli", beta=0.7, **conv)
+    rep = check_model(vae, x01, rng.standard_normal((2, 2)))
+    rep.label = "VAE, conv 8x8 c2-c3-d4 (tanh bernoulli)"
+    reports.append(rep)
+    # tanh, not softplus: the first layer's gradients stay well above the round-off of a loss of 64 pixels
+    ae = Autoencoder(activation="tanh", likelihood="gaussian", **{**conv, "dense": 0})
+    rep = check_model(ae, x01)
+    rep.label = "Autoencoder, conv 8x8 c2-c3 (tanh gaussian)"
+    reports.append(rep)
     return reports
