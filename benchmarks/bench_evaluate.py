@@ -111,9 +111,11 @@ def profile_stages(model, xb, k, rows=importance.FAST_ROWS, examples=4):
         stages["fast: Bernoulli (exp, 16-factor products, logs)"] = cpu(
             lambda: [importance._softplus_row_sums(h[s:s + rows], last, u[:min(rows, k - s)])
                      for s in range(0, k, rows)]) - stages["fast: last product, sign and bias folded"]
-        noise = np.random.default_rng(1)
-        stages["fast: whole path, one digit"] = cpu(
-            lambda: importance._binary_bernoulli(model, x1, k, noise, rows), reps=examples)
+        eps1 = rng.standard_normal((1, k, model.config.latent), dtype=np.float32)
+        stages["fast: whole path, one digit (ε given)"] = cpu(
+            lambda: importance._binary_bernoulli(model, x1, eps1, rows), reps=examples)
+        stages["drawing ε (K·Z normals)"] = cpu(
+            lambda: rng.standard_normal((k, model.config.latent), dtype=np.float32))
     return stages
 
 

@@ -67,7 +67,8 @@ class Stream:
 def generic_and_fast(model, xb, k, normals, rows=50):
     generic = importance._generic(model, xb, k, Stream(normals), rows)
     with importance._one_blas_thread():
-        fast = importance._binary_bernoulli(model, xb, k, Stream(normals), rows)
+        eps = Stream(normals).standard_normal((xb.shape[0], k, model.config.latent), dtype=model.dtype)
+        fast = importance._binary_bernoulli(model, xb, eps, rows)
     return generic, fast
 
 

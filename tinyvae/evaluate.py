@@ -169,8 +169,8 @@ def importance_weighted_bounds(model, x, *, k=5000, seed=0, curve=CURVE_KS, batc
         raise ValueError(f"k (importance samples) must be a positive int, got {k!r}")
     x = _check_images(model, x, binarize)
     ks = sorted({int(c) for c in curve if 1 <= c < k} | {int(k)})
-    if batch_size is None:  # at least two examples, one per core, and about MAX_ROWS decoder rows
-        batch_size = max(2, importance.MAX_ROWS // k)
+    if batch_size is None:  # several examples for the cores to share, and about MAX_ROWS decoder rows
+        batch_size = max(8, importance.MAX_ROWS // k)
     noise = backend.default_rng(seed, model.xp)
     pixels = np.random.default_rng([seed, 1])
     bounds = np.empty((x.shape[0], len(ks)), dtype=np.float64)

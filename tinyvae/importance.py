@@ -32,6 +32,7 @@ Two ways to the same numbers:
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
@@ -54,12 +55,33 @@ def log_weights(model, batches, k, noise, *, sample_chunk=None):
     ``sample_chunk``: decoder rows per pass (default: MAX_ROWS on the generic path, FAST_ROWS on the CPU one).
     """
     fast = _fast_path_applies(model)
-    with _one_blas_thread() if fast else nullcontext():
+    if not fast:
         for xb in batches:
-            if fast and bool(((xb == 0) | (xb == 1)).all()):
-                yield _binary_bernoulli(model, xb, k, noise, sample_chunk or FAST_ROWS)
-            else:
-                yield to_numpy(_generic(model, xb, k, noise, sample_chunk or MAX_ROWS))
+            yield to_numpy(_generic(model, xb, k, noise, sample_chunk or MAX_ROWS))
+        return
+    z_dim, dtype = model.config.latent, model.dtype
+    draws = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinyvae-noise")
+    try:
+        with _one_blas_thread():
+            batches = ((xb, bool(((xb == 0) | (xb == 1)).all())) for xb in batches)
+            current = next(batches, None)
+            pending = draws.submit(noise.standard_normal, (len(current[0]), k, z_dim), dtype=dtype) \
+                if current is not None and current[1] else None
+            while current is not None:
+                xb, binary = current
+                if not binary:  # grey levels: the generic path draws its own ε, in stream order
+                    yield to_numpy(_generic(model, xb, k, noise, sample_chunk or MAX_ROWS))
+                    current = next(batches, None)
+                    pending = draws.submit(noise.standard_normal, (len(current[0]), k, z_dim), dtype=dtype) \
+                        if current is not None and current[1] else None
+                    continue
+                eps = pending.result()  # this batch's ε; the next batch's is drawn while this one is computed
+                current = next(batches, None)
+                pending = draws.submit(noise.standard_normal, (len(current[0]), k, z_dim), dtype=dtype) \
+                    if current is not None and current[1] else None
+                yield _binary_bernoulli(model, xb, eps, sample_chunk or FAST_ROWS)
+    finally:
+        draws.shutdown(wait=True)
 
 
 def bound_curve(log_w, ks):
@@ -148,18 +170,17 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _binary_bernoulli(model, xb, k, noise, rows):
-    """(B, K) float64 log weights of {0, 1} images ``xb`` under a Bernoulli decoder with tanh layers."""
-    n, z_dim = xb.shape[0], model.config.latent
+def _binary_bernoulli(model, xb, eps, rows):
+    """(B, K) float64 log weights of {0, 1} images ``xb`` (B, D) for their noise ``eps`` (B, K, Z)."""
+    n = xb.shape[0]
     mu, log_var = model.encode(xb)  # (B, Z) each
-    eps = noise.standard_normal((n, k, z_dim), dtype=model.dtype)  # the stream, example after example
     layers = model.decoder.layers
     # every bias as the last row of its weight matrix: the inputs get a column of ones
     weights = [np.vstack([d.params["W"], d.params["b"][None, :]]) for d in layers[0::2]]
     acts = [FAST_ACTIVATIONS[type(a)] for a in layers[1::2]]
     threads = min(host_threads(np), n)
     parts = [(range(t, n, threads), xb, mu, log_var, eps, weights, acts, rows) for t in range(threads)]
-    log_w = np.empty((n, k), dtype=np.float64)
+    log_w = np.empty((n, eps.shape[1]), dtype=np.float64)
     for part, result in zip(parts, run_split(_examples, parts)):
         log_w[part[0]] = result
     return log_w
