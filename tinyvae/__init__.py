@@ -25,14 +25,16 @@ from .losses import (bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl
 from .optim import SGD, Adam
 from .vae import VAE, Autoencoder, ModelConfig, Reparameterize, build_model, load_model
 from .train import TrainConfig, resume, train
-from .evaluate import active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_nll, kl_per_dimension, log_mean_exp
+from .evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
+                       importance_weighted_nll, kl_per_dimension, log_mean_exp)
 from .ppca import PPCA, fit_linear_vae, linear_vae_elbo, linear_vae_from_ppca, ppca_fit, ppca_log_likelihood
 
 __version__ = "0.1.0"
 
 __all__ = [
     "TrainConfig", "train", "resume",
-    "active_units", "evaluate_checkpoint", "evaluate_elbo", "importance_weighted_nll", "kl_per_dimension",
+    "active_units", "evaluate_checkpoint", "evaluate_elbo", "importance_weighted_bounds", "importance_weighted_nll",
+    "kl_per_dimension",
     "log_mean_exp",
     "PPCA", "fit_linear_vae", "linear_vae_elbo", "linear_vae_from_ppca", "ppca_fit", "ppca_log_likelihood",
     "Adam", "Autoencoder", "CheckpointError", "Dense", "GradcheckReport", "LeakyReLU", "ModelConfig",
