@@ -255,3 +255,12 @@ def test_the_paper_preset_trains_with_the_iwae_objective_from_the_command_line(t
         ("iwae", 5, (200, 200), 50, "tanh")
     assert (config.lr_schedule, config.adam_eps, config.binarize, config.output_bias, config.epochs) == \
         ("iwae-paper", 1e-4, "dynamic", "data-mean", 3280)
+
+
+@pytest.mark.parametrize("width", [1, 6, 7, 784])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_log_row_sums_equal_the_sums_of_the_logs(width, inplace):
+    values = 1 + np.random.default_rng(width).uniform(0, 1, (3, 5, width))  # factors in [1, 2)
+    expected = np.log(values).sum(axis=-1)
+    np.testing.assert_allclose(iwae.log_row_sums(values.copy() if inplace else values, inplace=inplace), expected,
+                               rtol=1e-13)

@@ -40,11 +40,11 @@ import numpy as np
 from . import backend
 from .backend import host_threads, is_numpy, run_split, to_numpy
 from .layers import Dense, ReLU, Tanh
+from .iwae import log_row_sums
 from .losses import log_normal_density
 
 MAX_ROWS = 8192  # decoder rows per pass of the generic path: ~25 MB per (rows, 784) float32
 FAST_ROWS = 256  # rows per block of the CPU path: the (256, 784) float32 block (0.8 MB) stays in a core's cache
-FOLDS = 4  # products of up to 2**4 = 16 factors (1 + e^u) before a logarithm
 CURVE_KS = (1, 5, 50)  # the L_K curve is reported at these K and at the K of the estimate
 
 
@@ -221,13 +221,7 @@ def _softplus_row_sums(h, last, u):
     np.matmul(h, last, out=u)  # (r, D): s ⊙ (h W + b)
     np.exp(u, out=u)
     u += 1
-    width = u.shape[1]
-    for _ in range(FOLDS):  # multiply the halves of each row together: 2, 4, 8, 16 factors per entry
-        if width % 2:
-            break
-        width //= 2
-        np.multiply(u[:, :width], u[:, width:2 * width], out=u[:, :width])
-    sums = np.log(u[:, :width]).sum(axis=1, dtype=np.float64)  # [eq:log-of-products]
+    sums = log_row_sums(u, inplace=True)  # logs of products of 16 factors  [eq:log-of-products]
     bad = ~np.isfinite(sums)  # a product beyond float32's range (or e^u itself): redo those rows exactly
     if bad.any():
         v = h[bad].astype(np.float64) @ last.astype(np.float64)
