@@ -15,6 +15,7 @@ naming the file, the array, what it holds and what was expected.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -31,6 +32,11 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, truncated, corrupt, or of another model."""
 
 
+TEXT, COUNTER, FLOATS = "a text (a 0-d string)", "an integer counter (a scalar >= 0)", "an array of real floating-point numbers"
+# What the arrays tinyvae writes hold, checked whenever they are present, whoever reads the file.
+KNOWN_KINDS = {"format": TEXT, "config": TEXT, "train_format": TEXT, "train_config": TEXT, "tinyvae_version": TEXT,
+               "epoch": COUNTER, "step": COUNTER, "optim.t": COUNTER, "theta": FLOATS, "sums": FLOATS,
+               "seconds": FLOATS}
 _TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")  # .NAME.tmp-PID, as atomic_write names them
 _ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip member, or an empty zip archive
 
@@ -69,6 +75,7 @@ def atomic_write(path, write, *, exclusive=False, after=None):
     followed by ``after`` (what is intact, how to continue).
     """
     path = Path(path)
+    taken = False
     with file_errors("write", path, after):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent)
@@ -79,13 +86,32 @@ def atomic_write(path, write, *, exclusive=False, after=None):
                 f.flush()
                 os.fsync(f.fileno())
             if exclusive:
-                os.link(tmp, path)  # fails with FileExistsError when path exists: no overwrite, no race
+                taken = not _link(tmp, path)
             else:
                 os.replace(tmp, path)
         finally:
             if tmp.exists():
                 tmp.unlink()
+    if taken:
+        raise FileExistsError(errno.EEXIST, "another writer created it first", str(path))
     return path
+
+
+def _link(tmp, path):
+    """Give ``tmp`` the name ``path`` unless ``path`` exists (atomically); False when it did exist."""
+    try:
+        os.link(tmp, path)  # fails when path exists, even when two processes race for it
+    except FileExistsError:
+        return False
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        try:  # a file system without hard links: exclusive creation, then a copy
+            with open(path, "xb") as out, open(tmp, "rb") as f:
+                out.write(f.read())
+        except FileExistsError:
+            return False
+    return True
 
 
 def save_arrays(path, arrays, after=None):
@@ -110,21 +136,24 @@ def load_arrays(path, required=(), *, texts=(), counters=(), floats=()):
     with file_errors("read the checkpoint", path), open(path, "rb") as f:
         start = f.read(8)
         if not start.startswith(_ZIP_STARTS):
-            raise CheckpointError(f"checkpoint {path}: cannot be read as an .npz archive of plain arrays (np.savez, "
-                                  f"as tinyvae writes): {_not_an_npz(start)}")
+            raise CheckpointError(f"checkpoint {path}: cannot be read as an .npz archive of plain arrays: "
+                                  f"{_not_an_npz(start)}; expected an .npz archive as np.savez writes it")
         f.seek(0)
         arrays = _read_npz(f, path)
-    names = {"text": texts, "integer counter": counters, "real floating-point array": floats}
-    article = {"text": "a text (a 0-d string)", "integer counter": "an integer counter (a scalar >= 0)",
-               "real floating-point array": "an array of real floating-point numbers"}
     missing = [name for name in dict.fromkeys((*required, *texts, *counters, *floats)) if name not in arrays]
     if missing:
         raise CheckpointError(f"checkpoint {path}: missing arrays {missing}; it holds {sorted(arrays)}")
-    problems = [f"'{name}' must be {article[kind]}, got {_describe(arrays[name])}" for kind, keys in names.items()
-                for name in keys if _kind(arrays[name]) != kind]
-    problems += [f"'{name}' {problem}" for name, value in arrays.items() if (problem := array_problem(value))]
+    kinds = {**KNOWN_KINDS, **dict.fromkeys(texts, TEXT), **dict.fromkeys(counters, COUNTER),
+             **dict.fromkeys(floats, FLOATS)}
+    problems = []
+    for name, value in arrays.items():
+        want = kinds.get(name)
+        if want is not None and _kind(value) != want:
+            problems.append(f"'{name}' must be {want}, got {_describe(value)}")
+        elif problem := array_problem(value):
+            problems.append(f"'{name}' {problem}")
     if problems:
-        raise CheckpointError(f"checkpoint {path}: refused, {'; '.join(dict.fromkeys(problems))}")
+        raise CheckpointError(f"checkpoint {path}: refused, {'; '.join(problems)}")
     return arrays
 
 
@@ -163,11 +192,11 @@ def _not_an_npz(start):
 
 def _kind(a):
     if a.dtype.kind == "U" and a.ndim == 0:
-        return "text"
+        return TEXT
     if a.dtype.kind in "iu" and a.ndim == 0:
-        return "integer counter"
+        return COUNTER
     if a.dtype.kind == "f":
-        return "real floating-point array"
+        return FLOATS
     return None
 
 

@@ -77,8 +77,8 @@ def explain(err, doing=None, path=None):
         return f"cannot {doing} {path}: {err}"
     path = Path(path if path is not None else err.filename) if (path or err.filename) else None
     head = f"cannot {doing or 'use'} {path}" if path is not None else f"cannot {doing or 'continue'}"
-    if err.errno == errno.ENOTDIR:
-        blocker = _file_in_path(path) if path is not None else None
+    blocker = _file_in_path(path.parent) if path is not None and err.errno in (errno.ENOTDIR, errno.EEXIST) else None
+    if err.errno == errno.ENOTDIR or blocker is not None:  # a folder in the path is really a file
         what = f"{blocker} is a file, not a folder" if blocker else "a part of the path is a file, not a folder"
         return f"{head}: {what}; choose a path whose folders are folders"
     what, fix = _EXPLAIN.get(err.errno, (err.strerror or str(err), None))

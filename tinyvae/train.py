@@ -283,8 +283,8 @@ def resume(path, *, epochs=None, device=None, expect=None, progress=True, log=pr
     if config.device != stored.device:
         log(f"note: the run moves from {stored.device} to {config.device}; it stays reproducible but will "
             f"not match, bit for bit, a run that never moved")
+    _trim_metrics(run.run_dir / METRICS_NAME, done, log)  # checked (and trimmed) before anything is rewritten
     _write_run_config(run, fresh=False)
-    _trim_metrics(run.run_dir / METRICS_NAME, done)
     log(f"resuming {run.run_dir} {run.position(done, step)}")
     return run.fit(first_epoch=done + 1, first_step=step, sums=[float(v) for v in arrays["sums"]],
                    seconds=float(arrays["seconds"]))
@@ -309,9 +309,9 @@ def _restart(folder, asked, dataset, options):
     remove_stale_temporaries(folder)
     run = _new_run(config, dataset, **options)
     run.run_dir = folder
+    _trim_metrics(folder / METRICS_NAME, 0, run.log)
     if config != stored:
         _write_run_config(run, fresh=False)
-    _trim_metrics(folder / METRICS_NAME, 0)
     run.log(f"{folder} holds no checkpoint yet (the run stopped before its first one): starting it again from the "
             f"beginning with its stored config, {config.epochs} epochs")
     return run.fit(first_epoch=1, first_step=0, sums=[0.0, 0.0, 0.0], seconds=0.0)
@@ -735,7 +735,7 @@ def _write_run_config(run, fresh):
                              f"first; this one stopped without writing anything; choose another --out folder") from None
 
 
-def _trim_metrics(path, epochs_done):
+def _trim_metrics(path, epochs_done, log=print):
     """Drop lines of epochs after the checkpoint (written just before a crash), so none repeats.
 
     A last line cut short (the disk filled, or the process died, while it was written) is dropped
@@ -752,7 +752,8 @@ def _trim_metrics(path, epochs_done):
             record = json.loads(line)
         except json.JSONDecodeError as err:
             if number == len(lines) and not line.endswith("\n"):
-                continue  # a line cut short
+                log(f"note: dropped the last line of {path}, cut short by the stop: {line[:40]!r}")
+                continue
             raise ConfigError(f"{path} line {number} is not JSON ({err}): it was edited or damaged; tinyvae will not "
                               f"rewrite it: repair it, or move it aside, and resume again") from err
         if not isinstance(record, dict) or not isinstance(record.get("epoch", 0), int):
@@ -827,7 +828,8 @@ def _read_checkpoint(checkpoint):
         model_config = from_json_array(arrays["config"], checkpoint)
         arrays["train_config"].model_config(model_config.get("input_dim", 784), model_config.get("image_shape"))
     except ConfigError as err:
-        raise CheckpointError(f"{checkpoint}: its stored training config is unusable: {err}") from err
+        problem = str(err).removeprefix("invalid training config: ").removeprefix("invalid model config: ")
+        raise CheckpointError(f"{checkpoint}: its stored training config is unusable: {problem}") from err
     for name, shape in (("sums", (len(LOSS_TERMS),)), ("seconds", ())):
         if arrays[name].shape != shape:
             raise CheckpointError(f"{checkpoint}: '{name}' must have shape {shape}, got {arrays[name].shape}")

@@ -504,7 +504,8 @@ class _Model:
         try:
             config = ModelConfig(**stored)
         except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: stored config is not a valid model config: {err}") from err
+            problem = str(err).removeprefix("invalid model config: ")
+            raise CheckpointError(f"{path}: stored config is not a valid model config: {problem}") from err
         if arrays["theta"].ndim != 1:
             raise CheckpointError(f"{path}: 'theta' must be one flat array of parameters, got shape "
                                   f"{arrays['theta'].shape}")
