@@ -264,3 +264,26 @@ def test_log_row_sums_equal_the_sums_of_the_logs(width, inplace):
     expected = np.log(values).sum(axis=-1)
     np.testing.assert_allclose(iwae.log_row_sums(values.copy() if inplace else values, inplace=inplace), expected,
                                rtol=1e-13)
+
+
+@pytest.mark.parametrize("hidden, latent, n, k", [((64,), 8, 8, 20), ((32, 32), 6, 4, 60)])
+def test_the_memory_estimate_bounds_the_measured_peak_of_a_step(hidden, latent, n, k):
+    import tracemalloc
+
+    model = VAE(input_dim=784, hidden=hidden, latent=latent, activation="tanh", objective="iwae", k=k)
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(n, 784)) < 0.2).astype(np.float32)
+    eps = rng.standard_normal((n, k, latent), dtype=np.float32)
+    model.forward(x, eps)
+    model.backward()
+    model._cache = None  # the last step's arrays freed, as at the start of the next step
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        model.forward(x, eps)
+        model.backward()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    estimate = iwae.step_bytes(n, k, model.config, 4)
+    assert 0.3 * estimate < peak <= estimate
