@@ -211,6 +211,20 @@ def _iwae_batch_sum(log_w):
     return n * loss, -w
 
 
+def _iwae_encoder(q_mu=None, q_logvar=None, prior=True, weight=None, std_power=1):
+    """The answer to (h) with one piece swapped: log q's parts on μ and log σ², the prior, the weights, σ."""
+    def iwae_encoder_backward(weights, dlogpx_dz, z, eps, std):
+        n, k = weights.shape
+        g = (weights if weight is None else weight(weights))[..., None] / n  # (N, K, 1)
+        s = std[:, None, :]
+        dz = g * ((z if prior else 0.0) - dlogpx_dz)
+        dmu = dz.sum(axis=1) + (0.0 if q_mu is None else q_mu(g, eps, s).sum(axis=1))
+        dlog_var = 0.5 * std ** std_power * (dz * eps).sum(axis=1)
+        dlog_var = dlog_var + (-0.5 / n if q_logvar is None else q_logvar(g, eps, n, k))
+        return dmu, dlog_var
+    return iwae_encoder_backward
+
+
 def _raises(*args):
     return np.sum(args[0], axis=5)  # an AxisError inside "learner code"
 
@@ -317,6 +331,20 @@ PLANTED = [
     ("iwae_loss", "clipped log weights", _iwae_clipped, ["wrong for log weights of ±1e4", "clipping"]),
     ("iwae_loss", "log K forgotten", _iwae_without_log_k, ["loss", "1/K inside the log is missing"]),
     ("iwae_loss", "sum over the batch", _iwae_batch_sum, ["4 ×", "sum over the batch where the mean is meant"]),
+    ("iwae_encoder_backward", "log q through z only",
+     _iwae_encoder(q_mu=lambda g, e, s: -g * e / s, q_logvar=lambda g, e, n, k: (-0.5 * g * e ** 2).sum(axis=1)),
+     ["dmu, dlog_var", "only the path through z", "eq:iwae-log-q-total"]),
+    ("iwae_encoder_backward", "log q directly only",
+     _iwae_encoder(q_mu=lambda g, e, s: g * e / s, q_logvar=lambda g, e, n, k: (g * (0.5 * e ** 2 - 0.5)).sum(axis=1)),
+     ["dmu, dlog_var", "only the direct dependence"]),
+    ("iwae_encoder_backward", "log q's −½ missing", _iwae_encoder(q_logvar=lambda g, e, n, k: 0.0),
+     ["dlog_var", "−½ per sample is missing"]),
+    ("iwae_encoder_backward", "log q's −½ unweighted", _iwae_encoder(q_logvar=lambda g, e, n, k: -0.5 * k / n),
+     ["dlog_var", "without its weight"]),
+    ("iwae_encoder_backward", "the prior forgotten", _iwae_encoder(prior=False), ["dmu, dlog_var", "prior's term"]),
+    ("iwae_encoder_backward", "uniform weights", _iwae_encoder(weight=lambda w: np.full_like(w, 1 / w.shape[1])),
+     ["dmu, dlog_var", "weighted 1/(N K)"]),
+    ("iwae_encoder_backward", "σ² for σ", _iwae_encoder(std_power=2), ["dlog_var", "σ² in place of σ"]),
 ]
 
 

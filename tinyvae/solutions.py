@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     "bce_with_logits", "dense_backward", "gaussian_kl", "relu_backward", "reparameterize",
-    "reparameterize_backward", "tanh_backward", "vae_backward", "iwae_loss",
+    "reparameterize_backward", "tanh_backward", "vae_backward", "iwae_loss", "iwae_encoder_backward",
 ]
 
 
@@ -137,3 +137,17 @@ def iwae_loss(log_w):
     loss = -log_mean.sum() / n  # [eq:iwae-loss]
     dlog_w = -(e / total) / n  # −w̃ / N, w̃ = softmax_k(log w) held as it is  [eq:iwae-weights] [eq:iwae-grad-logw]
     return float(loss), dlog_w
+
+
+# --------------------------------------------------------------------------- (h) the IWAE gradient at the encoder
+
+
+def iwae_encoder_backward(weights, dlogpx_dz, z, eps, std):
+    """∂(−L_K)/∂μ and ∂(−L_K)/∂log σ², each (N, Z), from the normalized weights w̃ (N, K), the
+    likelihood's gradient at each sample, z and ε (N, K, Z), and σ (N, Z)."""
+    n = weights.shape[0]
+    g = weights[..., None] / n  # (N, K, 1): −∂loss/∂log w  [eq:iwae-grad-logw]
+    dz = g * (z - dlogpx_dz)  # (N, K, Z): −log p(x|z) and −log p(z) = ½‖z‖² + const  [eq:iwae-grad-z]
+    dmu = dz.sum(axis=1)  # through z; log q's two paths cancel for μ  [eq:iwae-grad-mu] [eq:iwae-log-q-total]
+    dlog_var = 0.5 * std * (dz * eps).sum(axis=1) - 0.5 / n  # log q: −½ per sample, Σ_k w̃ = 1  [eq:iwae-grad-logvar]
+    return dmu, dlog_var
