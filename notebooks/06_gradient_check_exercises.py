@@ -181,6 +181,36 @@ def vae_backward(params, cache):
 exercises.check('vae_backward', vae_backward)
 
 # %% [markdown]
+# ## (g) The importance-weighted loss
+#
+# The IWAE trains on the bound $L_K$: for each example, K samples and their log weights
+# $\log w_k = \log p(x \mid z_k) + \log p(z_k) - \log q(z_k \mid x)$. Write `iwae_loss(log_w)`: from the
+# (N, K) log weights, the loss $-\frac1N\sum_n \log \frac1K \sum_k w_{nk}$ and its gradient with respect to
+# `log_w` ([derivations/iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)). The checker also feeds log weights of
+# ±1e4, where a plain `np.log(np.mean(np.exp(log_w)))` fails.
+
+# %%
+def iwae_loss(log_w):
+    # return loss (a number), dlog_w (N, K)
+    raise NotImplementedError  # your code here
+
+exercises.check('iwae_loss', iwae_loss)
+
+# %% [markdown]
+# ## (h) The IWAE gradient at the encoder
+#
+# Given the normalized weights, the likelihood's gradient at each sample, z, ε and σ, write
+# `iwae_encoder_backward` returning the loss's gradient at μ and log σ². The trap: log q depends on μ and
+# log σ² through the sample *and* directly ([eq:iwae-log-q-total](../derivations/iwae.md#eq:iwae-log-q-total)).
+
+# %%
+def iwae_encoder_backward(weights, dlogpx_dz, z, eps, std):
+    # return dmu (N, Z), dlog_var (N, Z)
+    raise NotImplementedError  # your code here
+
+exercises.check('iwae_encoder_backward', iwae_encoder_backward)
+
+# %% [markdown]
 # ## Everything at once
 #
 # `check_all` takes a module or a dict of functions; `globals()` is the dict of everything defined in
