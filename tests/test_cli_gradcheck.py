@@ -13,7 +13,8 @@ from tinyvae.cli import main
 from tinyvae.layers import Tanh
 
 LABELS = ["Dense(5, 3, init=glorot)", "Dense(5, 3, init=he)", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus",
-          "bernoulli_nll", "gaussian_nll", "gaussian_kl", "Reparameterize", "VAE (vae", "Autoencoder (ae"]
+          "bernoulli_nll", "gaussian_nll", "gaussian_kl", "Reparameterize", "VAE (vae", "Autoencoder (ae",
+          "Conv2d(2→3", "ConvTranspose2d(3→2", "Flatten", "Unflatten", "VAE, conv", "Autoencoder, conv"]
 
 
 def rows(out):
