@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +292,22 @@ def _npy_bytes():
     return buffer.getvalue()
 
 
+def _huge_header(path, marker):
+    """theta's header claims 10^10 floats (40 GB) where the archive holds 12 bytes."""
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, value in arrays.items():
+            member = io.BytesIO()
+            if name == "theta":
+                np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False,
+                                                               "shape": (10**10,)})
+                member.write(bytes(12))
+            else:
+                np.lib.format.write_array(member, value, allow_pickle=False)
+            archive.writestr(f"{name}.npy", member.getvalue())
+
+
 def _pickle_file(path, marker):
     path.write_bytes(pickle.dumps(Evil(marker)))
 
@@ -316,6 +333,7 @@ PLANTS = {
                                 ["must be a JSON object", "got list"]),
     "a .npy under .npz": (lambda p, m: p.write_bytes(_npy_bytes()),
                           ["single .npy array", "expected", ".npz archive"]),
+    "a header claiming 40 GB": (_huge_header, ["'theta'", "declares shape (10000000000,)", "holds 12 bytes"]),
     "a pickle": (_pickle_file, ["Python pickle", "refused", ".npz archive"]),
     "a pickled object array": (_object_array, ["'format'", "pickled Python object", "refused"]),
     "an empty file": (lambda p, m: p.write_bytes(b""), ["empty, 0 bytes", ".npz archive"]),
@@ -1010,3 +1028,41 @@ def test_a_model_larger_than_this_machines_memory_is_refused_before_allocating(m
     assert "652,824 parameters" in message and "4 copies" in message
     assert "more than this machine's 0.0 GiB of memory" in message
     VAE(hidden=(40,), latent=2, input_dim=16)  # 1,620 parameters: 4 float32 copies (26 KB) fit in 1 MiB
+
+
+# =========================================================================== 6. found along the way
+
+
+def test_a_bad_thread_count_in_the_environment_is_named(run, capsys, monkeypatch):
+    monkeypatch.setenv("TINYVAE_THREADS", "many")
+    result = call(["evaluate", run], capsys)
+    assert result.rc == 1
+    result.says("TINYVAE_THREADS must be a positive integer, got 'many'")
+
+
+def test_data_naming_a_file_is_refused_as_not_a_folder(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("mine\n")
+    result = call(train_args(target, tmp_path / "run"), capsys)
+    assert result.rc == 1
+    result.says(f"--data {target}: is a file; expected a folder holding the MNIST-format IDX files")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_config_json_that_is_not_an_object_is_refused_by_evaluate(run, capsys):
+    (run / "config.json").write_text("[1, 2]\n")
+    before = files(run)
+    result = call(["evaluate", run], capsys)
+    assert result.rc == 1
+    result.says(run / "config.json", "expected a JSON object", "got list")
+    assert_intact(before)
+
+
+def test_plot_names_a_damaged_metrics_line_before_drawing_anything(run, capsys):
+    (run / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2,\n')
+    before = files(run)
+    result = call(["plot", run], capsys)
+    assert result.rc == 1
+    result.says(f"{run / 'metrics.jsonl'} line 2: expected one JSON object per line", "got '{\"epoch\": 2,'")
+    assert_intact(before)
+    assert files(run).keys() == before.keys()  # no picture drawn

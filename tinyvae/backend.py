@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .errors import InputError
+
 CPU = "cpu"
 GPU = "gpu"
 DEVICES = (CPU, GPU)
@@ -174,7 +176,7 @@ def host_threads(xp):
     wanted = os.environ.get("TINYVAE_THREADS", "").strip()
     if wanted:
         if not wanted.isdigit() or int(wanted) < 1:
-            raise ValueError(f"TINYVAE_THREADS must be a positive integer, got {wanted!r}")
+            raise InputError(f"TINYVAE_THREADS must be a positive integer, got {wanted!r}")
         return int(wanted)
     return min(2, _CPUS)
 

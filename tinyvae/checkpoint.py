@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import zipfile
@@ -133,6 +134,8 @@ def load_arrays(path, required=(), *, texts=(), counters=(), floats=()):
         raise CheckpointError(f"checkpoint {path}: is a folder; expected a .npz checkpoint file")
     if not path.exists():
         raise CheckpointError(f"checkpoint {path}: no such file")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: is not a regular file (a device or a pipe?); expected a .npz file")
     with file_errors("read the checkpoint", path), open(path, "rb") as f:
         start = f.read(8)
         if not start.startswith(_ZIP_STARTS):
@@ -167,7 +170,10 @@ def _read_npz(f, path):
     with archive:
         for name in archive.files:
             try:
+                _check_declared_size(archive, name, path)
                 arrays[name] = archive[name]
+            except CheckpointError:
+                raise
             except ValueError as err:
                 if "allow_pickle" in str(err):
                     raise CheckpointError(
@@ -178,6 +184,30 @@ def _read_npz(f, path):
                 raise CheckpointError(f"checkpoint {path}: array '{name}' cannot be read (truncated or corrupt "
                                       f"archive?): {err}") from err
     return arrays
+
+
+def _check_declared_size(archive, name, path):
+    """Refuse an array whose header declares more bytes than the archive holds for it, before
+    NumPy allocates them (a damaged or hostile header could ask for terabytes)."""
+    member = name if name in archive.zip.namelist() else f"{name}.npy"
+    try:
+        info = archive.zip.getinfo(member)
+        with archive.zip.open(member) as fp:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+            else:  # NumPy reads (and checks) other versions itself
+                return
+            header = fp.tell()
+    except (KeyError, ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error):
+        return  # NumPy's own read reports it
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > info.file_size - header:
+        raise CheckpointError(f"checkpoint {path}: array '{name}' declares shape {shape} of {dtype} "
+                              f"({declared:,} bytes) but the archive holds {info.file_size - header:,} bytes for it; "
+                              f"the file is truncated or corrupt")
 
 
 def _not_an_npz(start):

@@ -214,6 +214,8 @@ def load_split(split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     if split not in MNIST_FILES:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(MNIST_FILES)}")
     folder = bundled_mnist_dir() if data_dir is None else Path(data_dir)
+    if folder.is_file():
+        raise DataError(f"--data {folder}: is a file; expected a folder holding the MNIST-format IDX files")
     image_name, label_name = MNIST_FILES[split]
     images_path = _find_data_file(folder, image_name, bundled=data_dir is None)
     labels_path = _find_data_file(folder, label_name, bundled=data_dir is None)

@@ -25,6 +25,10 @@ class UserError(Exception):
     """An error whose message is written for the user; the command line prints it without a traceback."""
 
 
+class InputError(UserError, ValueError):
+    """A bad value from the user (an environment variable, a setting), named in the message."""
+
+
 class FileError(UserError, OSError):
     """An operating-system error on a named file, explained (raised by ``file_errors``)."""
 

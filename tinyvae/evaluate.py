@@ -233,7 +233,10 @@ def find_checkpoint(path):
         config = json.loads(config_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{config_path}: not a readable JSON run config: {err}") from err
-    return checkpoint, config if isinstance(config, dict) else {}
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object (field: value) describing the run, got "
+                              f"{type(config).__name__}; repair it or move it aside")
+    return checkpoint, config
 
 
 def run_data_dir(config):

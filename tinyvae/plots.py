@@ -143,7 +143,20 @@ def read_metrics(metrics):
         return list(metrics)
     path = Path(metrics)
     path = path / METRICS_NAME if path.is_dir() else path
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    with file_errors("read", path):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} line {number}: expected one JSON object per line, got {line[:40]!r} ({err})") \
+                from err
+        if not isinstance(row, dict):
+            raise ValueError(f"{path} line {number}: expected a JSON object, got {line[:40]!r}")
+        rows.append(row)
     return rows
 
 
@@ -289,6 +302,52 @@ def plot_interpolation(model, x_a, x_b, steps=10, path=None):
     return _finish(fig, path)
 
 
+def most_active_dimensions(means, count):
+    """Indices of the ``count`` latent dimensions whose posterior means vary most over the data
+    (the activity measure of Burda et al. 2016, sec. 5.2), most active first."""
+    variances = means.var(axis=0)
+    return [int(j) for j in np.argsort(-variances, kind="stable")[:count]]
+
+
+def plot_traversals(model, x, dims=6, digits=3, steps=9, span=3.0, path=None):
+    """Latent traversals: for each of the ``dims`` most active dimensions j, a grid whose rows are
+    ``digits`` inputs and whose columns decode their posterior mean μ(x) with z_j alone swept from
+    m_j − span·s_j to m_j + span·s_j (m_j, s_j: mean and standard deviation of μ_j over all of ``x``).
+
+    ``dims`` may also be a list of dimension indices. The activity (the variance of μ_j over ``x``)
+    is printed above each grid; a collapsed dimension (variance near 0) changes nothing.
+    """
+    if steps < 2 or digits < 1 or span <= 0:
+        raise ValueError(f"plot_traversals needs steps >= 2, digits >= 1 and span > 0, got steps={steps}, "
+                         f"digits={digits}, span={span}")
+    x = _as_batch(x)
+    means = posterior_means(model, x)  # (N, Z)
+    z_dim = means.shape[1]
+    chosen = most_active_dimensions(means, min(int(dims), z_dim)) if np.isscalar(dims) else [int(j) for j in dims]
+    if not chosen or any(not 0 <= j < z_dim for j in chosen):
+        raise ValueError(f"plot_traversals: dimensions must lie in [0, {z_dim}), got {dims!r}")
+    center, spread = means.mean(axis=0), means.std(axis=0)
+    t = np.linspace(-span, span, steps)
+    base = means[:digits]  # (digits, Z)
+    cols = 2 if len(chosen) > 1 else 1
+    rows = math.ceil(len(chosen) / cols)
+    fig = _figure(figsize=(cols * (0.55 * steps + 0.6), rows * (0.62 * len(base) + 0.75) + 0.6), layout="constrained")
+    for k, j in enumerate(chosen):
+        z = np.repeat(base[:, None, :], steps, axis=1)  # (digits, steps, Z)
+        z[:, :, j] = center[j] + t * spread[j]
+        flat = z.reshape(-1, z_dim).astype(model.dtype)
+        images = to_numpy(model.decode(backend.to_device(flat, model.xp)))
+        ax = fig.add_subplot(rows, cols, k + 1)
+        labels = [("0" if v == 0 else f"{v:+.0f}σ") if v == int(v) else "" for v in t]
+        _show(ax, _grid(images, steps), x.shape[1], cols=labels)
+        ax.set_title(f"z_{j}: var of μ_{j} over the data {spread[j] ** 2:.3g}", fontsize=9)
+    what = "posterior mean μ(x)" if isinstance(model, VAE) else "code"
+    fig.suptitle(f"Latent traversals of the {len(chosen)} most active dimensions ({model.config.describe()})\n"
+                 f"each row: a digit's {what} decoded with one coordinate z_j swept over\n"
+                 f"±{span:g} standard deviations (σ) of μ_j over {len(x)} digits", fontsize=10)
+    return _finish(fig, path)
+
+
 # --------------------------------------------------------------------------- two models
 
 
@@ -339,6 +398,7 @@ def write_run_pictures(run_dir, seed=0):
     run_dir = Path(run_dir)
     model, config, folder = _run(run_dir)
     x, y = _run_test_images(config, seed, SCATTER_DIGITS)
+    rows = read_metrics(folder / METRICS_NAME) if (folder / METRICS_NAME).is_file() else None  # checked first
     written = []
 
     def save(name, draw, *args, **kwargs):
@@ -347,14 +407,24 @@ def write_run_pictures(run_dir, seed=0):
 
     save("samples.png", plot_samples, model, seed=seed)
     save("reconstructions.png", plot_reconstructions, model, x)
-    if (folder / METRICS_NAME).is_file():
-        save("curves.png", plot_curves, folder / METRICS_NAME, model="vae" if isinstance(model, VAE) else "ae")
+    if rows is not None:
+        save("curves.png", plot_curves, rows, model="vae" if isinstance(model, VAE) else "ae")
     save("latent.png", plot_latent, model, x, y)
     a, b = _two_different_digits(y)
     save("interpolation.png", plot_interpolation, model, x[a], x[b])
     if model.config.latent == 2:
         save("manifold.png", plot_manifold, model)
     return written
+
+
+def write_traversals(run_dir, seed=0):
+    """Draw the latent traversals of a run (``plot_traversals`` on its test digits) into
+    ``traversals.png`` in the run folder; returns ``[path]``."""
+    model, config, folder = _run(run_dir)
+    x, _ = _run_test_images(config, seed, SCATTER_DIGITS)
+    path = folder / "traversals.png"
+    plot_traversals(model, x, path=path)
+    return [path]
 
 
 # --------------------------------------------------------------------------- command line
@@ -381,6 +451,8 @@ def add_parser(subparsers):
     p.add_argument("--n", type=_positive, default=10, help="digits per row in the comparison (default 10)")
     p.add_argument("--seed", type=arguments.count, default=0,
                    help="seed of z and of the test binarization (default 0)")
+    p.add_argument("--traverse", action="store_true",
+                   help="only draw latent traversals of the run's most active dimensions into RUN_DIR/traversals.png")
     p.set_defaults(func=plot_command, parser=p)
 
 
@@ -405,6 +477,8 @@ def plot_command(args):
     comparing = args.ae is not None or args.vae is not None
     if comparing == (args.run is not None) or (comparing and (args.ae is None or args.vae is None)):
         args.parser.error("give either RUN_DIR, or both --ae AE_RUN and --vae VAE_RUN")
+    if comparing and args.traverse:
+        args.parser.error("--traverse draws the traversals of one run: give RUN_DIR, not --ae and --vae")
     try:
         if comparing:
             ae, _, _ = _run(args.ae)
@@ -416,7 +490,8 @@ def plot_command(args):
         else:
             if not Path(args.run).is_dir():
                 raise CheckpointError(f"{args.run} is not a run folder")
-            paths = write_run_pictures(args.run, seed=args.seed)
+            paths = write_traversals(args.run, seed=args.seed) if args.traverse else \
+                write_run_pictures(args.run, seed=args.seed)
     except _ERRORS as err:
         print(f"tinyvae plot: error: {explain(err)}", file=sys.stderr)
         return 1
