@@ -10,16 +10,23 @@ backward, Adam). Each epoch's seconds are the training loop alone, as written to
 ``metrics.jsonl`` (the test-set evaluation after each epoch is timed separately and left out);
 the GPU path synchronizes the device before reading the timer.
 
-The lower bound is the epoch's matrix-multiply FLOPs (forward; dW of every dense layer; dX of
-every layer but the first, whose input is data) divided by the rate NumPy reaches on a large
-square float32 product on this machine, measured in the same run. Nothing can train an epoch
-faster than its multiplies alone.
+Two lower bounds, both measured in the same run. The large-square bound is the epoch's
+matrix-multiply FLOPs (forward; dW of every dense layer; dX of every layer but the first, whose
+input is data) divided by the best rate NumPy reaches on a 2048 × 2048 float32 product. The shape
+bound is the time the epoch's very products take at the model's own shapes (a batch of 128 rows
+times a 784 × 400 matrix runs slower than a large square), timed alone with preallocated arrays:
+what BLAS itself can do for this model, so tinyvae / shape bound is the cost of everything else
+(Adam, the loss, activations, batch preparation, Python). Nothing can train an epoch faster than
+its multiplies alone. The run prints which BLAS library, which kernel and how many threads ran
+(threadpoolctl, where installed): OpenBLAS picks its kernels by CPU unless OPENBLAS_CORETYPE says
+otherwise, so benchmark with that variable unset.
 
 Where PyTorch is installed (optional, never required), an equivalent PyTorch model (same
 layers, BCE + KL summed, torch.optim.Adam defaults, batches sliced from a preloaded tensor) is
 timed in the same run, taking turns with tinyvae: each round times every batch size, tinyvae
 then PyTorch, so that both see the same drift of a shared machine, and the ratio between them is
-taken within each round (the quoted ratio is the median over rounds). The peak resident memory
+taken within each round (the quoted ratio is the median over rounds). PyTorch runs twice per
+round: with ``torch.optim.Adam`` defaults and with ``fused=True`` (its fastest optimizer on a CPU). The peak resident memory
 is that of a whole ``tinyvae train --epochs 1`` process on full MNIST, each measured in a fresh
 process, without and with the pictures drawn at the end. Prints a table, then the JSON.
 """
@@ -88,6 +95,51 @@ def time_tinyvae(batch_size, epochs, device, workdir):
     return [r["seconds"] for r in rows], [r["test_loss"] for r in rows]
 
 
+def shape_bound_seconds(xp, n_examples, batch_size, shapes, repeats=3):
+    """Seconds of one epoch's matrix products at the model's own shapes, nothing else (the best of
+    ``repeats``): per step the forward Y = X W, dW = Xᵀ dY, and dX = dY Wᵀ for every layer but the first."""
+    full, rest = divmod(n_examples, batch_size)
+    sizes = [batch_size] * full + ([rest] if rest else [])
+    rng = backend.default_rng(0, xp)
+    bufs = {}
+    for n in set(sizes):
+        layers = []
+        for d_in, d_out in shapes:
+            x = rng.standard_normal((n, d_in), dtype=np.float32)
+            w = rng.standard_normal((d_in, d_out), dtype=np.float32)
+            dy = rng.standard_normal((n, d_out), dtype=np.float32)
+            layers.append((x, w, dy, xp.empty((n, d_out), np.float32), xp.empty((d_in, d_out), np.float32),
+                           xp.empty((n, d_in), np.float32)))
+        bufs[n] = layers
+    best = float("inf")
+    for _ in range(repeats):
+        backend.synchronize(xp)
+        start = time.perf_counter()
+        for n in sizes:
+            for i, (x, w, dy, y, dw, dx) in enumerate(bufs[n]):
+                xp.matmul(x, w, out=y)
+                xp.matmul(x.T, dy, out=dw)
+                if i:
+                    xp.matmul(dy, w.T, out=dx)
+        backend.synchronize(xp)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def blas_info():
+    """Which BLAS library, kernel ("architecture") and thread count NumPy's products use."""
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415
+    except ImportError:
+        return {"note": "threadpoolctl not installed: pip install threadpoolctl"}
+    info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not info:
+        return {"note": "no BLAS library found by threadpoolctl"}
+    keep = ("internal_api", "version", "architecture", "num_threads", "threading_layer", "filepath")
+    return {k: info[0].get(k) for k in keep} | {"OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+                                                 "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE")}
+
+
 def torch_available():
     try:
         import torch  # noqa: F401, PLC0415
@@ -96,11 +148,11 @@ def torch_available():
     return True
 
 
-def time_torch(batch_sizes, epochs, device):
+def time_torch(batch_sizes, epochs, device, fused=False):
     """PyTorch's seconds per epoch, in a process of its own: its OpenMP threads keep spinning after
     each parallel region and would slow whatever runs next in the same process."""
     cmd = [sys.executable, str(HERE / "torch_vae.py"), "--epochs", str(epochs), "--device", device,
-           "--batch-sizes", *map(str, batch_sizes)]
+           "--batch-sizes", *map(str, batch_sizes)] + (["--fused"] if fused else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return {int(b): secs for b, secs in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
@@ -143,12 +195,15 @@ def main(argv=None):
     n_train = len(load_dataset().train_x)
     shapes = dense_shapes(*SIZES)
     have_torch = not args.no_torch and torch_available()
+    blas = blas_info()
+    print("BLAS: " + ", ".join(f"{k} {v}" for k, v in blas.items() if k != "filepath"), flush=True)
     # The rate is sampled before and after every timed stretch and the best sample is kept: this
     # machine's speed drifts, and a lower bound must come from the fastest the multiplies ever ran.
     # tinyvae and PyTorch take turns, batch size by batch size and round by round, so that both
     # see the same drift; their ratio is taken within each round (paired), then the median.
     rates = [matmul_rate(xp)]
-    runs = {b: {"tinyvae": [], "torch": [], "paired_ratios": [], "test_loss": None} for b in args.batch_sizes}
+    runs = {b: {"tinyvae": [], "torch": [], "torch_fused": [], "paired_ratios": [], "paired_ratios_fused": [],
+                "shape_bound": [], "test_loss": None} for b in args.batch_sizes}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for b in args.batch_sizes:
@@ -157,13 +212,17 @@ def main(argv=None):
                 row = runs[b]
                 row["tinyvae"] += secs
                 row["test_loss"] = test_losses[-1]
-                line = f"round {r + 1}/{args.rounds} batch {b:4d}: tinyvae {statistics.median(secs):.3f} s/epoch"
+                row["shape_bound"].append(shape_bound_seconds(xp, n_train, b, shapes))
+                line = (f"round {r + 1}/{args.rounds} batch {b:4d}: tinyvae {statistics.median(secs):.3f} s/epoch, "
+                        f"shape bound {row['shape_bound'][-1]:.3f}")
                 if have_torch:
-                    torch_secs = time_torch([b], args.epochs, args.device)[b]
+                    for fused, key in ((False, ""), (True, "_fused")):
+                        torch_secs = time_torch([b], args.epochs, args.device, fused=fused)[b]
+                        row["torch" + key] += torch_secs
+                        row["paired_ratios" + key].append(statistics.median(secs) / statistics.median(torch_secs))
+                        line += (f", PyTorch{' fused' if fused else ''} {statistics.median(torch_secs):.3f} s/epoch "
+                                 f"(ratio {row['paired_ratios' + key][-1]:.2f})")
                     rates.append(matmul_rate(xp))
-                    row["torch"] += torch_secs
-                    row["paired_ratios"].append(statistics.median(secs) / statistics.median(torch_secs))
-                    line += f", PyTorch {statistics.median(torch_secs):.3f} s/epoch, ratio {row['paired_ratios'][-1]:.2f}"
                 print(line, flush=True)
     best = max(rates)
     bound = epoch_matmul_flops(n_train, shapes) / (best * 1e9)
@@ -171,26 +230,35 @@ def main(argv=None):
     for b, row in runs.items():
         result = {"batch_size": b, "tinyvae_s_per_epoch": statistics.median(row["tinyvae"]),
                   "tinyvae_runs": row["tinyvae"], "test_loss_after_last_epoch": row["test_loss"],
-                  "matmul_lower_bound_s": bound}
+                  "matmul_lower_bound_s": bound, "shape_bound_s": min(row["shape_bound"]),
+                  "shape_bound_runs": row["shape_bound"]}
         result["ratio_to_lower_bound"] = result["tinyvae_s_per_epoch"] / bound
+        result["ratio_to_shape_bound"] = result["tinyvae_s_per_epoch"] / result["shape_bound_s"]
         if row["torch"]:
             result.update({"torch_s_per_epoch": statistics.median(row["torch"]), "torch_runs": row["torch"],
                            "ratio_to_torch": statistics.median(row["paired_ratios"]),
-                           "ratio_to_torch_by_round": row["paired_ratios"]})
+                           "ratio_to_torch_by_round": row["paired_ratios"],
+                           "torch_fused_s_per_epoch": statistics.median(row["torch_fused"]),
+                           "torch_fused_runs": row["torch_fused"],
+                           "ratio_to_torch_fused": statistics.median(row["paired_ratios_fused"]),
+                           "ratio_to_torch_fused_by_round": row["paired_ratios_fused"]})
         results.append(result)
     print(f"\nmedian of {args.rounds} x {args.epochs} epochs per batch size; lower bound {bound:.3f} s per epoch "
           f"({epoch_matmul_flops(n_train, shapes) / 1e9:.1f} GFLOP at the best rate of the run, {best:.0f} GFLOP/s)")
-    print("batch  tinyvae s  / bound" + ("  PyTorch s  tinyvae/PyTorch" if have_torch else ""))
+    print("batch  tinyvae s  / bound  shape bound s  / shape bound" +
+          ("  PyTorch s  tinyvae/PyTorch  PyTorch fused s  tinyvae/fused" if have_torch else ""))
     for res in results:
-        line = f"{res['batch_size']:5d}  {res['tinyvae_s_per_epoch']:9.3f}  {res['ratio_to_lower_bound']:7.2f}"
+        line = (f"{res['batch_size']:5d}  {res['tinyvae_s_per_epoch']:9.3f}  {res['ratio_to_lower_bound']:7.2f}"
+                f"  {res['shape_bound_s']:13.3f}  {res['ratio_to_shape_bound']:13.2f}")
         if "torch_s_per_epoch" in res:
-            line += f"  {res['torch_s_per_epoch']:9.3f}  {res['ratio_to_torch']:15.2f}"
+            line += (f"  {res['torch_s_per_epoch']:9.3f}  {res['ratio_to_torch']:15.2f}"
+                     f"  {res['torch_fused_s_per_epoch']:15.3f}  {res['ratio_to_torch_fused']:13.2f}")
         print(line)
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "device": args.device,
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__},
+                    "numpy": np.__version__, "blas": blas},
         "matmul_gflops": best,
         "matmul_gflops_samples": rates,
         "epoch_matmul_gflop": epoch_matmul_flops(n_train, shapes) / 1e9,
