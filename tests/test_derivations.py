@@ -37,6 +37,12 @@ NOT_COMPUTED = {
     "eq:iwae-snr": "a theorem on the gradient estimators' signal-to-noise ratios, shown numerically on iwae.md",
     "eq:adam-step-bound": "the largest step Adam can take, a property of the update, measured on optimizers.md",
     "eq:rounding-model": "the model of floating-point rounding that the float32 error bounds start from",
+    "eq:best-diagonal-gap": "the approximation gap of the linear Gaussian model in closed form, checked on amortization.md",
+    "eq:reverse-kl-diagonal": "the best diagonal Gaussian under each KL direction, a property of the ELBO's optimum",
+    "eq:iw-second-moment": "when importance weights have finite variance, explains evaluation with a narrow q",
+    "eq:rate-distortion-bounds": "information bounds that interpret the ELBO's two terms; no code computes I(x; z)",
+    "eq:beta-slope": "the slope of the rate-distortion frontier at a beta optimum, checked on rate-distortion.md",
+    "eq:linear-rate-distortion": "the linear VAE's frontier in closed form, checked against tinyvae's linear VAE",
     "eq:ppca-grad-w": "the likelihood's gradient in W, a step of the pPCA derivation (its stationary points)",
     "eq:ppca-fixed-noise": "the maximum with a fixed noise variance, which explains posterior collapse; "
                            "checked against gradient ascent on ppca.md",
