@@ -14,7 +14,7 @@ the renderer. So a construct is safe only if Markdown leaves it alone:
 * inside inline math, ``<`` followed by a letter reads as the start of an HTML tag (write ``\lt``).
 
 Scanned: every Markdown file under derivations/, notebooks/ and docs/, the top-level README.md, and the
-Markdown cells of the notebooks' jupytext sources (notebooks/*.py). Inline code spans and non-math
+Markdown cells of the notebooks' jupytext sources (notebooks/NN_*.py). Inline code spans and non-math
 fenced code blocks are not math and are skipped. A failure names the file, the line and the construct.
 """
 
@@ -40,7 +40,7 @@ def markdown_files():
     files = [ROOT / "README.md"]
     for folder in ("derivations", "notebooks", "docs"):
         files += sorted((ROOT / folder).rglob("*.md"))
-    files += sorted((ROOT / "notebooks").glob("*.py"))
+    files += sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))  # the notebooks' jupytext sources
     return [f for f in files if f.is_file() and "_build" not in f.parts and ".ipynb_checkpoints" not in f.parts]
 
 
