@@ -1066,3 +1066,17 @@ def test_plot_names_a_damaged_metrics_line_before_drawing_anything(run, capsys):
     result.says(f"{run / 'metrics.jsonl'} line 2: expected one JSON object per line", "got '{\"epoch\": 2,'")
     assert_intact(before)
     assert files(run).keys() == before.keys()  # no picture drawn
+
+
+def test_resume_says_what_it_repairs_a_missing_config_json_and_a_cut_short_metrics_line(run, capsys):
+    (run / "config.json").unlink()
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "train_lo')  # what a kill mid-append leaves
+    checkpoint = files(run / "checkpoint.npz")
+    result = call(["train", "--resume", run, "--epochs", EPOCHS + 1, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 0
+    result.says(f"note: {run / 'config.json'} is missing; it is written again from the config stored in",
+                f"note: dropped the last line of {run / 'metrics.jsonl'}, cut short by the stop")
+    assert (run / "config.json").is_file()
+    assert [row["epoch"] for row in metrics(run)] == [1, 2, 3, 4]
+    assert sha(run / "checkpoint.npz") != checkpoint[run / "checkpoint.npz"]  # it trained on

@@ -63,7 +63,8 @@ PRESETS = {
 INITS = ("auto", "he", "glorot", "uniform")
 SGD_MOMENTUM = 0.9
 READ_EVERY = 20  # steps between reads of the device (progress bar; the NaN check on a GPU)
-EVAL_BATCH = 1000  # rows per forward pass when evaluating: no backward, so larger batches are cheap
+EVAL_BATCH = 250  # rows per forward pass when evaluating the test set after each epoch: small enough that
+# the evaluation's activations do not raise the run's peak memory (see the README's Performance section)
 CONV_EVAL_BATCH = 250  # the conv VAE keeps ~100 times the floats per row an MLP keeps: smaller passes
 # The test (and validation) images of a binarized run get one fixed binarization, the same for
 # every run whatever its seed, so that test figures of different runs are comparable.
@@ -271,7 +272,7 @@ def resume(path, *, epochs=None, device=None, expect=None, progress=True, log=pr
     remove_stale_temporaries(checkpoint.parent)  # of a writer killed mid-write
     arrays = _read_checkpoint(checkpoint)
     stored = arrays["train_config"]
-    _check_config_json(checkpoint, stored)
+    _check_config_json(checkpoint, stored, log)
     done, step = int(arrays["epoch"]), int(arrays["step"])
     config = _merge_resume(stored, asked, checkpoint.parent, done + (step > 0))
     if done >= config.epochs:
@@ -364,6 +365,12 @@ class _Run:
                 self._end_epoch(epoch, sums, seconds)
                 first_step, sums, seconds = 0, [0.0, 0.0, 0.0], 0.0
         if self.pictures:
+            # The pictures reload the model from the checkpoint just written and read their own test
+            # digits: the training set (47 MB of uint8 for MNIST), the batch buffers and the optimizer's
+            # moments are dropped first, so drawing does not add its memory on top of training's.
+            self.train_x = self.test_x = self.val_x = None
+            self._buffers.clear()
+            self.optimizer = None
             _write_pictures(self.run_dir, self.log)
         self.log(f"done: {self.run_dir}/ holds {CONFIG_NAME}, {METRICS_NAME} and {CHECKPOINT_NAME}; "
                  f"evaluate it with: tinyvae evaluate {self.run_dir}")
@@ -762,6 +769,9 @@ def _trim_metrics(path, epochs_done, log=print):
         if record.get("epoch", 0) <= epochs_done:
             keep.append(line)
     if len(keep) != len(lines):
+        dropped = sum(1 for line in lines if line.strip()) - len(keep)
+        if dropped:
+            log(f"note: {path}: dropped {dropped} line(s) of epochs after the checkpoint (written before the stop)")
         atomic_write(path, lambda f: f.write("".join(keep).encode("utf-8")))
 
 
@@ -770,7 +780,11 @@ def _checkpoint_path(path):
     path = Path(path)
     with file_errors("read", path):
         if path.is_dir():
-            return path / CHECKPOINT_NAME if (path / CHECKPOINT_NAME).is_file() else None
+            checkpoint = path / CHECKPOINT_NAME
+            if checkpoint.exists() and not checkpoint.is_file():
+                raise CheckpointError(f"cannot resume: {checkpoint} is not a regular file; expected the run's "
+                                      f"checkpoint")
+            return checkpoint if checkpoint.exists() else None
         if not path.exists():
             raise CheckpointError(f"cannot resume: {path}: no such file or folder; expected a run folder (or its "
                                   f"{CHECKPOINT_NAME}); start a new run with: tinyvae train --out {path}")
@@ -799,13 +813,14 @@ def _read_config_json(folder, remedy):
                           f"tinyvae will not overwrite it; {remedy}") from err
 
 
-def _check_config_json(checkpoint, stored):
+def _check_config_json(checkpoint, stored, log):
     """config.json must agree with the checkpoint's config (but for epochs and device, which a resume may change)."""
     path = checkpoint.parent / CONFIG_NAME
     aside = f"mv {path} {path}.edited"
     on_disk = _read_config_json(checkpoint.parent, remedy=f"undo the change, or move it aside ({aside}) and resume "
                                                           f"again to have it rewritten from {checkpoint}")
     if on_disk is None:
+        log(f"note: {path} is missing; it is written again from the config stored in {checkpoint}")
         return
     a, b = on_disk.to_dict(), stored.to_dict()
     diff = [f"{k}: config.json {a[k]!r}, checkpoint {b[k]!r}" for k in b if k not in ("epochs", "device", "out")
