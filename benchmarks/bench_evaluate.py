@@ -102,15 +102,17 @@ def profile_stages(model, xb, k, rows=importance.FAST_ROWS, examples=4):
         lw = rng.normal(-100, 3, (1, k))
         stages["generic: log-sum-exp (float64)"] = cpu(lambda: importance.bound_curve(lw, (k,)))
         weights = [np.vstack([d.params["W"], d.params["b"][None, :]]) for d in layers[0::2]]
-        last = weights[-1] * (1 - 2 * x1[0])
+        last_t = np.ascontiguousarray((weights[-1] * (1 - 2 * x1[0])).T)  # (D, H + 1)
         h = np.ones((k, weights[-1].shape[0]), np.float32)
         h[:, :-1] = acts[-2]
-        u = np.empty((rows, weights[-1].shape[1]), np.float32)
+        u = np.empty((weights[-1].shape[1], rows), np.float32)
+        blocks = [(s, min(rows, k - s)) for s in range(0, k, rows)]
         stages["fast: last product, sign and bias folded"] = cpu(
-            lambda: [np.matmul(h[s:s + rows], last, out=u[:min(rows, k - s)]) for s in range(0, k, rows)])
-        stages["fast: Bernoulli (exp, 16-factor products, logs)"] = cpu(
-            lambda: [importance._softplus_row_sums(h[s:s + rows], last, u[:min(rows, k - s)])
-                     for s in range(0, k, rows)]) - stages["fast: last product, sign and bias folded"]
+            lambda: [np.matmul(last_t, h[s:s + r].T, out=u[:, :r]) for s, r in blocks])
+        with np.errstate(over="ignore"):
+            stages["fast: Bernoulli (exp, 16-factor products, logs)"] = cpu(
+                lambda: [importance._softplus_sums(h[s:s + r], last_t, u[:, :r]) for s, r in blocks]) \
+                - stages["fast: last product, sign and bias folded"]
         eps1 = rng.standard_normal((1, k, model.config.latent), dtype=np.float32)
         stages["fast: whole path, one digit (ε given)"] = cpu(
             lambda: importance._binary_bernoulli(model, x1, eps1, rows), reps=examples)

@@ -192,11 +192,13 @@ def _examples(indices, xb, mu, log_var, eps, weights, acts, rows):
     rows, dtype = min(rows, k), eps.dtype
     zbuf = np.ones((rows, z_dim + 1), dtype=dtype)  # [z | 1]
     hidden = [np.ones((rows, w.shape[1] + 1), dtype=dtype) for w in weights[:-1]]  # [act(h) | 1]
-    u = np.empty((rows, weights[-1].shape[1]), dtype=dtype)  # s ⊙ logits, then 1 + e^u, then products
+    # (D, rows): s ⊙ logits, then 1 + e^u, then products. Pixels first, so that folding the halves of
+    # each digit's pixels together multiplies whole contiguous blocks.
+    u = np.empty((weights[-1].shape[1], rows), dtype=dtype)
     out = np.empty((len(indices), k), dtype=np.float64)
     for row, i in enumerate(indices):
         sign = 1 - 2 * xb[i]  # s = 1 − 2x: +1 where x = 0, −1 where x = 1
-        last = weights[-1] * sign  # (H + 1, D): the sign folded into the last layer
+        last_t = np.ascontiguousarray((weights[-1] * sign).T)  # (D, H + 1): the sign folded into the last layer
         std = np.exp(0.5 * log_var[i])  # (Z,)
         half_log_var = 0.5 * float(log_var[i].sum(dtype=np.float64))
         for s0 in range(0, k, rows):
@@ -209,21 +211,21 @@ def _examples(indices, xb, mu, log_var, eps, weights, acts, rows):
             for w, act, buf in zip(weights[:-1], acts, hidden):
                 act(h @ w, buf[:r, :-1])  # (r, H)  [eq:dense-forward]
                 h = buf[:r]
-            nll = _softplus_row_sums(h, last, u[:r])  # Σ_d log(1 + e^(s_d l_d)) = −log p(x|z)  [eq:bce-binary]
+            nll = _softplus_sums(h, last_t, u[:, :r])  # Σ_d log(1 + e^(s_d l_d)) = −log p(x|z)  [eq:bce-binary]
             zz = (z * z).sum(axis=1, dtype=np.float64)
             ee = (e * e).sum(axis=1, dtype=np.float64)
             out[row, s0:s0 + r] = -nll + 0.5 * (ee - zz) + half_log_var  # [eq:iwae-log-weight] [eq:iwae-log-q-eps]
     return out
 
 
-def _softplus_row_sums(h, last, u):
-    """Σ_d log(1 + e^(u_d)) for each row of u = h @ last, in float64; ``u`` (r, D) is scratch."""
-    np.matmul(h, last, out=u)  # (r, D): s ⊙ (h W + b)
+def _softplus_sums(h, last_t, u):
+    """Σ_d log(1 + e^(u_d)) for each sample, u = (h @ last_tᵀ)ᵀ of shape (D, r), in float64; ``u`` is scratch."""
+    np.matmul(last_t, h.T, out=u)  # (D, r): s ⊙ (h W + b), one column per sample
     np.exp(u, out=u)
     u += 1
-    sums = log_row_sums(u, inplace=True)  # logs of products of 16 factors  [eq:log-of-products]
-    bad = ~np.isfinite(sums)  # a product beyond float32's range (or e^u itself): redo those rows exactly
+    sums = log_row_sums(u, inplace=True, axis=0)  # logs of products of 16 factors  [eq:log-of-products]
+    bad = ~np.isfinite(sums)  # a product beyond float32's range (or e^u itself): redo those samples exactly
     if bad.any():
-        v = h[bad].astype(np.float64) @ last.astype(np.float64)
+        v = h[bad].astype(np.float64) @ last_t.T.astype(np.float64)
         sums[bad] = (np.maximum(v, 0) + np.log1p(np.exp(-np.abs(v)))).sum(axis=1)  # [eq:bce-stable]
     return sums

@@ -140,28 +140,29 @@ def bernoulli_rows(logits, x):
 FOLDS = 4  # logarithms of products of up to 2**4 = 16 factors
 
 
-def log_row_sums(values, inplace=False):
-    """Σ over the last axis of log(values), with 16 times fewer logarithms; float64 sums.
+def log_row_sums(values, inplace=False, axis=-1):
+    """Σ along ``axis`` of log(values), with 16 times fewer logarithms; float64 sums.
 
-    A logarithm costs some ten multiplications, so the halves of each row are first multiplied
-    together, four times: each logarithm then takes a product of 16 factors [eq:log-of-products].
-    The caller makes sure such products stay finite (factors in (1, 2] give at most 2**16).
-    ``inplace=True`` folds within ``values`` (destroyed); otherwise into a new half-width array.
-    A row of odd width is not folded further.
+    A logarithm costs some ten multiplications, so the two halves along ``axis`` are first
+    multiplied together, four times: each logarithm then takes a product of 16 factors
+    [eq:log-of-products]. The caller makes sure such products stay finite (factors in (1, 2] give
+    at most 2**16). ``inplace=True`` folds within ``values`` (destroyed); otherwise into a new
+    half-size array. An axis of odd length is not folded further.
     """
     xp = get_xp(values)
-    width = values.shape[-1]
+    v = xp.moveaxis(values, axis, 0)  # the summed axis first: v[:w] is then a block of whole rows
+    width = v.shape[0]
     if width % 2:
-        return xp.log(values).sum(axis=-1, dtype=xp.float64)
+        return xp.log(v).sum(axis=0, dtype=xp.float64)
     width //= 2
-    prod = values if inplace else xp.empty(values.shape[:-1] + (width,), dtype=values.dtype)
-    xp.multiply(values[..., :width], values[..., width:2 * width], out=prod[..., :width])
+    prod = v if inplace else xp.empty((width,) + v.shape[1:], dtype=values.dtype)
+    xp.multiply(v[:width], v[width:2 * width], out=prod[:width])
     for _ in range(FOLDS - 1):
         if width % 2:
             break
         width //= 2
-        xp.multiply(prod[..., :width], prod[..., width:2 * width], out=prod[..., :width])
-    return xp.log(prod[..., :width]).sum(axis=-1, dtype=xp.float64)  # [eq:log-of-products]
+        xp.multiply(prod[:width], prod[width:2 * width], out=prod[:width])
+    return xp.log(prod[:width]).sum(axis=0, dtype=xp.float64)  # [eq:log-of-products]
 
 
 def gaussian_rows(mean, x, obs_var):
