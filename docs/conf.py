@@ -43,7 +43,8 @@ html_last_updated_fmt = None
 # MathJax: SVG output (no web fonts, which browsers refuse to load from file:// pages); an undefined
 # macro is an error node, not red text, so that the browser tests see it.
 mathjax_path = "mathjax/tex-svg.js"
-mathjax3_config = {"tex": {"packages": {"[-]": ["noundefined"]}}}
+mathjax3_config = {"tex": {"packages": {"[-]": ["noundefined"]}},
+                   "svg": {"fontCache": "global"}}  # glyphs defined once per page, not in every equation
 
 suppress_warnings = ["myst.header"]
 

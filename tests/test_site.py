@@ -11,8 +11,8 @@ tests fail on:
   equation's derivation does not link back to that line;
 * a notebook page without the figures its stored notebook holds.
 
-One test saves screenshots of a side-by-side page and a notebook page (``_screenshots/`` in the built
-site; the path is printed). Chromium: Debian's ``chromium`` and ``chromium-driver``. Where they are
+The site is built into ``build/site-test/site/`` (git-ignored, replaced by each run); one test saves
+screenshots of a side-by-side page and a notebook page into its ``_screenshots/`` (the path is printed). Chromium: Debian's ``chromium`` and ``chromium-driver``. Where they are
 missing the tests are skipped, saying how to install them, except under CI (``CI`` set), where they fail.
 """
 
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import tokenize
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -53,21 +54,45 @@ def unavailable(reason):
 
 # --- fixtures: the build, the browser, one visit of every page -------------------------------------
 
+@dataclass
+class Site:
+    root: Path        # the built site
+    seconds: float    # how long the build took
+    stderr: str       # what the build printed as warnings
+    modules: dict     # {"tinyvae/losses.py": source} as the build read them
+    derivations: list  # ["kl", ...]: the derivation pages the build read
+    notebooks: dict   # {"01_autoencoder_vs_vae": stored notebook JSON} as the build read them
+
+
+def snapshot():
+    """The sources the build reads, read just before it: others may edit the tree during the tests."""
+    modules = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8")
+               for p in sorted((ROOT / "tinyvae").rglob("*.py")) if "__pycache__" not in p.parts}
+    derivations = sorted(p.stem for p in (ROOT / "derivations").glob("*.md"))
+    notebooks = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))}
+    return modules, derivations, notebooks
+
+
 @pytest.fixture(scope="session")
-def site(tmp_path_factory):
-    """Build the site with the README's command into a fresh folder; (site folder, seconds, stderr)."""
+def site():
+    """Build the site with the README's command into a fresh folder."""
     for module in ("sphinx", "myst_nb", "selenium"):
         try:
             __import__(module)
         except ImportError:
             unavailable(f"{module} is not installed: pip install -e '.[dev]'")
-    work = tmp_path_factory.mktemp("site-build")
+    # Not a pytest temporary folder: pytest deletes old ones when other sessions start, and the
+    # screenshots are meant to stay for a person to look at.
+    work = ROOT / "build/site-test"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    sources = snapshot()
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "docs/build_site.py", "--out", str(work / "site"),
                            "--work", str(work), "--quiet"], cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     assert done.returncode == 0, f"the site build failed:\n{done.stdout}\n{done.stderr}"
-    return work / "site", seconds, done.stderr
+    return Site(work / "site", seconds, done.stderr, *sources)
 
 
 @pytest.fixture(scope="session")
@@ -156,8 +181,8 @@ return out;
 
 @pytest.fixture(scope="session")
 def crawl(site, browser):
-    """Visit every page once; {site path: what the page holds} plus the site root and figures."""
-    root, _, _ = site
+    """Visit every page once: (site root, {site path: what the page holds})."""
+    root = site.root
     pages = sorted(p for p in root.rglob("*.html") if not p.relative_to(root).parts[0].startswith("_"))
     report = {}
     for path in pages:
@@ -185,11 +210,10 @@ def site_path(url, root):
 # --- the tests -----------------------------------------------------------------------------------
 
 def test_site_builds_offline_without_sphinx_warnings(site):
-    root, seconds, stderr = site
-    assert (root / "index.html").is_file()
-    sphinx_warnings = [line for line in stderr.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert (site.root / "index.html").is_file()
+    sphinx_warnings = [line for line in site.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
     assert not sphinx_warnings, "the site build warned:\n" + "\n".join(sphinx_warnings)
-    print(f"\nsite built in {seconds:.1f} s")
+    print(f"\nsite built in {site.seconds:.1f} s")
 
 
 def test_every_page_loads_without_console_errors_or_network_requests(crawl):
@@ -248,15 +272,12 @@ def comment_citations(source):
     return cited
 
 
-def test_every_cited_line_has_its_equation_beside_it_and_the_derivation_links_back(crawl):
+def test_every_cited_line_has_its_equation_beside_it_and_the_derivation_links_back(site, crawl):
     root, report = crawl
     problems, links = [], 0
-    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tinyvae").rglob("*.py")
-                     if "__pycache__" not in p.parts)
-    for module in modules:
+    for module, source in site.modules.items():
         page = module[:-3] + ".html"
         assert page in report, f"no side-by-side page for {module}"
-        source = (ROOT / module).read_text(encoding="utf-8")
         data = report[page]
         assert data["sbsRows"] == len(source.splitlines()), f"{page} does not show every line of {module}"
         rows = {row["line"]: row for row in data["rows"]}
@@ -285,60 +306,59 @@ def test_every_cited_line_has_its_equation_beside_it_and_the_derivation_links_ba
 
 def stored_figures(notebook):
     """How many pictures a stored notebook's outputs hold, and how many outputs it has."""
-    cells = [c for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     outputs = [o for c in cells for o in c.get("outputs", [])]
     figures = sum(1 for o in outputs if any(k.startswith("image/") for k in o.get("data", {})))
     return figures, len(outputs)
 
 
-def test_every_notebook_page_shows_its_figures(crawl):
+def test_every_notebook_page_shows_its_figures(site, crawl):
     _, report = crawl
-    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    assert notebooks
+    assert site.notebooks
     problems, total = [], 0
-    for notebook in notebooks:
+    for name, notebook in site.notebooks.items():
         figures, outputs = stored_figures(notebook)
-        page = f"notebooks/{notebook.stem}.html"
+        page = f"notebooks/{name}.html"
         if outputs == 0:
-            problems.append(f"{notebook.name} is stored without outputs (see notebooks/README.md for the build command)")
+            problems.append(f"{name}.ipynb is stored without outputs (see notebooks/README.md for the build command)")
             continue
         shown = report[page]["figures"]
         loaded = sum(1 for f in shown if f["loaded"])
         if loaded != figures:
-            problems.append(f"{page} shows {loaded} loaded pictures of the {figures} in {notebook.name}: {shown}")
+            problems.append(f"{page} shows {loaded} loaded pictures of the {figures} in {name}.ipynb: {shown}")
         total += figures
     assert not problems, "\n".join(problems)
     assert total > 0, "no notebook holds a single figure"
     print(f"\n{total} notebook figures shown")
 
 
-def test_landing_page_links_every_part_of_the_site(crawl):
+def test_landing_page_links_every_part_of_the_site(site, crawl):
     root, report = crawl
     index = report["index.html"]
     targets = {site_path(u, root)[0] for u in index["links"]}
     for heading in ("reading-order", "the-code-beside-its-derivations", "notebooks", "exercises", "results"):
         assert heading in index["ids"], f"the landing page has no section #{heading}"
-    expected = ([f"derivations/{p.stem}.html" for p in (ROOT / "derivations").glob("*.md")]
-                + [f"notebooks/{p.stem}.html" for p in (ROOT / "notebooks").glob("*.ipynb")]
-                + [p.relative_to(ROOT).with_suffix(".html").as_posix() for p in (ROOT / "tinyvae").rglob("*.py")
-                   if "__pycache__" not in p.parts])
+    expected = ([f"derivations/{name}.html" for name in site.derivations]
+                + [f"notebooks/{name}.html" for name in site.notebooks]
+                + [module[:-3] + ".html" for module in site.modules])
     missing = sorted(set(expected) - targets)
     assert not missing, f"the landing page does not link to: {missing}"
 
 
-def test_screenshots_of_a_side_by_side_page_and_a_notebook(site, browser, crawl):
+def test_screenshots_of_a_side_by_side_page_and_a_notebook(browser, crawl):
     """Saved for a person to look at (not committed); the README's picture is made from the first."""
-    root, _, _ = site
-    _, report = crawl
+    root, report = crawl
     out = root / "_screenshots"
     out.mkdir(exist_ok=True)
     sbs_page = "tinyvae/losses.html"
-    first = min(row["line"] for row in report[sbs_page]["rows"] if row["eqs"])
+    cited = [row for row in report[sbs_page]["rows"] if row["eqs"]]
+    kl = [row["line"] for row in cited if any(eq["id"] == "eq:kl-closed-form" for eq in row["eqs"])]
+    top = max(1, (kl or [cited[0]["line"]])[0] - 12)  # the KL term's function, from its first lines
     notebooks = [p for p in sorted(report) if p.startswith("notebooks/0")]
     notebook = next((p for p in notebooks if report[p]["figures"]), notebooks[0])
     shots = {}
     for name, page, script in (
-            ("side-by-side.png", f"{sbs_page}#L{first - 3}", None),
+            ("side-by-side.png", f"{sbs_page}#L{top}", None),
             ("notebook.png", notebook,
              "const img = document.querySelector('.cell_output img'); if (img) img.scrollIntoView({block: 'center'})")):
         browser.get((root / page.split("#")[0]).as_uri() + ("#" + page.split("#")[1] if "#" in page else ""))
@@ -350,4 +370,4 @@ def test_screenshots_of_a_side_by_side_page_and_a_notebook(site, browser, crawl)
         shots[name] = (out / name).stat().st_size
     drain(browser)
     assert all(size > 20_000 for size in shots.values()), shots
-    print(f"\nscreenshots: {out}/side-by-side.png ({sbs_page} from line {first - 3}), {out}/notebook.png ({notebook})")
+    print(f"\nscreenshots: {out}/side-by-side.png ({sbs_page} from line {top}), {out}/notebook.png ({notebook})")

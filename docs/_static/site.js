@@ -18,7 +18,7 @@ function fitEquations() {
 // address's #fragment (an equation, a line of code) back into view.
 function showTarget() {
   const target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
-  if (target) target.scrollIntoView();
+  if (target) target.scrollIntoView({ behavior: "instant" });  // the theme scrolls smoothly otherwise
 }
 
 window.addEventListener("load", () => {
