@@ -156,3 +156,10 @@ def test_evaluate_reports_the_bound_curve_in_the_json_and_the_table(tmp_path, ta
     assert result["iw_bounds"]["1"] < result["iw_bounds"]["60"]
     json.dumps(result)  # the keys are strings: the JSON report holds them as they are
     assert "IWAE bound     L_1 = " in format_report(result) and "L_60 = " in format_report(result)
+
+
+def test_binary_and_grey_batches_in_one_call_keep_the_stream_in_order(monkeypatch, tanh_vae, binary, digits):
+    x = np.concatenate([binary[:8], digits[100:108], binary[8:16]])  # fast, generic, fast
+    mixed = importance_weighted_nll(tanh_vae, x, k=40, seed=5, batch_size=8)
+    monkeypatch.setattr(importance, "_fast_path_applies", lambda model: False)
+    np.testing.assert_allclose(mixed, importance_weighted_nll(tanh_vae, x, k=40, seed=5, batch_size=8), rtol=1e-6)

@@ -19,13 +19,14 @@ Two ways to the same numbers:
   - with s = 1 − 2x, log p(x|l) = −Σ_d log(1 + exp(s_d l_d)) [eq:bce-binary]; the sign s (one per
     example and pixel) is folded into the last layer's weights, and every bias into its weight matrix
     as one more row (the layer's input gets a column of ones), so each layer is a single product;
-  - the sum of logs is the log of products of 16 factors [eq:log-of-products], folded within each
-    row; a product that overflows float32 (a pixel wrong with a confidence of e^5.5 or more, 16 at a
-    time) is recomputed for its row with the stable form in float64;
+  - the sum of logs is the log of products of 16 factors [eq:log-of-products], folded over the
+    pixels of each sample (stored pixels-first, so each fold multiplies contiguous blocks); a product
+    that overflows float32 (16 pixels wrong by an average logit of 5.5 or more) is recomputed for
+    its sample with the stable form in float64;
   - log p(z) − log q(z|x) = ½ Σ_j (ε_j² − z_j² + log σ_j²) [eq:iwae-log-q-eps];
   - examples are split between host threads (one per core), each running its own matrix products
-    with one BLAS thread (threadpoolctl, where installed), in blocks of rows that stay in the core's
-    cache. Hidden layers with tanh or ReLU take this path; other activations the generic one.
+    with one BLAS thread (threadpoolctl), in blocks of rows that stay in the core's cache; a helper
+    thread draws the next batch's ε meanwhile. Hidden layers with tanh or ReLU take this path; other activations the generic one.
   In the model's dtype (float32 for a trained model); the log weights are summed in float64.
 """
 
@@ -60,26 +61,30 @@ def log_weights(model, batches, k, noise, *, sample_chunk=None):
             yield to_numpy(_generic(model, xb, k, noise, sample_chunk or MAX_ROWS))
         return
     z_dim, dtype = model.config.latent, model.dtype
+    rows = sample_chunk or FAST_ROWS
     draws = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinyvae-noise")
+
+    def draw(batch):  # a binary batch's ε, on the helper thread (the stream stays in order)
+        return draws.submit(noise.standard_normal, (len(batch[0]), k, z_dim), dtype=dtype) \
+            if batch is not None and batch[1] else None
+
     try:
         with _one_blas_thread():
             batches = ((xb, bool(((xb == 0) | (xb == 1)).all())) for xb in batches)
             current = next(batches, None)
-            pending = draws.submit(noise.standard_normal, (len(current[0]), k, z_dim), dtype=dtype) \
-                if current is not None and current[1] else None
+            pending = draw(current)
             while current is not None:
                 xb, binary = current
-                if not binary:  # grey levels: the generic path draws its own ε, in stream order
-                    yield to_numpy(_generic(model, xb, k, noise, sample_chunk or MAX_ROWS))
-                    current = next(batches, None)
-                    pending = draws.submit(noise.standard_normal, (len(current[0]), k, z_dim), dtype=dtype) \
-                        if current is not None and current[1] else None
-                    continue
-                eps = pending.result()  # this batch's ε; the next batch's is drawn while this one is computed
-                current = next(batches, None)
-                pending = draws.submit(noise.standard_normal, (len(current[0]), k, z_dim), dtype=dtype) \
-                    if current is not None and current[1] else None
-                yield _binary_bernoulli(model, xb, eps, sample_chunk or FAST_ROWS)
+                following = next(batches, None)
+                if binary:
+                    eps = pending.result()
+                    pending = draw(following)  # the next batch's ε is drawn while this one is computed
+                    yield _binary_bernoulli(model, xb, eps, rows)
+                else:  # grey levels: the generic path draws its own ε
+                    log_w = to_numpy(_generic(model, xb, k, noise, sample_chunk or MAX_ROWS))
+                    pending = draw(following)
+                    yield log_w
+                current = following
     finally:
         draws.shutdown(wait=True)
 
