@@ -94,35 +94,56 @@ plots.plot_latent(vae2, x, y)
 
 # %% [markdown]
 # Now drop 1000 draws from the prior $\mathcal N(0, I)$, the points `sample` decodes, onto each picture,
-# over the codes of real digits (grey). A draw is *in a hole* (red) when it lies farther from every real
-# code than 99 % of real codes lie from their nearest neighbour: the decoder was never trained near it.
+# over the codes of real digits (grey). Which draws fall in a *hole*, where the decoder produces
+# something that is not a digit? Distances in the latent space would mislead here: the autoencoder's
+# coordinates have an arbitrary scale (here its codes spread wider than the prior, as printed below, so
+# the prior draws land in the crowded middle of its cloud), and the VAE's decoder was trained on the noisy
+# neighbourhoods $\mu + \sigma \odot \varepsilon$ around each code, not at the codes alone. So measure
+# where both models are on the same footing, in image space, and relative to each model's own outputs:
+# decode each draw and find the nearest of 10 000 training digits. A draw is *in a hole* (red) when its
+# decoding is farther from every training digit than 99 % of the model's reconstructions of test digits
+# are. No latent distance enters, so rescaling a model's codes would not change its figure.
 
 # %%
 rng = np.random.default_rng(0)
-prior = rng.standard_normal((1000, 2))
+train_images = data.to_float(mnist.train_x[:10_000])          # (10000, 784)
 
 def codes_of(model, images):                                 # the code, or the mean of q(z|x): (N, Z)
     out = model.encode(data.to_float(images))
     return out[0] if isinstance(out, tuple) else out
 
-def nearest(points, bank):                                   # distance to the closest point of bank
+def nearest(points, bank):                                   # distance to the closest row of bank
     d2 = (points**2).sum(1)[:, None] - 2 * points @ bank.T + (bank**2).sum(1)[None, :]
     return np.sqrt(np.maximum(d2, 0).min(axis=1))
 
+def in_holes(model, prior_draws):
+    """Which prior draws decode farther from every training digit than 99 % of test reconstructions do."""
+    typical = np.quantile(nearest(model.reconstruct(data.to_float(x[:1000])), train_images), 0.99)
+    return nearest(model.decode(prior_draws), train_images) > typical
+
+prior = rng.standard_normal((1000, 2)).astype(np.float32)
+holes = {}
 fig, axes = plt.subplots(1, 2, figsize=(11, 5))
 for ax, (name, model) in zip(axes, (("autoencoder", ae2), ("VAE", vae2))):
     codes = codes_of(model, x)                                # (2000, 2)
-    spacing = np.quantile(nearest(codes[:1000], codes[1000:]), 0.99)
-    in_hole = nearest(prior, codes) > spacing
+    in_hole = in_holes(model, prior)
+    holes[name] = in_hole.mean()
     ax.scatter(*codes.T, s=3, c="0.6", label="codes of test digits")
     ax.scatter(*prior[in_hole].T, s=6, c="red", label="prior draw in a hole")
-    ax.scatter(*prior[~in_hole].T, s=6, c="tab:blue", label="prior draw near data")
+    ax.scatter(*prior[~in_hole].T, s=6, c="tab:blue", label="prior draw that decodes near data")
     ax.set_title(f"{name}: {in_hole.mean():.0%} of prior draws fall in holes")
     ax.set_aspect("equal")
+    print(f"Z = 2 {name}: code std per dimension {codes.std(0).round(2)}")
 axes[0].legend(loc="lower left", fontsize=8)
 plt.show()
+print(f"Z = 2: prior draws in holes: autoencoder {holes['autoencoder']:.0%}, VAE {holes['VAE']:.0%}")
+prior16 = rng.standard_normal((1000, 16)).astype(np.float32)
+holes16 = {name: in_holes(model, prior16).mean() for name, model in (("autoencoder", ae), ("VAE", vae))}
+print(f"Z = 16: prior draws in holes: autoencoder {holes16['autoencoder']:.0%}, VAE {holes16['VAE']:.0%}")
 for name, model in (("AE ", ae), ("VAE", vae)):
     print(f"Z = 16 {name}: code std per dimension {codes_of(model, x).std(0).round(1)}")
+assert codes_of(ae2, x).std(0).min() > 1.0                  # the AE's codes: wider than the prior
+assert holes["VAE"] < holes["autoencoder"] and holes16["VAE"] < holes16["autoencoder"], (holes, holes16)
 
 # %% [markdown]
 # **Why.** The AE loss only asks that the decoder undo the encoder, and it is unchanged by any

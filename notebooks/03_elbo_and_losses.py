@@ -72,9 +72,13 @@ print("dlogits:", dlogits.ravel())
 # For real-valued pixels the decoder outputs means $m$ and assumes $x \sim \mathcal N(m, \sigma_x^2 I)$.
 # Its [negative log-likelihood](../derivations/gaussian.md#eq:gaussian-nll) per example is
 # $\frac{1}{2\sigma_x^2}\mathrm{SSE} + \frac D2 \log(2\pi\sigma_x^2)$. With $\sigma_x^2 = 1$ that is
-# ½ · SSE plus a constant of 720.4 nats for D = 784, which has no gradient but makes the number
-# incomparable with the Bernoulli one. The variance is a weight: halving it doubles the pull of the
-# reconstruction against the KL, exactly like dividing β by 2.
+# ½ · SSE plus a constant of 720.4 nats for D = 784, which has no gradient. The Gaussian number is not
+# comparable with the Bernoulli one, and the constant is not the reason: it is minus the log of a
+# *density* over continuous pixels, the Bernoulli number minus the log of a *probability* of binary
+# pixels, and subtracting 720.4 would not turn one into the other. The variance is a weight: halving it
+# doubles the pull of the reconstruction against the KL. The loss becomes twice the loss with β/2, plus a
+# constant, so it has the same minimizers as dividing β by 2; the factor 2 also doubles every gradient,
+# which plain SGD feels as a doubled learning rate (Adam, apart from its small ε, does not).
 
 # %%
 rng = np.random.default_rng(0)
@@ -144,8 +148,10 @@ for M in (10, 1_000, 100_000):
 #
 # One forward pass of an untrained VAE on 64 test digits (`tinyvae.data` reads the bundled MNIST).
 # `model.stats` holds the two terms; the loss is their sum (β = 1), in nats per example.
-# An untrained decoder outputs random logits, so each of the 784 pixels costs about log 2 ≈ 0.69 nats
-# or more; the encoder's random μ and log σ² give a small KL.
+# An untrained decoder outputs logits scattered around 0. A logit of exactly 0 costs log 2 ≈ 0.69 nats
+# whatever the pixel, and since the cost is convex in the logit, scattered logits typically cost more on
+# average: the reconstruction term starts above 784 · log 2. The encoder's random μ and log σ² give a
+# small KL.
 
 # %%
 from tinyvae import data
@@ -158,8 +164,9 @@ s = vae.stats
 print(f"reconstruction {float(s['recon']):8.2f} nats/example")
 print(f"KL             {float(s['kl']):8.2f} nats/example")
 print(f"loss           {float(s['loss']):8.2f} = reconstruction + KL  (784 * log 2 = {784 * np.log(2):.2f})")
+assert float(s["recon"]) > 784 * np.log(2)
 
 # %% [markdown]
-# Training pushes the reconstruction down to around a hundred nats while the KL rises from
+# Training ([notebook 04](04_training_mnist.ipynb)) pushes the reconstruction down to around a hundred nats while the KL rises from
 # near zero to a few tens of nats: the code starts carrying information about the digit.
 # Next: [04 · training on MNIST](04_training_mnist.ipynb).
