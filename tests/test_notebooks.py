@@ -1,99 +1,212 @@
-"""Every tutorial notebook runs top to bottom without error, headless, on the CPU.
+"""The tutorial notebooks: sources, stored copies with outputs, and a fresh run of each.
 
-Each notebook is executed with nbclient in a python3 kernel, in the notebooks/ folder, with
-MPLBACKEND=Agg; a cell may take up to 300 s. The run time of each notebook is printed (see it with
-``pytest -s tests/test_notebooks.py``) and collected in a summary at the end of the session.
-The stored notebooks must also be exactly what ``notebooks/build_notebooks.py`` writes: no outputs,
-no execution counts, so diffs stay small.
+Each notebook is a jupytext percent source ``notebooks/NN_name.py`` and its executed copy
+``NN_name.ipynb``, written by ``python notebooks/build.py``. These tests check that every stored copy
+has the source's cells and the outputs of one top-to-bottom run, with figures where the notebook
+draws and no path of the machine that built it; that the notebooks link existing derivations and
+use only the public API; and they execute every source again, as the build does (nbclient, kernel
+``python3``, working directory ``notebooks/``, ``MPLBACKEND=Agg``, 300 s per cell). The run time of
+each notebook is printed (``pytest -s tests/test_notebooks.py``) and collected in a summary at the
+end of the session.
 """
 
 import importlib.util
 import json
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 300
 RUN_TIMES = {}
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
+jupytext = pytest.importorskip("jupytext")
 
 
-def _build_script():
-    spec = importlib.util.spec_from_file_location("build_notebooks", NOTEBOOK_DIR / "build_notebooks.py")
+def _load_build():
+    spec = importlib.util.spec_from_file_location("notebook_build", NOTEBOOK_DIR / "build.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_there_are_at_least_six_notebooks():
-    assert len(NOTEBOOKS) >= 6, [p.name for p in NOTEBOOKS]
+build = _load_build()
+SOURCES = build.sources()
+IDS = [p.stem for p in SOURCES]
+DRAWS = re.compile(r"\bplt\.|\bplots\.plot_|\.imshow\(")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom_without_error(path, monkeypatch):
+def _stored(source):
+    return nbformat.read(build.stored_path(source), as_version=4)
+
+
+def _code(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_there_are_at_least_six_notebooks_each_with_a_stored_copy():
+    assert len(SOURCES) >= 6, [p.name for p in SOURCES]
+    missing = [p.name for p in SOURCES if not build.stored_path(p).exists()]
+    assert not missing, f"no stored .ipynb for {missing}: run python notebooks/build.py"
+    orphans = sorted({p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")} - {p.stem for p in SOURCES})
+    assert not orphans, f"stored notebooks without a source: {orphans}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_stored_notebook_has_the_cells_of_its_source(source):
+    stored, expected = _stored(source), jupytext.read(source)
+    assert [c.cell_type for c in stored.cells] == [c.cell_type for c in expected.cells], (
+        f"{source.name}: cells added or removed since the last build: run python notebooks/build.py {source.name[:2]}")
+    for index, (a, b) in enumerate(zip(stored.cells, expected.cells)):
+        assert a.source == b.source and a.metadata == b.metadata, (
+            f"{source.name}, cell {index}: stored copy differs from the source: "
+            f"run python notebooks/build.py {source.name[:2]}")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_stored_notebook_carries_the_outputs_of_one_run_with_figures_where_it_draws(source):
+    stored = _stored(source)
+    code = _code(stored)
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
+        f"{source.name}: not the outputs of one top-to-bottom run")
+    outputs = [o for c in code for o in c.outputs]
+    assert outputs, f"{source.name}: stored without outputs"
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = json.dumps([o for o in outputs if "image/png" not in o.get("data", {})])
+    assert "IProgress not found" not in text, f"{source.name}: ipywidgets missing in the kernel that built it"
+    if any(DRAWS.search(c.source) for c in code):
+        pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert pngs, f"{source.name} draws but stores no image/png output"
+    for cell in stored.cells:
+        assert "execution" not in cell.metadata, f"{source.name}: timing metadata stored"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_stored_outputs_show_no_absolute_path(source):
+    assert build.machine_paths(_stored(source)) == []
+
+
+def test_scrub_replaces_this_machines_paths_times_and_addresses():
+    import tempfile
+    scratch = Path(tempfile.mkdtemp(prefix="tinyvae-"))
+    try:
+        text = (f"run folder {scratch}/mnist\nfile {build.ROOT}/tinyvae/train.py:3: warning\n"
+                f"home {Path.home()}/x/y\nepoch 1/5  12.3 s (+0.4 s eval) in 2 min\n<VAE object at 0x7f3a2b4c5d60>\n")
+        scrubbed = build.scrub(text)
+    finally:
+        shutil.rmtree(scratch)
+    assert "run folder <tmp>/mnist\n" in scrubbed
+    assert "file <repo>/tinyvae/train.py:3" in scrubbed
+    assert "epoch 1/5  … s (+… s eval) in … min" in scrubbed
+    assert "at 0x…>" in scrubbed
+    assert str(scratch) not in scrubbed and str(build.ROOT) not in scrubbed
+
+
+def test_machine_paths_finds_a_path_and_not_a_fraction_or_an_address():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 1/5 in <tmp>/a/b, see https://x.org/a/b\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="/home/someone/venv/lib/x.py:3: Warning\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": r"C:\Users\me"})])])
+    assert build.machine_paths(nb) == [(0, "/home/someone"), (0, r"C:\Users")]
+
+
+def test_build_check_passes_on_a_built_pair_and_fails_once_the_source_is_edited(tmp_path, capsys):
+    source = tmp_path / SOURCES[0].name
+    shutil.copy(SOURCES[0], source)
+    nb = build.read_source(source)  # a stand-in for an executed copy: outputs are not compared
+    for count, cell in enumerate(_code(nb), start=1):
+        cell.execution_count = count
+    build.stored_path(source).write_text(build.render(nb), encoding="utf-8")
+    assert build.problems(source) == []
+    assert build.main(["--check"], directory=tmp_path) == 0
+    source.write_text(source.read_text(encoding="utf-8").replace("# %%\n", "# %%\nx = 1\n", 1), encoding="utf-8")
+    found = build.problems(source)
+    assert found and "source differs" in found[0]
+    assert build.main(["--check"], directory=tmp_path) == 1
+    assert f"python notebooks/build.py {source.name[:2]}" in capsys.readouterr().out
+
+
+def test_jupyter_opens_each_pair_from_either_file_and_saving_leaves_the_source_unchanged(tmp_path):
+    # JupyterLab reads notebooks through jupytext's contents manager (the notebooks extra installs it).
+    # When the .ipynb of a pair is the newer file, as after a build or a fresh clone, jupytext opens the
+    # pair only if the two files hold the same cells and notebook options.
+    pytest.importorskip("jupyter_server")
+    from jupytext import TextFileContentsManager
+    shutil.copy(NOTEBOOK_DIR / "jupytext.toml", tmp_path)
+    later = time.time() + 60
+    for source in SOURCES:
+        shutil.copy(source, tmp_path)
+        shutil.copy(build.stored_path(source), tmp_path)
+        os.utime(tmp_path / build.stored_path(source).name, (later, later))
+    manager = TextFileContentsManager(root_dir=str(tmp_path))
+    for source in SOURCES:
+        stored = _stored(source)
+        for name in (source.name, build.stored_path(source).name):
+            nb = manager.get(name, type="notebook")["content"]
+            assert [c.source for c in nb.cells] == [c.source for c in stored.cells], name
+            assert [c.get("outputs") for c in nb.cells] == [c.get("outputs") for c in stored.cells], name
+        manager.save(manager.get(source.name, type="notebook"), source.name)
+        assert (tmp_path / source.name).read_text(encoding="utf-8") == source.read_text(encoding="utf-8"), (
+            f"saving {source.name} from Jupyter rewrites it: keep the source in jupytext's own layout")
+
+
+def test_sources_carry_no_jupytext_version():
+    for source in SOURCES:
+        assert "jupytext_version:" not in source.read_text(encoding="utf-8"), (
+            f"{source.name}: the jupytext version changes with every release; notebooks/jupytext.toml keeps it out")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_notebook_runs_top_to_bottom_without_error(source, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")  # the kernel inherits it: no window, no blocking
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    nb = build.read_source(source)
     start = time.perf_counter()
-    client.execute()  # raises CellExecutionError on the first cell that fails
+    build.execute(nb, CELL_TIMEOUT)  # raises CellExecutionError on the first cell that fails
     seconds = time.perf_counter() - start
-    RUN_TIMES[path.name] = seconds
-    print(f"\n{path.name}: ran in {seconds:.1f} s")
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    RUN_TIMES[source.stem] = seconds
+    print(f"\n{source.stem}: ran in {seconds:.1f} s")
+    assert all(c.execution_count is not None for c in _code(nb))
+    errors = [o for c in _code(nb) for o in c.outputs if o.output_type == "error"]
     assert not errors
+    assert build.machine_paths(build.tidy(nb)) == [], f"{source.name}: an absolute path survives the scrub"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_stored_notebook_has_no_outputs_and_matches_the_build_script(path):
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    for cell in raw["cells"]:
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name}: clear the outputs"
-    build = _build_script()
-    assert path.name in build.NOTEBOOKS, f"{path.name} is not written by build_notebooks.py"
-    assert path.read_text(encoding="utf-8") == build.render(path.name, build.NOTEBOOKS[path.name]), (
-        f"{path.name} differs from what build_notebooks.py writes: edit the script and rebuild")
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_links_its_derivations_and_they_exist(path):
-    nb = nbformat.read(path, as_version=4)
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_notebook_links_its_derivations_and_they_exist(source):
+    nb = jupytext.read(source)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     links = [part.split(")")[0] for part in text.split("](")[1:]]
     derivations = [link for link in links if link.startswith("../derivations/")]
-    assert derivations, f"{path.name} links no derivation"
+    assert derivations, f"{source.name} links no derivation"
     for link in derivations:
         file, _, anchor = link.partition("#")
         target = (NOTEBOOK_DIR / file).resolve()
-        assert target.is_file(), f"{path.name} links a missing page {file}"
+        assert target.is_file(), f"{source.name} links a missing page {file}"
         if anchor:
-            assert f'id="{anchor}"' in target.read_text(encoding="utf-8"), f"{path.name}: no anchor {link}"
+            assert f'id="{anchor}"' in target.read_text(encoding="utf-8"), f"{source.name}: no anchor {link}"
 
 
 def test_notebooks_use_only_the_public_api():
     import tinyvae
     allowed_modules = {"data", "train", "evaluate", "plots", "exercises"}
-    for path in NOTEBOOKS:
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
+    for source in SOURCES:
+        nb = jupytext.read(source)
+        for cell in _code(nb):
             src = cell.source
             for token in src.replace("(", " ").replace(",", " ").split():
                 if token.startswith("tinyvae."):
                     name = token.split(".")[1]
-                    assert name in tinyvae.__all__ or name in allowed_modules, f"{path.name}: {token}"
+                    assert name in tinyvae.__all__ or name in allowed_modules, f"{source.name}: {token}"
             for line in src.splitlines():
                 if line.startswith("from tinyvae import"):
                     names = {n.strip() for n in line.split("import", 1)[1].split(",")}
-                    assert names <= set(tinyvae.__all__) | allowed_modules, f"{path.name}: {line}"
+                    assert names <= set(tinyvae.__all__) | allowed_modules, f"{source.name}: {line}"
 
 
 def teardown_module(module):

@@ -1,0 +1,267 @@
+"""Execute the notebooks' sources and store each as an .ipynb with its outputs.
+
+    python notebooks/build.py             # run every notebooks/NN_name.py, write NN_name.ipynb
+    python notebooks/build.py 04 07       # only these (by number or by name)
+    python notebooks/build.py --check     # exit 1 if a stored .ipynb is not the executed copy of its source
+
+The sources ``NN_name.py`` (jupytext percent format) are what people edit; the ``.ipynb`` beside
+them are build products, stored with their outputs so that the figures show on a code-hosting site.
+Each source runs top to bottom in a fresh ``python3`` kernel (nbclient), with the working directory
+``notebooks/``, ``MPLBACKEND=Agg`` and inline figures as PNG. What is written does not depend on
+when or where it was built, so rebuilding an unchanged notebook on the same machine rewrites the
+same bytes:
+
+* keys sorted, nbformat 4.5, cell ids made of the notebook's number and the cell's index
+  (``nb04-07``), no execution timing, consecutive stream outputs merged into one;
+* the notebook metadata is the kernel spec and the language, without the Python version;
+* PNGs carry no software-version text; widget outputs (a progress bar's) are dropped;
+* in text outputs, this machine's paths become placeholders: a temporary directory (what
+  ``tempfile.mkdtemp`` made) ``<tmp>``, the Python environment ``<venv>``, the Python installation
+  ``<python>``, the repository ``<repo>``, the home directory ``~``; durations (a number followed
+  by s, ms or min) become ``… s``; object addresses ``0x…``. A path that survives this is an error.
+
+``--check`` does not execute anything: it compares each stored notebook's cells with its source
+and checks that every code cell carries the outputs of one top-to-bottom run with no error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jupytext
+import nbclient
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SOURCE_GLOB = "[0-9][0-9]_*.py"
+KERNEL = "python3"
+CELL_TIMEOUT = 900  # seconds one cell may take before the build gives up on its notebook (a busy machine is slow)
+
+# Inline figures as PNG without the "Software: Matplotlib version ..." text, so that the bytes do not
+# change with the matplotlib release.
+KERNEL_ARGS = ['--InlineBackend.figure_formats={"png"}',
+               '--InlineBackend.print_figure_kwargs={"bbox_inches": "tight", "metadata": {"Software": None}}']
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+NOISE_LINES = re.compile(r"^Matplotlib is building the font cache; this may take a moment\.\n", re.M)
+DURATION = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?=\s?(?:s|ms|us|µs|min|sec|seconds?)\b)")
+ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+# A path with at least two components that starts at a root (/a/b) or a drive letter (C:\a).
+ABSOLUTE_PATH = re.compile(r"(?<![\w/.:~<>\\-])(?:/[\w.+-]+/[\w.+-]+|[A-Za-z]:\\[\w.+-]+)")
+
+
+def sources(directory=HERE):
+    """The notebook sources NN_name.py, in order."""
+    return sorted(Path(directory).glob(SOURCE_GLOB))
+
+
+def stored_path(source):
+    return Path(source).with_suffix(".ipynb")
+
+
+def read_source(source):
+    """The notebook of ``source`` (a jupytext percent file), no outputs, with the stored ids and metadata."""
+    nb = jupytext.read(source, fmt="py:percent")
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    number = Path(source).name.split("_")[0]
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"nb{number}-{index:02d}"
+    # Keep the source's jupytext options (its metadata filter) but not the text file's own format
+    # description: jupytext compares the two files of a pair through them when Jupyter opens one.
+    options = {k: v for k, v in nb.metadata.get("jupytext", {}).items() if k != "text_representation"}
+    kernelspec = nb.metadata.get("kernelspec") or {"display_name": "Python 3", "language": "python", "name": KERNEL}
+    nb.metadata = {"kernelspec": dict(kernelspec), **({"jupytext": options} if options else {})}
+    return nb
+
+
+def execute(nb, timeout=CELL_TIMEOUT):
+    """Run ``nb`` top to bottom in place, in a fresh kernel in notebooks/; raises CellExecutionError."""
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name=KERNEL, record_timing=False,
+                                     extra_arguments=KERNEL_ARGS, resources={"metadata": {"path": str(HERE)}})
+    client.execute(env=env)
+    return nb
+
+
+def _placeholders():
+    """(pattern, replacement) for this machine's paths, the most specific first."""
+    pairs = [(re.escape(tempfile.gettempdir()) + r"[/\\][^/\\\s'\"]+", "<tmp>")]
+    prefixes = [(sys.prefix, "<venv>"), (sys.base_prefix, "<python>"), (str(ROOT), "<repo>"),
+                (str(Path.home()), "~")]
+    for prefix, name in sorted(prefixes, key=lambda p: -len(p[0])):
+        if len(Path(prefix).parts) > 1:  # never replace a bare "/"
+            pairs.append((re.escape(prefix) + r"(?=[/\\\s'\"),:;\]]|$)", name))
+    return [(re.compile(p), r) for p, r in pairs]
+
+
+def scrub(text):
+    """``text`` with this machine's paths, durations and object addresses replaced by placeholders."""
+    for pattern, replacement in _placeholders():
+        text = pattern.sub(replacement, text)
+    text = DURATION.sub("…", text)
+    return ADDRESS.sub("0x…", text)
+
+
+def _text_fields(output):
+    """(container, key) of every text field of an output that a reader sees as text."""
+    if output.output_type == "stream":
+        yield output, "text"
+    elif output.output_type == "error":
+        yield output, "evalue"
+    else:
+        for mime, value in output.get("data", {}).items():
+            if mime.startswith("text/") and isinstance(value, str):
+                yield output["data"], mime
+
+
+def tidy(nb):
+    """Make an executed notebook independent of the machine and the moment it ran on (in place)."""
+    language = dict(nb.metadata.get("language_info", {"name": "python"}))
+    language.pop("version", None)
+    nb.metadata = {key: nb.metadata[key] for key in ("kernelspec", "jupytext") if key in nb.metadata}
+    nb.metadata["language_info"] = language
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            if WIDGET_MIME in output.get("data", {}):
+                continue
+            if output.output_type == "stream":
+                output.text = NOISE_LINES.sub("", output.text)
+                if not output.text:
+                    continue
+                if outputs and outputs[-1].output_type == "stream" and outputs[-1].name == output.name:
+                    outputs[-1].text += output.text
+                    continue
+            outputs.append(output)
+        for output in outputs:
+            for container, key in _text_fields(output):
+                container[key] = scrub(container[key])
+        cell.outputs = outputs
+    return nb
+
+
+def machine_paths(nb):
+    """Every absolute path shown in a text output of ``nb``, as (cell index, path)."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            for container, key in _text_fields(output):
+                found += [(index, m) for m in ABSOLUTE_PATH.findall(container[key])]
+            found += [(index, m) for line in output.get("traceback", []) for m in ABSOLUTE_PATH.findall(line)]
+    return found
+
+
+def render(nb):
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def build(source, timeout=CELL_TIMEOUT):
+    """Execute ``source`` and return the text of its stored notebook."""
+    nb = tidy(execute(read_source(source), timeout))
+    paths = machine_paths(nb)
+    if paths:
+        raise ValueError(f"{Path(source).name}: outputs show absolute paths (cell index, path) {paths}; "
+                         "print paths relative to a folder, or add the folder to build.py's placeholders")
+    return render(nb)
+
+
+def problems(source):
+    """Why the stored notebook of ``source`` is not the executed copy of the source; [] when it is."""
+    path = stored_path(source)
+    if not path.exists():
+        return [f"{path.name} is missing"]
+    stored = nbformat.read(path, as_version=4)
+    expected = read_source(source)
+    found = []
+    if len(stored.cells) != len(expected.cells):
+        found.append(f"{len(stored.cells)} cells stored, the source has {len(expected.cells)}")
+    for index, (a, b) in enumerate(zip(stored.cells, expected.cells)):
+        for key in ("cell_type", "source", "metadata", "id"):
+            if a.get(key) != b.get(key):
+                found.append(f"cell {index}: {key} differs from the source")
+                break
+    code = [c for c in stored.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    if counts != list(range(1, len(code) + 1)):
+        found.append(f"not one top-to-bottom run: execution counts {counts}")
+    errors = [i for i, c in enumerate(stored.cells) if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    if errors:
+        found.append(f"error outputs in cells {errors}")
+    paths = machine_paths(stored)
+    if paths:
+        found.append(f"absolute paths in outputs (cell index, path): {paths}")
+    return found
+
+
+def select(names, directory=None):
+    """The sources named by number (04) or name (04_training_mnist, with or without an extension)."""
+    every = sources(HERE if directory is None else directory)
+    if not names:
+        return every
+    chosen = []
+    for name in names:
+        stem = Path(name).name.split(".")[0]
+        matches = [s for s in every if s.stem == stem or s.stem.split("_")[0] == stem]
+        if not matches:
+            raise SystemExit(f"no notebook source matches {name!r}; the sources are "
+                             f"{', '.join(s.name for s in every)}")
+        chosen += [m for m in matches if m not in chosen]
+    return chosen
+
+
+def main(argv=None, directory=None):
+    """The command line; ``directory`` (default: this folder) holds the sources."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebooks to build, by number (04) or name; default: all")
+    parser.add_argument("--check", action="store_true",
+                        help="execute nothing; exit 1 if a stored notebook does not match its source")
+    parser.add_argument("--timeout", type=float, default=CELL_TIMEOUT, metavar="SECONDS",
+                        help=f"the most one cell may take (default {CELL_TIMEOUT})")
+    args = parser.parse_args(argv)
+    chosen = select(args.names, directory)
+    if args.check:
+        stale = {s.name: problems(s) for s in chosen}
+        stale = {name: found for name, found in stale.items() if found}
+        for name, found in stale.items():
+            print(f"{name}: " + "; ".join(found))
+        if stale:
+            print(f"out of date: rebuild with  python notebooks/build.py {' '.join(n[:2] for n in stale)}")
+            return 1
+        print(f"{len(chosen)} stored notebooks match their sources")
+        return 0
+    failed, start = [], time.perf_counter()
+    for source in chosen:
+        began = time.perf_counter()
+        try:
+            text = build(source, args.timeout)
+        except (nbclient.exceptions.CellExecutionError, nbclient.exceptions.DeadKernelError,
+                TimeoutError, ValueError) as error:
+            failed.append(source.name)
+            print(f"{source.name}: FAILED, {stored_path(source).name} left as it was\n{error}", file=sys.stderr)
+            continue
+        target = stored_path(source)
+        unchanged = target.exists() and target.read_text(encoding="utf-8") == text
+        if not unchanged:
+            partial = target.with_name(target.name + ".partial")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(target)  # atomic: a reader never sees half a notebook
+        print(f"{target.name}: {'unchanged' if unchanged else 'written'} "
+              f"({time.perf_counter() - began:.1f} s)", flush=True)
+    print(f"{len(chosen) - len(failed)} of {len(chosen)} notebooks built in {time.perf_counter() - start:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
