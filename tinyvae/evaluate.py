@@ -160,8 +160,8 @@ def importance_weighted_bounds(model, x, *, k=5000, seed=0, curve=CURVE_KS, batc
     """(NLL per example (N,), {K': mean L_K'} for each K' in ``curve`` up to K and for K itself).
 
     One set of K samples per example serves every K': L_K' is estimated from the K samples cut into
-    blocks of K' (``importance.bound_curve``), so the curve rises with K' for every example and costs
-    nothing beyond the NLL itself. The NLL is −L_K of each example [eq:iw-nll-estimate].
+    blocks of K' (``importance.bound_curve``), which costs nothing beyond the NLL itself; where each
+    K' divides the next and K (1, 5, 50, 5000) the curve never falls as K' grows, for every example. The NLL is −L_K of each example [eq:iw-nll-estimate].
     """
     if not isinstance(model, VAE):
         raise TypeError("importance_weighted_nll needs a VAE: an autoencoder defines no q(z|x) and no p(x)")
@@ -346,7 +346,7 @@ def format_report(result):
                      f"negative ELBO)")
         curve = ", ".join(f"L_{kk} = {v:.3f}" for kk, v in result.get("iw_bounds", {}).items())
         if curve:
-            lines.append(f"IWAE bound     {curve} (nats per example, from the same samples; rises with K)")
+            lines.append(f"IWAE bound     {curve} (nats per example, from the same samples)")
     unit = "posterior mean" if result["kl_per_dim"] is not None else "code"
     lines.append(f"active units   {result['active_units']} / {result['latent']} "
                  f"(variance over the data of the {unit} > {result['threshold']:g})")
