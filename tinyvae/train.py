@@ -121,7 +121,9 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant", or "iwae-paper": 3^i epochs at lr·10^(-i/7), i = 0, 1, ...
     adam_eps: float = 1e-8  # Adam's ε (PyTorch's default; the IWAE paper used 1e-4)
     output_bias: str = "zero"  # decoder output bias at start: "zero" or "data-mean" (logit of each pixel's mean)
-    objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound L_K with k samples (tinyvae/iwae.py)
+    objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound L_K with k samples (tinyvae/iwae.py);
+    # with "iwae", train_loss in the metrics is −L_K (train_recon + train_kl: the k-sample negative ELBO) and the
+    # test_* and val_* figures stay the negative ELBO
     k: int = 1  # importance samples per example for objective "iwae" (k = 1: the ELBO, its KL by Monte Carlo)
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
