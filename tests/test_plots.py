@@ -12,8 +12,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from tinyvae import VAE, Autoencoder, cli, data
-from tinyvae.plots import (inverse_normal_cdf_grid, plot_ae_vs_vae, plot_curves, plot_interpolation, plot_latent,
-                           plot_manifold, plot_reconstructions, plot_samples, write_run_pictures)
+from tinyvae.evaluate import posterior_means
+from tinyvae.plots import (inverse_normal_cdf_grid, most_active_dimensions, plot_ae_vs_vae, plot_curves,
+                           plot_interpolation, plot_latent, plot_manifold, plot_reconstructions, plot_samples,
+                           plot_traversals, traversal_codes, write_run_pictures)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -193,3 +195,51 @@ def test_plot_command_needs_a_run_or_both_models(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert cli.main(["plot", str(tmp_path)]) == 1  # a folder with no checkpoint
     assert "no checkpoint.npz" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- latent traversals
+
+
+def test_traversal_codes_sweep_one_coordinate_over_three_standard_deviations_and_keep_the_rest():
+    means = np.random.default_rng(0).normal(size=(50, 4)) * [0.1, 2.0, 1.0, 0.5]
+    t = np.linspace(-3, 3, 7)
+    z = traversal_codes(means, 1, 2, t).reshape(2, 7, 4)
+    for row in range(2):
+        np.testing.assert_array_equal(z[row][:, [0, 2, 3]], np.repeat(means[row:row + 1, [0, 2, 3]], 7, axis=0))
+        np.testing.assert_allclose(z[row][:, 1], means[:, 1].mean() + t * means[:, 1].std())
+    assert z[0, 0, 1] == pytest.approx(means[:, 1].mean() - 3 * means[:, 1].std())
+
+
+def test_the_most_active_dimensions_are_those_whose_posterior_means_vary_most():
+    means = np.random.default_rng(1).normal(size=(100, 5)) * [0.01, 3.0, 0.0, 1.0, 2.0]
+    assert most_active_dimensions(means, 3) == [1, 4, 3]
+
+
+def test_traversals_skip_a_collapsed_dimension(digits, tmp_path):
+    model = VAE(input_dim=784, hidden=(16,), latent=3, seed=0)
+    model.encoder.layers[-1].params["W"][:, 0] = 0  # μ_0 no longer depends on x: dimension 0 is collapsed
+    model.encoder.layers[-1].params["b"][0] = 0.3
+    x = data.to_float(digits[0][:60])
+    means = posterior_means(model, x)
+    assert np.ptp(means[:, 0]) == 0
+    assert 0 not in most_active_dimensions(means, 2)
+    fig = plot_traversals(model, x, dims=2, digits=2, steps=5, path=tmp_path / "t.png")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert_png(tmp_path / "t.png")
+
+
+def test_traversals_refuse_impossible_grids_and_dimensions(vae2, digits):
+    for kwargs in (dict(steps=1), dict(digits=0), dict(span=0), dict(dims=[5])):
+        with pytest.raises(ValueError, match="plot_traversals"):
+            plot_traversals(vae2, digits[0][:10], **kwargs)
+
+
+def test_plot_command_traverse_writes_only_the_traversals(tmp_path, capsys):
+    run = make_run(tmp_path / "run", VAE(input_dim=784, hidden=(16,), latent=4), binarize="none", metrics=False)
+    assert cli.main(["plot", str(run), "--traverse"]) == 0
+    assert capsys.readouterr().out.split() == [str(run / "traversals.png")]
+    assert_png(run / "traversals.png")
+    assert not (run / "samples.png").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plot", "--traverse", "--ae", str(run), "--vae", str(run)])
+    assert exit_info.value.code == 2

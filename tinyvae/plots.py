@@ -309,6 +309,15 @@ def most_active_dimensions(means, count):
     return [int(j) for j in np.argsort(-variances, kind="stable")[:count]]
 
 
+def traversal_codes(means, j, digits, t):
+    """The codes of one traversal grid, (digits·len(t), Z), row by row: the posterior means of the
+    first ``digits`` examples with coordinate j replaced by m_j + t·s_j, where m_j and s_j are the
+    mean and standard deviation of ``means[:, j]`` over all the examples."""
+    z = np.repeat(means[:digits, None, :], len(t), axis=1)  # (digits, steps, Z)
+    z[:, :, j] = means[:, j].mean() + np.asarray(t) * means[:, j].std()
+    return z.reshape(-1, means.shape[1])
+
+
 def plot_traversals(model, x, dims=6, digits=3, steps=9, span=3.0, path=None):
     """Latent traversals: for each of the ``dims`` most active dimensions j, a grid whose rows are
     ``digits`` inputs and whose columns decode their posterior mean μ(x) with z_j alone swept from
@@ -326,17 +335,15 @@ def plot_traversals(model, x, dims=6, digits=3, steps=9, span=3.0, path=None):
     chosen = most_active_dimensions(means, min(int(dims), z_dim)) if np.isscalar(dims) else [int(j) for j in dims]
     if not chosen or any(not 0 <= j < z_dim for j in chosen):
         raise ValueError(f"plot_traversals: dimensions must lie in [0, {z_dim}), got {dims!r}")
-    center, spread = means.mean(axis=0), means.std(axis=0)
+    spread = means.std(axis=0)
     t = np.linspace(-span, span, steps)
-    base = means[:digits]  # (digits, Z)
+    n_rows = min(int(digits), len(means))
     cols = 2 if len(chosen) > 1 else 1
     rows = math.ceil(len(chosen) / cols)
-    fig = _figure(figsize=(cols * (0.55 * steps + 0.6), rows * (0.62 * len(base) + 0.75) + 0.6), layout="constrained")
+    fig = _figure(figsize=(cols * (0.55 * steps + 0.6), rows * (0.62 * n_rows + 0.75) + 0.6), layout="constrained")
     for k, j in enumerate(chosen):
-        z = np.repeat(base[:, None, :], steps, axis=1)  # (digits, steps, Z)
-        z[:, :, j] = center[j] + t * spread[j]
-        flat = z.reshape(-1, z_dim).astype(model.dtype)
-        images = to_numpy(model.decode(backend.to_device(flat, model.xp)))
+        z = traversal_codes(means, j, n_rows, t)  # (digits·steps, Z)
+        images = to_numpy(model.decode(backend.to_device(z.astype(model.dtype), model.xp)))
         ax = fig.add_subplot(rows, cols, k + 1)
         labels = [("0" if v == 0 else f"{v:+.0f}σ") if v == int(v) else "" for v in t]
         _show(ax, _grid(images, steps), x.shape[1], cols=labels)

@@ -1,0 +1,118 @@
+"""Tests for free bits (Kingma et al. 2016): the objective Σ_j max(λ, batch-mean KL_j), its gradient
+(zero for a dimension under its allowance) against central differences away from the kink, the
+model's loss and reported KL, what evaluation scores, the refusals, and a planted bug.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinyvae import VAE, ModelConfig, TrainConfig, cli, evaluate_elbo
+from tinyvae.gradcheck import DEFAULT_H, check_loss, check_model
+from tinyvae.losses import free_bits_kl, gaussian_kl, gaussian_kl_per_dim
+from tinyvae.train import ConfigError
+
+F64 = np.float64
+
+
+def posterior(seed=0, n=6, z=4):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, z)), rng.normal(0, 0.5, size=(n, z))
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.tuples(st.integers(1, 5), st.integers(1, 5)), lam=st.floats(0.0, 1.5), data=st.data())
+def test_free_bits_gradient_matches_finite_differences_away_from_the_kink(shape, lam, data, gradcheck_passes):
+    mu = data.draw(hnp.arrays(F64, shape, elements=st.floats(-2, 2, allow_subnormal=False)))
+    log_var = data.draw(hnp.arrays(F64, shape, elements=st.floats(-1.5, 1.5, allow_subnormal=False)))
+    kl = free_bits_kl(mu, log_var, lam)[3]
+    assume(np.abs(kl - lam).min() > 1e-3)  # a perturbation of h = 1e-5 moves KL_j by far less than that
+    gradcheck_passes(check_loss(lambda mu, log_var: free_bits_kl(mu, log_var, lam), {"mu": mu, "log_var": log_var},
+                                wrt=["mu", "log_var"], label=f"free_bits_kl (λ={lam:.3f})"))
+
+
+def test_zero_free_bits_is_the_plain_kl_exactly():
+    mu, log_var = posterior()
+    objective, dmu, dlog_var, per_dim = free_bits_kl(mu, log_var, 0.0)
+    kl, dmu_kl, dlog_var_kl = gaussian_kl(mu, log_var)
+    assert objective == pytest.approx(kl, rel=1e-15) and per_dim.sum() == pytest.approx(kl, rel=1e-15)
+    np.testing.assert_allclose(dmu, dmu_kl, rtol=1e-15)  # μ·(1/N) against μ/N: the same to round-off
+    np.testing.assert_allclose(dlog_var, dlog_var_kl, rtol=1e-15)
+
+
+def test_a_dimension_under_its_allowance_costs_lambda_and_gets_no_gradient():
+    mu, log_var = posterior(1)
+    per_dim = gaussian_kl_per_dim(mu, log_var).mean(axis=0)
+    lam = float(np.sort(per_dim)[1:3].mean())  # two dimensions under, two over
+    objective, dmu, dlog_var, reported = free_bits_kl(mu, log_var, lam)
+    free = per_dim <= lam
+    np.testing.assert_allclose(reported, per_dim, rtol=1e-15)
+    assert objective == pytest.approx(lam * free.sum() + per_dim[~free].sum(), rel=1e-15)
+    assert not dmu[:, free].any() and not dlog_var[:, free].any()
+    np.testing.assert_allclose(dmu[:, ~free], mu[:, ~free] / len(mu), rtol=1e-15)
+
+
+def test_the_allowance_is_on_the_batch_average_not_per_example():
+    """One example may use more than λ nats of a dimension if the batch on average does not."""
+    mu = np.array([[3.0], [0.0], [0.0], [0.0]])  # KL 4.5 nats for the first example, 0 for the others
+    log_var = np.zeros_like(mu)
+    objective, dmu, _, per_dim = free_bits_kl(mu, log_var, 2.0)
+    assert per_dim[0] == pytest.approx(1.125)
+    assert objective == 2.0 and not dmu.any()
+    per_example = np.maximum(2.0, 0.5 * mu[:, 0] ** 2).mean()  # the planted per-example version
+    assert per_example != objective
+
+
+def test_a_gradient_that_ignores_the_allowance_fails_the_check():
+    mu, log_var = posterior(2)
+    lam = float(np.sort(free_bits_kl(mu, log_var, 0.0)[3])[1:3].mean())
+
+    def planted(mu, log_var):
+        objective, _, _, _ = free_bits_kl(mu, log_var, lam)
+        _, dmu, dlog_var = gaussian_kl(mu, log_var)  # the plain KL's gradient for every dimension
+        return objective, dmu, dlog_var
+
+    report = check_loss(planted, {"mu": mu, "log_var": log_var}, wrt=["mu", "log_var"])
+    assert not report.passed
+
+
+def test_the_model_trains_on_free_bits_but_reports_and_evaluates_the_true_kl(gradcheck_passes):
+    rng = np.random.default_rng(0)
+    x, eps = rng.uniform(0, 1, (5, 8)), rng.standard_normal((5, 3))
+    plain = VAE(input_dim=8, hidden=(6,), latent=3, dtype="float64", seed=1, beta=0.5)
+    mu, log_var = plain.encode(x)
+    per_dim = gaussian_kl_per_dim(mu, log_var).mean(axis=0)
+    lam = float(np.sort(per_dim)[:2].mean())
+    model = VAE(plain.config, free_bits=lam)
+    loss = float(model.forward(x, eps))
+    recon, kl = float(model.stats["recon"]), float(model.stats["kl"])
+    assert kl == pytest.approx(per_dim.sum(), rel=1e-13)
+    assert loss == pytest.approx(recon + 0.5 * np.maximum(per_dim, lam).sum(), rel=1e-13)
+    assert loss > recon + 0.5 * kl
+    gradcheck_passes(check_model(model, x, eps))
+    elbo = evaluate_elbo(model, x, seed=0, batch_size=5)
+    assert elbo["loss"] == pytest.approx(elbo["recon"] + elbo["kl"], rel=1e-12)  # β = 1, λ = 0
+    assert DEFAULT_H < 1e-3 < np.abs(per_dim - lam).min()  # the whole-model check stays off the kink
+
+
+def test_negative_free_bits_and_free_bits_on_an_autoencoder_are_refused():
+    with pytest.raises(ValueError, match="free_bits must be >= 0 nats per latent dimension, got -0.5"):
+        ModelConfig(free_bits=-0.5)
+    with pytest.raises(ValueError, match="free_bits acts on the KL term of a VAE; the 'ae' model has none"):
+        ModelConfig(model="ae", free_bits=1.0)
+    with pytest.raises(ConfigError, match="free_bits acts on the KL term of a VAE"):
+        TrainConfig(model="ae", free_bits=1.0)
+    with pytest.raises(ValueError, match="free_bits must be a finite number of nats >= 0, got -1"):
+        free_bits_kl(*posterior(), -1.0)
+
+
+def test_the_command_line_refuses_negative_free_bits_and_the_autoencoder(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--free-bits", "-1"])
+    assert info.value.code == 2 and "expected a finite number >= 0, got '-1'" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "ae", "--free-bits", "0.5"]) == 2
+    assert "free_bits acts on the KL term of a VAE" in capsys.readouterr().err
