@@ -29,7 +29,10 @@ myst_heading_anchors = 3
 # Notebooks are shown with their stored outputs; the site build never executes them.
 nb_execution_mode = "off"
 nb_merge_streams = True
-nb_ipywidgets_js = {}  # no require.js or widget manager from a CDN; widgets fall back to their text
+# A widget (tqdm's notebook progress bar) needs require.js and a widget manager, which MyST-NB would
+# load from a CDN: none is loaded, and a widget output shows its text form ("100%|██████| 5/5").
+nb_ipywidgets_js = {}
+nb_mime_priority_overrides = [("*", "application/vnd.jupyter.widget-view+json", None)]
 
 html_theme = "furo"
 html_title = "tinyvae"
