@@ -328,7 +328,7 @@ def test_every_notebook_page_shows_its_figures(site, crawl):
         figures, outputs = stored_figures(notebook)
         page = f"notebooks/{name}.html"
         if outputs == 0:
-            problems.append(f"{name}.ipynb is stored without outputs (see notebooks/README.md for the build command)")
+            problems.append(f"{name}.ipynb is stored without outputs: run python notebooks/build.py (notebooks/README.md)")
             continue
         shown = report[page]["figures"]
         loaded = sum(1 for f in shown if f["loaded"])
