@@ -289,3 +289,32 @@ def test_evaluate_cli_rejects_unknown_flags():
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["evaluate", "x.npz", "--iw", "5", "--bogus"])
     assert exit_info.value.code == 2
+
+
+# --------------------------------------------------------------------------- sharpness
+
+
+def test_image_sharpness_is_the_mean_squared_neighbour_difference_and_blur_lowers_it():
+    from tinyvae.evaluate import image_sharpness  # noqa: PLC0415
+
+    step = np.zeros((4, 4))
+    step[:, 2:] = 1.0  # one vertical edge of height 1 in each of 4 rows: 4 squared steps of 1
+    assert image_sharpness(step.reshape(1, 16)) == pytest.approx(4 / (2 * 4 * 3))
+    ramp = np.tile([0.0, 1 / 3, 2 / 3, 1.0], (4, 1))  # the same edge spread over three steps
+    assert image_sharpness(ramp.reshape(1, 16)) == pytest.approx(image_sharpness(step.reshape(1, 16)) / 3)
+    assert image_sharpness(np.full((2, 16), 0.7)) == 0.0
+    assert image_sharpness(np.full((1, 16), 3.0)) == 0.0  # values are clipped to [0, 1] as they are shown
+    with pytest.raises(ValueError, match="square images, got D = 12"):
+        image_sharpness(np.zeros((1, 12)))
+
+
+def test_evaluate_reports_the_sharpness_of_samples_and_of_the_test_digits(run_dir):
+    from tinyvae.evaluate import format_report, image_sharpness, sample_sharpness  # noqa: PLC0415
+
+    result = evaluate_checkpoint(run_dir, limit=50)
+    model = VAE(input_dim=784, hidden=(32,), latent=2)
+    model.load_weights(run_dir / "checkpoint.npz")
+    assert result["sample_sharpness"] == pytest.approx(sample_sharpness(model, seed=0), rel=1e-12)
+    x = data.binarize_static(data.load_split("test")[0][:50], 2014)
+    assert result["data_sharpness"] == pytest.approx(image_sharpness(x / 255.0), rel=1e-12)
+    assert "sharpness      samples" in format_report(result)

@@ -212,6 +212,28 @@ def active_units(model, x, threshold=ACTIVE_THRESHOLD, *, batch_size=1000):
     return int((variances > threshold).sum()), variances
 
 
+SHARPNESS_SAMPLES = 1000  # prior samples whose sharpness tinyvae evaluate reports
+
+
+def image_sharpness(images):
+    """Mean squared difference between neighbouring pixels (each pixel and the ones right of and below
+    it), averaged over the images: a number per set of square (N, D) images, clipped to [0, 1] as they
+    are shown. Blur lowers it: spreading a step of height h over k pixels turns h² into k·(h/k)² = h²/k.
+    """
+    images = np.clip(np.asarray(to_numpy(images), dtype=np.float64), 0.0, 1.0)
+    side = math.isqrt(images.shape[1])
+    if side * side != images.shape[1]:
+        raise ValueError(f"image_sharpness needs square images, got D = {images.shape[1]} pixels")
+    grid = images.reshape(-1, side, side)
+    across, down = np.diff(grid, axis=2), np.diff(grid, axis=1)
+    return float(((across ** 2).sum(axis=(1, 2)) + (down ** 2).sum(axis=(1, 2))).mean() / (2 * side * (side - 1)))
+
+
+def sample_sharpness(model, n=SHARPNESS_SAMPLES, seed=0):
+    """``image_sharpness`` of ``n`` mean images decoded from z ~ N(0, I) (seeded), as ``tinyvae sample`` draws them."""
+    return image_sharpness(model.sample(n, backend.default_rng(seed, model.xp)))
+
+
 # --------------------------------------------------------------------------- checkpoints and runs
 
 
@@ -325,6 +347,8 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
     elif iw_samples:
         notes.append("NLL: not defined for an autoencoder (no q(z|x), no p(x))")
     count, variances = active_units(model, x, batch_size=batch_size)
+    result.update(sample_sharpness=sample_sharpness(model, seed=seed),
+                  data_sharpness=image_sharpness(x / 255.0 if x.dtype == np.uint8 else x))  # uint8: 255 is 1
     result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae else None,
                   active_units=count, latent=model.config.latent, mean_variances=variances.tolist(),
                   threshold=ACTIVE_THRESHOLD, notes=notes, seconds=time.perf_counter() - start)
@@ -347,6 +371,9 @@ def format_report(result):
         curve = ", ".join(f"L_{kk} = {v:.3f}" for kk, v in result.get("iw_bounds", {}).items())
         if curve:
             lines.append(f"IWAE bound     {curve} (nats per example, from the same samples)")
+    if result.get("sample_sharpness") is not None:
+        lines.append(f"sharpness      samples {result['sample_sharpness']:.4f}, {result['split']} digits "
+                     f"{result['data_sharpness']:.4f} (mean squared difference of neighbouring pixels; blur lowers it)")
     unit = "posterior mean" if result["kl_per_dim"] is not None else "code"
     lines.append(f"active units   {result['active_units']} / {result['latent']} "
                  f"(variance over the data of the {unit} > {result['threshold']:g})")
