@@ -328,7 +328,7 @@ PLANTS = {
     "a boolean array": (_edit(lambda a: a.update(mask=np.ones(3, dtype=bool))), ["'mask'", "real floating-point", "bool"]),
     "2-d weights": (_edit(_set(theta=lambda t: t.reshape(2, -1))), ["'theta'", "one flat array", "shape (2, "]),
     "an absurd model": (_edit(_set(config=_huge, train_config=_huge)),
-                        ["hidden=[100000, 100000, 100000]", "40,158,000,788 parameters", "more than the 1,000,000,000"]),
+                        ["vae 784-100000-100000-100000-2", "has 40,158,000,788 parameters", "more than the 1,000,000,000"]),
     "a config that is a list": (_edit(_set(config="[1, 2]", train_config="[1, 2]")),
                                 ["must be a JSON object", "got list"]),
     "a .npy under .npz": (lambda p, m: p.write_bytes(_npy_bytes()),

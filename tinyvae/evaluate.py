@@ -15,7 +15,6 @@ examples. Arrays may live on the GPU; results come back to the host as floats an
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -87,6 +86,8 @@ def _float_batches(model, x, batch_size, binarize="none", rng=None):
     """Yield float batches of the model's dtype on the model's device, ``batch_size`` rows each."""
     if not batch_size >= 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+    if getattr(model, "max_rows", None):  # a conv model: its work buffers grow to the largest batch they see
+        batch_size = min(int(batch_size), model.max_rows)
     for start in range(0, x.shape[0], int(batch_size)):
         batch = x[start:start + int(batch_size)]
         if batch.dtype == np.uint8:  # images enter as bytes and become floats one batch at a time

@@ -45,6 +45,7 @@ MODELS = ("vae", "ae")
 ARCHS = ("mlp", "conv")  # dense layers, or the Keras example's convolutions (tinyvae/layers/convnet.py)
 # Fields that only the conv architecture reads: an MLP ignores them (and load_weights does too).
 CONV_ONLY = ("channels", "dense", "image_shape")
+CONV_MAX_ROWS = 128  # see _Model.max_rows
 CHECKPOINT_FORMAT = "tinyvae-model-1"
 # A config asking for more parameters than this is a typo or a damaged file, refused before allocating:
 # the largest MLPs on 28x28 images have a few million.
@@ -128,13 +129,12 @@ class ModelConfig:
         """A model too large to be meant: over MAX_PARAMETERS, or more than this machine's memory."""
         count, itemsize = self.parameter_count(), np.dtype(self.dtype).itemsize
         need, memory = TRAINING_COPIES * count * itemsize, _physical_memory()
-        sizes = f"sizes input_dim={self.input_dim}, hidden={list(self.hidden)}, latent={self.latent} give {count:,} parameters"
+        sizes = f"the model {self.describe()} has {count:,} parameters"  # describe() names every architecture
         if count > MAX_PARAMETERS:
-            return [f"{sizes}, more than the {MAX_PARAMETERS:,} tinyvae accepts; check the hidden widths and latent"]
+            return [f"{sizes}, more than the {MAX_PARAMETERS:,} tinyvae accepts; check its sizes"]
         if memory is not None and need > memory:
             return [f"{sizes}, and training holds {TRAINING_COPIES} copies of them ({need / 2**30:,.1f} GiB of "
-                    f"{self.dtype}), more than this machine's {memory / 2**30:,.1f} GiB of memory; check the hidden "
-                    f"widths and latent"]
+                    f"{self.dtype}), more than this machine's {memory / 2**30:,.1f} GiB of memory; check its sizes"]
         return []
 
     def to_dict(self):
@@ -342,6 +342,13 @@ class _Model:
         if self.obs_var is not None:
             named["obs_var.log_var"] = self.obs_var.grads["log_var"]
         return named
+
+    @property
+    def max_rows(self):
+        """Rows per forward pass that evaluation should not exceed (None: any). A conv model keeps about 100
+        times the numbers per example an MLP keeps, and its work buffers grow to the largest batch they
+        see; passes of at most ``CONV_MAX_ROWS`` keep them at their training size."""
+        return CONV_MAX_ROWS if self.config.arch == "conv" else None
 
     @property
     def num_params(self):
