@@ -233,7 +233,7 @@ def iwae_checks(rng, seed, x01):
         vae = VAE(input_dim=6, hidden=(5,), latent=2, activation=act, likelihood=likelihood, objective="iwae",
                   k=k, dtype="float64", seed=seed)
         rep = check_model(vae, x01, rng.standard_normal((n, k, 2)))
-        rep.label = f"VAE, IWAE K={k} ({act} {likelihood})"
+        rep.label = f"IWAE K={k} ({act} {likelihood})"
         reports.append(rep)
     return reports
 
