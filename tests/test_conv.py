@@ -245,7 +245,7 @@ def test_the_full_convolution_with_the_rotated_kernel_is_the_adjoint():
 
 def plant_kernel_not_transposed(monkeypatch):
     """Wᵀ written as a reshape of W to (C_in·k·k, C_out): the right shape, the wrong entries."""
-    def adjoint(y, weight, stride, padding, x_hw, scratch=None):
+    def adjoint(y, weight, stride, padding, x_hw, work=None):
         c_out, c_in, k, _ = weight.shape
         cols = weight.reshape(c_in * k * k, c_out) @ conv.channel_major(y)
         out = np.zeros((c_in, y.shape[0], x_hw[0] + 2 * padding, x_hw[1] + 2 * padding))
@@ -255,7 +255,7 @@ def plant_kernel_not_transposed(monkeypatch):
 
 
 def plant_kernel_not_rotated(monkeypatch):
-    monkeypatch.setattr(conv, "conv2d_adjoint", lambda y, weight, stride, padding, x_hw, scratch=None:
+    monkeypatch.setattr(conv, "conv2d_adjoint", lambda y, weight, stride, padding, x_hw, work=None:
                         adjoint_by_full_convolution(y, weight, stride, padding, x_hw, rotate=False))
 
 

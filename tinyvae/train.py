@@ -65,7 +65,6 @@ SGD_MOMENTUM = 0.9
 READ_EVERY = 20  # steps between reads of the device (progress bar; the NaN check on a GPU)
 EVAL_BATCH = 250  # rows per forward pass when evaluating the test set after each epoch: small enough that
 # the evaluation's activations do not raise the run's peak memory (see the README's Performance section)
-CONV_EVAL_BATCH = 250  # the conv VAE keeps ~100 times the floats per row an MLP keeps: smaller passes
 # The test (and validation) images of a binarized run get one fixed binarization, the same for
 # every run whatever its seed, so that test figures of different runs are comparable.
 EVAL_BINARIZE_SEED = 2014
@@ -473,7 +472,7 @@ class _Run:
         for split, x in (("test", self.test_x), ("val", self.val_x)):
             if len(x):
                 result = evaluate_elbo(self.model, x, binarize="none", seed=_eval_seed(cfg.seed, epoch),
-                                       batch_size=EVAL_BATCH if cfg.arch == "mlp" else CONV_EVAL_BATCH)
+                                       batch_size=EVAL_BATCH)
                 record.update({f"{split}_{k}": float(result[k]) for k in LOSS_TERMS})
         if self.model.obs_var is not None:  # a learned or optimal σ_x², as the model now holds it
             record["obs_var"] = self.model.observation_variance()

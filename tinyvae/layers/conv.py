@@ -18,8 +18,11 @@ matrix product, W (C_out, C_in·k·k) @ cols (C_in·k·k, N·H_out·W_out), writ
 the next convolution reads its input, so no activation is ever transposed in memory between layers;
 an input that really is NCHW in memory (the first layer's, or one from ``Unflatten``) is copied once.
 
-Scratch buffers (the padded input and the im2col matrix) are kept by each layer and reused while
-the batch shape stays the same; arrays a layer returns are always new.
+Work buffers are reused, never reallocated per call: each ``Conv2d`` keeps its im2col matrix (the
+backward needs it) in a buffer of its own, and the temporaries (a padded input, the im2col matrix of
+an upstream gradient, Wᵀ y before col2im) live in one set of buffers, ``WORK``, shared by every layer,
+each as large as the largest request so far. Their size is set by the batch: training at batch 128
+holds about 80 MB of them for the default conv VAE. Arrays a layer returns are always new.
 """
 
 from __future__ import annotations
@@ -72,18 +75,28 @@ def _check_geometry(name, c_in, c_out, kernel, stride, padding, output_padding=0
 # --------------------------------------------------------------------------- im2col and col2im
 
 
-class Scratch:
-    """Named work buffers of one layer, reallocated only when the shape, dtype or namespace changes."""
+class Buffers:
+    """Named flat work buffers that only grow: ``get`` returns a view of the requested shape.
+
+    A buffer is reallocated only when a request is larger than it, or of another dtype or namespace;
+    a smaller batch (the last of an epoch) uses the front of it. The contents are whatever the last
+    user left: callers overwrite what they read.
+    """
 
     def __init__(self):
-        self._buffers = {}
+        self._flat = {}
 
     def get(self, name, shape, dtype, xp):
-        buf = self._buffers.get(name)
-        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dtype or get_xp(buf) is not xp:
-            buf = xp.zeros(shape, dtype=dtype)  # zeros: a padded buffer's border must start (and stay) 0
-            self._buffers[name] = buf
-        return buf
+        size = int(np.prod(shape))
+        key = (name, np.dtype(dtype).str)
+        buf = self._flat.get(key)
+        if buf is None or buf.size < size or get_xp(buf) is not xp:
+            buf = xp.empty(size, dtype=dtype)
+            self._flat[key] = buf
+        return buf[:size].reshape(shape)
+
+
+WORK = Buffers()  # temporaries of every conv layer: used within one forward or backward call, then free
 
 
 def channel_major(x):
@@ -97,22 +110,30 @@ def _window(size_out, offset, stride):
     return slice(offset, offset + stride * (size_out - 1) + 1, stride)
 
 
-def im2col(x, kernel, stride, padding, out_hw, scratch=None):
+def im2col(x, kernel, stride, padding, out_hw, cols_from=None, pad_from=None):
     """The (C·k·k, N·H_out·W_out) matrix whose column (n, u, v) is the window under output pixel (u, v).
 
     Row (c, i, j) of column (n, u, v) holds x_pad[n, c, s·u + i, s·v + j] [eq:im2col]. Filled by
     k·k strided copies, one per kernel offset (i, j), each moving a whole (C, N, H_out, W_out) block.
+    The matrix goes into a buffer of ``cols_from`` and the padded input into one of ``pad_from``
+    (``Buffers``; None: new arrays).
     """
     xp = get_xp(x)
     n, c, h, w = x.shape
     ho, wo = out_hw
-    scratch = scratch or Scratch()
     if padding:
-        xpad = scratch.get("xpad", (c, n, h + 2 * padding, w + 2 * padding), x.dtype, xp)
-        xpad[:, :, padding:padding + h, padding:padding + w] = x.transpose(1, 0, 2, 3)  # the border stays 0
+        shape = (c, n, h + 2 * padding, w + 2 * padding)
+        xpad = pad_from.get("xpad", shape, x.dtype, xp) if pad_from else xp.empty(shape, dtype=x.dtype)
+        p = padding
+        xpad[:, :, :p] = 0  # the border: zeros (a shared buffer holds another layer's numbers there)
+        xpad[:, :, p + h:] = 0
+        xpad[:, :, p:p + h, :p] = 0
+        xpad[:, :, p:p + h, p + w:] = 0
+        xpad[:, :, p:p + h, p:p + w] = x.transpose(1, 0, 2, 3)
     else:
         xpad = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
-    cols = scratch.get("cols", (c, kernel, kernel, n, ho, wo), x.dtype, xp)
+    shape = (c, kernel, kernel, n, ho, wo)
+    cols = cols_from.get("cols", shape, x.dtype, xp) if cols_from else xp.empty(shape, dtype=x.dtype)
     for i in range(kernel):
         for j in range(kernel):
             cols[:, i, j] = xpad[:, :, _window(ho, i, stride), _window(wo, j, stride)]  # [eq:im2col]
@@ -139,28 +160,30 @@ def col2im(dcols, out, kernel, stride, padding, out_hw):
 # --------------------------------------------------------------------------- the two linear maps
 
 
-def conv2d_apply(x, weight, stride, padding, scratch=None):
+def conv2d_apply(x, weight, stride, padding, cols_from=None, work=None):
     """A x, the convolution without bias: returns (y (C_out, N·H_out·W_out), cols, (H_out, W_out)).
 
     ``x`` (N, C_in, H, W), ``weight`` (C_out, C_in, k, k); ``cols`` is im2col(x), which the weight
-    gradient needs. One matrix product [eq:conv-forward].
+    gradient needs, in a buffer of ``cols_from``; ``work`` holds the padded input. One matrix
+    product [eq:conv-forward].
     """
     n, c_in, h, w = x.shape
     c_out, _, k, _ = weight.shape
     ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
-    cols = im2col(x, k, stride, padding, (ho, wo), scratch)  # (C_in·k·k, N·H_out·W_out)
+    cols = im2col(x, k, stride, padding, (ho, wo), cols_from, work)  # (C_in·k·k, N·H_out·W_out)
     y = weight.reshape(c_out, c_in * k * k) @ cols  # (C_out, N·H_out·W_out)  [eq:conv-forward]
     return y, cols, (ho, wo)
 
 
-def conv2d_adjoint(y, weight, stride, padding, x_hw, scratch=None):
+def conv2d_adjoint(y, weight, stride, padding, x_hw, work=None):
     """Aᵀ y, the adjoint of ``conv2d_apply``: (N, C_out, H_out, W_out) -> (N, C_in, H, W).
 
     It is the convolution's gradient with respect to its input (y = dL/d output) and the transposed
     convolution's forward pass (y = its input): one function for both [eq:conv-grad-x]; it satisfies
     ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ [eq:conv-adjoint]. The product
     Wᵀ y gives every window's contribution, col2im adds them up. A batch whose column matrix would
-    pass ``MAX_COLUMN_BYTES`` goes through in pieces of images, each one matrix product.
+    pass ``MAX_COLUMN_BYTES`` goes through in pieces of images, each one matrix product; the matrix
+    lives in a buffer of ``work`` (None: a new array).
     """
     xp = get_xp(y)
     n, c_out, ho, wo = y.shape
@@ -171,8 +194,8 @@ def conv2d_adjoint(y, weight, stride, padding, x_hw, scratch=None):
     out = xp.zeros((c_in, n, h + 2 * padding, w + 2 * padding), dtype=y.dtype)  # padded, channel-major
     per_image = c_in * k * k * ho * wo * y.dtype.itemsize
     step = max(1, min(n, MAX_COLUMN_BYTES // per_image))
-    scratch = scratch or Scratch()
-    flat = scratch.get("dcols", (c_in * k * k * step * ho * wo,), y.dtype, xp)  # every piece's matrix, reused
+    size = c_in * k * k * step * ho * wo
+    flat = work.get("dcols", (size,), y.dtype, xp) if work else xp.empty(size, dtype=y.dtype)  # every piece's matrix
     for start in range(0, n, step):
         stop = min(n, start + step)
         dcols = flat[:c_in * k * k * (stop - start) * ho * wo].reshape(c_in * k * k, (stop - start) * ho * wo)
@@ -229,7 +252,7 @@ class _ConvBase(Layer):
             bound = 1.0 / math.sqrt(fan_in)
             self.params["b"][...] = rng.uniform(-bound, bound, c_out)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self._scratch = Scratch()
+        self._buffers = Buffers()  # Conv2d: its im2col matrix, kept from forward to backward
 
     def _check_input(self, x):
         check_array(x, f"{self!r} input x", shape=(None, self.c_in, None, None), finite=False)
@@ -269,7 +292,7 @@ class Conv2d(_ConvBase):
     def forward(self, x):
         self._check_input(x)
         n = x.shape[0]
-        y, cols, (ho, wo) = conv2d_apply(x, self.params["W"], self.stride, self.padding, self._scratch)
+        y, cols, (ho, wo) = conv2d_apply(x, self.params["W"], self.stride, self.padding, self._buffers, WORK)
         y += self.params["b"][:, None]  # (C_out, N·H_out·W_out)  [eq:conv-forward]
         self._cache = (cols, tuple(x.shape))
         return y.reshape(self.c_out, n, ho, wo).transpose(1, 0, 2, 3)  # (N, C_out, H_out, W_out) view
@@ -285,7 +308,7 @@ class Conv2d(_ConvBase):
         xp.sum(dy_mat, axis=1, out=self.grads["b"])  # sum over examples and positions  [eq:conv-grad-b]
         if not self.need_dx:
             return None
-        return conv2d_adjoint(dy, self.params["W"], self.stride, self.padding, (h, w), self._scratch)
+        return conv2d_adjoint(dy, self.params["W"], self.stride, self.padding, (h, w), WORK)
 
     def __repr__(self):
         return f"Conv2d({self.c_in}, {self.c_out}, kernel={self.kernel}, stride={self.stride}, padding={self.padding})"
@@ -318,7 +341,7 @@ class ConvTranspose2d(_ConvBase):
     def forward(self, x):
         h_out, w_out = self._check_input(x)
         y = conv2d_adjoint(x, self.params["W"], self.stride, self.padding, (h_out, w_out),
-                           self._scratch)  # (N, C_out, H_out, W_out)  [eq:conv-transpose]
+                           WORK)  # (N, C_out, H_out, W_out)  [eq:conv-transpose]
         y += self.params["b"][:, None, None]
         self._cache = x
         return y
@@ -329,7 +352,7 @@ class ConvTranspose2d(_ConvBase):
         n, _, h, w = x.shape
         self._check_dy(dy, (n, self.c_out, *self.output_hw((h, w))))
         # dL/dx = A dy, the convolution itself; its im2col matrix also gives dL/dW.
-        dx, cols, _ = conv2d_apply(dy, self.params["W"], self.stride, self.padding, self._scratch)  # (C_in, N·H·W)
+        dx, cols, _ = conv2d_apply(dy, self.params["W"], self.stride, self.padding, WORK, WORK)  # (C_in, N·H·W)
         k2 = self.c_out * self.kernel ** 2
         weight_grad(channel_major(x), cols, self.grads["W"].reshape(self.c_in, k2))  # X cols(dy)ᵀ  [eq:conv-transpose-grad-w]
         xp.sum(channel_major(dy), axis=1, out=self.grads["b"])  # [eq:conv-grad-b]
