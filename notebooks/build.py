@@ -184,12 +184,15 @@ def problems(source):
     stored = nbformat.read(path, as_version=4)
     expected = read_source(source)
     found = []
+    for key in ("kernelspec", "jupytext"):
+        if stored.metadata.get(key) != expected.metadata.get(key):
+            found.append(f"the notebook's {key} metadata differs from the source's")
     if len(stored.cells) != len(expected.cells):
         found.append(f"{len(stored.cells)} cells stored, the source has {len(expected.cells)}")
     for index, (a, b) in enumerate(zip(stored.cells, expected.cells)):
         for key in ("cell_type", "source", "metadata", "id"):
             if a.get(key) != b.get(key):
-                found.append(f"cell {index}: {key} differs from the source")
+                found.append(f"cell {index}: the stored {key} differs from the source's")
                 break
     code = [c for c in stored.cells if c.cell_type == "code"]
     counts = [c.execution_count for c in code]

@@ -127,7 +127,7 @@ def test_build_check_passes_on_a_built_pair_and_fails_once_the_source_is_edited(
     assert build.main(["--check"], directory=tmp_path) == 0
     source.write_text(source.read_text(encoding="utf-8").replace("# %%\n", "# %%\nx = 1\n", 1), encoding="utf-8")
     found = build.problems(source)
-    assert found and "source differs" in found[0]
+    assert found and "the stored source differs" in found[0]
     assert build.main(["--check"], directory=tmp_path) == 1
     assert f"python notebooks/build.py {source.name[:2]}" in capsys.readouterr().out
 
