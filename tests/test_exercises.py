@@ -225,6 +225,37 @@ def _iwae_encoder(q_mu=None, q_logvar=None, prior=True, weight=None, std_power=1
     return iwae_encoder_backward
 
 
+def _conv(kernel="transposed", place="+=", db_axes=(0, 2, 3), dW_flip=False):
+    """A learner's conv backward by im2col, with one of the usual mistakes chosen by the arguments."""
+    def conv_backward(dy, x, W, stride, padding):
+        n, c, rows, cols_ = x.shape
+        f, _, k, _ = W.shape
+        ho, wo, s, p = dy.shape[2], dy.shape[3], stride, padding
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        cols = np.stack([xp[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s]
+                         for i in range(k) for j in range(k)], axis=2)  # (N, C, k·k, Ho, Wo)
+        cols = cols.transpose(1, 2, 0, 3, 4).reshape(c * k * k, -1)
+        dY = dy.transpose(1, 0, 2, 3).reshape(f, -1)
+        dW = (dY @ cols.T).reshape(W.shape)
+        if dW_flip:
+            dW = dW[:, :, ::-1, ::-1]
+        w_t = {"transposed": W.reshape(f, -1).T, "rotated": W[:, :, ::-1, ::-1].reshape(f, -1).T,
+               "reshaped": W.reshape(-1, f)}[kernel]
+        dcols = (w_t @ dY).reshape(c, k, k, n, ho, wo)
+        out = np.zeros((c, n, rows + 2 * p, cols_ + 2 * p))
+        for i in range(k):
+            for j in range(k):
+                if place == "+=":
+                    out[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] += dcols[:, i, j]
+                elif place == "=":
+                    out[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] = dcols[:, i, j]
+                else:  # consecutive pixels: the stride forgotten
+                    out[:, :, i:i + ho, j:j + wo] += dcols[:, i, j]
+        dx = out[:, :, p:p + rows, p:p + cols_].transpose(1, 0, 2, 3)
+        return dx, dW, dy.sum(axis=db_axes)
+    return conv_backward
+
+
 def _raises(*args):
     return np.sum(args[0], axis=5)  # an AxisError inside "learner code"
 
@@ -345,6 +376,18 @@ PLANTED = [
     ("iwae_encoder_backward", "uniform weights", _iwae_encoder(weight=lambda w: np.full_like(w, 1 / w.shape[1])),
      ["dmu, dlog_var", "weighted 1/(N K)"]),
     ("iwae_encoder_backward", "σ² for σ", _iwae_encoder(std_power=2), ["dlog_var", "σ² in place of σ"]),
+    ("conv_backward", "kernel rotated", _conv(kernel="rotated"), ["dx", "kernel's orientation", "rotated by 180°"]),
+    ("conv_backward", "kernel reshaped, not transposed", _conv(kernel="reshaped"),
+     ["dx", "reshaped where it must be transposed"]),
+    ("conv_backward", "stride missing in col2im", _conv(place="consecutive"), ["dx", "stride is missing in col2im"]),
+    ("conv_backward", "overlaps overwritten", _conv(place="="), ["dx", "overwrite each other", "(+=)"]),
+    ("conv_backward", "bias summed over the batch only", _conv(db_axes=0),
+     ["db", "expected shape (8,)", "got (8, 5, 5)", "summed over the batch only", "positions"]),
+    ("conv_backward", "kernel gradient flipped", _conv(dW_flip=True), ["dW", "taps are rotated by 180°"]),
+    ("conv_backward", "channels swapped in dW", lambda *a: (lambda r: (r[0], r[1].transpose(1, 0, 2, 3), r[2]))(
+        solutions.conv_backward(*a)), ["dW", "two channel axes are swapped"]),
+    ("conv_backward", "divides by N again", lambda *a: (lambda r: (r[0], r[1] / 4, r[2]))(solutions.conv_backward(*a)),
+     ["dW", "0.25 ×", "once too often"]),
 ]
 
 
@@ -407,3 +450,18 @@ def test_learner_exercise(name):
     assert fn is not None, f"{name} is not defined in {ANSWERS} yet"
     feedback = check(name, fn)
     assert feedback.passed, "\n" + str(feedback)
+
+
+def test_the_conv_exercise_forward_and_solution_agree_with_the_library_layer():
+    """exercises.conv_forward, solutions.conv_backward and tinyvae's Conv2d: three implementations, one answer."""
+    rng = np.random.default_rng(0)
+    layer = tinyvae.layers.Conv2d(2, 8, 3, 2, 1, init="uniform", rng=rng, dtype=np.float64)
+    x = rng.standard_normal((4, 2, 9, 10))
+    y = layer.forward(x)
+    np.testing.assert_allclose(exercises.conv_forward(x, layer.params["W"], layer.params["b"], 2, 1), y, rtol=1e-12,
+                               atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    ref = solutions.conv_backward(dy, x, layer.params["W"], 2, 1)
+    for mine, theirs in zip(ref, (dx, layer.grads["W"], layer.grads["b"])):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)

@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "bce_with_logits", "dense_backward", "gaussian_kl", "relu_backward", "reparameterize",
     "reparameterize_backward", "tanh_backward", "vae_backward", "iwae_loss", "iwae_encoder_backward",
+    "conv_backward",
 ]
 
 
@@ -151,3 +152,31 @@ def iwae_encoder_backward(weights, dlogpx_dz, z, eps, std):
     dmu = dz.sum(axis=1)  # through z; log q's two paths cancel for μ  [eq:iwae-grad-mu] [eq:iwae-log-q-total]
     dlog_var = 0.5 * std * (dz * eps).sum(axis=1) - 0.5 / n  # log q: −½ per sample, Σ_k w̃ = 1  [eq:iwae-grad-logvar]
     return dmu, dlog_var
+
+
+# --------------------------------------------------------------------------- (i) convolution
+
+
+def conv_backward(dy, x, W, stride, padding):
+    """y = conv(x, W) + b, NCHW. Given dy (N, F, Ho, Wo), x (N, C, R, S), W (F, C, k, k), the stride s and
+    padding p: return dx (N, C, R, S), dW (F, C, k, k), db (F,), by im2col and col2im."""
+    n, c, rows, cols_ = x.shape
+    f, _, k, _ = W.shape
+    _, _, ho, wo = dy.shape
+    s, p = stride, padding
+    x_pad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    cols = np.empty((c, k, k, n, ho, wo))  # row (c, i, j), column (n, u, v)
+    for i in range(k):
+        for j in range(k):
+            cols[:, i, j] = x_pad[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s].transpose(1, 0, 2, 3)  # [eq:im2col]
+    cols = cols.reshape(c * k * k, n * ho * wo)
+    dY = dy.transpose(1, 0, 2, 3).reshape(f, n * ho * wo)  # (F, N·Ho·Wo)
+    dW = (dY @ cols.T).reshape(W.shape)  # [eq:conv-grad-w]
+    db = dy.sum(axis=(0, 2, 3))  # over examples and positions  [eq:conv-grad-b]
+    dcols = (W.reshape(f, c * k * k).T @ dY).reshape(c, k, k, n, ho, wo)
+    dx_pad = np.zeros((c, n, rows + 2 * p, cols_ + 2 * p))
+    for i in range(k):
+        for j in range(k):
+            dx_pad[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] += dcols[:, i, j]  # [eq:col2im]
+    dx = dx_pad[:, :, p:p + rows, p:p + cols_].transpose(1, 0, 2, 3)  # [eq:conv-grad-x]
+    return dx, dW, db
