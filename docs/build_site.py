@@ -312,7 +312,14 @@ def build(out, *, staging=None, doctrees=None, quiet=False):
     for warning in warnings:
         print(f"build_site: warning: {warning}", file=sys.stderr)
     args = ["-b", "html", "-c", str(DOCS), "-d", str(doctrees), "-j", "auto", str(staging), str(out)]
+    # MyST-NB writes the notebooks' outputs into a folder beside the output folder (for site/, a
+    # jupyter_execute/ at the repository's root); the pages get their own copies, so a scratch folder
+    # that this build created is removed again.
+    scratch = out.parent / "jupyter_execute"
+    scratch_existed = scratch.exists()
     status = build_main((["-q"] if quiet else []) + args)
+    if not scratch_existed:
+        shutil.rmtree(scratch, ignore_errors=True)
     if status:
         raise SystemExit(f"build_site: Sphinx failed (exit status {status})")
     seconds = time.perf_counter() - start
