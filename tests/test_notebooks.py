@@ -43,7 +43,9 @@ DRAWS = re.compile(r"\bplt\.|\bplots\.plot_|\.imshow\(")
 
 
 def _stored(source):
-    return nbformat.read(build.stored_path(source), as_version=4)
+    path = build.stored_path(source)
+    assert path.exists(), f"{source.name} has no stored copy: run python notebooks/build.py {source.name[:2]}"
+    return nbformat.read(path, as_version=4)
 
 
 def _code(nb):
