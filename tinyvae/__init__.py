@@ -20,8 +20,13 @@ from .checkpoint import CheckpointError
 from .gradcheck import (GradcheckReport, check_gradients, check_layer, check_loss, check_model,
                         check_reparameterize, numerical_gradient)
 from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Softplus, Tanh, mlp, sigmoid
+from .layers import Conv2d, ConvTranspose2d, Flatten, Unflatten, col2im, conv2d_adjoint, im2col
 from .losses import (bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl_per_dim, gaussian_log_prob,
                      gaussian_nll, log_normal_density)
+from .losses import free_bits_kl, gaussian_nll_learned_var, gaussian_nll_optimal_var
+from .continuous_bernoulli import continuous_bernoulli_log_prob, continuous_bernoulli_nll
+from .continuous_bernoulli import log_normalizer as continuous_bernoulli_log_normalizer
+from .continuous_bernoulli import mean as continuous_bernoulli_mean
 from .optim import SGD, Adam
 from .vae import VAE, Autoencoder, ModelConfig, Reparameterize, build_model, load_model
 from .train import TrainConfig, resume, train
@@ -39,8 +44,11 @@ __all__ = [
     "PPCA", "fit_linear_vae", "linear_vae_elbo", "linear_vae_from_ppca", "ppca_fit", "ppca_log_likelihood",
     "Adam", "Autoencoder", "CheckpointError", "Dense", "GradcheckReport", "LeakyReLU", "ModelConfig",
     "ReLU", "Reparameterize", "SGD", "Sequential", "Sigmoid", "Softplus", "Tanh", "VAE",
+    "Conv2d", "ConvTranspose2d", "Flatten", "Unflatten", "col2im", "conv2d_adjoint", "im2col",
     "bernoulli_log_prob", "bernoulli_nll", "build_model", "check_gradients", "check_layer", "check_loss",
     "check_model", "check_reparameterize", "default_rng", "gaussian_kl", "gaussian_kl_per_dim",
     "gaussian_log_prob", "gaussian_nll", "get_xp", "load_model", "log_normal_density", "mlp",
     "numerical_gradient", "sigmoid", "to_device", "to_numpy",
+    "continuous_bernoulli_log_normalizer", "continuous_bernoulli_log_prob", "continuous_bernoulli_mean",
+    "continuous_bernoulli_nll", "free_bits_kl", "gaussian_nll_learned_var", "gaussian_nll_optimal_var",
 ]
