@@ -137,7 +137,7 @@ def test_the_adjoint_identity_holds_for_any_geometry(geometry, seed):
     scale = float(np.sum(direct_conv(np.abs(x), np.abs(weight), s, p) * np.abs(y)))
     assert abs(lhs - rhs) <= 1e-12 * scale
     c = rng.standard_normal(cols.shape)
-    folded = col2im(c, np.zeros((c_in, n, h + 2 * p, w + 2 * p)), k, s, p, (ho, wo))[:, :, p:p + h, p:p + w]
+    folded = col2im(c, np.zeros((c_in, n, h, w)), k, s, p, (ho, wo))
     lhs, rhs = float(np.sum(im2col(x, k, s, p, (ho, wo)) * c)), float(np.sum(x.transpose(1, 0, 2, 3) * folded))
     assert abs(lhs - rhs) <= 1e-12 * float(np.sum(np.abs(im2col(x, k, s, p, (ho, wo)) * c)))
 
@@ -248,9 +248,8 @@ def plant_kernel_not_transposed(monkeypatch):
     def adjoint(y, weight, stride, padding, x_hw, work=None):
         c_out, c_in, k, _ = weight.shape
         cols = weight.reshape(c_in * k * k, c_out) @ conv.channel_major(y)
-        out = np.zeros((c_in, y.shape[0], x_hw[0] + 2 * padding, x_hw[1] + 2 * padding))
-        col2im(cols, out, k, stride, padding, y.shape[2:])
-        return out[:, :, padding:padding + x_hw[0], padding:padding + x_hw[1]].transpose(1, 0, 2, 3)
+        out = np.zeros((c_in, y.shape[0], *x_hw))
+        return col2im(cols, out, k, stride, padding, y.shape[2:]).transpose(1, 0, 2, 3)
     monkeypatch.setattr(conv, "conv2d_adjoint", adjoint)
 
 
@@ -259,30 +258,33 @@ def plant_kernel_not_rotated(monkeypatch):
                         adjoint_by_full_convolution(y, weight, stride, padding, x_hw, rotate=False))
 
 
-def plant_col2im_ignores_the_stride(monkeypatch):
-    """Each kernel offset's block lands on consecutive pixels instead of every s-th one."""
+def planted_col2im(place):
+    """col2im as tinyvae writes it, with ``place(out, block, r_in, c_in, stride)`` putting each block."""
     def col2im_bug(dcols, out, kernel, stride, padding, out_hw):
-        c, n = out.shape[:2]
-        ho, wo = out_hw
-        blocks = dcols.reshape(c, kernel, kernel, n, ho, wo)
+        c, n, h, w = out.shape
+        blocks = dcols.reshape(c, kernel, kernel, n, *out_hw)
         for i in range(kernel):
             for j in range(kernel):
-                out[:, :, i:i + ho, j:j + wo] += blocks[:, i, j]
+                rows, cols_ = conv.span(h, out_hw[0], i, stride, padding), conv.span(w, out_hw[1], j, stride, padding)
+                if rows and cols_:
+                    place(out, blocks[:, i, j, :, rows[1], cols_[1]], rows[0], cols_[0], stride)
         return out
-    monkeypatch.setattr(conv, "col2im", col2im_bug)
+    return col2im_bug
+
+
+def plant_col2im_ignores_the_stride(monkeypatch):
+    """Each kernel offset's block lands on consecutive pixels instead of every s-th one."""
+    def place(out, block, r_in, c_in, stride):
+        rows, cols_ = block.shape[2:]
+        out[:, :, r_in.start:r_in.start + rows, c_in.start:c_in.start + cols_] += block
+    monkeypatch.setattr(conv, "col2im", planted_col2im(place))
 
 
 def plant_overlaps_overwritten(monkeypatch):
     """Each kernel offset assigns its block: where windows overlap, the last one wins."""
-    def col2im_bug(dcols, out, kernel, stride, padding, out_hw):
-        c, n = out.shape[:2]
-        ho, wo = out_hw
-        blocks = dcols.reshape(c, kernel, kernel, n, ho, wo)
-        for i in range(kernel):
-            for j in range(kernel):
-                out[:, :, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride] = blocks[:, i, j]
-        return out
-    monkeypatch.setattr(conv, "col2im", col2im_bug)
+    def place(out, block, r_in, c_in, stride):
+        out[:, :, r_in, c_in] = block
+    monkeypatch.setattr(conv, "col2im", planted_col2im(place))
 
 
 def plant_missing_bias_gradient(monkeypatch):
@@ -427,3 +429,18 @@ def test_the_strict_namespace_refuses_a_stray_numpy_call_in_a_conv_layer(monkeyp
     layer.forward(strict_ns.asarray(x))
     with pytest.raises(TypeError, match="not allowed"):
         layer.backward(strict_ns.asarray(np.ones((1, 2, 4, 4))))
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["Conv2d", "ConvTranspose2d"])
+def test_im2col_and_col2im_split_across_threads_give_the_same_numbers(transposed, monkeypatch):
+    layer, x, rng = make(transposed, (5, 3, 2, 3, 2, 1, 1 if transposed else 0, 6, 7), 9)
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    monkeypatch.setattr(conv, "SPLIT_ELEMENTS", 1)  # every im2col and col2im in pieces of the batch
+    monkeypatch.setenv("TINYVAE_THREADS", "3")
+    np.testing.assert_array_equal(layer.forward(x), y)
+    np.testing.assert_array_equal(layer.backward(dy), dx)
+    for key, value in grads.items():
+        np.testing.assert_array_equal(layer.grads[key], value)

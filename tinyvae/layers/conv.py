@@ -18,11 +18,12 @@ matrix product, W (C_out, C_in·k·k) @ cols (C_in·k·k, N·H_out·W_out), writ
 the next convolution reads its input, so no activation is ever transposed in memory between layers;
 an input that really is NCHW in memory (the first layer's, or one from ``Unflatten``) is copied once.
 
-Work buffers are reused, never reallocated per call: each ``Conv2d`` keeps its im2col matrix (the
-backward needs it) in a buffer of its own, and the temporaries (a padded input, the im2col matrix of
-an upstream gradient, Wᵀ y before col2im) live in one set of buffers, ``WORK``, shared by every layer,
+Padding is never materialized: im2col and col2im clip each kernel offset's window to the image
+(``span``). Work buffers are reused, never reallocated per call: each ``Conv2d`` keeps its im2col
+matrix (the backward needs it) in a buffer of its own, and the temporaries (the im2col matrix of an
+upstream gradient, Wᵀ y before col2im) live in one set of buffers, ``WORK``, shared by every layer,
 each as large as the largest request so far. Their size is set by the batch: training at batch 128
-holds about 80 MB of them for the default conv VAE. Arrays a layer returns are always new.
+holds about 60 MB of them for the default conv VAE. Arrays a layer returns are always new.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ import math
 
 import numpy as np
 
-from ..backend import get_xp
+from ..backend import get_xp, host_threads, run_split
 from ..checks import ShapeError, check_array
 from .base import Layer
 
 INITS = ("glorot", "he", "uniform")
+# im2col and col2im move memory, one core's worth at a time; matrices larger than this go to
+# backend.run_split's threads in pieces of the batch (NumPy's copies release the GIL).
+SPLIT_ELEMENTS = 1 << 20
 # Largest im2col matrix conv2d_adjoint builds at once: a larger batch (an evaluation pass) goes
 # through in pieces of images. 32 MiB holds the largest one of the default conv VAE at batch 128.
 MAX_COLUMN_BYTES = 32 * 2**20
@@ -105,72 +109,105 @@ def channel_major(x):
     return x.transpose(1, 0, 2, 3).reshape(c, n * h * w)
 
 
-def _window(size_out, offset, stride):
-    """The input rows offset, offset + s, ..., offset + s·(size_out − 1) that kernel row ``offset`` reads."""
-    return slice(offset, offset + stride * (size_out - 1) + 1, stride)
+def span(size_in, size_out, offset, stride, padding):
+    """Where kernel offset ``offset`` meets the unpadded input along one axis: (input slice, output slice).
+
+    Output position u reads input index s·u + offset − p [eq:im2col]; the positions whose index falls
+    in the padding (outside 0 .. size_in − 1) read zeros and are left out. None when none is inside.
+    """
+    lo = max(0, -(-(padding - offset) // stride))  # the first u with s·u + offset − p >= 0
+    hi = min(size_out - 1, (size_in - 1 + padding - offset) // stride)  # the last u inside the input
+    if hi < lo:
+        return None
+    first = stride * lo + offset - padding
+    return slice(first, first + stride * (hi - lo) + 1, stride), slice(lo, hi + 1)
 
 
-def im2col(x, kernel, stride, padding, out_hw, cols_from=None, pad_from=None):
+def im2col(x, kernel, stride, padding, out_hw, cols_from=None):
     """The (C·k·k, N·H_out·W_out) matrix whose column (n, u, v) is the window under output pixel (u, v).
 
-    Row (c, i, j) of column (n, u, v) holds x_pad[n, c, s·u + i, s·v + j] [eq:im2col]. Filled by
-    k·k strided copies, one per kernel offset (i, j), each moving a whole (C, N, H_out, W_out) block.
-    The matrix goes into a buffer of ``cols_from`` and the padded input into one of ``pad_from``
-    (``Buffers``; None: new arrays).
+    Row (c, i, j) of column (n, u, v) holds x_pad[n, c, s·u + i, s·v + j] [eq:im2col], x_pad being x
+    with p zeros around it. Filled by k·k strided copies straight from x, one per kernel offset
+    (i, j), each moving a whole (C, N, H_out, W_out) block; the entries that fall in the padding are
+    set to zero. The matrix goes into a buffer of ``cols_from`` (``Buffers``; None: a new array).
     """
     xp = get_xp(x)
     n, c, h, w = x.shape
     ho, wo = out_hw
-    if padding:
-        shape = (c, n, h + 2 * padding, w + 2 * padding)
-        xpad = pad_from.get("xpad", shape, x.dtype, xp) if pad_from else xp.empty(shape, dtype=x.dtype)
-        p = padding
-        xpad[:, :, :p] = 0  # the border: zeros (a shared buffer holds another layer's numbers there)
-        xpad[:, :, p + h:] = 0
-        xpad[:, :, p:p + h, :p] = 0
-        xpad[:, :, p:p + h, p + w:] = 0
-        xpad[:, :, p:p + h, p:p + w] = x.transpose(1, 0, 2, 3)
-    else:
-        xpad = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
+    x_cm = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
     shape = (c, kernel, kernel, n, ho, wo)
     cols = cols_from.get("cols", shape, x.dtype, xp) if cols_from else xp.empty(shape, dtype=x.dtype)
-    for i in range(kernel):
-        for j in range(kernel):
-            cols[:, i, j] = xpad[:, :, _window(ho, i, stride), _window(wo, j, stride)]  # [eq:im2col]
+    _by_batch_pieces(xp, cols.size, n, lambda a, b: _fill_cols(cols[:, :, :, a:b], x_cm[:, a:b], kernel, stride,
+                                                               padding, (h, w)))
     return cols.reshape(c * kernel * kernel, n * ho * wo)
+
+
+def _by_batch_pieces(xp, size, n, work):
+    """``work(a, b)`` over examples a..b: all at once, or in pieces on backend.run_split's threads."""
+    pieces = min(host_threads(xp), n) if size >= SPLIT_ELEMENTS else 1
+    bounds = [n * k // pieces for k in range(pieces + 1)]
+    run_split(work, list(zip(bounds[:-1], bounds[1:])))
+
+
+def _fill_cols(cols, x_cm, kernel, stride, padding, hw):
+    """im2col's copies for the examples in ``x_cm`` (C, n, H, W) into ``cols`` (C, k, k, n, H_out, W_out)."""
+    (h, w), (ho, wo) = hw, cols.shape[4:]
+    for i in range(kernel):
+        rows = span(h, ho, i, stride, padding)
+        for j in range(kernel):
+            block = cols[:, i, j]  # (C, N, H_out, W_out)
+            cols_ = span(w, wo, j, stride, padding)
+            if rows is None or cols_ is None:
+                block[...] = 0
+                continue
+            (r_in, r_out), (c_in, c_out) = rows, cols_
+            block[:, :, :r_out.start] = 0  # windows hanging over the padding: zeros there
+            block[:, :, r_out.stop:] = 0
+            block[:, :, r_out, :c_out.start] = 0
+            block[:, :, r_out, c_out.stop:] = 0
+            block[:, :, r_out, c_out] = x_cm[:, :, r_in, c_in]  # [eq:im2col]
 
 
 def col2im(dcols, out, kernel, stride, padding, out_hw):
     """Add each column of ``dcols`` (C·k·k, n·H_out·W_out) back onto its window of ``out`` [eq:col2im].
 
-    ``out`` is a zeroed padded image (C, n, H + 2p, W + 2p) in channel-major order. Windows of
-    neighbouring output pixels overlap when s < k; the overlaps are summed, k·k strided additions,
-    one per kernel offset. This is the adjoint of ``im2col``: ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩.
+    ``out`` is a zeroed image (C, n, H, W) in channel-major order. Windows of neighbouring output
+    pixels overlap when s < k; the overlaps are summed, k·k strided additions, one per kernel offset;
+    what would land in the padding is dropped (the padding is a constant). This is the adjoint of
+    ``im2col``: ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩.
     """
-    c, n = out.shape[0], out.shape[1]
+    c, n, h, w = out.shape
     ho, wo = out_hw
     blocks = dcols.reshape(c, kernel, kernel, n, ho, wo)
-    for i in range(kernel):
-        for j in range(kernel):
-            window = out[:, :, _window(ho, i, stride), _window(wo, j, stride)]
-            window += blocks[:, i, j]  # overlapping windows add up  [eq:col2im]
+
+    def add(a, b):  # examples a..b: their windows never overlap another piece's
+        for i in range(kernel):
+            rows = span(h, ho, i, stride, padding)
+            for j in range(kernel):
+                cols_ = span(w, wo, j, stride, padding)
+                if rows is None or cols_ is None:
+                    continue
+                (r_in, r_out), (c_in, c_out) = rows, cols_
+                window = out[:, a:b, r_in, c_in]
+                window += blocks[:, i, j, a:b, r_out, c_out]  # overlapping windows add up  [eq:col2im]
+
+    _by_batch_pieces(get_xp(out), dcols.size, n, add)
     return out
 
 
 # --------------------------------------------------------------------------- the two linear maps
 
 
-def conv2d_apply(x, weight, stride, padding, cols_from=None, work=None):
+def conv2d_apply(x, weight, stride, padding, cols_from=None):
     """A x, the convolution without bias: returns (y (C_out, N·H_out·W_out), cols, (H_out, W_out)).
 
     ``x`` (N, C_in, H, W), ``weight`` (C_out, C_in, k, k); ``cols`` is im2col(x), which the weight
-    gradient needs, in a buffer of ``cols_from``; ``work`` holds the padded input. One matrix
-    product [eq:conv-forward].
+    gradient needs, in a buffer of ``cols_from``. One matrix product [eq:conv-forward].
     """
     n, c_in, h, w = x.shape
     c_out, _, k, _ = weight.shape
     ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
-    cols = im2col(x, k, stride, padding, (ho, wo), cols_from, work)  # (C_in·k·k, N·H_out·W_out)
+    cols = im2col(x, k, stride, padding, (ho, wo), cols_from)  # (C_in·k·k, N·H_out·W_out)
     y = weight.reshape(c_out, c_in * k * k) @ cols  # (C_out, N·H_out·W_out)  [eq:conv-forward]
     return y, cols, (ho, wo)
 
@@ -191,7 +228,7 @@ def conv2d_adjoint(y, weight, stride, padding, x_hw, work=None):
     h, w = x_hw
     w_t = weight.reshape(c_out, c_in * k * k).T  # (C_in·k·k, C_out)
     y_mat = channel_major(y)  # (C_out, N·H_out·W_out)
-    out = xp.zeros((c_in, n, h + 2 * padding, w + 2 * padding), dtype=y.dtype)  # padded, channel-major
+    out = xp.zeros((c_in, n, h, w), dtype=y.dtype)  # channel-major
     per_image = c_in * k * k * ho * wo * y.dtype.itemsize
     step = max(1, min(n, MAX_COLUMN_BYTES // per_image))
     size = c_in * k * k * step * ho * wo
@@ -201,7 +238,7 @@ def conv2d_adjoint(y, weight, stride, padding, x_hw, work=None):
         dcols = flat[:c_in * k * k * (stop - start) * ho * wo].reshape(c_in * k * k, (stop - start) * ho * wo)
         xp.matmul(w_t, y_mat[:, start * ho * wo:stop * ho * wo], out=dcols)  # [eq:conv-grad-x]
         col2im(dcols, out[:, start:stop], k, stride, padding, (ho, wo))
-    return out[:, :, padding:padding + h, padding:padding + w].transpose(1, 0, 2, 3)  # (N, C_in, H, W) view
+    return out.transpose(1, 0, 2, 3)  # (N, C_in, H, W), a view
 
 
 def weight_grad(out_side, cols, out):
@@ -292,7 +329,7 @@ class Conv2d(_ConvBase):
     def forward(self, x):
         self._check_input(x)
         n = x.shape[0]
-        y, cols, (ho, wo) = conv2d_apply(x, self.params["W"], self.stride, self.padding, self._buffers, WORK)
+        y, cols, (ho, wo) = conv2d_apply(x, self.params["W"], self.stride, self.padding, self._buffers)
         y += self.params["b"][:, None]  # (C_out, N·H_out·W_out)  [eq:conv-forward]
         self._cache = (cols, tuple(x.shape))
         return y.reshape(self.c_out, n, ho, wo).transpose(1, 0, 2, 3)  # (N, C_out, H_out, W_out) view
@@ -352,7 +389,7 @@ class ConvTranspose2d(_ConvBase):
         n, _, h, w = x.shape
         self._check_dy(dy, (n, self.c_out, *self.output_hw((h, w))))
         # dL/dx = A dy, the convolution itself; its im2col matrix also gives dL/dW.
-        dx, cols, _ = conv2d_apply(dy, self.params["W"], self.stride, self.padding, WORK, WORK)  # (C_in, N·H·W)
+        dx, cols, _ = conv2d_apply(dy, self.params["W"], self.stride, self.padding, WORK)  # (C_in, N·H·W)
         k2 = self.c_out * self.kernel ** 2
         weight_grad(channel_major(x), cols, self.grads["W"].reshape(self.c_in, k2))  # X cols(dy)ᵀ  [eq:conv-transpose-grad-w]
         xp.sum(channel_major(dy), axis=1, out=self.grads["b"])  # [eq:conv-grad-b]
