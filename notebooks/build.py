@@ -8,20 +8,22 @@ The sources ``NN_name.py`` (jupytext percent format) are what people edit; the `
 them are build products, stored with their outputs so that the figures show on a code-hosting site.
 Each source runs top to bottom in a fresh ``python3`` kernel (nbclient), with the working directory
 ``notebooks/``, ``MPLBACKEND=Agg`` and inline figures as PNG. What is written does not depend on
-when or where it was built, so rebuilding an unchanged notebook on the same machine rewrites the
-same bytes:
+when it was built, nor on the paths of the machine, so rebuilding an unchanged notebook on the same
+machine rewrites the same bytes:
 
 * keys sorted, nbformat 4.5, cell ids made of the notebook's number and the cell's index
   (``nb04-07``), no execution timing, consecutive stream outputs merged into one;
-* the notebook metadata is the kernel spec and the language, without the Python version;
+* the notebook metadata is the kernel spec, the source's jupytext options and the language, without
+  the Python version;
 * PNGs carry no software-version text; widget outputs (a progress bar's) are dropped;
 * in text outputs, this machine's paths become placeholders: a temporary directory (what
   ``tempfile.mkdtemp`` made) ``<tmp>``, the Python environment ``<venv>``, the Python installation
   ``<python>``, the repository ``<repo>``, the home directory ``~``; durations (a number followed
-  by s, ms or min) become ``… s``; object addresses ``0x…``. A path that survives this is an error.
+  by s, ms, min or seconds) lose their number (``… s``); object addresses ``0x…``. A path that survives this is an error.
 
-``--check`` does not execute anything: it compares each stored notebook's cells with its source
-and checks that every code cell carries the outputs of one top-to-bottom run with no error.
+``--check`` does not execute anything: it compares each stored notebook's cells, kernel spec and
+jupytext options with its source's and checks that the code cells carry the outputs of one
+top-to-bottom run with no error and no absolute path.
 """
 
 from __future__ import annotations
