@@ -227,3 +227,22 @@ def test_a_normalizer_missing_its_log_2_fails_the_integral():
     log_c_planted = cb.log_normalizer(np.array([l]))[0][0] - math.log(2)
     bce = max(l, 0) - x * l + np.log1p(np.exp(-abs(l)))
     assert abs(np.exp(log_c_planted - bce).mean() - 0.5) < 1e-6
+
+
+def test_logits_for_mean_invert_the_mean_and_refuse_0_and_1():
+    p = np.array([1e-3, 0.05, 0.5, 0.73, 0.999])
+    np.testing.assert_allclose(cb.mean(cb.logits_for_mean(p)), p, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="strictly between 0 and 1, got values in \\[0, 0.5\\]"):
+        cb.logits_for_mean(np.array([0.0, 0.5]))
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous-bernoulli", "gaussian"])
+def test_the_data_mean_output_bias_makes_the_untrained_decoder_predict_the_average_image(likelihood):
+    from tinyvae.train import init_output_bias  # noqa: PLC0415
+
+    images = (np.random.default_rng(0).random((50, 12)) * 255).astype(np.uint8)
+    model = VAE(input_dim=12, hidden=(6,), latent=2, likelihood=likelihood, dtype="float64", seed=0)
+    model.decoder.layers[-1].params["W"][...] = 0  # the output is then the bias alone
+    init_output_bias(model, images, "data-mean")
+    average = np.clip(images.mean(axis=0) / 255, 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(model.decode(np.zeros((1, 2)))[0], average, rtol=1e-12)

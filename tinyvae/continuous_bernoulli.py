@@ -105,6 +105,24 @@ def mean(logits):
     return _sigmoid(logits) - g  # [eq:cb-mean]
 
 
+def logits_for_mean(target):
+    """The logits whose continuous Bernoulli mean is ``target`` (values in (0, 1)), by bisection.
+
+    E[x | l] increases with l (its derivative is the variance), from 0 at −∞ to 1 at +∞, so 60 halvings
+    of [−1e4, 1e4] pin l down to float64 round-off. Used to start a decoder at the average image.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    if not np.all((target > 0) & (target < 1)):
+        raise ValueError(f"a continuous Bernoulli mean lies strictly between 0 and 1, got values in "
+                         f"[{target.min():g}, {target.max():g}]")
+    low, high = np.full(target.shape, -1e4), np.full(target.shape, 1e4)
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        below = mean(mid) < target
+        low, high = np.where(below, mid, low), np.where(below, high, mid)
+    return 0.5 * (low + high)
+
+
 def _sigmoid(l):
     xp = get_xp(l)
     e = xp.exp(-xp.abs(l))

@@ -255,20 +255,23 @@ def free_bits_kl(mu, log_var, free_bits, *, validate=True):
 
     Kingma et al., *Improved Variational Inference with Inverse Autoregressive Flow* (NeurIPS 2016),
     appendix C.8, with one group per dimension. Returns ``(objective, dmu, dlog_var, kl_per_dim)``:
-    a dimension whose KL_j ≤ λ costs λ whatever its posterior, so its gradients are zero; the others
-    get the KL's usual gradients [eq:free-bits-grad]. ``kl_per_dim`` (Z,) sums to the true KL.
+    ``gaussian_kl``'s gradients passed through ``apply_free_bits``. ``kl_per_dim`` (Z,) sums to the true KL.
     """
-    check_array(mu, "mu", ndim=2, finite=validate)
-    check_array(log_var, "log_var", ndim=2, finite=validate)
-    check_same_shape(mu, "mu", log_var, "log_var")
+    _, dmu, dlog_var = gaussian_kl(mu, log_var, validate=validate)
+    return apply_free_bits(mu, log_var, dmu, dlog_var, free_bits)
+
+
+def apply_free_bits(mu, log_var, dmu, dlog_var, free_bits):
+    """Turn the KL term's value and gradients (``dmu``, ``dlog_var`` of ``gaussian_kl``) into those of free bits.
+
+    A dimension whose batch-mean KL is at most λ costs λ whatever its posterior, so its gradients
+    are zeroed; the others keep the KL's [eq:free-bits-grad]. Returns ``(objective, dmu, dlog_var,
+    kl_per_dim)`` with the objective Σ_j max(λ, KL_j) [eq:free-bits] and the (Z,) batch-mean KL.
+    """
     if not (math.isfinite(free_bits) and free_bits >= 0):
         raise ValueError(f"free_bits must be a finite number of nats >= 0, got {free_bits}")
     xp = get_xp(mu)
-    n = mu.shape[0]
-    var_m1 = xp.expm1(log_var)
-    kl_per_dim = 0.5 * (var_m1 - log_var + mu * mu).sum(axis=0) / n  # (Z,)  [eq:kl-per-dim]
+    kl_per_dim = gaussian_kl_per_dim(mu, log_var).sum(axis=0) / mu.shape[0]  # (Z,)  [eq:kl-per-dim]
     objective = xp.maximum(kl_per_dim, free_bits).sum()  # [eq:free-bits]
-    above = (kl_per_dim > free_bits).astype(mu.dtype) / n  # (Z,): 1/N where the KL is paid, else 0
-    dmu = mu * above  # [eq:free-bits-grad]
-    dlog_var = 0.5 * var_m1 * above  # [eq:free-bits-grad]
-    return objective, dmu, dlog_var, kl_per_dim
+    paid = (kl_per_dim > free_bits).astype(mu.dtype)  # (Z,): 1 where the KL is charged, 0 where it is free
+    return objective, dmu * paid, dlog_var * paid, kl_per_dim  # [eq:free-bits-grad]

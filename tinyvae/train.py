@@ -41,6 +41,7 @@ from .checkpoint import (CheckpointError, atomic_write, from_json_array, json_ar
 from .checks import field_problems
 from .errors import FileError, UserError, explain, file_errors
 from .data import BINARIZE_MODES, DataError, binarize_static, epoch_permutation, load_dataset, to_float
+from .continuous_bernoulli import logits_for_mean
 from .evaluate import evaluate_elbo
 from .layers import ACTIVATIONS
 from .iwae import OBJECTIVES, check_memory
@@ -599,8 +600,9 @@ def epoch_lr(config, epoch):
 
 
 def init_output_bias(model, train_x, how):
-    """Set the decoder's output bias to the logit of each pixel's mean over the training images
-    (clipped to [0.001, 0.999]), so the untrained decoder already predicts the average digit."""
+    """Set the decoder's output bias so that the untrained decoder already predicts the average digit:
+    each pixel's mean p over the training images (clipped to [0.001, 0.999]) as a Gaussian mean, its
+    logit for the Bernoulli, and for the continuous Bernoulli the logit whose mean (not σ) is p."""
     if how == "zero":
         return
     mean = np.zeros(train_x.shape[1], dtype=np.float64)
@@ -608,7 +610,10 @@ def init_output_bias(model, train_x, how):
         mean += train_x[start:start + 10_000].sum(axis=0, dtype=np.float64)
     p = np.clip(mean / (255.0 * len(train_x)), 1e-3, 1 - 1e-3)  # uint8 images: 255 is a pixel of 1
     bias = model.decoder.layers[-1].params["b"]
-    bias[...] = backend.to_device(np.log(p / (1 - p)).astype(model.dtype), model.xp)
+    likelihood = model.config.likelihood
+    value = p if likelihood == "gaussian" else logits_for_mean(p) if likelihood == "continuous-bernoulli" \
+        else np.log(p / (1 - p))
+    bias[...] = backend.to_device(value.astype(model.dtype), model.xp)
 
 
 def _load_images(config, dataset):

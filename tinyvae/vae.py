@@ -33,7 +33,7 @@ from .layers import ACTIVATIONS, mlp, sigmoid
 from .layers.convnet import conv_decoder, conv_encoder, conv_size_problem, feature_shape
 from .continuous_bernoulli import continuous_bernoulli_log_prob, continuous_bernoulli_nll
 from .continuous_bernoulli import mean as continuous_bernoulli_mean
-from .losses import (bernoulli_log_prob, bernoulli_nll, free_bits_kl, gaussian_kl, gaussian_log_prob, gaussian_nll,
+from .losses import (apply_free_bits, bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_log_prob, gaussian_nll,
                      gaussian_nll_learned_var, gaussian_nll_optimal_var)
 
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous-bernoulli")
@@ -591,13 +591,11 @@ class VAE(_Model):
         z = self.reparam.forward(mu, log_var, eps)  # (N, Z)
         out = self.decoder.forward(z)  # (N, D)
         recon, dout = self._reconstruction(out, x, validate, fit_obs_var)
+        kl, dmu_kl, dlog_var_kl = gaussian_kl(mu, log_var, validate=False)
+        kl_term = kl
         free_bits = self.config.free_bits if free_bits is None else float(free_bits)
-        if free_bits > 0:
-            kl_term, dmu_kl, dlog_var_kl, kl_per_dim = free_bits_kl(mu, log_var, free_bits, validate=False)  # [eq:free-bits]
-            kl = kl_per_dim.sum()
-        else:
-            kl, dmu_kl, dlog_var_kl = gaussian_kl(mu, log_var, validate=False)
-            kl_term = kl
+        if free_bits > 0:  # Σ_j max(λ, KL_j): the KL's gradients zeroed for the dimensions under λ  [eq:free-bits]
+            kl_term, dmu_kl, dlog_var_kl, _ = apply_free_bits(mu, log_var, dmu_kl, dlog_var_kl, free_bits)
         loss = recon + beta * kl_term  # −ELBO when β = 1 and no free bits  [eq:vae-loss] [eq:elbo]
         self._cache = (dout, dmu_kl, dlog_var_kl, beta)
         self.stats = {"loss": loss, "recon": recon, "kl": kl}
