@@ -94,12 +94,19 @@ def execute(nb, timeout=CELL_TIMEOUT):
 
 def _placeholders():
     """(pattern, replacement) for this machine's paths, the most specific first."""
-    pairs = [(re.escape(tempfile.gettempdir()) + r"[/\\][^/\\\s'\"]+", "<tmp>")]
+    tmp = tempfile.gettempdir()
+    pairs = []
     prefixes = [(sys.prefix, "<venv>"), (sys.base_prefix, "<python>"), (str(ROOT), "<repo>"),
                 (str(Path.home()), "~")]
-    for prefix, name in sorted(prefixes, key=lambda p: -len(p[0])):
-        if len(Path(prefix).parts) > 1:  # never replace a bare "/"
-            pairs.append((re.escape(prefix) + r"(?=[/\\\s'\"),:;\]]|$)", name))
+    # A folder that holds the temporary directory (the home folder, say) is replaced after it; any
+    # other (the repository or a venv that may lie inside the temporary directory, as in CI) before.
+    for ancestors_of_tmp in (False, True):
+        if ancestors_of_tmp:
+            pairs.append((re.escape(tmp) + r"[/\\][^/\\\s'\"]+", "<tmp>"))
+        for prefix, name in sorted(prefixes, key=lambda p: -len(p[0])):
+            is_ancestor = Path(tmp).is_relative_to(prefix)
+            if len(Path(prefix).parts) > 1 and is_ancestor == ancestors_of_tmp:  # never replace a bare "/"
+                pairs.append((re.escape(prefix) + r"(?=[/\\\s'\"),:;\]]|$)", name))
     return [(re.compile(p), r) for p, r in pairs]
 
 
