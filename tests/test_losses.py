@@ -13,6 +13,8 @@ from hypothesis.extra import numpy as hnp
 
 from tinyvae import backend
 from tinyvae.checks import ShapeError
+from tinyvae import (continuous_bernoulli_log_normalizer, continuous_bernoulli_log_prob, continuous_bernoulli_mean,
+                     continuous_bernoulli_nll, free_bits_kl, gaussian_nll_learned_var, gaussian_nll_optimal_var)
 from tinyvae.gradcheck import DEFAULT_H, check_loss
 from tinyvae.losses import (MIN_SPLIT_ELEMENTS, bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl_per_dim,
                             gaussian_log_prob, gaussian_nll, log_normal_density, sum_of_logs)
@@ -332,6 +334,11 @@ LOSSES = {
     "gaussian_kl": lambda a, b: gaussian_kl(a, b),
     "log_probs": lambda a, b: (bernoulli_log_prob(a, b), gaussian_log_prob(a, b, 2.0), log_normal_density(a, b, b),
                                gaussian_kl_per_dim(a, b)),
+    "continuous_bernoulli": lambda a, b: (*continuous_bernoulli_nll(a, b), continuous_bernoulli_log_prob(a, b),
+                                          *continuous_bernoulli_log_normalizer(a), continuous_bernoulli_mean(a)),
+    "gaussian_nll_learned_var": lambda a, b: gaussian_nll_learned_var(a, b, 0 * a[0, :1] - 1.5),
+    "gaussian_nll_optimal_var": lambda a, b: gaussian_nll_optimal_var(a, b),
+    "free_bits_kl": lambda a, b: free_bits_kl(a, b, 0.7),
 }
 
 

@@ -107,6 +107,10 @@ MODELS = {
     "vae-gaussian": lambda: vae(likelihood="gaussian", activation="leaky_relu", obs_var=0.3),
     "ae-bernoulli": lambda: ae(activation="sigmoid"),
     "ae-gaussian": lambda: ae(likelihood="gaussian", activation="tanh"),
+    "vae-continuous-bernoulli": lambda: vae(likelihood="continuous-bernoulli", activation="tanh"),
+    "vae-gaussian-learned-var": lambda: vae(likelihood="gaussian", obs_var_mode="learned", activation="tanh"),
+    "vae-gaussian-optimal-var": lambda: vae(likelihood="gaussian", obs_var_mode="optimal", activation="tanh"),
+    "vae-free-bits": lambda: vae(activation="tanh", free_bits=0.05),
 }
 
 
