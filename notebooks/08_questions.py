@@ -1,0 +1,375 @@
+# ---
+# jupyter:
+#   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · The questions everyone asks
+#
+# Five questions fill the issue trackers of every popular VAE example. Each section below answers one
+# with a short experiment, its numbers, a picture and `assert`s of what the text claims, and links the
+# derivation that explains it:
+#
+# 1. **Sum or mean over pixels?** Over the batch it hardly matters with Adam; over the pixels it is a
+#    different model ([notation.md](../derivations/notation.md#eq:loss-reduction)).
+# 2. **What should the KL weight β be?** β trades rate (KL) for distortion (reconstruction)
+#    ([elbo.md](../derivations/elbo.md#eq:vae-loss), [rate-distortion.md](../derivations/rate-distortion.md#eq:beta-slope)).
+# 3. **Binary cross-entropy on grey levels?** It is not a likelihood; the continuous Bernoulli is
+#    ([continuous-bernoulli.md](../derivations/continuous-bernoulli.md#eq:cb-log-norm)).
+# 4. **MSE or BCE, and why are Gaussian VAEs blurry?** "MSE + KL" fixes a variance σ_x², usually far too
+#    large ([sigma-vae.md](../derivations/sigma-vae.md#eq:sigma-vae-implied-var)).
+# 5. **Why does the KL fall to zero?** Posterior collapse, and two remedies: free bits and KL warm-up
+#    ([free-bits.md](../derivations/free-bits.md#eq:free-bits)).
+#
+# Every model here is small (784-200-16, ReLU) and trained briefly on 5 000 digits, so that the whole
+# notebook runs in about a minute on a laptop CPU; the effects are the same as in full runs, only the
+# pictures are blurrier. All numbers are nats per example on 1 000 test digits.
+
+# %%
+# %matplotlib inline
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import matplotlib.pyplot as plt
+import tinyvae
+from tinyvae import data, evaluate, plots
+
+np.set_printoptions(precision=3, suppress=True)
+runs = Path(tempfile.mkdtemp(prefix="tinyvae-"))   # run folders go to a scratch directory
+mnist = data.load_dataset()
+x_train, x_test = mnist.train_x[:5000], mnist.test_x[:1000]          # uint8, grey levels
+# training evaluates 200 test digits after each epoch (its metrics); the scores below use all 1 000
+subset = data.Dataset(x_train, mnist.train_y[:5000], mnist.val_x, mnist.val_y, x_test[:200], mnist.test_y[:200])
+BASE = dict(hidden=(200,), latent=16, batch_size=100, epochs=4, lr=1e-3, init="auto", seed=0)
+
+
+def fit(name, **changes):
+    """Train a small VAE on the 5 000 digits (quietly); returns the trained model."""
+    config = tinyvae.TrainConfig(**{**BASE, **changes}, out=str(runs / name))
+    run = tinyvae.train(config, dataset=subset, progress=False, pictures=False, log=lambda *_: None)
+    return tinyvae.load_model(run / "checkpoint.npz")
+
+
+def scores(model):
+    """Negative ELBO (ε sampled, β = 1, no free bits), its two terms, and the active units, on the test digits."""
+    result = tinyvae.evaluate_elbo(model, x_test, seed=0)
+    result["active"] = tinyvae.active_units(model, x_test)[0]
+    return result
+
+
+def sample_rows(models, n=10, seed=0):
+    """One row of n prior samples (mean images) per model, as a single picture."""
+    rows = [tinyvae.to_numpy(m.sample(n, tinyvae.default_rng(seed))) for m in models]
+    return np.concatenate([np.concatenate([img.reshape(28, 28) for img in row], axis=1) for row in rows], axis=0)
+
+
+def show(picture, labels, title):
+    fig, ax = plt.subplots(figsize=(7, 0.75 * len(labels) + 0.4))
+    ax.imshow(np.clip(picture, 0, 1), cmap="gray", vmin=0, vmax=1)
+    ax.set_yticks([14 + 28 * i for i in range(len(labels))], labels)
+    ax.set_xticks([])
+    ax.set_title(title, fontsize=10)
+    plt.show()
+
+# %% [markdown]
+# ## 1. Sum or mean?
+#
+# tinyvae's loss is **summed over pixels and latent dimensions and averaged over the batch**: nats per
+# example ([eq:loss-reduction](../derivations/notation.md#eq:loss-reduction)). Two other reductions are
+# common, and they are different questions.
+#
+# **Over the batch** (`reduction="sum"` as in pytorch/examples, against the mean): the sum is N times
+# the mean, so every gradient is N times larger. Adam divides each step by the running size of the
+# gradient, so at an equal learning rate the two train almost the same (only Adam's ε sees the scale).
+# SGD takes the gradient as it is: at an equal learning rate the summed loss takes steps N = 100 times
+# larger. We train by hand, scaling the gradient before each step, from the same initial weights.
+
+# %%
+def train_by_hand(optimizer, scale=1.0, beta=1.0, steps=200, lr=1e-3, seed=0):
+    """Steps of batches of 100 on the grey-level digits; the gradient is multiplied by `scale` before
+    each update (scale = N: the loss summed over the batch). Returns the model and its per-step losses."""
+    model = tinyvae.VAE(hidden=(200,), latent=16, seed=seed)
+    opt = tinyvae.Adam(model, lr=lr) if optimizer == "adam" else tinyvae.SGD(model, lr=lr, momentum=0.9)
+    rng = np.random.default_rng(seed)
+    x_all = data.to_float(x_train)
+    losses = []
+    with np.errstate(all="ignore"):                       # a diverging run overflows; we record it, not warn
+        for step in range(steps):
+            x = x_all[rng.integers(0, len(x_all), 100)]
+            loss = float(model.forward(x, beta=beta, validate=False))
+            losses.append(loss)
+            if not math.isfinite(loss):
+                break
+            model.backward()
+            model.grad *= scale
+            opt.step()
+    return model, losses
+
+
+runs_by_hand = {(opt, scale): train_by_hand(opt, scale) for opt in ("adam", "sgd") for scale in (1.0, 100.0)}
+
+# %%
+for (opt, scale), (model, losses) in runs_by_hand.items():
+    what = "summed over the batch" if scale > 1 else "batch mean"
+    print(f"{opt:>4}, {what:<22} last 20 steps: {np.mean(losses[-20:]):10.2f} nats per example "
+          f"({len(losses)} steps)")
+adam_mean, adam_sum = (np.mean(runs_by_hand[("adam", s)][1][-20:]) for s in (1.0, 100.0))
+sgd_mean, sgd_sum = (np.mean(runs_by_hand[("sgd", s)][1][-20:]) for s in (1.0, 100.0))
+assert abs(adam_sum - adam_mean) < 0.02 * adam_mean      # Adam: the same training, within 2 %
+assert not (sgd_sum < 1.5 * sgd_mean)                    # SGD: the summed loss diverges (nan) or does far worse
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3))
+for (opt, scale), (_, losses) in runs_by_hand.items():
+    ax.plot(np.clip(losses, 0, 600), label=f"{opt}, {'sum over batch' if scale > 1 else 'mean over batch'}",
+            ls="-" if opt == "adam" else "--")
+ax.set_xlabel("step"); ax.set_ylabel("loss per example (clipped at 600)"); ax.legend(fontsize=8)
+ax.set_title("Equal learning rate 1e-3: Adam does not see the scale, SGD does", fontsize=10)
+plt.show()
+
+# %% [markdown]
+# **Over the pixels** (`F.binary_cross_entropy(..., reduction="mean")` plus a KL summed over latents):
+# the reconstruction is divided by D = 784 and the KL is not, so the loss is
+# $\tfrac{1}{D}(\text{recon} + D\cdot\text{KL})$: the same model with **β = 784**. This one is not a question
+# of step size: the minimum moves. Adam ignores the overall factor 1/D, so we train on β = 784 directly.
+
+# %%
+per_pixel_mean, _ = train_by_hand("adam", scale=1 / 784, beta=784.0)
+summed, _ = runs_by_hand[("adam", 1.0)]
+for name, model in (("summed over pixels", summed), ("mean over pixels", per_pixel_mean)):
+    s = scores(model)
+    print(f"{name:<19} negative ELBO {s['loss']:7.2f}  KL {s['kl']:6.2f}  active units {s['active']:>2} of 16")
+mean_scores, sum_scores = scores(per_pixel_mean), scores(summed)
+assert mean_scores["kl"] < 1.0 and mean_scores["active"] <= 2 < 8 <= sum_scores["active"]
+show(sample_rows([summed, per_pixel_mean]), ["sum", "mean"],
+     "Samples: the per-pixel mean makes β = 784, and every digit becomes the same blur")
+
+# %% [markdown]
+# With the reconstruction averaged over pixels, each nat of KL costs as much as 784 nats of
+# reconstruction, so the encoder sends (almost) nothing: the KL is near 0, no latent dimension is
+# active, and every sample decodes to the average digit. That is the blurry "VAE" of many tutorials.
+#
+# ## 2. What should β be?
+#
+# The loss is [recon + β · KL](../derivations/elbo.md#eq:vae-loss). The KL is the **rate**: nats of
+# information the code carries about each digit. The reconstruction is the **distortion**. β = 1 is the
+# ELBO; other values trade one for the other: at the optimum of recon + β · KL, one more nat of rate buys β
+# nats of distortion ([the slope of the frontier is −β](../derivations/rate-distortion.md#eq:beta-slope)).
+# Sweep β from 0.1 to 10:
+
+# %%
+betas = [0.1, 0.3, 1.0, 3.0, 10.0]
+beta_models = {b: fit(f"beta{b}", beta=b) for b in betas}
+rate = {b: scores(m)["kl"] for b, m in beta_models.items()}
+distortion = {b: scores(m)["recon"] for b, m in beta_models.items()}
+for b in betas:
+    print(f"β = {b:>4}: rate (KL) {rate[b]:6.2f}  distortion (recon) {distortion[b]:7.2f}  "
+          f"negative ELBO {rate[b] + distortion[b]:7.2f}")
+assert all(rate[a] > rate[b] for a, b in zip(betas, betas[1:]))               # more β, less rate
+assert all(distortion[a] < distortion[b] for a, b in zip(betas, betas[1:]))   # more β, more distortion
+assert min(betas, key=lambda b: rate[b] + distortion[b]) == 1.0               # β = 1 maximizes the ELBO
+
+# %%
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.plot([rate[b] for b in betas], [distortion[b] for b in betas], "o-")
+for b in betas:
+    ax.annotate(f"β = {b:g}", (rate[b], distortion[b]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+ax.set_xlabel("rate: KL (nats)"); ax.set_ylabel("distortion: reconstruction (nats)")
+ax.set_title("Rate against distortion as β goes from 0.1 to 10", fontsize=10)
+plt.show()
+show(sample_rows([beta_models[b] for b in betas]), [f"β={b:g}" for b in betas], "Samples from N(0, I)")
+
+# %% [markdown]
+# Small β buys better reconstructions with a high rate, but the codes spread away from the prior, so
+# samples from N(0, I) land where the decoder saw less (the noisier top rows); large β keeps the codes
+# near the prior and blurs everything (bottom rows). Only β = 1 optimizes the ELBO, the bound on log p(x)
+# the model is judged by; other values are a choice of trade-off (β-VAE), and their loss is no bound.
+#
+# ## 3. Binary cross-entropy on grey levels?
+#
+# MNIST pixels are grey levels. The Bernoulli formula $\lambda^x(1-\lambda)^{1-x}$ at a grey $x$ is no
+# probability of anything: over $x \in [0, 1]$ it integrates to $\tanh(l/2)/l \le 1/2$
+# ([bernoulli.md](../derivations/bernoulli.md#eq:bce-logits)). Its "NLL" never reaches 0 even for a
+# perfect reconstruction: its minimum is the entropy of the grey levels. The continuous Bernoulli
+# divides by the missing normalizer [C(l) = l / tanh(l/2)](../derivations/continuous-bernoulli.md#eq:cb-log-norm)
+# and is a true density on $[0, 1]$.
+
+# %%
+x_test_float = data.to_float(x_test).astype(np.float64)
+p = np.clip(x_test_float, 1e-12, 1 - 1e-12)
+floor = -(p * np.log(p) + (1 - p) * np.log(1 - p)).sum(axis=1).mean()    # BCE of a perfect reconstruction
+bce_model = fit("bce", likelihood="bernoulli")
+cb_model = fit("cb", likelihood="continuous-bernoulli")
+bce_scores, cb_scores = scores(bce_model), scores(cb_model)
+print(f"grey-level BCE of a perfect reconstruction (the entropy floor): {floor:.2f} nats per digit")
+print(f"BCE model:  reconstruction {bce_scores['recon']:.2f} (a cross-entropy, floor {floor:.2f})")
+print(f"CB model:   reconstruction {cb_scores['recon']:.2f} (a density: negative is allowed)")
+assert bce_scores["recon"] > floor > 0 > cb_scores["recon"]
+
+
+def cb_negative_elbo(model, x, seed=0):
+    """The BCE-trained decoder read as a continuous Bernoulli: the same logits, with the normalizer."""
+    xb = data.to_float(x)
+    mu, log_var = model.encode(xb)
+    eps = np.random.default_rng(seed).standard_normal(mu.shape).astype(mu.dtype)
+    logits = model.decoder.forward(mu + np.exp(0.5 * log_var) * eps)
+    recon, _ = tinyvae.continuous_bernoulli_nll(logits, xb)
+    kl, _, _ = tinyvae.gaussian_kl(mu, log_var)
+    return float(recon + kl)
+
+
+bce_as_density = cb_negative_elbo(bce_model, x_test)
+print(f"as densities on [0, 1]^784: CB model {cb_scores['loss']:.1f}, BCE model {bce_as_density:.1f} "
+      f"(negative ELBO, lower is better)")
+assert cb_scores["loss"] < bce_as_density
+
+# %% [markdown]
+# As a density on the same grey pixels, the model trained with its own normalizer wins by a wide
+# margin: the BCE-trained decoder puts its logits where the *cross-entropy* is lowest, not the density.
+#
+# **Which image is the CB's?** Its parameter $\lambda = \sigma(l)$ is not its mean: the mean is
+# [σ(l) − d log C/dl](../derivations/continuous-bernoulli.md#eq:cb-mean), pulled toward ½. `decode` (and so every
+# picture tinyvae draws) returns the mean $\mathbb{E}[x \mid z]$. The two differ most where the decoder is
+# confident: a background logit of −100 has $\lambda \approx 10^{-44}$ but mean $1/100$, and a stroke logit of 3
+# has $\lambda = 0.95$ but mean $0.72$. So the mean image is the greyer one, with dimmer strokes:
+
+# %%
+xb = data.to_float(x_test[:500])
+mu_cb, _ = cb_model.encode(xb)
+logits = cb_model.decoder.forward(mu_cb)
+lam, cb_mean = tinyvae.sigmoid(logits), cb_model.decode(mu_cb)
+np.testing.assert_allclose(cb_mean, tinyvae.continuous_bernoulli_mean(logits))
+bce_recon = bce_model.reconstruct(xb)
+for name, img in (("BCE σ(l)", bce_recon), ("CB mean", cb_mean), ("CB λ = σ(l)", lam)):
+    print(f"{name:<12} squared error per pixel {((img - xb) ** 2).mean():.4f}  absolute {np.abs(img - xb).mean():.4f}  "
+          f"mean value on stroke pixels (> 0.9): {img[xb > 0.9].mean():.3f}")
+assert ((cb_mean - xb) ** 2).mean() < ((lam - xb) ** 2).mean()    # the mean is the better least-squares image
+assert cb_mean[xb > 0.9].mean() < lam[xb > 0.9].mean()             # and the dimmer one
+picture = np.concatenate([np.concatenate([r.reshape(28, 28) for r in rows[:8]], axis=1)
+                          for rows in (xb, bce_recon, cb_mean, lam)])
+show(picture, ["input", "BCE σ(l)", "CB mean", "CB λ"], "Reconstructions: the CB's mean (what decode returns) and its λ")
+
+# %% [markdown]
+# The mean is what the model expects a pixel to be, and it has the smaller squared error; λ looks
+# crisper but is not an expectation of anything the model draws. Neither is "the" sample: a draw from
+# the CB adds independent noise to every pixel ([inverse-CDF draws](../derivations/continuous-bernoulli.md#eq:cb-inverse-cdf)).
+#
+# ## 4. MSE or BCE, and why are Gaussian VAEs blurry?
+#
+# A Gaussian decoder has a variance σ_x² that "MSE + KL" fixes silently: summed squared error + β·KL
+# is the ELBO of [σ_x² = β/2](../derivations/sigma-vae.md#eq:sigma-vae-implied-var), so
+# `mse_loss(reduction="sum") + KL` means σ_x² = 0.5, while a decent decoder's error per pixel is about
+# 0.01 to 0.03. A σ_x² that large makes detail not worth its KL. In a linear decoder this is exact: each
+# principal direction of the data with variance λ is shrunk by
+# [1 − σ_x²/λ, and dropped when λ ≤ σ_x²](../derivations/sigma-vae.md#eq:sigma-vae-shrinkage). On MNIST:
+
+# %%
+flat = data.to_float(x_train).astype(np.float64)
+eigenvalues = np.linalg.eigvalsh(np.cov(flat, rowvar=False))[::-1]
+for var in (1.0, 0.5, 0.02):
+    kept = int((eigenvalues > var).sum())
+    print(f"σ_x² = {var:<4}: {kept:>3} of 784 directions kept by a linear decoder")
+assert (eigenvalues > 1.0).sum() < (eigenvalues > 0.5).sum() < (eigenvalues > 0.02).sum()
+
+# %% [markdown]
+# The σ-VAE (Rybkin et al. 2021) does not choose σ_x²: `obs_var_mode="learned"` trains log σ_x² with the
+# rest ([its gradient](../derivations/sigma-vae.md#eq:sigma-vae-grad-logvar)), and `"optimal"` sets it to
+# each batch's [mean squared error](../derivations/sigma-vae.md#eq:sigma-vae-optimal-var), the closed-form
+# optimum. All four below are Gaussian densities on the same pixels, so their negative ELBOs compare.
+# A Gaussian decoder needs more steps than the others to clean its output layer, so these train for 10
+# epochs. Sharpness is the mean squared difference between neighbouring pixels of 1 000 samples
+# (`tinyvae.evaluate.sample_sharpness`): blur lowers it.
+
+# %%
+variance_models = {"σ_x² = 1": fit("g1", likelihood="gaussian", obs_var=1.0, epochs=10),
+                   "σ_x² = 0.5 (SSE + KL)": fit("g05", likelihood="gaussian", obs_var=0.5, epochs=10)}
+
+# %%
+variance_models["learned"] = fit("glearned", likelihood="gaussian", obs_var_mode="learned", epochs=10)
+variance_models["optimal"] = fit("goptimal", likelihood="gaussian", obs_var_mode="optimal", epochs=10)
+
+# %%
+variance_scores = {}
+for name, model in variance_models.items():
+    s = scores(model)
+    s["sharpness"] = evaluate.sample_sharpness(model)
+    variance_scores[name] = s
+    print(f"{name:<22} σ_x² {model.observation_variance():7.4f}  negative ELBO {s['loss']:8.1f}  KL {s['kl']:6.1f}  "
+          f"sample sharpness {s['sharpness']:.4f}")
+digits_sharpness = evaluate.image_sharpness(data.to_float(x_test))
+print(f"sharpness of the test digits themselves: {digits_sharpness:.4f}")
+fixed, optimal, learned = (variance_scores[k] for k in ("σ_x² = 1", "optimal", "learned"))
+assert optimal["loss"] < learned["loss"] < fixed["loss"]            # the better σ_x², the better the ELBO
+assert optimal["kl"] > 3 * fixed["kl"]                             # more information in the code
+assert fixed["sharpness"] < 0.5 * digits_sharpness < optimal["sharpness"]
+assert variance_models["learned"].observation_variance() < 1.0     # on its way down from its start at 1
+show(sample_rows(list(variance_models.values())), list(variance_models), "Samples of four Gaussian decoders")
+
+# %% [markdown]
+# σ_x² = 1 (the default of many codes) spends a few nats of KL and samples blobs with under half the
+# sharpness of real digits; the optimal σ_x² puts ten times as much information in the code, scores a
+# far better ELBO, and samples high-contrast strokes (so much that its sharpness exceeds the real
+# digits': some of it is artifacts of a briefly trained decoder, visible above). The learned variance
+# heads the same way, slowly: with Adam at 1e-3 its log σ_x² moves about 1e-3 per step, so 500 steps take
+# it only part of the way from 1 toward the mean squared error.
+#
+# ## 5. Why does the KL fall to zero?
+#
+# Posterior collapse: a latent dimension whose KL falls to about 0 carries no information; its posterior
+# is the prior for every digit. A dimension that does not help the decoder early is pushed to the prior
+# by the KL, and there its KL gradient keeps it. Two remedies: **KL warm-up** (β grows from 0 to its value
+# over the first epochs, so information is cheap while the decoder learns to use it) and **free bits**
+# ([Σ_j max(λ, KL_j)](../derivations/free-bits.md#eq:free-bits): a dimension under λ nats gets
+# [no KL gradient at all](../derivations/free-bits.md#eq:free-bits-grad)). To see collapse within a few
+# hundred steps, train 32 latent dimensions with β = 4 (a β-VAE); with β = 1 the same happens, more slowly.
+# A dimension counts as collapsed here when its KL on the test digits is under 0.1 nats.
+
+# %%
+collapse_models = {"plain": fit("plain", latent=32, beta=4.0),
+                   "KL warm-up (3 epochs)": fit("warmup", latent=32, beta=4.0, kl_warmup=3.0),
+                   "free bits λ = 0.5": fit("freebits", latent=32, beta=4.0, free_bits=0.5)}
+kl_dims, collapsed, elbo = {}, {}, {}
+for name, model in collapse_models.items():
+    s = scores(model)
+    kl_dims[name] = np.sort(tinyvae.kl_per_dimension(model, x_test))[::-1]
+    collapsed[name], elbo[name] = int((kl_dims[name] < 0.1).sum()), s["loss"]
+    print(f"{name:<22} collapsed dimensions {collapsed[name]:>2} of 32  KL {s['kl']:6.2f}  negative ELBO {s['loss']:7.2f}")
+assert collapsed["free bits λ = 0.5"] < collapsed["plain"] / 2
+assert elbo["free bits λ = 0.5"] < elbo["plain"]
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3))
+for name, values in kl_dims.items():
+    ax.plot(values, "o-", ms=3, label=name)
+ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+ax.axhline(0.1, color="gray", lw=0.8, ls="--")
+ax.set_xlabel("latent dimension, by decreasing KL"); ax.set_ylabel("KL (nats)"); ax.legend(fontsize=8)
+ax.set_title("KL per latent dimension on the test digits (β = 4)", fontsize=10)
+plt.show()
+
+# %% [markdown]
+# Without a remedy, many of the 32 dimensions collapse. Under free bits no dimension is charged below
+# λ = 0.5 nats, so the encoder uses that allowance in every dimension (the KLs sit near λ) and none
+# collapses; warm-up, here, leaves fewer collapsed than the plain run but does not prevent it, because β
+# returns to 4 after three epochs. The negative ELBO is computed with the plain KL and β = 1 in every
+# case (free bits change how the model is trained, not what it is scored on), and the free-bits model
+# scores better: the information it was allowed to keep pays for itself in reconstruction.
+#
+# **Latent traversals** show what an active dimension does: decode a digit's posterior mean with one
+# coordinate swept over ±3 standard deviations (`tinyvae plot RUN --traverse` does this for a run). Here
+# for the β = 1 model of section 2, whose most active dimensions carry a few nats each (a free-bits
+# dimension at 0.5 nats changes its digit only faintly):
+
+# %%
+plots.plot_traversals(beta_models[1.0], x_test, dims=4, digits=2, steps=7)
