@@ -117,3 +117,12 @@ def test_the_command_line_refuses_negative_free_bits_and_the_autoencoder(capsys)
     assert info.value.code == 2 and "expected a finite number >= 0, got '-1'" in capsys.readouterr().err
     assert cli.main(["train", "--model", "ae", "--free-bits", "0.5"]) == 2
     assert "free_bits acts on the KL term of a VAE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [{"likelihood": "continuous-bernoulli"},
+                                     {"likelihood": "gaussian", "obs_var_mode": "learned"},
+                                     {"free_bits": 0.5}])
+def test_the_iwae_objective_refuses_the_options_it_does_not_support(options):
+    with pytest.raises(ValueError, match="objective 'iwae' supports the bernoulli and fixed-variance gaussian "
+                                         "likelihoods without free bits"):
+        ModelConfig(objective="iwae", k=2, **options)
