@@ -126,3 +126,12 @@ def test_the_iwae_objective_refuses_the_options_it_does_not_support(options):
     with pytest.raises(ValueError, match="objective 'iwae' supports the bernoulli and fixed-variance gaussian "
                                          "likelihoods without free bits"):
         ModelConfig(objective="iwae", k=2, **options)
+
+
+def test_evaluate_says_that_a_free_bits_run_is_scored_with_the_plain_kl(tmp_path):
+    from tinyvae.evaluate import evaluate_checkpoint  # noqa: PLC0415
+
+    model = VAE(input_dim=784, hidden=(8,), latent=2, free_bits=0.25)
+    model.save(tmp_path / "checkpoint.npz")
+    notes = evaluate_checkpoint(tmp_path / "checkpoint.npz", limit=20)["notes"]
+    assert any("plain KL, not the training objective (free bits λ = 0.25" in note for note in notes)

@@ -334,6 +334,9 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
     notes = []
     if is_vae and model.config.beta != 1:
         notes.append(f"loss is the negative ELBO (β = 1), not the training objective (β = {model.config.beta:g})")
+    if is_vae and model.config.free_bits > 0:
+        notes.append(f"loss is the negative ELBO with the plain KL, not the training objective (free bits "
+                     f"λ = {model.config.free_bits:g} nats per dimension)")
     if not is_vae:
         notes.append("autoencoder: no KL term and no likelihood; loss is the reconstruction error")
     if iw_samples and is_vae:
