@@ -188,6 +188,11 @@ for b in betas:
 ax.set_xlabel("rate: KL (nats)"); ax.set_ylabel("distortion: reconstruction (nats)")
 ax.set_title("Rate against distortion as β goes from 0.1 to 10", fontsize=10)
 plt.show()
+
+# %% [markdown]
+# The same five models, each decoding prior draws z ~ N(0, I), one row per β:
+
+# %%
 show(sample_rows([beta_models[b] for b in betas]), [f"β={b:g}" for b in betas], "Samples from N(0, I)")
 
 # %% [markdown]

@@ -90,6 +90,15 @@ def test_stored_notebook_carries_the_outputs_of_one_run_with_figures_where_it_dr
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_each_stored_cell_shows_at_most_one_figure(source):
+    # One picture per cell, right under the code that drew it: a second figure (or the same one shown
+    # twice, as when a function both displays and returns it) belongs in a cell of its own.
+    crowded = {i: n for i, c in enumerate(_code(_stored(source)))
+               if (n := sum("image/png" in o.get("data", {}) for o in c.outputs)) > 1}
+    assert not crowded, f"{source.name}: code cells (0-based) with more than one figure: {crowded}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
 def test_stored_outputs_show_no_absolute_path(source):
     assert build.machine_paths(_stored(source)) == []
 
