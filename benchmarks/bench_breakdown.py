@@ -103,8 +103,10 @@ def main(argv=None):
     return 0
 
 
-def _timed_epoch(batch_size, workdir):
-    """One epoch's seconds and its parts, the evaluation after it taken out of every part."""
+def _timed_epoch(batch_size, workdir, **limits):
+    """One epoch's seconds and its parts, the evaluation after it taken out of every part.
+
+    ``limits`` (``limit_train``, ``limit_test``) shorten the epoch, for the tests."""
     totals = defaultdict(float)
     restore = instrument(totals)
     marks = {}
@@ -119,8 +121,8 @@ def _timed_epoch(batch_size, workdir):
 
     vae.VAE.forward = forward
     try:
-        run = train(TrainConfig(epochs=1, batch_size=batch_size, seed=0, out=str(workdir)), progress=False,
-                    log=lambda *a, **k: None, pictures=False)
+        run = train(TrainConfig(epochs=1, batch_size=batch_size, seed=0, out=str(workdir), **limits),
+                    progress=False, log=lambda *a, **k: None, pictures=False)
     finally:
         vae.VAE.forward = original_eval
         restore()

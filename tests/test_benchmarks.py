@@ -38,3 +38,23 @@ def test_the_evaluation_bound_counts_the_decoder_products_of_every_importance_sa
     per_sample = 2 * (50 * 200 + 200 * 200 + 200 * 784)  # by hand: the decoder's three products
     assert bench.decoder_flops_per_sample(model) == per_sample
     assert np.isclose(per_sample * 5000 * 10_000 / 1e12, 20.68)  # 5·10⁷ samples: 20.7 TFLOP
+
+
+def test_the_breakdown_times_each_part_of_a_step_and_puts_every_method_back(tmp_path):
+    import sys
+    sys.path.insert(0, str(BENCH.parent))  # bench_breakdown imports bench_training as a sibling
+    try:
+        spec = importlib.util.spec_from_file_location("bench_breakdown", BENCH.with_name("bench_breakdown.py"))
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    from tinyvae import layers, optim, vae
+    originals = [layers.Dense.forward, layers.Dense.backward, optim.Adam.step, vae.VAE._reconstruction,
+                 vae.gaussian_kl, vae.VAE.forward]
+    row = bench._timed_epoch(64, tmp_path / "run", limit_train=640, limit_test=64)
+    # every part was timed during the training loop, and the parts and the rest add up to the epoch
+    assert all(row[part] > 0 for part in bench.PARTS), row
+    assert np.isclose(sum(row[p] for p in (*bench.PARTS, "the rest")), row["epoch"])
+    assert [layers.Dense.forward, layers.Dense.backward, optim.Adam.step, vae.VAE._reconstruction,
+            vae.gaussian_kl, vae.VAE.forward] == originals
