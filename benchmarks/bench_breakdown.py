@@ -68,7 +68,7 @@ def instrument(totals):
     for method in ("forward", "backward"):
         wrap(layers.Dense, method, "dense layers")
         wrap(vae.Reparameterize, method, "reparameterization")
-        for cls in {c for c in layers.ACTIVATIONS.values()}:
+        for cls in set(layers.ACTIVATIONS.values()):
             wrap(cls, method, "activations")
     wrap(vae.VAE, "_reconstruction", "loss")
     wrap(vae, "gaussian_kl", "KL")
