@@ -1,0 +1,116 @@
+"""The README's measured figures are the ones its result files recorded.
+
+Every benchmark and long run that the README quotes leaves its JSON in benchmarks/results/. These
+tests read each file and look for the figure, rounded as the README rounds it, in the README's text,
+so a re-measured file that the README was not updated for (or a figure typed by hand) fails here.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@pytest.fixture(scope="module")
+def readme():
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def prose(readme):
+    """The README with its line breaks and runs of spaces as single spaces and − written as -."""
+    return " ".join(readme.split()).replace("\u2212", "-")
+
+
+def load(name):
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+def table_row(readme, first_cell):
+    """The cells of the README table row whose first cell is ``first_cell``."""
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no README table row starts with {first_cell!r}")
+
+
+@pytest.mark.parametrize("run, row", [
+    ("conv-z2", "conv, Z = 2 (the Keras example: 30 epochs, batch 128)"),
+    ("conv-z20", "conv, Z = 20"),
+    ("mlp-z20", "MLP 784-400-20, Z = 20"),
+])
+def test_readme_conv_rows_are_the_runs_recorded_evaluations(readme, run, row):
+    ev = load(f"2026-12-01-conv-runs/{run}/evaluate.json")
+    cells = table_row(readme, row)
+    assert f"**{ev['loss']:.2f}**" in cells[-1], (run, cells[-1])
+    assert f"{ev['recon']:.2f}" in cells[-1] and f"KL {ev['kl']:.2f}" in cells[-1], (run, cells[-1])
+    config = json.loads((RESULTS / f"2026-12-01-conv-runs/{run}/config.json").read_text())
+    epochs = [json.loads(line)["epoch"] for line in
+              (RESULTS / f"2026-12-01-conv-runs/{run}/metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert config["epochs"] == 30 and max(epochs) == 30 and config["seed"] == 0
+
+
+def test_readme_active_unit_counts_are_the_evaluations(prose):
+    conv = load("2026-12-01-conv-runs/conv-z20/evaluate.json")
+    mlp = load("2026-12-01-conv-runs/mlp-z20/evaluate.json")
+    assert f"Only {conv['active_units']} of the conv model's {conv['latent']} latent units are active" in prose
+    assert f"against all {mlp['active_units']} of the MLP's" in prose and mlp["active_units"] == mlp["latent"]
+
+
+def test_readme_conv_benchmark_is_the_recorded_one(readme, prose):
+    bench = load("2026-12-01-conv-cpu.json")
+    tiny = [r["tinyvae"][0] for r in bench["rounds"]]
+    torch = [r["torch"][0] for r in bench["rounds"]]
+    ratios = [r["ratio"] for r in bench["rounds"]]
+    fmt = ", ".join
+    row = table_row(readme, "tinyvae")
+    assert row[1:4] == [f"{bench['tinyvae_seconds']:.1f}", fmt(f"{t:.1f}" for t in tiny),
+                        f"{bench['tinyvae_over_bound']:.2f}"]
+    row = table_row(readme, "PyTorch")
+    assert row[1:4] == [f"{bench['torch_seconds']:.1f}", fmt(f"{t:.1f}" for t in torch),
+                        f"{bench['torch_seconds'] / bench['flop_bound_seconds']:.2f}"]
+    row = table_row(readme, "tinyvae / PyTorch (paired, median)")
+    assert row[1:3] == [f"**{bench['ratio_to_torch']:.2f}**", fmt(f"{r:.2f}" for r in ratios)]
+    assert f"{bench['flop_bound_seconds']:.1f} s" in prose and f"{bench['epoch_gflop']:,.0f} GFLOP" in prose
+
+
+def test_readme_training_benchmark_table_is_the_recorded_one(readme, prose):
+    bench = load("2026-12-01-cpu.json")
+    assert f"({bench['matmul_gflops']:.0f} GFLOP/s)" in prose
+    for r in bench["results"]:
+        row = table_row(readme, str(r["batch_size"]))
+        assert row[1:] == [
+            f"{r['tinyvae_s_per_epoch']:.2f}", f"{r['ratio_to_lower_bound']:.2f}", f"{r['shape_bound_s']:.2f}",
+            f"{r['ratio_to_shape_bound']:.2f}", f"{r['torch_s_per_epoch']:.2f}", f"{r['ratio_to_torch']:.2f}",
+            f"{r['torch_fused_s_per_epoch']:.2f}", f"**{r['ratio_to_torch_fused']:.2f}**"], row
+        rounds = [f"{x:.2f}" for x in r["ratio_to_torch_fused_by_round"]]
+        line = next(l for l in readme.splitlines() if l.startswith(f"- batch {r['batch_size']}:"))
+        assert re.findall(r"\d+\.\d\d", line)[:3] == rounds, (line, rounds)
+    rss = f"{bench['peak_rss_mib_training']:.0f} MiB with `--no-pictures`"
+    assert rss in prose and f"{bench['peak_rss_mib_training_and_pictures']:.0f} MiB with the pictures" in prose
+
+
+def test_readme_time_breakdown_is_the_recorded_median(readme, prose):
+    median = load("2026-12-01-breakdown-b128.json")["median"]
+    assert f"{median['epoch']:.2f} s per epoch in all" in prose
+    rows = {"the dense layers": "dense layers", "Adam": "Adam", "the Bernoulli loss": "loss",
+            "the activations": "activations", "the KL term": "KL", "the reparameterization": "reparameterization",
+            "the rest": "the rest"}
+    for start, key in rows.items():
+        line = next(l for l in readme.splitlines() if l.startswith(f"| {start}"))
+        assert line.rstrip().endswith(f"| {median[key]:.2f} |"), (line, median[key])
+
+
+def test_readme_evaluation_benchmark_is_the_recorded_one(prose):
+    ev = load("2026-12-01-evaluate-cpu.json")
+    assert f"it gave {ev['wall_s_10k']:.0f} s" in prose
+    assert f"{ev['wall_s_10k'] / ev['bound_s_10k']:.2f} times the bound of {ev['bound_s_10k']:.0f} s" in prose
+    assert f"{ev['decoder_tflop_10k']:.1f} TFLOP at {ev['matmul_gflops']:.0f} GFLOP/s" in prose
+    curve = ", ".join(f"L_{k} = {v:.2f}" for k, v in ev["iw_bounds"].items())
+    assert curve in prose
+    values = list(ev["iw_bounds"].values())
+    assert values == sorted(values)
