@@ -114,3 +114,36 @@ def test_readme_evaluation_benchmark_is_the_recorded_one(prose):
     assert curve in prose
     values = list(ev["iw_bounds"].values())
     assert values == sorted(values)
+
+
+IWAE_RUN = "2026-12-02-iwae-paper-vae"
+
+
+def test_readme_iwae_paper_row_is_the_recorded_run(readme, prose):
+    """The VAE row of Burda et al.'s Table 1: the run's config, all 3,280 epochs, and its K = 5000 score."""
+    config = load(f"{IWAE_RUN}/config.json")
+    assert (config["lr_schedule"], config["epochs"], config["adam_eps"], config["init"]) == ("iwae-paper", 3280, 1e-4, "glorot")
+    assert (config["hidden"], config["latent"], config["objective"], config["binarize"]) == ([200, 200], 50, "elbo", "dynamic")
+    metrics = [json.loads(line) for line in (RESULTS / IWAE_RUN / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert [m["epoch"] for m in metrics] == list(range(1, 3281))
+    ev = load(f"{IWAE_RUN}/evaluate.json")
+    assert ev["iw_samples"] == 5000 and ev["n"] == 10000 and ev["split"] == "test"
+    row = table_row(readme, "VAE (k = 1)")
+    assert row[1] == "86.76" and row[2] == f"**{ev['nll']:.2f}** ± {ev['nll_sem']:.2f}", row
+    assert f"{ev['active_units']} of {ev['latent']} latent units active" in prose
+    curve = ", ".join(f"L_{k} = {v:.2f}" for k, v in ev["iw_bounds"].items())
+    assert f"Its L_K curve is {curve}." in prose
+    seconds = sorted(m["seconds"] for m in metrics)
+    median = seconds[len(seconds) // 2]
+    assert f"{median:.1f} s per epoch (median), so the 3,280 epochs are about {median * 3280 / 3600:.1f} hours" in prose
+    assert f"last epoch's test negative ELBO was {metrics[-1]['test_loss']:.2f}" in prose
+    assert f"gave test negative ELBO {ev['loss']:.2f} and NLL {ev['nll']:.2f}" in prose
+    assert f"The NLL is {86.76 - ev['nll']:.2f} nats below the paper's, less than its standard error of " \
+           f"{ev['nll_sem']:.2f}" in prose and 0 < 86.76 - ev["nll"] < ev["nll_sem"]
+    values = list(ev["iw_bounds"].values())
+    assert list(ev["iw_bounds"]) == ["1", "5", "50", "5000"] and values == sorted(values) and values[-1] == -ev["nll"]
+    timing = load(f"{IWAE_RUN}/evaluate-timing.json")
+    bound = load("2026-12-01-evaluate-cpu.json")["bound_s_10k"]
+    assert f"The evaluation took {timing['wall_s']:.0f} s" in prose
+    assert f"peaked at {timing['max_rss_kib'] / 1024:.0f} MiB resident" in prose
+    assert f"finished run above took {timing['wall_s']:.0f} s, {timing['wall_s'] / bound:.2f} times that bound" in prose
