@@ -29,6 +29,17 @@ def load(name):
     return json.loads((RESULTS / name).read_text(encoding="utf-8"))
 
 
+def load_metrics(folder):
+    """The per-epoch records of a stored run folder's metrics.jsonl."""
+    lines = (RESULTS / folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def curve(iw_bounds):
+    """An evaluation's L_K values as the README writes them: "L_1 = -90.53, L_5 = ..."."""
+    return ", ".join(f"L_{k} = {v:.2f}" for k, v in iw_bounds.items())
+
+
 def table_row(readme, first_cell):
     """The cells of the README table row whose first cell is ``first_cell``."""
     for line in readme.splitlines():
@@ -48,9 +59,8 @@ def test_readme_conv_rows_are_the_runs_recorded_evaluations(readme, run, row):
     cells = table_row(readme, row)
     assert f"**{ev['loss']:.2f}**" in cells[-1], (run, cells[-1])
     assert f"{ev['recon']:.2f}" in cells[-1] and f"KL {ev['kl']:.2f}" in cells[-1], (run, cells[-1])
-    config = json.loads((RESULTS / f"2026-12-01-conv-runs/{run}/config.json").read_text())
-    epochs = [json.loads(line)["epoch"] for line in
-              (RESULTS / f"2026-12-01-conv-runs/{run}/metrics.jsonl").read_text().splitlines() if line.strip()]
+    config = load(f"2026-12-01-conv-runs/{run}/config.json")
+    epochs = [m["epoch"] for m in load_metrics(f"2026-12-01-conv-runs/{run}")]
     assert config["epochs"] == 30 and max(epochs) == 30 and config["seed"] == 0
 
 
@@ -110,8 +120,7 @@ def test_readme_evaluation_benchmark_is_the_recorded_one(prose):
     assert f"it gave {ev['wall_s_10k']:.0f} s" in prose
     assert f"{ev['wall_s_10k'] / ev['bound_s_10k']:.2f} times the bound of {ev['bound_s_10k']:.0f} s" in prose
     assert f"{ev['decoder_tflop_10k']:.1f} TFLOP at {ev['matmul_gflops']:.0f} GFLOP/s" in prose
-    curve = ", ".join(f"L_{k} = {v:.2f}" for k, v in ev["iw_bounds"].items())
-    assert curve in prose
+    assert curve(ev["iw_bounds"]) in prose
     values = list(ev["iw_bounds"].values())
     assert values == sorted(values)
 
@@ -124,15 +133,14 @@ def test_readme_iwae_paper_row_is_the_recorded_run(readme, prose):
     config = load(f"{IWAE_RUN}/config.json")
     assert (config["lr_schedule"], config["epochs"], config["adam_eps"], config["init"]) == ("iwae-paper", 3280, 1e-4, "glorot")
     assert (config["hidden"], config["latent"], config["objective"], config["binarize"]) == ([200, 200], 50, "elbo", "dynamic")
-    metrics = [json.loads(line) for line in (RESULTS / IWAE_RUN / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    metrics = load_metrics(IWAE_RUN)
     assert [m["epoch"] for m in metrics] == list(range(1, 3281))
     ev = load(f"{IWAE_RUN}/evaluate.json")
     assert ev["iw_samples"] == 5000 and ev["n"] == 10000 and ev["split"] == "test"
     row = table_row(readme, "VAE (k = 1)")
     assert row[1] == "86.76" and row[2] == f"**{ev['nll']:.2f}** ± {ev['nll_sem']:.2f}", row
     assert f"{ev['active_units']} of {ev['latent']} latent units active" in prose
-    curve = ", ".join(f"L_{k} = {v:.2f}" for k, v in ev["iw_bounds"].items())
-    assert f"Its L_K curve is {curve}." in prose
+    assert f"Its L_K curve is {curve(ev['iw_bounds'])}." in prose
     seconds = sorted(m["seconds"] for m in metrics)
     median = seconds[len(seconds) // 2]
     assert f"{median:.1f} s per epoch (median), so the 3,280 epochs are about {median * 3280 / 3600:.1f} hours" in prose
@@ -153,9 +161,7 @@ def test_readme_iwae_k5_estimate_is_the_recorded_epochs(prose):
     """The IWAE k = 5 row is not run; the README's estimate of its time comes from three timed epochs."""
     config = load("2026-12-02-iwae-k5-epochs/config.json")
     assert (config["objective"], config["k"], config["lr_schedule"]) == ("iwae", 5, "iwae-paper")
-    metrics = [json.loads(line) for line in
-               (RESULTS / "2026-12-02-iwae-k5-epochs" / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    seconds = [m["seconds"] for m in metrics]
+    seconds = [m["seconds"] for m in load_metrics("2026-12-02-iwae-k5-epochs")]
     assert len(seconds) == 3
     listed = f"{seconds[0]:.1f} s, {seconds[1]:.1f} s and {seconds[2]:.1f} s"
     hours = sorted(seconds)[1] * 3280 / 3600
