@@ -111,7 +111,7 @@ def posterior_means(model, x, *, batch_size=1000):
 
 
 def _means(model, xb):
-    return model.encode(xb)[0] if isinstance(model, VAE) else model.encode(xb)
+    return model.encode(xb)[0] if model.config.model == "vae" else model.encode(xb)  # μ (of z1, with two layers)
 
 
 # --------------------------------------------------------------------------- the bounds
@@ -126,13 +126,13 @@ def evaluate_elbo(model, x, *, binarize="none", seed=0, batch_size=1000):
     reproducible for a seed. For an autoencoder kl is 0 and loss is its reconstruction error.
     """
     x = _check_images(model, x, binarize)
-    xp, z_dim = model.xp, model.config.latent
+    xp, z_dim = model.xp, model.config.latent + model.config.latent2  # two stochastic layers: ε = [ε1 | ε2]
     noise = backend.default_rng(seed, xp)  # ε lives where the model does
     pixels = np.random.default_rng([seed, 1])  # dynamic binarization happens on the host
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
     for xb in _float_batches(model, x, batch_size, binarize, pixels):
         n = xb.shape[0]
-        eps = noise.standard_normal((n, z_dim), dtype=model.dtype) if isinstance(model, VAE) else None
+        eps = noise.standard_normal((n, z_dim), dtype=model.dtype) if model.config.model == "vae" else None
         # the ELBO is the β = 1 loss [eq:vae-loss], whatever objective the model was trained with
         # (no free bits; a learned or optimal σ_x² as the model holds it, not refitted to the test batch)
         model.forward(xb, eps, beta=1.0, validate=False, objective="elbo", free_bits=0.0, fit_obs_var=False)
@@ -164,7 +164,7 @@ def importance_weighted_bounds(model, x, *, k=5000, seed=0, curve=CURVE_KS, batc
     blocks of K' (``importance.bound_curve``), which costs nothing beyond the NLL itself; where each
     K' divides the next and K (1, 5, 50, 5000) the curve never falls as K' grows, for every example. The NLL is −L_K of each example [eq:iw-nll-estimate].
     """
-    if not isinstance(model, VAE):
+    if model.config.model != "vae":
         raise TypeError("importance_weighted_nll needs a VAE: an autoencoder defines no q(z|x) and no p(x)")
     if isinstance(k, bool) or not (isinstance(k, (int, np.integer)) and k >= 1):
         raise ValueError(f"k (importance samples) must be a positive int, got {k!r}")
@@ -327,7 +327,7 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
     data_dir = data if data is not None else run_data_dir(config)
     x, _ = load_images(split, data_dir, config, limit)
     x, evaluated_on = evaluation_images(x, config, seed, split)
-    is_vae = isinstance(model, VAE)
+    is_vae = model.config.model == "vae"
     result = {"checkpoint": str(checkpoint), "model": model.config.describe(), "split": split, "n": int(len(x)),
               "binarize": binarize, "evaluated_on": evaluated_on}
     result.update(evaluate_elbo(model, x, seed=seed, batch_size=batch_size))
@@ -350,9 +350,14 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
                          f"with numbers computed the same way")
     elif iw_samples:
         notes.append("NLL: not defined for an autoencoder (no q(z|x), no p(x))")
-    count, variances = active_units(model, x, batch_size=batch_size)
     result.update(sample_sharpness=sample_sharpness(model, seed=seed),
                   data_sharpness=image_sharpness(x / 255.0 if x.dtype == np.uint8 else x))  # uint8: 255 is 1
+    if model.config.stochastic_layers == 2:  # no closed-form KL per dimension; active units per layer
+        from .two_layer_report import layer_activity  # noqa: PLC0415
+        result.update(layer_activity(model, x, seed=seed), threshold=ACTIVE_THRESHOLD, notes=notes,
+                      seconds=time.perf_counter() - start)
+        return result
+    count, variances = active_units(model, x, batch_size=batch_size)
     result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae else None,
                   active_units=count, latent=model.config.latent, mean_variances=variances.tolist(),
                   threshold=ACTIVE_THRESHOLD, notes=notes, seconds=time.perf_counter() - start)
@@ -366,7 +371,7 @@ def format_report(result):
              f"evaluated on   {result['evaluated_on']}",
              f"negative ELBO  {result['loss']:.3f} nats per example "
              f"(reconstruction {result['recon']:.3f} + KL {result['kl']:.3f}; ε sampled)"
-             if result["kl_per_dim"] is not None else
+             if result["kl_per_dim"] is not None or "layers" in result else
              f"reconstruction {result['loss']:.3f} nats per example (an autoencoder has no KL term and no ELBO)"]
     if result.get("nll") is not None:
         lines.append(f"NLL (IW, K={result['iw_samples']})  {result['nll']:.3f} nats per example "
@@ -378,6 +383,9 @@ def format_report(result):
     if result.get("sample_sharpness") is not None:
         lines.append(f"sharpness      samples {result['sample_sharpness']:.4f}, {result['split']} digits "
                      f"{result['data_sharpness']:.4f} (mean squared difference of neighbouring pixels; blur lowers it)")
+    if "layers" in result:  # two stochastic layers
+        from .two_layer_report import format_layers  # noqa: PLC0415
+        return "\n".join([*lines, *format_layers(result), "", *result["notes"], f"evaluated in {result['seconds']:.1f} s"])
     unit = "posterior mean" if result["kl_per_dim"] is not None else "code"
     lines.append(f"active units   {result['active_units']} / {result['latent']} "
                  f"(variance over the data of the {unit} > {result['threshold']:g})")

@@ -207,6 +207,7 @@ def standard_suite(seed=0):
                   beta=0.7, dtype="float64", seed=seed)
         reports.append(check_model(vae, x01, rng.standard_normal((n, 2))))
     reports.extend(iwae_checks(rng, seed, x01))
+    reports.extend(two_layer_checks(rng, seed, x01))
     reports.extend(likelihood_checks(rng, seed, x01))
     ae = Autoencoder(input_dim=6, hidden=(5,), latent=2, activation="tanh", dtype="float64", seed=seed)
     reports.append(check_model(ae, x01))
@@ -234,6 +235,22 @@ def iwae_checks(rng, seed, x01):
                   k=k, dtype="float64", seed=seed)
         rep = check_model(vae, x01, rng.standard_normal((n, k, 2)))
         rep.label = f"IWAE K={k} ({act} {likelihood})"
+        reports.append(rep)
+    return reports
+
+
+def two_layer_checks(rng, seed, x01):
+    """The VAE with two stochastic layers (tanh, Bernoulli) under the ELBO (K = 1, every term sampled) and the
+    IWAE bound (K = 3), ε = [ε1 | ε2] held fixed (derivations/two-layer.md)."""
+    from .two_layer import TwoLayerVAE  # noqa: PLC0415
+
+    n, reports = x01.shape[0], []
+    for objective, k in (("elbo", 1), ("iwae", 3)):
+        model = TwoLayerVAE(input_dim=6, hidden=(5,), latent=3, latent2=2, hidden2=(4,), activation="tanh",
+                            objective=objective, k=k, dtype="float64", seed=seed)
+        eps = rng.standard_normal((n, 5) if objective == "elbo" else (n, k, 5))
+        rep = check_model(model, x01, eps)
+        rep.label = f"two stochastic layers, {objective.upper()}" + (f" K={k}" if objective == "iwae" else "")
         reports.append(rep)
     return reports
 

@@ -116,20 +116,24 @@ def _generic(model, xb, k, noise, rows):
     """(B, K) log weights on the model's device, the decoder ``rows`` rows at a time.
 
     A batch whose B·K rows fit goes through at once; otherwise one example at a time, its samples
-    in chunks. ε is drawn in that order either way: the same stream.
+    in chunks. ε is drawn in that order either way: the same stream. A model with two stochastic
+    layers computes its own log weights, from ε = [ε1 | ε2].
     """
-    n, z_dim = xb.shape[0], model.config.latent
-    mu, log_var = model.encode(xb)  # (B, Z) each
+    n, z_dim = xb.shape[0], model.config.latent + model.config.latent2
+    if model.config.stochastic_layers == 2:
+        block = lambda i, eps: model.log_weights(xb[i], eps)  # noqa: E731
+    else:
+        mu, log_var = model.encode(xb)  # (B, Z) each
+        block = lambda i, eps: _generic_block(model, xb[i], mu[i], log_var[i], eps)  # noqa: E731
     log_w = model.xp.empty((n, k), dtype=model.xp.float64)
     if n * k <= rows:
         eps = noise.standard_normal((n, k, z_dim), dtype=model.dtype)  # (B, K, Z)
-        log_w[...] = _generic_block(model, xb, mu, log_var, eps)
+        log_w[...] = block(slice(0, n), eps)
         return log_w
     for i in range(n):
         for s0 in range(0, k, rows):
             eps = noise.standard_normal((1, min(rows, k - s0), z_dim), dtype=model.dtype)  # (1, S, Z)
-            log_w[i:i + 1, s0:s0 + eps.shape[1]] = _generic_block(model, xb[i:i + 1], mu[i:i + 1],
-                                                                  log_var[i:i + 1], eps)
+            log_w[i:i + 1, s0:s0 + eps.shape[1]] = block(slice(i, i + 1), eps)
     return log_w
 
 
@@ -162,7 +166,7 @@ FAST_ACTIVATIONS = {Tanh: _tanh, ReLU: _relu}  # computed into a preallocated bu
 
 def _fast_path_applies(model):
     layers = model.decoder.layers
-    return (is_numpy(model.xp) and model.config.likelihood == "bernoulli" and len(layers) % 2 == 1
+    return (model.config.stochastic_layers == 1 and is_numpy(model.xp) and model.config.likelihood == "bernoulli" and len(layers) % 2 == 1
             and all(isinstance(d, Dense) for d in layers[0::2])
             and all(type(a) in FAST_ACTIVATIONS for a in layers[1::2]))
 

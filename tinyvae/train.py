@@ -43,6 +43,7 @@ from .errors import FileError, UserError, explain, file_errors
 from .data import BINARIZE_MODES, DataError, binarize_static, epoch_permutation, load_dataset, to_float
 from .continuous_bernoulli import logits_for_mean
 from .evaluate import evaluate_elbo
+from .hierarchy import STOCHASTIC_LAYERS, hierarchy_problems
 from .layers import ACTIVATIONS
 from .iwae import OBJECTIVES, check_memory
 from .vae import (ARCHS, LIKELIHOODS, MODELS, ModelConfig, architecture_problems, build_model, likelihood_problems,
@@ -61,6 +62,9 @@ PRESETS = {
     "iwae-paper": dict(hidden=(200, 200), latent=50, activation="tanh", init="glorot", binarize="dynamic",
                        lr=1e-3, lr_schedule="iwae-paper", adam_eps=1e-4, output_bias="data-mean", epochs=3280),
 }
+# What a preset becomes with --stochastic-layers 2: the paper's two-layer sizes (yburda/iwae, experiments.py),
+# z1 100 and z2 50 units, 100-100 between them; the rest of the preset stays.
+TWO_LAYER_PRESETS = {"iwae-paper": dict(latent=100, latent2=50, hidden2=(100, 100))}
 INITS = ("auto", "he", "glorot", "uniform")
 SGD_MOMENTUM = 0.9
 READ_EVERY = 20  # steps between reads of the device (progress bar; the NaN check on a GPU)
@@ -125,6 +129,9 @@ class TrainConfig:
     # with "iwae", train_loss in the metrics is −L_K (train_recon + train_kl: the k-sample negative ELBO) and the
     # test_* and val_* figures stay the negative ELBO
     k: int = 1  # importance samples per example for objective "iwae" (k = 1: the ELBO, its KL by Monte Carlo)
+    stochastic_layers: int = 1  # 1, or 2: z1 (latent units) and z2 (latent2 units), tinyvae/two_layer.py
+    latent2: int = 0  # Z2, units of z2 (two stochastic layers only; --latent Z1 Z2 sets both)
+    hidden2: tuple = (100, 100)  # widths between z1 and z2 in q(z2|z1) and p(z1|z2) (two stochastic layers only)
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
     validation: int = 0  # training examples held out as a validation set
@@ -184,6 +191,10 @@ class TrainConfig:
         if self.arch == "conv" and self.output_bias == "data-mean":
             problems.append("output_bias 'data-mean' sets one bias per pixel, but the conv decoder's last layer has "
                             "one bias per channel; use output_bias 'zero' with arch 'conv'")
+        problems.extend(hierarchy_problems(self))
+        if self.stochastic_layers == 2 and self.kl_warmup:
+            problems.append(f"kl_warmup ramps the one-layer ELBO's closed-form KL; two stochastic layers sample every "
+                            f"term and have no KL weight, so kl_warmup must be 0, got {self.kl_warmup:g}")
         if self.objective == "iwae" and self.kl_warmup:
             problems.append(f"kl_warmup ramps the ELBO's KL weight; the IWAE bound has none, so kl_warmup must be 0 "
                             f"with objective 'iwae', got {self.kl_warmup:g}")
@@ -199,6 +210,7 @@ class TrainConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        d["hidden2"] = list(self.hidden2)
         return d
 
     @classmethod
@@ -227,7 +239,8 @@ class TrainConfig:
                            activation=self.activation, likelihood=self.likelihood, obs_var=self.obs_var,
                            obs_var_mode=self.obs_var_mode, free_bits=self.free_bits,
                            beta=self.beta, init=self.init, seed=self.seed, dtype="float32",
-                           objective=self.objective, k=self.k)
+                           objective=self.objective, k=self.k, stochastic_layers=self.stochastic_layers,
+                           latent2=self.latent2, hidden2=self.hidden2)
 
 
 # --------------------------------------------------------------------------- public entry points
@@ -448,7 +461,7 @@ class _Run:
         ε is (N, Z), or (N, K, Z) for the IWAE objective: K samples per example."""
         buffers = self._buffers.get(n)
         if buffers is None:
-            d, z = self.train_x.shape[1], self.config.latent
+            d, z = self.train_x.shape[1], self.config.latent + self.config.latent2  # ε = [ε1 | ε2] for two layers
             shape = (n, self.config.k, z) if self.config.objective == "iwae" else (n, z)
             eps = np.empty(shape, dtype=np.float32) if self.config.model == "vae" else None
             buffers = self._buffers[n] = (np.empty((n, d), dtype=np.uint8), np.empty((n, d), dtype=np.float32), eps)
@@ -862,7 +875,13 @@ def _merge_resume(stored, asked, folder, current_epoch):
     if asked.get("out") is not None and Path(asked["out"]).resolve() != Path(folder).resolve():
         raise ConfigError(f"--out cannot change on resume: the run continues in {folder}")
     asked = {k: v for k, v in asked.items() if k != "out"}
-    merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
+    try:
+        merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
+    except ConfigError as err:  # e.g. --stochastic-layers 1 on a run of two: name what differs from the stored run
+        changed = "; ".join(f"{k}: stored {getattr(stored, k)!r}, asked {v!r}" for k, v in asked.items()
+                            if (tuple(v) if isinstance(v, list) else v) != getattr(stored, k, v))
+        raise ConfigError(f"cannot resume {folder} with a different config ({changed}): {err}; drop those flags to "
+                          f"continue the run as it was, or start a new run") from err
     conflicts = [f"{k}: stored {getattr(stored, k)!r}, asked {getattr(merged, k)!r}" for k in asked
                  if k not in ("epochs", "device") and getattr(merged, k) != getattr(stored, k)]
     if conflicts:
@@ -929,6 +948,14 @@ def _obs_var(text):
     return _typed(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0, 'learned' or 'optimal'")
 
 
+def _stochastic_layers(text):
+    value = _typed(text, int, lambda v: True, "1 or 2 stochastic layers")
+    if value not in STOCHASTIC_LAYERS:
+        raise argparse.ArgumentTypeError(f"{value} stochastic layers are not supported: tinyvae builds one (z) or "
+                                         f"two (z1 and z2, the hierarchy of Burda et al. 2015); use 1 or 2")
+    return value
+
+
 def _positive_float(text):
     return _typed(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
@@ -965,7 +992,13 @@ def add_parser(subparsers):
     a("--hidden", type=_positive_int, nargs="*", metavar="H",
       help="hidden widths of the encoder, e.g. --hidden 400 or --hidden 200 200; none gives a linear model "
            "(default 400)")
-    a("--latent", type=_positive_int, help=f"latent dimensions Z (default {d.latent})")
+    a("--latent", type=_positive_int, nargs="+", metavar="Z",
+      help=f"latent dimensions Z (default {d.latent}); with --stochastic-layers 2, two sizes: Z1 Z2 (z1, z2)")
+    a("--stochastic-layers", type=_stochastic_layers, metavar="L",
+      help="1 (default), or 2: z1 and z2, the hierarchical VAE of Burda et al. (2015); with --preset iwae-paper it "
+           "takes their sizes (--latent 100 50, --hidden2 100 100)")
+    a("--hidden2", type=_positive_int, nargs="+", metavar="H",
+      help="with --stochastic-layers 2: hidden widths between z1 and z2 in q(z2|z1) and p(z1|z2) (default 100 100)")
     a("--activation", choices=sorted(ACTIVATIONS), help=f"(default {d.activation})")
     a("--likelihood", choices=LIKELIHOODS, help=f"decoder distribution (default {d.likelihood})")
     a("--beta", type=_non_negative_float, help=f"weight of the KL term (default {d.beta:g})")
@@ -1014,8 +1047,16 @@ def train_command(args):
     given = {k: v for k, v in vars(args).items() if k in fields}
     if isinstance(given.get("obs_var"), str):  # --obs-var learned / optimal
         given["obs_var_mode"] = given.pop("obs_var")
+    if "latent" in given:  # --latent Z, or --latent Z1 Z2 for two stochastic layers
+        sizes = given.pop("latent")
+        if len(sizes) > 2:
+            print(f"tinyvae train: error: --latent takes one size (Z) or two (Z1 Z2, with --stochastic-layers 2), "
+                  f"got {len(sizes)}: {' '.join(map(str, sizes))}", file=sys.stderr)
+            return 2
+        given.update(latent=sizes[0], latent2=sizes[1] if len(sizes) == 2 else 0)
     if getattr(args, "preset", None):
-        given = {**PRESETS[args.preset], **given}
+        layers = TWO_LAYER_PRESETS.get(args.preset, {}) if given.get("stochastic_layers") == 2 else {}
+        given = {**PRESETS[args.preset], **layers, **given}
     if "k" in given and given.get("objective", "elbo") != "iwae" and not getattr(args, "resume", None):
         print(f"tinyvae train: error: --k {given['k']} sets the importance samples of --objective iwae; the ELBO "
               f"objective (the default) takes one sample: add --objective iwae, or drop --k", file=sys.stderr)

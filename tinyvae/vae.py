@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backend, iwae
+from . import backend, hierarchy, iwae
 from .backend import get_xp
 from .checkpoint import CheckpointError, json_array, from_json_array, load_arrays, save_arrays
 from .checks import ShapeError, check_array, check_same_shape, field_problems
@@ -86,6 +86,9 @@ class ModelConfig:
     dtype: str = "float32"  # "float32" for training, "float64" for gradient checks
     objective: str = "elbo"  # "elbo", or "iwae": the importance-weighted bound L_K (tinyvae/iwae.py)
     k: int = 1  # K, importance samples per example of the IWAE objective (the ELBO takes 1)
+    stochastic_layers: int = 1  # 1: z ~ q(z|x); 2: z1 (latent units) and z2 (latent2), tinyvae/two_layer.py
+    latent2: int = 0  # Z2, units of the upper stochastic layer z2 (two stochastic layers only)
+    hidden2: tuple = (100, 100)  # widths between z1 and z2, in q(z2|z1) and (reversed) p(z1|z2); two layers only
 
     def __post_init__(self):
         problems = list(field_problems(self).values())  # each field's type, by its default: latent=2.5 is refused
@@ -110,6 +113,7 @@ class ModelConfig:
         problems += objective_problems(self.objective, self.k, self.model, self.beta)
         problems += likelihood_problems(self)
         problems += architecture_problems(self)
+        problems += hierarchy.hierarchy_problems(self)
         if not problems:
             problems.extend(self._size_problems())  # before anything is allocated
         if problems:
@@ -117,6 +121,8 @@ class ModelConfig:
 
     def parameter_count(self):
         """Weights and biases of encoder and decoder, counted from the sizes without allocating anything."""
+        if self.stochastic_layers == 2:
+            return hierarchy.parameter_count(self)
         enc_out = 2 * self.latent if self.model == "vae" else self.latent
         if self.arch == "conv":
             return conv_parameter_count(self, enc_out) + (self.obs_var_mode != "fixed")
@@ -140,9 +146,12 @@ class ModelConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        d["hidden2"] = list(self.hidden2)
         return d
 
     def describe(self):
+        if self.stochastic_layers == 2:
+            return hierarchy.describe(self)
         sizes = "-".join(map(str, (self.input_dim, *self.hidden, self.latent)))
         if self.arch == "conv":
             rows, cols = self.image_shape
@@ -275,21 +284,7 @@ class _Model:
         self.config = config
         self.dtype = np.dtype(config.dtype)
         rng = np.random.default_rng(config.seed)  # host generator: same weights on every backend
-        d, z = config.input_dim, config.latent
-        enc_out = 2 * z if config.model == "vae" else z
-        if config.arch == "conv":
-            init = config.init if config.init != "auto" else (
-                "he" if config.activation in ("relu", "leaky_relu") else "glorot")
-            self.encoder = conv_encoder(config.image_shape, config.channels, config.dense, enc_out, config.activation,
-                                        rng=rng, init=init, dtype=self.dtype)
-            self.decoder = conv_decoder(config.image_shape, config.channels, z, config.activation, rng=rng,
-                                        init=init, dtype=self.dtype)
-        else:
-            # The encoder's first layer never needs dL/dx: nothing upstream of the data learns.
-            self.encoder = mlp([d, *config.hidden, enc_out], config.activation, rng=rng,
-                               init=config.init, dtype=self.dtype, first_needs_dx=False)
-            self.decoder = mlp([z, *reversed(config.hidden), d], config.activation, rng=rng,
-                               init=config.init, dtype=self.dtype)
+        self.encoder, self.decoder = self._build_networks(config, rng)
         self._slots = [(name, net, layer, key)
                        for name, net in (("encoder", self.encoder), ("decoder", self.decoder))
                        for i, layer in enumerate(net.layers) for key in layer.params]
@@ -304,6 +299,23 @@ class _Model:
         self._obs_step = self._obs_stat = None  # the σ_x² of the last forward (learned or optimal), for backward
         self._obs_fitted = False  # has an optimal σ_x² been fitted yet (by a step, or loaded)?
         self.stats = {}
+
+    def _build_networks(self, config, rng):
+        """(encoder, decoder) of this architecture, initialized from ``rng``."""
+        d, z = config.input_dim, config.latent
+        enc_out = 2 * z if config.model == "vae" else z
+        if config.arch == "conv":
+            init = config.init if config.init != "auto" else (
+                "he" if config.activation in ("relu", "leaky_relu") else "glorot")
+            return (conv_encoder(config.image_shape, config.channels, config.dense, enc_out, config.activation,
+                                 rng=rng, init=init, dtype=self.dtype),
+                    conv_decoder(config.image_shape, config.channels, z, config.activation, rng=rng,
+                                 init=init, dtype=self.dtype))
+        # The encoder's first layer never needs dL/dx: nothing upstream of the data learns.
+        return (mlp([d, *config.hidden, enc_out], config.activation, rng=rng,
+                    init=config.init, dtype=self.dtype, first_needs_dx=False),
+                mlp([z, *reversed(config.hidden), d], config.activation, rng=rng,
+                    init=config.init, dtype=self.dtype))
 
     # ---- the parameter buffer
 
@@ -545,6 +557,9 @@ class VAE(_Model):
         super().__init__(config, **overrides)
         if self.config.model != "vae":
             raise ValueError(f"VAE needs config.model == 'vae', got {self.config.model!r}")
+        if self.config.stochastic_layers != 1:
+            raise ValueError(f"VAE has one stochastic layer; this config asks for {self.config.stochastic_layers} "
+                             f"(build it with tinyvae.build_model, or load it with tinyvae.load_model)")
         self.reparam = Reparameterize()
 
     def encode(self, x):
@@ -660,7 +675,10 @@ class Autoencoder(_Model):
 
 
 def build_model(config):
-    """A VAE or an Autoencoder from a ``ModelConfig``."""
+    """A VAE, a VAE with two stochastic layers or an Autoencoder from a ``ModelConfig``."""
+    if config.stochastic_layers == 2:
+        from .two_layer import TwoLayerVAE  # noqa: PLC0415  (it builds on _Model, defined here)
+        return TwoLayerVAE(config)
     return VAE(config) if config.model == "vae" else Autoencoder(config)
 
 
