@@ -29,6 +29,7 @@ from .continuous_bernoulli import log_normalizer as continuous_bernoulli_log_nor
 from .continuous_bernoulli import mean as continuous_bernoulli_mean
 from .optim import SGD, Adam
 from .vae import VAE, Autoencoder, ModelConfig, Reparameterize, build_model, load_model
+from .two_layer import TwoLayerVAE
 from .train import TrainConfig, resume, train
 from .evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
                        importance_weighted_nll, kl_per_dimension, log_mean_exp)
@@ -43,7 +44,7 @@ __all__ = [
     "log_mean_exp",
     "PPCA", "fit_linear_vae", "linear_vae_elbo", "linear_vae_from_ppca", "ppca_fit", "ppca_log_likelihood",
     "Adam", "Autoencoder", "CheckpointError", "Dense", "GradcheckReport", "LeakyReLU", "ModelConfig",
-    "ReLU", "Reparameterize", "SGD", "Sequential", "Sigmoid", "Softplus", "Tanh", "VAE",
+    "ReLU", "Reparameterize", "SGD", "Sequential", "Sigmoid", "Softplus", "Tanh", "TwoLayerVAE", "VAE",
     "Conv2d", "ConvTranspose2d", "Flatten", "Unflatten", "col2im", "conv2d_adjoint", "im2col",
     "bernoulli_log_prob", "bernoulli_nll", "build_model", "check_gradients", "check_layer", "check_loss",
     "check_model", "check_reparameterize", "default_rng", "gaussian_kl", "gaussian_kl_per_dim",
