@@ -256,3 +256,36 @@ def test_two_layer_configs_refuse_what_the_model_does_not_support():
                            (dict(kl_warmup=2.0), "kl_warmup must be 0"), (dict(model="ae"), "model 'vae'")):
         with pytest.raises(ConfigError, match=words):
             TrainConfig(**{**TINY_RUN, **changes})
+
+
+# --------------------------------------------------------------------------- an exact answer
+
+
+def exact_log_likelihood(model, x):
+    """log p(x) = log ∫∫ p(x|z1) p(z1|z2) p(z2) dz1 dz2 by quadrature on a grid, for Z1 = Z2 = 1."""
+    z1, z2 = np.linspace(-9, 9, 1201), np.linspace(-7, 7, 701)
+    m, log_s2 = model.prior_z1(z2[:, None])  # (G2, 1) each
+    log_p1 = -0.5 * (math.log(2 * math.pi) + log_s2 + (z1[None, :] - m) ** 2 / np.exp(log_s2))  # (G2, G1)
+    log_p2 = -0.5 * (math.log(2 * math.pi) + z2 ** 2)[:, None]
+    log_px = bernoulli_log_prob(model.p_x.forward(z1[:, None]), x[None, :])[None, :]  # (1, G1)
+    joint = log_px + log_p1 + log_p2
+    top = joint.max()
+    return top + math.log(np.exp(joint - top).sum() * (z1[1] - z1[0]) * (z2[1] - z2[0]))
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_importance_weighted_estimate_converges_to_the_exact_log_likelihood(seed):
+    """With one unit per layer, log p(x) is a 2-D integral. The mean of the weights w = p(x, z1, z2)/q(z1, z2|x)
+    is p(x) only if each sample is drawn from the q whose density log w divides by and log w holds all five
+    terms: reusing ε1 for z2, or dropping log p(z1|z2), moves the estimate by far more than its error."""
+    model = small_model(input_dim=4, hidden=(6,), latent=1, latent2=1, hidden2=(5,), seed=seed)
+    for net in (model.q_z1, model.q_z2):  # σ near 1: a proposal as wide as the posterior, light-tailed weights
+        head = net.layers[-1]
+        head.params["W"][:, 1:] *= 0.1
+        head.params["b"][1:] = 0.0
+    x = np.array([1.0, 0.0, 1.0, 1.0])
+    log_w = model.log_weights(x[None], np.random.default_rng(seed).standard_normal((1, 100_000, 2)))[0]
+    w = np.exp(log_w - log_w.max())
+    estimate, error = log_w.max() + math.log(w.mean()), w.std() / w.mean() / math.sqrt(w.size)
+    assert error < 0.01
+    assert abs(estimate - exact_log_likelihood(model, x)) < 0.02
