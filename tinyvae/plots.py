@@ -132,7 +132,7 @@ def plot_reconstructions(model, x, n=16, path=None):
     images = np.concatenate([to_numpy(model_input(model, x)), _host_images(model, x)])
     fig = _figure(figsize=(1.4 + 0.55 * len(x), 1.75), layout="constrained")
     _show(fig.add_subplot(), _grid(images, len(x)), x.shape[1], rows=("input", "reconstruction"))
-    kind = "decoded posterior means" if isinstance(model, VAE) else "decoded codes"
+    kind = "decoded posterior means" if model.config.model == "vae" else "decoded codes"
     fig.suptitle(f"Reconstructions ({kind}), {model.config.describe()}", fontsize=10)
     return _finish(fig, path)
 
@@ -247,7 +247,8 @@ def plot_latent(model, x, labels, path=None):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    what = "Posterior means E_q[z|x]" if isinstance(model, VAE) else "Autoencoder codes z"
+    what = ("Posterior means E_q[z1|x]" if model.config.stochastic_layers == 2 else "Posterior means E_q[z|x]"
+            if isinstance(model, VAE) else "Autoencoder codes z")
     ax.set_title(f"{what} of {len(means)} digits:\n{how}", fontsize=10)
     return _finish(fig, path)
 
@@ -297,7 +298,7 @@ def plot_interpolation(model, x_a, x_b, steps=10, path=None):
     cols = ["A", *[f"t = {v:.2g}" if i == 0 else f"{v:.2g}" for i, v in enumerate(t.ravel())], "B"]
     fig = _figure(figsize=(1.0 + 0.6 * (steps + 2), 1.45), layout="constrained")
     _show(fig.add_subplot(), _grid(row, steps + 2), pair.shape[1], cols=cols)
-    what = "posterior means" if isinstance(model, VAE) else "codes"
+    what = "posterior means" if model.config.model == "vae" else "codes"
     fig.suptitle(f"Interpolation: decoding (1 − t)·z_A + t·z_B between the {what} of inputs A and B", fontsize=10)
     return _finish(fig, path)
 
@@ -348,7 +349,7 @@ def plot_traversals(model, x, dims=6, digits=3, steps=9, span=3.0, path=None):
         labels = [("0" if v == 0 else f"{v:+.0f}σ") if v == int(v) else "" for v in t]
         _show(ax, _grid(images, steps), x.shape[1], cols=labels)
         ax.set_title(f"z_{j}: var of μ_{j} over the data {spread[j] ** 2:.3g}", fontsize=9)
-    what = "posterior mean μ(x)" if isinstance(model, VAE) else "code"
+    what = "posterior mean μ(x)" if model.config.model == "vae" else "code"
     fig.suptitle(f"Latent traversals of the {len(chosen)} most active dimensions ({model.config.describe()})\n"
                  f"each row: a digit's {what} decoded with one coordinate z_j swept over\n"
                  f"±{span:g} standard deviations (σ) of μ_j over {len(x)} digits", fontsize=10)
@@ -415,7 +416,7 @@ def write_run_pictures(run_dir, seed=0):
     save("samples.png", plot_samples, model, seed=seed)
     save("reconstructions.png", plot_reconstructions, model, x)
     if rows is not None:
-        save("curves.png", plot_curves, rows, model="vae" if isinstance(model, VAE) else "ae")
+        save("curves.png", plot_curves, rows, model="vae" if model.config.model == "vae" else "ae")
     save("latent.png", plot_latent, model, x, y)
     a, b = _two_different_digits(y)
     save("interpolation.png", plot_interpolation, model, x[a], x[b])
