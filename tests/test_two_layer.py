@@ -27,9 +27,9 @@ SMALL = dict(input_dim=6, hidden=(5,), latent=3, latent2=2, hidden2=(4,), activa
 N_TRAIN, N_TEST = 512, 256
 TINY_RUN = dict(stochastic_layers=2, hidden=(32,), latent=6, latent2=3, hidden2=(8,), activation="tanh",
                 init="glorot", binarize="dynamic", output_bias="data-mean", batch_size=64)
-TINY_FLAGS = ["--stochastic-layers", "2", "--hidden", "32", "--hidden2", "8", "--latent", "6", "3",
-              "--activation", "tanh", "--binarize", "dynamic", "--batch-size", "64", "--limit-train", str(N_TRAIN),
-              "--limit-test", str(N_TEST), "--no-progress", "--no-pictures"]
+BASE_FLAGS = ["--hidden", "32", "--activation", "tanh", "--binarize", "dynamic", "--batch-size", "64",
+              "--limit-train", str(N_TRAIN), "--limit-test", str(N_TEST), "--no-progress", "--no-pictures"]
+TINY_FLAGS = ["--stochastic-layers", "2", "--hidden2", "8", "--latent", "6", "3", *BASE_FLAGS]
 
 
 @pytest.fixture(scope="module")
@@ -216,11 +216,11 @@ def status(argv):
     (["--stochastic-layers", "2", "--latent", "6"], ["two stochastic layers need two latent sizes", "--latent 6"]),
     (["--latent", "6", "3"], ["latent gives two sizes (6 3)", "one stochastic layer takes one"]),
     (["--latent", "6", "3", "2", "--stochastic-layers", "2"], ["--latent takes one size", "got 3"]),
+    (["--latent", "6", "--stochastic-layers", "1", "--hidden2", "8"], ["--hidden2 8 sets the widths", "only two"]),
 ])
 def test_impossible_layer_flags_are_refused_clearly_without_a_run_folder(tmp_path, capsys, flags, words):
     out = tmp_path / "run"
-    base = [f for f in TINY_FLAGS if f not in ("--stochastic-layers", "2", "--latent", "6", "3")]
-    assert status(["train", "--out", str(out), *base, *flags]) == 2
+    assert status(["train", "--out", str(out), *BASE_FLAGS, *flags]) == 2
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
     assert "Traceback" not in err and not out.exists()

@@ -1061,6 +1061,11 @@ def train_command(args):
         print(f"tinyvae train: error: --k {given['k']} sets the importance samples of --objective iwae; the ELBO "
               f"objective (the default) takes one sample: add --objective iwae, or drop --k", file=sys.stderr)
         return 2
+    if "hidden2" in given and given.get("stochastic_layers", 1) != 2 and not getattr(args, "resume", None):
+        print(f"tinyvae train: error: --hidden2 {' '.join(map(str, given['hidden2']))} sets the widths between z1 and "
+              f"z2, which only two stochastic layers have: add --stochastic-layers 2 (and --latent Z1 Z2), or drop "
+              f"--hidden2", file=sys.stderr)
+        return 2
     options = {"progress": not getattr(args, "no_progress", False), "pictures": not getattr(args, "no_pictures", False)}
     try:
         if getattr(args, "resume", None):
