@@ -157,8 +157,9 @@ def needs(prereqs, from_folder, root=ROOT):
 
 def time_line(page, prereqs, root=ROOT):
     """The line below a derivation's title."""
-    return (f"*Reading time: about {page_minutes(page, root)} min (words at {WORDS_PER_MINUTE} a minute, "
-            f"[Start here](../docs/start-here.md)). Read first: {needs(prereqs, 'derivations', root)}.*")
+    return (f"*Reading time: about {page_minutes(page, root)} min, at {WORDS_PER_MINUTE} words a minute "
+            f"([how it is counted](../docs/start-here.md#how-the-reading-times-are-counted)). "
+            f"Read first: {needs(prereqs, 'derivations', root)}.*")
 
 
 def with_time_line(text, line):
