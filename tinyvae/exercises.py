@@ -610,8 +610,8 @@ def _reparam_logvar_mistakes():
         Mistake("dlog_var", "exp(σ) in place of σ: std is already exp(½ log σ²), so the factor is ½ σ itself; "
                             "exponentiating again is one exp too many [eq:reparam-grad-logvar]",
                 lambda c: half_dz_eps(c, np.exp(c["std"]))),
-        *[Mistake("dlog_var", "the KL's gradient ½(σ² − 1) is added in here: this function is the backward of "
-                              "z = μ + σ ⊙ ε alone, dlog_var = ½ dz ε σ. The KL's own gradient joins where the two "
+        *[Mistake("dlog_var", "the KL's gradient ½(σ² − 1) (or its batch mean) is added in here: the backward of "
+                              "z = μ + σ ⊙ ε alone is dlog_var = ½ dz ε σ. The KL's own gradient joins where the two "
                               "paths meet, in vae_backward [eq:encoder-output-grad]",
                   lambda c, n=n: half_dz_eps(c, c["std"]) + 0.5 * (c["std"] ** 2 - 1) / n) for n in (1, SIZES["N"])],
         Mistake("dlog_var", "ε is missing: dz/d log σ² = ½ σ ε, with the very ε the forward used "
