@@ -6,6 +6,7 @@ Small float64 models for the math; runs of 512 bundled MNIST digits with tiny la
 """
 
 import importlib
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -289,3 +290,14 @@ def test_importance_weighted_estimate_converges_to_the_exact_log_likelihood(seed
     estimate, error = log_w.max() + math.log(w.mean()), w.std() / w.mean() / math.sqrt(w.size)
     assert error < 0.01
     assert abs(estimate - exact_log_likelihood(model, x)) < 0.02
+
+
+def test_the_two_layer_benchmark_times_each_model_in_each_round(capsys):
+    spec = importlib.util.spec_from_file_location(
+        "bench_two_layer", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_two_layer.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--cpu-steps", "2", "--rounds", "2"])
+    assert set(result["cpu_ms_per_step"]) == {"one layer", "two layers"}
+    assert all(len(v) == 2 and min(v) > 0 for v in result["cpu_ms_per_step"].values())
+    assert "median of 2 paired rounds" in capsys.readouterr().out
