@@ -60,3 +60,19 @@ def test_the_breakdown_times_each_part_of_a_step_and_puts_every_method_back(tmp_
     assert all(row[part] > 0 for part in bench.PARTS), row
     assert np.isclose(sum(row[p] for p in (*bench.PARTS, "the rest")), row["epoch"])
     assert patched() == originals
+
+
+def test_the_contention_ratios_are_taken_within_each_round_then_the_median():
+    spec = importlib.util.spec_from_file_location("bench_contention", BENCH.with_name("bench_contention.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    seconds = {"train | default | busy": [2.0, 9.0, 3.0], "train | one thread | busy": [1.0, 3.0, 3.0],
+               "train | default | idle": [1.0, 1.0, 2.0], "train | old default | idle": [2.0, 1.0, 1.0],
+               "train | one thread | idle": [1.0, 1.0, 1.0]}
+    r = bench.ratios(seconds, ["train"], 3)
+    assert r["train: busy default / busy one thread"] == {"median": 2.0, "by_round": [2.0, 3.0, 1.0]}
+    assert r["train: idle default / idle old default"] == {"median": 1.0, "by_round": [0.5, 1.0, 2.0]}
+    assert r["train: busy one thread / idle default"]["by_round"] == [1.0, 3.0, 1.5]
+    one, old = bench.settings()["one thread"], bench.settings()["old default"]
+    assert one == {"OPENBLAS_NUM_THREADS": "1", "TINYVAE_THREADS": "1"}
+    assert old["OPENBLAS_NUM_THREADS"] == str(bench.cores())
