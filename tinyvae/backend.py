@@ -171,9 +171,9 @@ def available_memory(xp=np):
 _pool = None
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
 ALIGN = 64  # a product's pieces start at multiples of this many rows or columns (see matmul)
-# No piece of a split product is smaller than this many multiply-adds: below it, OpenBLAS on one thread
-# may take its "direct" kernel (measured: a 64 x 1000 x 9 piece of a 64 x 1000 x 73 product), which adds
-# up in another order than the whole product's kernel. It is also where a handoff stops paying.
+# No piece of a split product is smaller than this many multiply-adds: OpenBLAS on one thread may run a
+# small product with another kernel that adds up in another order (measured: a 64 x 1000 x 9 piece of a
+# 64 x 1000 x 73 product differed from the whole in the last bits). Below it a handoff pays little anyway.
 MIN_PIECE_MACS = 28 * 512 * 512
 
 

@@ -2,24 +2,28 @@
 
 A thread that waits for a partner the kernel has descheduled waits a whole time slice. When
 tinyvae's threads outnumber the cores that other programs leave free, that wait comes at every
-handoff, and an epoch that takes 4 seconds on an idle 2-core machine took 116 with two busy
-processes beside it, against 10 on one thread. So:
+handoff: measured on a 2-core machine with two busy processes beside it, an epoch took 116 s with
+every thread on, against 10 s on one thread (and 3.7 s on the idle machine). So:
 
 * NumPy's BLAS runs on one thread while tinyvae trains or evaluates (``blas_pinned``). OpenBLAS
-  adds up a long inner dimension (more than 512 terms) in a different order on one thread than
-  on several, so letting the load pick BLAS's threads would let it change the last bits of a run.
+  adds up a long inner dimension in a different order on one thread than on several (0.3.31, from
+  more than 512 terms per element on), so letting the load pick BLAS's threads would let it change
+  the last bits of a run.
 * tinyvae splits its own work instead (the optimizer's update, the loss, large matrix products,
   im2col), always into the same pieces: ``backend.host_threads`` of them, a number that depends on
   the machine and on ``TINYVAE_THREADS``, never on the load. Each element of a result is computed
-  the same way whichever piece it falls in, so the pieces change no bit of any result.
+  the same way whichever piece it falls in, so the pieces change no bit of the parameters (only a
+  split loss value's last digits depend on their number, never on the load).
 * How many of those pieces run at once is this module's choice (``concurrency``): as many as
   there are free cores, re-read at most every ``RECHECK_SECONDS`` from the kernel's count of
   runnable threads (/proc/loadavg) less this process's own. One free core runs them one after
   another on the calling thread. The choice changes no result, only the time.
 
 Your settings win: ``TINYVAE_THREADS=n`` fixes both the pieces and how many run at once;
-``OPENBLAS_NUM_THREADS`` (or ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), or a threadpoolctl limit set
-before training, leaves BLAS's threads as you set them, and tinyvae then splits no product.
+``OPENBLAS_NUM_THREADS`` (or ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), or a threadpoolctl limit below
+the thread count BLAS started with, leaves BLAS's threads as you set them, and tinyvae then splits no
+product. Where /proc is missing (not Linux), every usable core counts as free. Programs confined to
+this process's cores while the machine has more are undercounted: others are taken as spread evenly.
 """
 
 from __future__ import annotations
