@@ -3,6 +3,7 @@ while training, the user's settings honoured, and no result that depends on any 
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,21 @@ def test_tinyvae_threads_overrides_the_load(load, monkeypatch):
     assert backend.host_threads(np) == 1
     load(0)
     assert names_of_threads_that_ran(2) == {threading.current_thread().name}
+
+
+def test_pieces_come_back_in_order_and_no_more_run_at_once_than_were_chosen(load, monkeypatch):
+    load(0)  # two usable cores, both free: two at once, though the pool may hold more threads
+    monkeypatch.setenv("TINYVAE_THREADS", "4")
+    backend.run_split(lambda i: i, [(i,) for i in range(4)])  # a pool of three workers now exists
+    monkeypatch.delenv("TINYVAE_THREADS")
+
+    def piece(i):
+        time.sleep(0.02)  # long enough for every idle pool thread to take a piece if it were offered one
+        return i, threading.current_thread().name
+
+    out = backend.run_split(piece, [(i,) for i in range(7)])
+    assert [i for i, _ in out] == list(range(7))
+    assert len({name for _, name in out}) == 2
 
 
 # --------------------------------------------------------------------------- BLAS

@@ -205,15 +205,19 @@ def run_split(fn, parts):
     if _pool is None or _pool._max_workers < workers:
         _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinyvae")
     settings = np.geterr()  # np.errstate is per thread: the pool's threads follow the caller's
-    futures = [_pool.submit(_under_errstate, settings, fn, part) for part in parts[1:]]
-    first = fn(*parts[0])
-    return [first] + [future.result() for future in futures]
+    rest = parts[1:]
+    groups = [rest[w::workers] for w in range(workers)]  # one task per worker: at most `workers` at once
+    futures = [_pool.submit(_under_errstate, settings, fn, group) for group in groups]
+    results = [fn(*parts[0])] + [None] * len(rest)
+    for w, future in enumerate(futures):
+        results[1 + w::workers] = future.result()
+    return results
 
 
-def _under_errstate(settings, fn, part):
-    """``fn(*part)`` with NumPy's floating-point error handling set as ``settings`` (np.geterr())."""
+def _under_errstate(settings, fn, group):
+    """``[fn(*part) for part in group]`` with NumPy's floating-point error handling set as ``settings``."""
     with np.errstate(**settings):
-        return fn(*part)
+        return [fn(*part) for part in group]
 
 
 def matmul(a, b, out=None):
