@@ -194,6 +194,9 @@ def main(argv=None):
               "sizes": sizes, "blas": blas, "load_average_before_rounds": loads, "seconds": seconds,
               "ratios": ratios(seconds, workloads, rounds)}
     print_table(report, workloads)
+    if max(loads) > 0.5 * cores():
+        print(f"note: the machine was not idle (load average up to {max(loads):.1f} on {cores()} cores before a round): "
+              f"the idle figures include other programs' load, and the old default suffers from it as when busy")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
