@@ -94,8 +94,8 @@ FOLDS = 6
 def sum_of_logs(values):
     """Σ log(values) for values in [1, 2], with about 64 times fewer logarithms.
 
-    On the CPU a logarithm costs some 20 times an add or a multiply (NumPy's float32 ``log``
-    measured about 2.5 ns an element on a 2-core AVX2 machine), so the values are first
+    On the CPU a logarithm costs several times a multiply (how many depends on the CPU and on
+    NumPy's SIMD build; benchmarks/bench_log.py measures it), so the values are first
     multiplied together in groups of up to 64: the sum of the logs is the log of the product
     [eq:log-of-products]. The buffer is folded in halves (the first half times the second), six
     times, into one scratch half-buffer; an odd element left over by a fold is taken by itself.
