@@ -3,9 +3,8 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_log.py
     python benchmarks/bench_log.py --rounds 21 --size 100352
 
-The binary cross-entropy's sum of log(1 + u) over every pixel is the one transcendental function of
-the Bernoulli loss, which is why `tinyvae.losses.sum_of_logs` multiplies 64 factors together before
-taking one logarithm (derivations/bernoulli.md). How much that saves depends on what a `log` costs
+The binary cross-entropy needs log(1 + u) for every pixel, which is why `tinyvae.losses.sum_of_logs`
+multiplies 64 factors together before taking one logarithm (derivations/bernoulli.md). How much that saves depends on what a `log` costs
 compared with a multiply, which depends on the CPU and on NumPy's SIMD build: this script measures it.
 
 Each round times `np.log`, `np.log1p` and `np.multiply` once each, in that order, on the same float32
