@@ -16,7 +16,7 @@
 # # 04 · Training a VAE on MNIST, reading its curves, evaluating it
 #
 # **What you will do.** Train a VAE with `tinyvae.train` on binarized digits (a short setting: a
-# 784-128-20 model, 5 epochs on 8 000 digits, seconds on a laptop CPU), read its training curves, evaluate it properly
+# 784-128-20 model, 5 epochs on 8 000 digits), read its training curves, evaluate it properly
 # (the negative [ELBO](../derivations/elbo.md#eq:elbo) with ε *sampled*, and a small-K
 # [importance-weighted](../derivations/importance-sampling.md#eq:iw-bound) estimate of $-\log p(x)$), and
 # look at samples and reconstructions. Every number is in nats per
