@@ -20,7 +20,7 @@
 # $\log\sigma^2$ of $q(z \mid x)$, a latent sample $z = \mu + \sigma \odot \varepsilon$, a decoder that
 # maps $z$ back to pixel logits, the loss (the [negative ELBO](../derivations/elbo.md#eq:vae-loss):
 # reconstruction + KL), the backward pass through each piece in reverse, and an Adam step. Each line
-# names the equation it computes, as `[eq:...]`, and each equation is derived in
+# that computes a formula names its equation, as `[eq:...]`, and each equation is derived in
 # [`derivations/`](../derivations/README.md). Then the same weights and the same noise go through
 # `tinyvae.VAE`, which gives the same loss and the same gradients bit for bit, and the last section lists
 # what the library adds to these lines.
@@ -68,8 +68,8 @@ print({name: value.shape for name, value in P.items()})
 # pixels and latent dimensions and averaged over the batch: nats per example
 # ([eq:loss-reduction](../derivations/notation.md#eq:loss-reduction)). Two library functions compute a
 # loss term with its gradient: `tinyvae.bernoulli_nll` (the binary cross-entropy from logits, written
-# stably for logits as large as ±1e4) and `tinyvae.gaussian_kl` (the closed-form KL); everything else is
-# written here.
+# stably for logits as large as ±1e4) and `tinyvae.gaussian_kl` (the closed-form KL); `tinyvae.Adam`
+# takes the step (section 2); everything else is written here.
 
 # %%
 def train_step(x, eps):
@@ -174,8 +174,9 @@ plt.show()
 #
 # The library's VAE with these sizes has the same layers (`Dense`, `ReLU`, `Dense` in each network). Copy
 # the trained weights into it, run its `forward` and `backward` on one batch with the same ε, and compare.
-# The arithmetic is the same operations in the same order on the same float32 arrays, so the loss and
-# every gradient agree **exactly**, not only to a tolerance.
+# The arithmetic is the same operations in the same order on the same float32 arrays (the library also
+# multiplies the KL's gradients by β = 1, which changes no bit), so the loss and every gradient agree
+# **exactly**, not only to a tolerance.
 
 # %%
 vae = tinyvae.VAE(hidden=(H,), latent=Z)
