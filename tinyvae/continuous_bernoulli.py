@@ -83,13 +83,15 @@ def _closed_form(a):
 def log_normalizer(logits):
     """log C(l) [eq:cb-log-norm] and its derivative d log C/dl = 1/l − 1/sinh(l), elementwise: ``(log_c, g)``.
 
-    Accurate to round-off in float32 and float64 for every finite logit, 0 and ±1e4 included.
+    Finite and accurate for every finite logit, 0 and ±1e4 included: within 2 ulps below |l| = 1 (the
+    series); just above it the closed form of g cancels and is off by up to about 15 ulps in float32
+    and 8 in float64 (measured in derivations/continuous-bernoulli.md).
     """
     check_array(logits, "logits")
     xp = get_xp(logits)
     a = xp.abs(logits)
     small = a < SERIES_CUTOFF
-    # Each form sees only values where it is exact: the others are moved to the cut-off (no log 0).
+    # Each form sees only values on its own side: the others are moved to the cut-off (no log 0).
     h_series, g_series = _series(xp.where(small, logits, 0).astype(logits.dtype, copy=False), logits.dtype)
     log_c_big, g_big = _closed_form(xp.maximum(a, SERIES_CUTOFF).astype(logits.dtype, copy=False))
     log_c = xp.where(small, h_series + LOG_2, log_c_big)
