@@ -169,7 +169,30 @@ print(report)
 assert report.passed
 
 # %% [markdown]
-# ## 5. A short training run, and the dense VAE beside it
+# ## 5. Exercise (i): the convolution's backward pass, yourself
+#
+# The last exercise of [notebook 06's table](06_gradient_check_exercises.ipynb). `exercises.conv_forward(x, W, b,
+# stride, padding)` computes a convolution by its definition, with loops. Write `conv_backward(dy, x, W,
+# stride, padding)`: given dy (N, F, H_out, W_out), the input x (N, C, R, S) and the kernel W (F, C, k, k),
+# return `(dx, dW, db)` of shapes (N, C, R, S), (F, C, k, k), (F,). The route of section 1 works:
+# [im2col](../derivations/convolution.md#eq:im2col), then [dW = dY colsᵀ](../derivations/convolution.md#eq:conv-grad-w),
+# db the sum of dy over examples and positions, and dx through [col2im](../derivations/convolution.md#eq:col2im),
+# cut back to R × S. `help(exercises.conv_backward)` has the full statement. The checker draws
+# inputs in which no two sizes are equal (an image that is not square, more kernels than channels), so a
+# swapped axis shows.
+
+# %%
+from tinyvae import exercises
+
+
+def conv_backward(dy, x, W, stride, padding):
+    # return dx (N, C, R, S), dW (F, C, k, k), db (F,)
+    raise NotImplementedError  # your code here
+
+exercises.check("conv_backward", conv_backward)
+
+# %% [markdown]
+# ## 6. A short training run, and the dense VAE beside it
 #
 # The conv VAE with the Keras example's layers and Z = 2, and the dense 784-400-2 VAE, each trained for
 # three epochs on the same 10,000 digits with the same seed, batch 128, Adam at 3e-3 (three times the
@@ -192,7 +215,7 @@ for name, model in (("conv", conv_vae), ("dense", dense_vae)):
 print(conv_vae.encoder, "\n", conv_vae.decoder)
 
 # %% [markdown]
-# ## 6. The latent space of the conv VAE
+# ## 7. The latent space of the conv VAE
 #
 # Where 2,000 test digits land (their posterior means), and the decoder's image at each point of a
 # 20 × 20 grid of $z$ spread over the prior's quantiles.
@@ -204,7 +227,7 @@ plots.plot_latent(conv_vae, mnist.test_x[:2000], mnist.test_y[:2000])
 plots.plot_manifold(conv_vae, n=20)
 
 # %% [markdown]
-# ## 7. Reconstructions: conv against dense
+# ## 8. Reconstructions: conv against dense
 #
 # The same sixteen test digits through each model (the decoded posterior mean), conv above, dense
 # below, and each model's test negative ELBO after the three epochs above, in nats per digit.
