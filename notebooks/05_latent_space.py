@@ -131,7 +131,7 @@ def show(rows, titles):
         axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
     plt.show()
 
-
+# %%
 n_test = 500
 clean, labels = data.to_float(mnist.test_x[:n_test]), mnist.test_y[:n_test]   # (500, 784) float32 in [0, 1]
 rng = np.random.default_rng(0)
