@@ -409,8 +409,8 @@ assert ((0.2 < kl_dims["free bits λ = 0.5"]) & (kl_dims["free bits λ = 0.5"] <
 #
 # **Latent traversals** show what an active dimension does: decode a digit's posterior mean with one
 # coordinate swept over ±3 standard deviations (`tinyvae plot RUN --traverse` does this for a run). Here
-# for the β = 1 model of section 2, whose four most informative dimensions carry more than a nat each
-# (printed):
+# for the β = 1 model of section 2, whose four largest KLs per dimension are more than a nat each
+# (printed); the picture shows the four dimensions whose posterior mean varies most over the digits.
 
 # %%
 top = np.sort(tinyvae.kl_per_dimension(beta_models[1.0], x_test))[::-1][:4]
