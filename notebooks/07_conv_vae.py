@@ -207,7 +207,7 @@ exercises.check("conv_backward", conv_backward)
 # (twice the Keras example's rate, so that three short epochs get somewhere). Both come bundled with
 # tinyvae; `RETRAIN = True` in the first cell (or `TINYVAE_RETRAIN=1`) trains them here instead, with a
 # progress bar, and the printed commands make them from a shell. The real thing is
-# `tinyvae train --arch conv --latent 2 --epochs 30` (results in the README); three epochs on a
+# `tinyvae train --arch conv --latent 2 --epochs 30` ([its results](../docs/results.md#the-convolutional-vae)); three epochs on a
 # sixth of the data give blurrier pictures.
 
 # %%
@@ -258,7 +258,7 @@ plots.plot_manifold(conv_vae, n=20)
 # digit-like shapes. The manifold of a VAE is only as good as the overlap of its codes
 # with the prior. The same conv layers use little of their latent space in long runs too: trained for 30
 # epochs with Z = 20, only 4 of their 20 latent units were active, against all 20 of a dense VAE's
-# ([the README's convolutional VAE results](../README.md#the-convolutional-vae)).
+# ([the convolutional VAE results](../docs/results.md#the-convolutional-vae)).
 #
 # ## 8. Reconstructions: conv against dense
 #
@@ -281,8 +281,8 @@ assert scores["dense"]["loss"] < scores["conv"]["loss"] and 1 < ratio < 2
 # digits and little else, and the dense VAE is ahead on the negative ELBO, with 1.5 times the
 # parameters. The conv VAE squeezes
 # every digit through a 16-unit dense layer before its two latent numbers and builds its images from
-# 3×3 patches; these runs do not test which of the two holds it back. The README compares the two after
-# 30 epochs on all 60,000 digits.
+# 3×3 patches; these runs do not test which of the two holds it back. [The results page](../docs/results.md#the-convolutional-vae)
+# compares the two after 30 epochs on all 60,000 digits.
 #
 # Next: [08 · questions everyone asks](08_questions.ipynb). Deeper: every formula of this notebook with
 # its derivation in [convolution.md](../derivations/convolution.md#eq:im2col), including [the gradients of
