@@ -74,6 +74,8 @@ NOTEBOOK_LIMIT = 90.0  # seconds a notebook may take, kernel start included
 CELL_LIMIT = 20.0  # seconds one cell may take
 ONE_SCREEN = "vae_on_one_screen"  # the notebook that writes a VAE out by hand (NN_vae_on_one_screen) ...
 ONE_SCREEN_LIMIT = 60.0  # ... may take this long at most
+# Variables that set how many threads the kernel's BLAS and tinyvae use: stored with the times when set.
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYVAE_THREADS")
 TABLE_START = "<!-- run times: written by build.py from timings.json -->"
 TABLE_END = "<!-- end of run times -->"
 
@@ -106,14 +108,18 @@ def execute(nb, timeout=CELL_TIMEOUT):
     """Run ``nb`` top to bottom in place, in a fresh kernel in notebooks/; raises CellExecutionError.
 
     Each code cell's metadata gets nbclient's timestamps (``cell_seconds`` reads them; ``tidy`` drops them)
-    and the notebook's metadata the run's wall-clock seconds, kernel start included, under ``build_seconds``.
+    and the notebook's metadata the run's wall-clock seconds, kernel start included, under ``build_seconds``,
+    and the CPU seconds the kernel used (all its threads) under ``build_cpu_seconds``.
     """
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name=KERNEL, record_timing=True,
                                      extra_arguments=KERNEL_ARGS, resources={"metadata": {"path": str(HERE)}})
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), os.times()
     client.execute(env=env)
     nb.metadata["build_seconds"] = time.perf_counter() - began
+    after = os.times()  # the kernel has exited: its CPU time is counted among this process's children
+    nb.metadata["build_cpu_seconds"] = (after.children_user + after.children_system
+                                        - cpu.children_user - cpu.children_system)
     return nb
 
 
@@ -222,8 +228,10 @@ def timing_record(source, nb):
             "total_s": round(float(nb.metadata.get("build_seconds", sum(cells.values()))), 1),
             "max_cell_s": round(cells[slowest], 1) if cells else 0.0, "max_cell": slowest,
             "cells_s": {str(i): round(t, 1) for i, t in cells.items()},
+            "cpu_s": round(float(nb.metadata.get("build_cpu_seconds", 0.0)), 1),
             "load_average_1min": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
-            "cpus": os.cpu_count()}
+            "cpus": os.cpu_count(),
+            "environment": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}}
 
 
 def read_timings(directory=HERE):
@@ -266,17 +274,19 @@ def timing_problems(source, timings):
 
 def timings_table(timings, directory=HERE):
     """The README's table of the stored run times, one row per notebook source."""
-    rows = ["| notebook | run time (s) | limit (s) | slowest cell (s) | load average when built (cores) |",
-            "| --- | ---: | ---: | --- | ---: |"]
+    rows = ["| notebook | run time (s) | limit (s) | slowest cell (s) | kernel's CPU time (s) "
+            "| load average when built (cores) | threads set |", "| --- | ---: | ---: | --- | ---: | ---: | --- |"]
     for source in sources(directory):
         record = timings.get(source.stem)
         if record is None:
-            rows.append(f"| {source.stem} | not measured | {limit_of(source):g} | | |")
+            rows.append(f"| {source.stem} | not measured | {limit_of(source):g} | | | | |")
             continue
         number = source.stem.split("_")[0]
         cell = f"{record['max_cell_s']} (cell `nb{number}-{record['max_cell']:02d}`)" if record["max_cell"] is not None else ""
         load = f"{record['load_average_1min']} ({record['cpus']})" if record.get("load_average_1min") is not None else ""
-        rows.append(f"| {source.stem} | {record['total_s']} | {limit_of(source):g} | {cell} | {load} |")
+        cpu = record.get("cpu_s", "")
+        threads = ", ".join(f"`{k}={v}`" for k, v in record.get("environment", {}).items()) or "none"
+        rows.append(f"| {source.stem} | {record['total_s']} | {limit_of(source):g} | {cell} | {cpu} | {load} | {threads} |")
     return "\n".join(rows)
 
 
