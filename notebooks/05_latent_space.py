@@ -28,7 +28,7 @@
 #
 # **The two models.** Both are 784-128-Z VAEs (ReLU, Bernoulli decoder) trained for 5 epochs on 20,000
 # dynamically binarized training digits with Adam at 2e-3 and seed 0; they differ only in Z. They come
-# bundled with tinyvae, so this notebook runs in seconds. Set `RETRAIN = True` (or the environment variable
+# bundled with tinyvae, so this notebook runs in under a minute. Set `RETRAIN = True` (or the environment variable
 # `TINYVAE_RETRAIN=1`) to train both here instead, with a progress bar; the printed command makes the same
 # model from a shell.
 

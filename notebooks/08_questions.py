@@ -435,4 +435,4 @@ plots.plot_traversals(beta_models[1.0], x_test, dims=4, digits=2, steps=7)
 # normalizer in [continuous-bernoulli.md](../derivations/continuous-bernoulli.md#eq:cb-log-norm), σ_x² in
 # [sigma-vae.md](../derivations/sigma-vae.md#eq:sigma-vae-implied-var), collapse and its remedies in
 # [free-bits.md](../derivations/free-bits.md#eq:free-bits); every page in reading order in the
-# [derivations index](../derivations/README.md). Back to the start: [01 · autoencoder against VAE](01_autoencoder_vs_vae.ipynb).
+# [derivations index](../derivations/README.md). Back to the start: [00 · a VAE on one screen](00_vae_on_one_screen.ipynb).
