@@ -156,7 +156,7 @@ show([clean[:8], flipped[:8], restored["Z = 2"][:8], restored["Z = 16"][:8]], ["
 # Z = 16 model's reconstructions keep the right digit for most of the 500, the Z = 2 model's for under
 # half: even from the *clean* digits, two numbers per digit, trained this briefly, often decode to a
 # neighbouring digit's shape (see the scatter of section 1, where the classes overlap). The pictures
-# show the same: clean-looking strokes, not always of the right digit.
+# show the same: the Z = 2 row holds blurred, digit-like shapes, often of another digit than the input's.
 
 # %% [markdown]
 # Gaussian noise on every pixel is harder: the encoder has never seen a grey, speckled background and
@@ -196,8 +196,8 @@ show([clean[:8], noisy[:8], encoded[:8], fitted[:8]], ["clean", "noise", "encode
 # digit from the nearest-neighbour rule, but the encoder, fed a speckled grey background it never saw,
 # loses it far more often. Searching for the code does not win it back on this model: the code that best
 # explains the noisy image under the Bernoulli likelihood decodes to the right digit no more often than
-# the encoder's guess (the counts above), because the likelihood also pays for explaining the noise's
-# ink on the background. The search is still the tool of section 6, where what it optimizes, the ELBO of
+# the encoder's guess (the counts above). Its decodings carry a grey haze: the likelihood also pays for
+# explaining the noise's ink on the background, which is one likely reason. The search is still the tool of section 6, where what it optimizes, the ELBO of
 # a clean binary digit, is what we want to measure.
 #
 # ## 5. Inpainting
