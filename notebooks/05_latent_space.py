@@ -38,6 +38,7 @@ import dataclasses
 
 import numpy as np
 import matplotlib.pyplot as plt
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 import tinyvae
 from tinyvae import data, plots, pretrained
@@ -164,18 +165,21 @@ show([clean[:8], flipped[:8], restored["Z = 2"][:8], restored["Z = 16"][:8]], ["
 # encoder we can *search* for the code whose decoding best explains the noisy image under the Bernoulli
 # likelihood, plus the prior's pull toward 0: minimize $-\log p(x \mid z) - \log p(z)$ over $z$, starting
 # from the encoder's μ. The gradient with respect to $z$ is exactly what the decoder's backward pass
-# returns (`decoder.backward` gives dL/dz), so a few lines of Adam do it.
+# returns (`decoder.backward` gives dL/dz), so a few lines of Adam do it. The loop holds NumPy's BLAS to
+# one thread, as `tinyvae.train` does: on a busy machine, BLAS threads that wait for each other cost far
+# more than they save on matrices this small.
 
 # %%
 def fit_code(model, x, steps=200, lr=0.05):
     z = model.encode(x)[0].copy()                       # start from the encoder's guess, (N, Z)
     m, v = np.zeros_like(z), np.zeros_like(z)
-    for t in tqdm(range(1, steps + 1), desc="fitting the codes"):
-        logits = model.decoder.forward(z)
-        _, dlogits = tinyvae.bernoulli_nll(logits, x)   # -log p(x|z), batch mean
-        dz = model.decoder.backward(dlogits) + z / len(x)   # ... plus -log p(z) = |z|^2 / 2 per example
-        m, v = 0.9 * m + 0.1 * dz, 0.999 * v + 0.001 * dz**2
-        z -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    with threadpool_limits(limits=1, user_api="blas"):   # one BLAS thread, as tinyvae.train uses (see below)
+        for t in tqdm(range(1, steps + 1), desc="fitting the codes"):
+            logits = model.decoder.forward(z)
+            _, dlogits = tinyvae.bernoulli_nll(logits, x)   # -log p(x|z), batch mean
+            dz = model.decoder.backward(dlogits) + z / len(x)   # ... plus -log p(z) = |z|^2 / 2 per example
+            m, v = 0.9 * m + 0.1 * dz, 0.999 * v + 0.001 * dz**2
+            z -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
     return model.decode(z)
 
 
@@ -289,15 +293,16 @@ def fit_q(mu, log_var, steps, samples=8, lr=0.02, seed=0):
     opt = tinyvae.Adam([mu, log_var], [dmu, dlog_var], lr=lr)
     noise = np.random.default_rng(seed)
     xs = np.tile(xb, (samples, 1))                                                # (S n, D)
-    for _ in tqdm(range(steps), desc=f"fitting q, {steps} steps"):
-        eps = noise.standard_normal((samples, n, Z), dtype=np.float32)
-        z = mu + np.exp(0.5 * log_var) * eps                                      # (S, n, Z)
-        _, dlogits = tinyvae.bernoulli_nll(vae16.decoder.forward(z.reshape(-1, Z)), xs)
-        dz = vae16.decoder.backward(dlogits).reshape(samples, n, Z) * samples     # d(−ELBO)/dz, per digit
-        _, dmu_kl, dlv_kl = tinyvae.gaussian_kl(mu, log_var)
-        dmu[...] = dz.mean(0) + dmu_kl                                            # dz flows straight to μ
-        dlog_var[...] = (0.5 * dz * (z - mu)).mean(0) + dlv_kl                    # and as ½ dz (z − μ) to log σ²
-        opt.step()
+    with threadpool_limits(limits=1, user_api="blas"):                            # as in fit_code above
+        for _ in tqdm(range(steps), desc=f"fitting q, {steps} steps"):
+            eps = noise.standard_normal((samples, n, Z), dtype=np.float32)
+            z = mu + np.exp(0.5 * log_var) * eps                                  # (S, n, Z)
+            _, dlogits = tinyvae.bernoulli_nll(vae16.decoder.forward(z.reshape(-1, Z)), xs)
+            dz = vae16.decoder.backward(dlogits).reshape(samples, n, Z) * samples  # d(−ELBO)/dz, per digit
+            _, dmu_kl, dlv_kl = tinyvae.gaussian_kl(mu, log_var)
+            dmu[...] = dz.mean(0) + dmu_kl                                        # dz flows straight to μ
+            dlog_var[...] = (0.5 * dz * (z - mu)).mean(0) + dlv_kl                # and as ½ dz (z − μ) to log σ²
+            opt.step()
     return mu, log_var
 
 # %% [markdown]

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import matplotlib.pyplot as plt
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 import tinyvae
 from tinyvae import data, evaluate, plots
@@ -110,7 +111,9 @@ def train_by_hand(optimizer, scale=1.0, beta=1.0, steps=200, lr=1e-3, seed=0):
     rng = np.random.default_rng(seed)
     x_all = data.to_float(x_train)
     losses = []
-    with np.errstate(all="ignore"):                       # a diverging run overflows; we record it, not warn
+    # One BLAS thread, as tinyvae.train uses: on a busy machine, BLAS threads that wait for each other
+    # cost far more than they save on matrices this small. A diverging run overflows: we record it, not warn.
+    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
         for step in tqdm(range(steps), desc=f"{optimizer}, gradient × {scale:g}, β = {beta:g}"):
             x = x_all[rng.integers(0, len(x_all), 100)]
             loss = float(model.forward(x, beta=beta, validate=False))
