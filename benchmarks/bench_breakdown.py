@@ -3,7 +3,7 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_breakdown.py   # batch 128, 5 runs
     python benchmarks/bench_breakdown.py --batch-size 512 --runs 3
 
-Each run is one epoch of ``tinyvae.train.train`` on the default model (784-400-20, ReLU,
+Each run is one epoch of ``tinyvae.run.train.train`` on the default model (784-400-20, ReLU,
 grey-level BCE + KL, Adam 1e-3, float32) with a timer around the methods that make up a step,
 patched on their classes for this process only:
 
@@ -41,8 +41,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_training import blas_info  # noqa: E402
-from tinyvae import layers, optim, vae  # noqa: E402
-from tinyvae.train import TrainConfig, train  # noqa: E402
+from tinyvae.models import vae  # noqa: E402
+from tinyvae import nn as layers  # noqa: E402
+from tinyvae.nn import optim  # noqa: E402
+from tinyvae.run.train import TrainConfig, train  # noqa: E402
 
 PARTS = ("dense layers", "activations", "reparameterization", "loss", "KL", "Adam")
 

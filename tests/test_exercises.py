@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import tinyvae
-from tinyvae import exercises, iwae, solutions
-from tinyvae.exercises import EXERCISES, check, check_all
+from tinyvae import exercises
+from tinyvae.models.parts import iwae
+from tinyvae.learn import solutions
+from tinyvae.learn.exercises import EXERCISES, check, check_all
 
 NAMES = list(EXERCISES)
 
@@ -455,7 +457,7 @@ def test_learner_exercise(name):
 def test_the_conv_exercise_forward_and_solution_agree_with_the_library_layer():
     """exercises.conv_forward, solutions.conv_backward and tinyvae's Conv2d: three implementations, one answer."""
     rng = np.random.default_rng(0)
-    layer = tinyvae.layers.Conv2d(2, 8, 3, 2, 1, init="uniform", rng=rng, dtype=np.float64)
+    layer = tinyvae.nn.Conv2d(2, 8, 3, 2, 1, init="uniform", rng=rng, dtype=np.float64)
     x = rng.standard_normal((4, 2, 9, 10))
     y = layer.forward(x)
     np.testing.assert_allclose(exercises.conv_forward(x, layer.params["W"], layer.params["b"], 2, 1), y, rtol=1e-12,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tinyvae import VAE
-from tinyvae.ppca import (PPCA, fit_linear_vae, linear_vae_elbo, linear_vae_from_ppca, ppca_fit,
+from tinyvae.models.ppca import (PPCA, fit_linear_vae, linear_vae_elbo, linear_vae_from_ppca, ppca_fit,
                           ppca_log_likelihood)
 
 D, Z, N, SIGMA2 = 10, 3, 5000, 0.1

@@ -1,4 +1,4 @@
-"""Tests for tinyvae.train: the config and the CLI, the run folder, reproducibility, exact resume
+"""Tests for tinyvae.run.train: the config and the CLI, the run folder, reproducibility, exact resume
 (at an epoch boundary, mid-epoch, after a real Ctrl-C), NaN handling and the variants that train.
 
 Runs are small (512 training and 256 test images of the bundled MNIST, tiny hidden layers, one to
@@ -20,7 +20,7 @@ import pytest
 from tinyvae import cli
 from tinyvae.checkpoint import CheckpointError, load_arrays
 from tinyvae.data import Dataset, load_dataset
-from tinyvae.train import (
+from tinyvae.run.train import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     METRICS_NAME,
@@ -33,7 +33,7 @@ from tinyvae.train import (
     train,
 )
 
-train_module = importlib.import_module("tinyvae.train")  # the module, whatever tinyvae/__init__ exports
+train_module = importlib.import_module("tinyvae.run.train")  # the module, whatever tinyvae/__init__ exports
 N_TRAIN, N_TEST = 512, 256
 SMALL_FLAGS = ["--hidden", "32", "--latent", "4", "--batch-size", "64", "--limit-train", str(N_TRAIN),
                "--limit-test", str(N_TEST), "--no-progress", "--no-pictures"]
@@ -301,7 +301,7 @@ def test_a_huge_learning_rate_exits_1_naming_the_problem(tmp_path, capsys):
 
 def test_ctrl_c_in_a_real_process_saves_a_checkpoint_and_exits_130(tmp_path, mnist):
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "tinyvae.cli", "train", "--out", str(run_dir), "--epochs", "100000",
+    command = [sys.executable, "-m", "tinyvae", "train", "--out", str(run_dir), "--epochs", "100000",
                *SMALL_FLAGS]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import to_numpy
-from .checks import check_array
-from .losses import LOG_2PI, gaussian_kl
-from .optim import Adam
+from ..backend import to_numpy
+from ..checks import check_array
+from ..prob.losses import LOG_2PI, gaussian_kl
+from ..nn.optim import Adam
 from .vae import VAE
 
 

@@ -35,18 +35,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
-from .checkpoint import (CheckpointError, atomic_write, from_json_array, json_array, load_arrays,
+from .. import backend
+from ..checkpoint import (CheckpointError, atomic_write, from_json_array, json_array, load_arrays,
                          remove_stale_temporaries)
-from .checks import field_problems
-from .errors import FileError, UserError, explain, file_errors
-from .data import BINARIZE_MODES, DataError, binarize_static, epoch_permutation, load_dataset, to_float
-from .continuous_bernoulli import logits_for_mean
-from .evaluate import evaluate_elbo
-from .layers import ACTIVATIONS
-from .iwae import OBJECTIVES, check_memory
-from .vae import (ARCHS, LIKELIHOODS, MODELS, ModelConfig, architecture_problems, build_model, likelihood_problems,
-                  objective_problems)
+from ..checks import field_problems
+from ..errors import FileError, UserError, explain, file_errors
+from ..data import BINARIZE_MODES, DataError, binarize_static, epoch_permutation, load_dataset, to_float
+from ..prob.continuous_bernoulli import logits_for_mean
+from ..evaluation.evaluate import evaluate_elbo
+from ..nn import ACTIVATIONS
+from ..models.config import (ARCHS, LIKELIHOODS, MODELS, OBJECTIVES, ModelConfig, architecture_problems,
+                             likelihood_problems, objective_problems)
+from ..models.parts.iwae import check_memory
+from ..models.vae import build_model
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
@@ -339,10 +340,10 @@ class _Run:
                 raise ConfigError(f"--batch-size {config.batch_size} is too large for --k {config.k}: {err}") from err
         self.model = build_model(config.model_config(self.train_x.shape[1], self.image_shape)).to(config.device)
         if config.optimizer == "adam":
-            from .optim import Adam  # noqa: PLC0415
+            from ..nn.optim import Adam  # noqa: PLC0415
             self.optimizer = Adam(self.model, lr=config.lr, eps=config.adam_eps)
         else:
-            from .optim import SGD  # noqa: PLC0415
+            from ..nn.optim import SGD  # noqa: PLC0415
             self.optimizer = SGD(self.model, lr=config.lr, momentum=SGD_MOMENTUM)
         self.steps_per_epoch = -(-len(self.train_x) // config.batch_size)
         self.run_dir = None
@@ -676,7 +677,7 @@ def _summary(r, epochs):
 
 
 def _version():
-    from . import __version__  # noqa: PLC0415
+    from .. import __version__  # noqa: PLC0415
 
     return __version__
 
@@ -876,7 +877,7 @@ def _merge_resume(stored, asked, folder, current_epoch):
 
 def _write_pictures(run_dir, log):
     try:
-        from . import plots  # noqa: PLC0415
+        from ..evaluation import plots  # noqa: PLC0415
         write = plots.write_run_pictures
     except (ImportError, AttributeError):
         log("note: tinyvae.plots is not available; no pictures written")

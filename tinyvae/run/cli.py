@@ -12,16 +12,16 @@ import importlib
 import os
 import sys
 
-from . import arguments
-from .errors import UserError, explain
+from .. import arguments
+from ..errors import UserError, explain
 
 # subcommand -> module that defines it; imported lazily so `tinyvae gradcheck` starts fast.
 COMMANDS = {
-    "train": "tinyvae.train",
-    "evaluate": "tinyvae.evaluate",
-    "sample": "tinyvae.plots",
-    "plot": "tinyvae.plots",
-    "gradcheck": "tinyvae.cli",
+    "train": "tinyvae.run.train",
+    "evaluate": "tinyvae.evaluation.evaluate",
+    "sample": "tinyvae.evaluation.plots",
+    "plot": "tinyvae.evaluation.plots",
+    "gradcheck": "tinyvae.run.cli",
 }
 
 
@@ -35,7 +35,7 @@ def add_parser(subparsers):
 def gradcheck_command(args):
     import time  # noqa: PLC0415
 
-    from .gradcheck import standard_suite  # noqa: PLC0415
+    from ..learn.gradcheck import standard_suite  # noqa: PLC0415
 
     start = time.perf_counter()
     reports = standard_suite(args.seed)

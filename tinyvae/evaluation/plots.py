@@ -22,12 +22,12 @@ from statistics import NormalDist
 
 import numpy as np
 
-from . import arguments, backend, data
-from .backend import to_numpy
-from .checkpoint import CheckpointError
-from .errors import UserError, explain, file_errors
+from .. import arguments, backend, data
+from ..backend import to_numpy
+from ..checkpoint import CheckpointError
+from ..errors import UserError, explain, file_errors
 from .evaluate import evaluation_images, find_checkpoint, load_images, model_input, posterior_means, run_data_dir
-from .vae import VAE, load_model
+from ..models.vae import VAE, load_model
 
 PAD = 2  # pixels between images in a grid
 PAD_VALUE = 0.35  # grey gaps: distinct from both the black background and the white strokes

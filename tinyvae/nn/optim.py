@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from .backend import get_xp, host_threads, run_split, to_device, to_numpy
-from .checkpoint import CheckpointError
+from ..backend import get_xp, host_threads, run_split, to_device, to_numpy
+from ..checkpoint import CheckpointError
 
 
 def _arrays(params, grads):

@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import backend, data, importance
-from .backend import get_xp, to_float, to_numpy
-from . import arguments
-from .checkpoint import CheckpointError
-from .errors import UserError, explain
-from .checks import check_array, check_unit_interval
-from .losses import gaussian_kl_per_dim
+from .. import backend, data
+from . import importance
+from ..backend import get_xp, to_float, to_numpy
+from .. import arguments
+from ..checkpoint import CheckpointError
+from ..errors import UserError, explain
+from ..checks import check_array, check_unit_interval
+from ..prob.losses import gaussian_kl_per_dim
 from .importance import CURVE_KS
-from .vae import VAE, load_model
+from ..models.vae import VAE, load_model
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2
 CHECKPOINT_NAME = "checkpoint.npz"

@@ -25,8 +25,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .backend import get_xp
-from .checks import check_array, check_same_shape
+from ..backend import get_xp
+from ..checks import check_array, check_same_shape
 
 SERIES_CUTOFF = 1.0  # |l| below this uses the series
 LOG_2 = math.log(2.0)

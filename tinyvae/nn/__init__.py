@@ -1,4 +1,4 @@
-"""Layers with hand-written backward passes, one file per kind; ``from tinyvae.layers import X``.
+"""Layers with hand-written backward passes, one file per kind; ``from tinyvae.nn import X``.
 
 * ``base``: the contract (``forward`` keeps what ``backward`` needs; ``backward(dy)`` returns dx and
   writes ``grads``; backward before forward is an error) and the ``Layer`` base class;

@@ -38,11 +38,11 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from . import backend
-from .backend import host_threads, is_numpy, run_split, to_numpy
-from .layers import Dense, ReLU, Tanh
-from .iwae import log_row_sums
-from .losses import log_normal_density
+from .. import backend
+from ..backend import host_threads, is_numpy, run_split, to_numpy
+from ..nn import Dense, ReLU, Tanh
+from ..models.parts.iwae import log_row_sums
+from ..prob.losses import log_normal_density
 
 MAX_ROWS = 8192  # decoder rows per pass of the generic path: ~25 MB per (rows, 784) float32
 FAST_ROWS = 256  # rows per block of the CPU path: the (256, 784) float32 block (0.8 MB) stays in a core's cache

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 
-from .backend import get_xp, host_threads, is_numpy, run_split
-from .checks import check_array, check_same_shape, check_unit_interval
-from .layers import sigmoid_from_abs
+from ..backend import get_xp, host_threads, is_numpy, run_split
+from ..checks import check_array, check_same_shape, check_unit_interval
+from ..nn import sigmoid_from_abs
 
 LOG_2PI = math.log(2.0 * math.pi)
 

@@ -15,10 +15,10 @@ The backward (derivations/iwae.md): ∂loss/∂log w_nk = −w̃_nk / N with w̃
 constant [eq:iwae-grad-logw]; through the decoder and the reparameterization on all N·K samples
 like the ELBO's; and log q(z_k|x), written with ε as −½ Σ_j (log 2π + log σ_j² + ε_kj²), gives
 every log σ² a constant −½ per sample once its two dependences (through z and explicit) are added
-[eq:iwae-log-q-eps]. ``forward(model, x, eps)`` and ``backward(model, cache)`` are what
-``VAE.forward``/``VAE.backward`` run when ``config.objective == "iwae"``.
+[eq:iwae-log-q-eps]. ``IWAE`` is the objective part that the VAE plugs in for
+``config.objective == "iwae"``; it has the steps of every objective (``objectives.py``).
 
-``model.stats`` under this objective: ``loss`` is −L_K (what is minimized); ``recon`` is
+``stats`` under this objective: ``loss`` is −L_K (what is minimized); ``recon`` is
 −(1/(N K)) Σ log p(x|z_nk), the reconstruction averaged over the K samples; ``kl`` is
 (1/(N K)) Σ (log q(z_nk|x) − log p(z_nk)), the Monte Carlo estimate of the KL term; so
 ``recon + kl`` is the K-sample estimate of the negative ELBO and ``loss ≤ recon + kl`` always
@@ -30,13 +30,12 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from . import backend
-from .backend import get_xp
-from .checks import ShapeError, check_array
-from .layers import sigmoid_from_abs
+from ... import backend
+from ...backend import get_xp
+from ...checks import ShapeError, check_array
+from ...nn import sigmoid_from_abs
 
 LOG_2PI = math.log(2.0 * math.pi)
-OBJECTIVES = ("elbo", "iwae")
 # A bound on the arrays of N·K rows that one training step holds at its peak, in rows of each width:
 # the decoder's output, its gradient and the likelihood's scratch buffers (5·D); per hidden layer its
 # pre-activation, activation, gradient and temporaries (5·H); ε, z, their gradients and products (8·Z).
@@ -101,11 +100,6 @@ def sample(mu, log_var, eps):
     xp = get_xp(mu)
     std = xp.exp(0.5 * log_var)  # (N, Z)
     return mu[:, None, :] + std[:, None, :] * eps, std  # (N, K, Z)  [eq:reparam]
-
-
-def log_prior(z):
-    """log N(z; 0, I) over the last axis: −½ Σ_j (log 2π + z_j²)."""
-    return -0.5 * ((z * z).sum(axis=-1) + z.shape[-1] * LOG_2PI)  # [eq:log-normal-density]
 
 
 def log_posterior(eps, log_var):
@@ -190,44 +184,60 @@ def bound(log_w):
     return loss, e / total  # w̃  [eq:iwae-weights]
 
 
-# --------------------------------------------------------------------------- forward and backward
+# --------------------------------------------------------------------------- the objective
 
 
-def forward(model, x, eps, validate=True):
-    """The IWAE loss −L_K of ``x`` (N, D) with ε (N, K, Z) (None: drawn from ``model.rng``)."""
-    cfg, xp = model.config, model.xp
-    n, k, z_dim = x.shape[0], cfg.k, cfg.latent
-    check_memory(n, k, cfg, model.dtype.itemsize, xp)
-    if eps is None:
-        eps = model.rng.standard_normal((n, k, z_dim), dtype=model.dtype)
-    else:
-        check_eps(eps, n, k, z_dim, validate)
-    h = model.encoder.forward(x)  # (N, 2Z)
-    mu, log_var = h[:, :z_dim], h[:, z_dim:]  # (N, Z) each
-    z, std = sample(mu, log_var, eps)  # (N, K, Z)
-    out = model.decoder.forward(z.reshape(n * k, z_dim)).reshape(n, k, cfg.input_dim)  # (N·K, D) -> (N, K, D)
-    if cfg.likelihood == "bernoulli":
-        log_px, dout = bernoulli_rows(out, x)
-    else:
-        log_px, dout = gaussian_rows(out, x, cfg.obs_var)
-    log_pz, log_qz = log_prior(z), log_posterior(eps, log_var)  # (N, K) each
-    log_w = log_px + log_pz - log_qz  # (N, K)  [eq:iwae-log-weight]
-    loss, weights = bound(log_w)
-    model._cache = Cache(dout.reshape(n * k, cfg.input_dim), z, eps, std, weights)
-    model.stats = {"loss": loss, "recon": -log_px.sum() / (n * k), "kl": (log_qz - log_pz).sum() / (n * k)}
-    return loss
+class IWAE:
+    """loss = −L_K, K reparameterized samples per example weighted by w̃ = softmax_k(log w)."""
 
+    name = "iwae"
 
-def backward(model, cache):
-    """Fill ``model.grad`` from the cache of ``forward``: Σ_k w̃_nk ∇ log w_nk / N, w̃ held constant."""
-    n, k = cache.weights.shape
-    z_dim = model.config.latent
-    g = cache.weights / n  # (N, K) −∂loss/∂log w  [eq:iwae-grad-logw]
-    dout = cache.dout * g.reshape(n * k, 1)  # (N·K, D) ∂loss/∂out: each row weighted by its w̃ / N  [eq:iwae-grad-out]
-    dz = model.decoder.backward(dout).reshape(n, k, z_dim)  # (N, K, Z)
-    dz += g[:, :, None] * cache.z  # the prior: −∂ log p(z)/∂z = z  [eq:iwae-grad-z]
-    dh = model.xp.empty((n, 2 * z_dim), dtype=model.dtype)  # (N, 2Z)
-    dh[:, :z_dim] = dz.sum(axis=1)  # dz/dμ = 1; log q adds nothing  [eq:iwae-grad-mu] [eq:iwae-log-q-total]
-    dh[:, z_dim:] = 0.5 * cache.std * (dz * cache.eps).sum(axis=1) - 0.5 / n  # [eq:iwae-grad-logvar]
-    model.encoder.backward(dh)
-    return model.grad
+    def __init__(self, k, config):
+        self.k, self.config = int(k), config
+        self.stats = {}
+        self._cache = None
+
+    def noise(self, model, n, eps, validate):
+        """ε (N, K, Z), drawn from ``model.rng`` when None; a batch whose N·K rows cannot fit is refused first."""
+        check_memory(n, self.k, self.config, model.dtype.itemsize, model.xp)
+        if eps is None:
+            return model.rng.standard_normal((n, self.k, self.config.latent), dtype=model.dtype)
+        return check_eps(eps, n, self.k, self.config.latent, validate)
+
+    def sample(self, mu, log_var, eps):
+        """z_nk = μ_n + σ_n ⊙ ε_nk as N·K rows for the decoder; keeps z (N, K, Z), ε and σ."""
+        z, std = sample(mu, log_var, eps)  # (N, K, Z)
+        self._cache = Cache(None, z, eps, std, None)
+        n, k, z_dim = z.shape
+        return z.reshape(n * k, z_dim)  # (N·K, Z)
+
+    def forward(self, x, out, parts, mu, log_var, validate, fit):
+        z, eps = self._cache.z, self._cache.eps
+        n, k, _ = z.shape
+        d = out.shape[-1]
+        log_px, dout = parts.likelihood.log_prob_rows(out.reshape(n, k, d), x)  # (N, K), (N, K, D)
+        log_pz, log_qz = parts.prior.log_prob(z), log_posterior(eps, log_var)  # (N, K) each
+        log_w = log_px + log_pz - log_qz  # (N, K)  [eq:iwae-log-weight]
+        loss, weights = bound(log_w)
+        self._cache = Cache(dout.reshape(n * k, d), z, eps, self._cache.std, weights)
+        self._prior = parts.prior
+        self.stats = {"loss": loss, "recon": -log_px.sum() / (n * k), "kl": (log_qz - log_pz).sum() / (n * k)}
+        return loss
+
+    def dout(self):
+        """∂loss/∂out: each row's −∂ log p(x|z)/∂out weighted by its w̃ / N."""
+        cache = self._cache
+        n, k = cache.weights.shape
+        g = cache.weights / n  # (N, K) −∂loss/∂log w  [eq:iwae-grad-logw]
+        return cache.dout * g.reshape(n * k, 1)  # (N·K, D)  [eq:iwae-grad-out]
+
+    def latent_backward(self, dz):
+        """Σ_k w̃_nk ∇ log w_nk / N through z to (μ, log σ²), with the prior's and log q's own terms."""
+        cache = self._cache
+        n, k = cache.weights.shape
+        g = cache.weights / n  # (N, K)  [eq:iwae-grad-logw]
+        dz = dz.reshape(n, k, -1)  # (N, K, Z)
+        dz += g[:, :, None] * self._prior.neg_log_prob_grad(cache.z)  # the prior: −∂ log p(z)/∂z = z  [eq:iwae-grad-z]
+        dmu = dz.sum(axis=1)  # dz/dμ = 1; log q adds nothing  [eq:iwae-grad-mu] [eq:iwae-log-q-total]
+        dlog_var = 0.5 * cache.std * (dz * cache.eps).sum(axis=1) - 0.5 / n  # [eq:iwae-grad-logvar]
+        return dmu, dlog_var

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import get_xp, to_float, to_numpy
+from ..backend import get_xp, to_float, to_numpy
 
 DEFAULT_H = 1e-5
 DEFAULT_TOL = 1e-7
@@ -168,8 +168,10 @@ def standard_suite(seed=0):
     Small float64 shapes keep it to a few seconds; inputs are drawn away from ReLU's kink.
     Returns a list of ``GradcheckReport``. ``tinyvae gradcheck`` prints them.
     """
-    from . import layers, losses  # noqa: PLC0415
-    from .vae import Autoencoder, Reparameterize, VAE  # noqa: PLC0415
+    from .. import nn as layers  # noqa: PLC0415
+    from ..prob import losses  # noqa: PLC0415
+    from ..models.vae import Autoencoder, VAE  # noqa: PLC0415
+    from ..models.parts.encoders import Reparameterize  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     f64 = np.float64
@@ -217,8 +219,8 @@ def standard_suite(seed=0):
 def iwae_checks(rng, seed, x01):
     """The IWAE bound from log weights (dloss/dlog w = −w̃/N), and whole VAEs trained on −L_K with
     ε (N, K, Z) held fixed for K = 1, 2, 5 (Bernoulli) and K = 3 (Gaussian) (derivations/iwae.md)."""
-    from . import iwae  # noqa: PLC0415
-    from .vae import VAE  # noqa: PLC0415
+    from ..models.parts import iwae  # noqa: PLC0415
+    from ..models.vae import VAE  # noqa: PLC0415
 
     n = x01.shape[0]
 
@@ -242,8 +244,8 @@ def likelihood_checks(rng, seed, x01):
     """The continuous Bernoulli (its log normalizer at, near and far from l = 0, and its NLL), the
     Gaussian NLL with a learned and with the optimal σ_x², free bits (λ away from the kink), and
     whole models with each (derivations/continuous-bernoulli.md, sigma-vae.md, free-bits.md)."""
-    from . import continuous_bernoulli as cb, losses  # noqa: PLC0415
-    from .vae import Autoencoder, VAE  # noqa: PLC0415
+    from ..prob import continuous_bernoulli as cb, losses  # noqa: PLC0415
+    from ..models.vae import Autoencoder, VAE  # noqa: PLC0415
 
     n = x01.shape[0]
 
@@ -301,8 +303,8 @@ def likelihood_checks(rng, seed, x01):
 def conv_checks(rng, seed):
     """Conv2d and ConvTranspose2d (stride 2, padding 1, output padding 1), the reshapes between them
     and dense layers, and a conv VAE and conv autoencoder on 8×8 images (derivations/convolution.md)."""
-    from . import layers  # noqa: PLC0415
-    from .vae import Autoencoder, VAE  # noqa: PLC0415
+    from .. import nn as layers  # noqa: PLC0415
+    from ..models.vae import Autoencoder, VAE  # noqa: PLC0415
 
     f64 = np.float64
     reports = []
