@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-import tinyvae.models.vae
+import tinyvae.models.parts.priors
 from tinyvae.run.cli import main
 from tinyvae.nn import Tanh
 
@@ -68,13 +68,13 @@ def test_a_wrong_backward_makes_gradcheck_exit_non_zero_and_name_the_function(mo
 
 
 def test_a_wrong_kl_gradient_inside_the_model_fails_exactly_the_vae_checks(monkeypatch, capsys):
-    original = tinyvae.models.vae.gaussian_kl
+    original = tinyvae.models.parts.priors.gaussian_kl
 
     def kl_with_the_wrong_sign(mu, log_var, *, validate=True):
         kl, dmu, dlog_var = original(mu, log_var, validate=validate)
         return kl, -dmu, dlog_var
 
-    monkeypatch.setattr(tinyvae.models.vae, "gaussian_kl", kl_with_the_wrong_sign)
+    monkeypatch.setattr(tinyvae.models.parts.priors, "gaussian_kl", kl_with_the_wrong_sign)
     assert main(["gradcheck"]) == 1
     table = rows(capsys.readouterr().out)
     assert [label for label, result in table.items() if result == "FAIL"] == [

@@ -1021,7 +1021,7 @@ def test_model_config_counts_the_parameters_it_would_allocate():
 
 
 def test_a_model_larger_than_this_machines_memory_is_refused_before_allocating(monkeypatch):
-    vae_module = importlib.import_module("tinyvae.models.vae")
+    vae_module = importlib.import_module("tinyvae.models.config")
     monkeypatch.setattr(vae_module, "_physical_memory", lambda: 2**20)  # a machine with 1 MiB
     with pytest.raises(ValueError) as info:
         VAE(hidden=(400,))  # 652,824 parameters: 4 copies of float32 are 10 MB

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import tinyvae.prob.losses as losses
-import tinyvae.models.vae
+import tinyvae.models.parts.likelihoods
+import tinyvae.models.parts.priors
 from tinyvae.learn.gradcheck import (DEFAULT_H, DEFAULT_TOL, check_gradients, check_layer, check_loss, check_model,
                                check_reparameterize, numerical_gradient, standard_suite)
 from tinyvae.nn import Dense
@@ -182,7 +183,7 @@ def kl_without_half(monkeypatch):
         return kl, dmu, 2 * dlog_var
 
     monkeypatch.setattr(losses, "gaussian_kl", gaussian_kl)
-    monkeypatch.setattr(tinyvae.models.vae, "gaussian_kl", gaussian_kl)
+    monkeypatch.setattr(tinyvae.models.parts.priors, "gaussian_kl", gaussian_kl)
 
 
 def test_checker_catches_a_missing_half_in_the_kl_gradient_and_names_log_var(monkeypatch):
@@ -208,7 +209,7 @@ def bernoulli_sum_not_mean(monkeypatch):
         return loss, dlogits * logits.shape[0]
 
     monkeypatch.setattr(losses, "bernoulli_nll", bernoulli_nll)
-    monkeypatch.setattr(tinyvae.models.vae, "bernoulli_nll", bernoulli_nll)
+    monkeypatch.setattr(tinyvae.models.parts.likelihoods, "bernoulli_nll", bernoulli_nll)
 
 
 def test_checker_catches_a_batch_sum_where_the_mean_was_meant_and_names_logits(monkeypatch):

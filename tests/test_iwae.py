@@ -43,9 +43,16 @@ def test_iwae_gradient_matches_central_differences_with_fixed_eps(gradcheck_pass
 
 
 def planted(monkeypatch, change):
-    """Run the real backward on a doctored cache (``change(cache, model)`` returns the new one)."""
-    original = iwae.backward
-    monkeypatch.setattr(iwae, "backward", lambda model, cache: original(model, change(cache, model)))
+    """Run the real backward on a doctored cache (``change(cache, model)`` returns the new one): the
+    objective's forward is the real one, and what it keeps for the backward is changed after it."""
+    original = iwae.IWAE.forward
+
+    def forward(self, *args):
+        loss = original(self, *args)
+        self._cache = change(self._cache, None)
+        return loss
+
+    monkeypatch.setattr(iwae.IWAE, "forward", forward)
 
 
 @pytest.mark.parametrize("name, change", [

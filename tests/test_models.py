@@ -12,7 +12,7 @@ import pytest
 
 import tinyvae.checkpoint
 import tinyvae.nn
-import tinyvae.models.vae
+import tinyvae.models.parts.priors
 from strict_xp import StrictArray, strict_ns
 from tinyvae import backend
 from tinyvae.checkpoint import CheckpointError
@@ -163,7 +163,7 @@ def stray_np_kl(mu, log_var, validate=True):
 
 @pytest.mark.parametrize("target, name, plant, message", [
     (tinyvae.nn.Tanh, "forward", stray_np_tanh, "does not support ufuncs"),
-    (tinyvae.models.vae, "gaussian_kl", stray_np_kl, "implicit conversion to a NumPy array is not allowed"),
+    (tinyvae.models.parts.priors, "gaussian_kl", stray_np_kl, "implicit conversion to a NumPy array is not allowed"),
 ])
 def test_a_stray_numpy_call_fails_on_the_strict_namespace_while_numpy_hides_it(target, name, plant, message,
                                                                                monkeypatch):
