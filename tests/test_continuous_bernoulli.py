@@ -239,7 +239,7 @@ def test_logits_for_mean_invert_the_mean_and_refuse_0_and_1():
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous-bernoulli", "gaussian"])
 def test_the_data_mean_output_bias_makes_the_untrained_decoder_predict_the_average_image(likelihood):
-    from tinyvae.run.train import init_output_bias  # noqa: PLC0415
+    from tinyvae.run.loop import init_output_bias  # noqa: PLC0415
 
     images = (np.random.default_rng(0).random((50, 12)) * 255).astype(np.uint8)
     model = VAE(input_dim=12, hidden=(6,), latent=2, likelihood=likelihood, dtype="float64", seed=0)

@@ -54,6 +54,7 @@ MODEL = ["--hidden", "8", "--latent", "2", "--batch-size", str(BATCH), "--no-pro
 NOBODY = 65534
 # The modules themselves: tinyvae/__init__ binds the names `train` (and others) to functions.
 train_module = importlib.import_module("tinyvae.run.train")
+loop_module = importlib.import_module("tinyvae.run.loop")
 checkpoint_module = importlib.import_module("tinyvae.checkpoint")
 TIMING_KEYS = ("seconds", "eval_seconds")
 
@@ -546,14 +547,14 @@ def test_a_real_full_disk_a_small_tmpfs_leaves_the_last_checkpoint_intact(data, 
 
 def test_two_trainings_racing_into_one_folder_the_loser_is_refused_clearly(data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    real = train_module._make_run_dir
+    real = train_module.make_run_dir
 
     def the_other_one_wins(config):  # between our check and our write, another training writes its config
         folder = real(config)
         (folder / "config.json").write_text('{"theirs": true}\n')
         return folder
 
-    monkeypatch.setattr(train_module, "_make_run_dir", the_other_one_wins)
+    monkeypatch.setattr(train_module, "make_run_dir", the_other_one_wins)
     result = call(train_args(data, out), capsys)
     assert result.rc == 2
     result.says(f"{out} already holds a run", "another training wrote its config.json there first",
@@ -636,14 +637,14 @@ def unprivileged(base, data, baseline):
     (secret / "checkpoint.npz").chmod(0o000)
 
     def read_only_in_epoch_2():
-        real = train_module._Run._end_epoch
+        real = loop_module.Run._end_epoch
 
         def end_epoch(self, epoch, sums, seconds):
             if epoch == 2:
                 midway.chmod(0o555)
             return real(self, epoch, sums, seconds)
 
-        train_module._Run._end_epoch = end_epoch
+        loop_module.Run._end_epoch = end_epoch
         return cli.main([str(a) for a in train_args(data, midway)])
 
     cases = [
@@ -858,12 +859,12 @@ def test_a_broken_pipe_in_process_returns_141_without_a_word(run, capsys, monkey
 
 SLOW_STEPS = """
 import importlib, sys, time
-t = importlib.import_module("tinyvae.run.train")
-real = t._Run._beta
+t = importlib.import_module("tinyvae.run.loop")
+real = t.Run._beta
 def slow(self, epoch, step):  # 30 ms a step: a window wide enough to be hit; the numbers do not change
     time.sleep(0.03)
     return real(self, epoch, step)
-t._Run._beta = slow
+t.Run._beta = slow
 from tinyvae.run.cli import main
 sys.exit(main(sys.argv[1:]))
 """
