@@ -505,7 +505,7 @@ def test_a_full_disk_while_appending_metrics_takes_the_partial_line_back(data, b
                 return HalfWriter(f)
         return f
 
-    monkeypatch.setattr(train_module, "open", fake_open, raising=False)
+    monkeypatch.setattr(importlib.import_module("tinyvae.run.folder"), "open", fake_open, raising=False)
     result = call(train_args(data, out), capsys)
     monkeypatch.undo()
     assert result.rc == 1
