@@ -223,5 +223,5 @@ exercises.check_all(globals())
 # ## Solutions
 #
 # Stuck after reading the derivation and the checker's hint? The reference solutions are plain NumPy, one
-# short function per exercise, in [`tinyvae/solutions.py`](../tinyvae/solutions.py). Try first: the
+# short function per exercise, in [`tinyvae/learn/solutions.py`](../tinyvae/learn/solutions.py). Try first: the
 # hint usually names the line to change.
