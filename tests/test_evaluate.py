@@ -309,7 +309,8 @@ def test_image_sharpness_is_the_mean_squared_neighbour_difference_and_blur_lower
 
 
 def test_evaluate_reports_the_sharpness_of_samples_and_of_the_test_digits(run_dir):
-    from tinyvae.evaluation.evaluate import format_report, image_sharpness, sample_sharpness  # noqa: PLC0415
+    from tinyvae.evaluation.command import format_report  # noqa: PLC0415
+    from tinyvae.evaluation.evaluate import image_sharpness, sample_sharpness  # noqa: PLC0415
 
     result = evaluate_checkpoint(run_dir, limit=50)
     model = VAE(input_dim=784, hidden=(32,), latent=2)

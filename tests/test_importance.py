@@ -10,7 +10,8 @@ import pytest
 
 from tinyvae import data
 from tinyvae.evaluation import importance
-from tinyvae.evaluation.evaluate import evaluate_checkpoint, format_report, importance_weighted_bounds, importance_weighted_nll
+from tinyvae.evaluation.command import format_report
+from tinyvae.evaluation.evaluate import evaluate_checkpoint, importance_weighted_bounds, importance_weighted_nll
 from tinyvae.nn.optim import Adam
 from tinyvae.models.vae import VAE
 

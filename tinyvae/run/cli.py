@@ -18,7 +18,7 @@ from ..errors import UserError, explain
 # subcommand -> module that defines it; imported lazily so `tinyvae gradcheck` starts fast.
 COMMANDS = {
     "train": "tinyvae.run.train",
-    "evaluate": "tinyvae.evaluation.evaluate",
+    "evaluate": "tinyvae.evaluation.command",
     "sample": "tinyvae.evaluation.plots",
     "plot": "tinyvae.evaluation.plots",
     "gradcheck": "tinyvae.run.cli",
