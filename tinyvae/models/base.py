@@ -4,7 +4,7 @@ All parameters of a model live in one contiguous buffer ``theta`` and all gradie
 buffer ``grad`` of the same layout; each layer's ``params``/``grads`` entries are views into
 them. The optimizers then update every parameter with a few vectorized operations, and moving a
 model to the GPU is a single copy. The order in ``theta`` (encoder, decoder, then a learned or
-optimal σ_x²) is the checkpoint format ``tinyvae-model-1``.
+optimal σ_x²) is the checkpoint format ``tinyvae-model-1`` (``weights.py``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import numpy as np
 
 from .. import backend
 from ..backend import get_xp
-from ..checkpoint import CheckpointError, from_json_array, json_array, load_arrays, save_arrays
+from ..checkpoint import CheckpointError
 from ..checks import ShapeError, check_array
 from ..nn import mlp
 from ..nn.convnet import conv_decoder, conv_encoder
-from .config import CHECKPOINT_FORMAT, CONV_MAX_ROWS, CONV_ONLY, WEIGHT_INDEPENDENT, ModelConfig
+from .config import CONV_MAX_ROWS, ModelConfig
 from .parts.likelihoods import make_likelihood
+from .weights import load_weights, read_model_config, save_model
 
 
 def build_networks(config, dtype, rng):
@@ -148,23 +149,10 @@ class Model:
     # ---- shared pieces of the forward pass
 
     def _check_x(self, x, validate):
-        check_array(x, "x", shape=(None, self.config.input_dim), finite=validate)
-        if x.shape[0] == 0:
-            raise ShapeError(f"x: expected a batch of at least one example, shape (N, {self.config.input_dim}) "
-                             f"with N >= 1, got shape {tuple(x.shape)}")
-        if x.dtype != self.dtype:
-            raise TypeError(f"x: expected dtype {self.dtype} to match the model, got {x.dtype}")
-        if get_xp(x) is not self.xp:
-            raise TypeError(f"x lives on another device than the model ({self.device}); move it with tinyvae.backend.to_device")
+        check_batch(self, x, validate)
 
     def _check_noise(self, eps):
-        """ε must match the model as x must: same dtype (float64 ε would make a float64 loss), same device."""
-        check_array(eps, "eps", floating=True, finite=False)
-        if eps.dtype != self.dtype:
-            raise TypeError(f"eps: expected dtype {self.dtype} to match the model (as x must), got {eps.dtype}")
-        if get_xp(eps) is not self.xp:
-            raise TypeError(f"eps lives on another device than the model ({self.device}); move it with "
-                            f"tinyvae.backend.to_device")
+        check_noise(self, eps)
 
     def observation_variance(self):
         """The Gaussian decoder's σ_x² as it stands (a float): the config's, or the learned or last fitted one."""
@@ -204,51 +192,39 @@ class Model:
         self.backward()
         return loss, self.grad
 
-    # ---- save and load
+    # ---- save and load (models/weights.py)
 
     def save(self, path, extra=None):
         """Write the weights and the config to ``path`` (.npz, atomically)."""
-        arrays = {"format": np.array(CHECKPOINT_FORMAT), "config": json_array(self.config.to_dict()),
-                  "theta": backend.to_numpy(self.theta)}
-        arrays.update(extra or {})
-        return save_arrays(path, arrays)
+        return save_model(self, path, extra)
 
     @classmethod
     def read_config(cls, path):
-        """(ModelConfig, arrays) of the checkpoint at ``path``, every array and the config checked,
-        nothing allocated yet: a config asking for an absurd model is refused here."""
-        arrays = load_arrays(path, required=("format", "config", "theta"), texts=("format", "config"),
-                             floats=("theta",))
-        if str(arrays["format"]) != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: format {str(arrays['format'])!r} is not {CHECKPOINT_FORMAT!r}")
-        stored = from_json_array(arrays["config"], path)
-        unknown = sorted(set(stored) - {f.name for f in dataclasses.fields(ModelConfig)})
-        if unknown:
-            raise CheckpointError(f"{path}: stored config is not a valid model config: unknown fields {unknown} "
-                                  f"(written by another version of tinyvae?)")
-        try:
-            config = ModelConfig(**stored)
-        except (TypeError, ValueError) as err:
-            problem = str(err).removeprefix("invalid model config: ")
-            raise CheckpointError(f"{path}: stored config is not a valid model config: {problem}") from err
-        if arrays["theta"].ndim != 1:
-            raise CheckpointError(f"{path}: 'theta' must be one flat array of parameters, got shape "
-                                  f"{arrays['theta'].shape}")
-        return config, arrays
+        """(ModelConfig, arrays) of the checkpoint at ``path``, checked, nothing allocated yet."""
+        return read_model_config(path)
 
     def load_weights(self, path):
         """Load weights saved by a model of the same architecture; refuse any other."""
-        config, arrays = self.read_config(path)
-        mine, theirs = self.config.to_dict(), config.to_dict()
-        ignore = WEIGHT_INDEPENDENT + (CONV_ONLY if mine.get("arch") == theirs.get("arch") == "mlp" else ())
-        diff = {k: (theirs[k], mine[k]) for k in mine if k not in ignore and mine[k] != theirs.get(k)}
-        if diff:
-            raise CheckpointError(
-                f"{path} holds a {config.describe()} ({arrays['theta'].size} parameters), "
-                f"this model is a {self.config.describe()} ({self.num_params}); differences (file, model): {diff}")
-        if arrays["theta"].shape != self.theta.shape:
-            raise CheckpointError(
-                f"{path}: holds {arrays['theta'].size} parameters, but its own config ({config.describe()}) "
-                f"needs {self.num_params}; the file is damaged or was edited")
-        self.set_theta(arrays["theta"])
-        return arrays
+        return load_weights(self, path)
+
+
+def check_batch(model, x, validate):
+    """x must be a non-empty (N, D) batch of the model's dtype, on the model's device."""
+    check_array(x, "x", shape=(None, model.config.input_dim), finite=validate)
+    if x.shape[0] == 0:
+        raise ShapeError(f"x: expected a batch of at least one example, shape (N, {model.config.input_dim}) "
+                         f"with N >= 1, got shape {tuple(x.shape)}")
+    if x.dtype != model.dtype:
+        raise TypeError(f"x: expected dtype {model.dtype} to match the model, got {x.dtype}")
+    if get_xp(x) is not model.xp:
+        raise TypeError(f"x lives on another device than the model ({model.device}); move it with tinyvae.backend.to_device")
+
+
+def check_noise(model, eps):
+    """ε must match the model as x must: same dtype (float64 ε would make a float64 loss), same device."""
+    check_array(eps, "eps", floating=True, finite=False)
+    if eps.dtype != model.dtype:
+        raise TypeError(f"eps: expected dtype {model.dtype} to match the model (as x must), got {eps.dtype}")
+    if get_xp(eps) is not model.xp:
+        raise TypeError(f"eps lives on another device than the model ({model.device}); move it with "
+                        f"tinyvae.backend.to_device")

@@ -100,14 +100,14 @@ class Run:
         read_every = 1 if reads_are_free(xp) else READ_EVERY
         window = xp.zeros((read_every, len(LOSS_TERMS)), dtype=np.float64)  # per-step values, on the device
         pending = []  # (step, batch size) of the rows of window not yet read
-        bar = self._progress_bar(epoch, first_step)
+        bar = progress_bar(self.progress, self.steps_per_epoch, epoch, cfg.epochs, first_step)
         start = time.perf_counter()
         for step in range(first_step, self.steps_per_epoch):
             if self.stopping.stop_requested:
                 self._read(window, pending, epoch, sums, bar)
                 self._interrupt(epoch, step, sums, seconds + time.perf_counter() - start, bar)
             index = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            images, x, eps = self._batch_buffers(len(index))
+            images, x, eps = batch_buffers(self._buffers, len(index), self.train_x.shape[1], cfg)
             np.take(self.train_x, index, axis=0, out=images)
             rng = np.random.default_rng([cfg.seed, epoch, step])  # all of this step's randomness
             to_float(images, mode, rng, out=x)  # (N, D)
@@ -156,32 +156,13 @@ class Run:
         done = (epoch - 1) + step / self.steps_per_epoch  # epochs completed before this step
         return cfg.beta * min(1.0, done / cfg.kl_warmup)
 
-    def _batch_buffers(self, n):
-        """Host buffers for a batch of n rows: uint8 images, float32 pixels, float32 ε (None for an AE).
-
-        ε is (N, Z), or (N, K, Z) for the IWAE objective: K samples per example."""
-        buffers = self._buffers.get(n)
-        if buffers is None:
-            d, z = self.train_x.shape[1], self.config.latent
-            shape = (n, self.config.k, z) if self.config.objective == "iwae" else (n, z)
-            eps = np.empty(shape, dtype=np.float32) if self.config.model == "vae" else None
-            buffers = self._buffers[n] = (np.empty((n, d), dtype=np.uint8), np.empty((n, d), dtype=np.float32), eps)
-        return buffers
-
-    def _progress_bar(self, epoch, first_step):
-        if not self.progress:
-            return None
-        from tqdm.auto import tqdm  # noqa: PLC0415
-
-        return tqdm(total=self.steps_per_epoch, initial=first_step, desc=f"epoch {epoch}/{self.config.epochs}",
-                    unit="step", leave=False, dynamic_ncols=True)
-
     # ---- the end of an epoch, a checkpoint, a stop
 
     def _end_epoch(self, epoch, sums, seconds):
         cfg, n = self.config, len(self.train_x)
         start = time.perf_counter()
-        self.stopping.check_savable(self.model, self.optimizer, epoch, 0, sums)  # before the metrics line: no line for an epoch never saved
+        # before the metrics line: no line for an epoch never saved
+        self.stopping.check_savable(self.model, self.optimizer, epoch, 0, sums)
         record = {"epoch": epoch, "step": epoch * self.steps_per_epoch}
         record.update({f"train_{k}": s / n for k, s in zip(LOSS_TERMS, sums)})
         for split, x in (("test", self.test_x), ("val", self.val_x)):
@@ -209,6 +190,29 @@ class Run:
         stop = self.stopping.interrupted(epoch - 1, step)
         self.log(str(stop))
         raise stop
+
+
+def batch_buffers(buffers, n, d, config):
+    """Host buffers for a batch of n rows of d pixels, kept in ``buffers`` by n: uint8 images, float32
+    pixels, float32 ε (None for an AE). ε is (N, Z), or (N, K, Z) for the IWAE objective: K samples
+    per example."""
+    found = buffers.get(n)
+    if found is None:
+        z = config.latent
+        shape = (n, config.k, z) if config.objective == "iwae" else (n, z)
+        eps = np.empty(shape, dtype=np.float32) if config.model == "vae" else None
+        found = buffers[n] = (np.empty((n, d), dtype=np.uint8), np.empty((n, d), dtype=np.float32), eps)
+    return found
+
+
+def progress_bar(show, steps, epoch, epochs, first_step):
+    """A tqdm bar over an epoch's steps, or None when not shown."""
+    if not show:
+        return None
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    return tqdm(total=steps, initial=first_step, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
+                dynamic_ncols=True)
 
 
 def init_output_bias(model, train_x, how):
