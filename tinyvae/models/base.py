@@ -49,8 +49,14 @@ def build_networks(config, dtype, rng):
 class Model:
     """What the VAE and the autoencoder share: the networks, one parameter buffer, I/O."""
 
+    kind = None  # the config.model a subclass builds ("vae", "ae")
+
     def __init__(self, config=None, **overrides):
+        if config is None and self.kind is not None:
+            overrides.setdefault("model", self.kind)
         config = dataclasses.replace(config, **overrides) if config else ModelConfig(**overrides)
+        if self.kind is not None and config.model != self.kind:
+            raise ValueError(f"{type(self).__name__} needs config.model == {self.kind!r}, got {config.model!r}")
         self.config = config
         self.dtype = np.dtype(config.dtype)
         rng = np.random.default_rng(config.seed)  # host generator: same weights on every backend

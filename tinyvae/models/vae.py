@@ -41,12 +41,10 @@ OBJECTIVE_PARTS = {"elbo": lambda config, beta, free_bits: ELBO(beta, free_bits)
 class VAE(Model):
     """A Variational Autoencoder: q(z|x), p(z), p(x|z) and an objective (see the module docstring)."""
 
+    kind = "vae"
+
     def __init__(self, config=None, **overrides):
-        if config is None:
-            overrides.setdefault("model", "vae")
         super().__init__(config, **overrides)
-        if self.config.model != "vae":
-            raise ValueError(f"VAE needs config.model == 'vae', got {self.config.model!r}")
         self.q = GaussianEncoder(self.encoder, self.config.latent, self.dtype)  # q(z|x)
         self.prior = StandardNormal()  # p(z)
         self._objective_key = None
@@ -116,12 +114,10 @@ class VAE(Model):
 class Autoencoder(Model):
     """A deterministic autoencoder: z = encoder(x), loss = reconstruction only [eq:ae-loss]."""
 
+    kind = "ae"
+
     def __init__(self, config=None, **overrides):
-        if config is None:
-            overrides.setdefault("model", "ae")
         super().__init__(config, **overrides)
-        if self.config.model != "ae":
-            raise ValueError(f"Autoencoder needs config.model == 'ae', got {self.config.model!r}")
         self.code = CodeEncoder(self.encoder)
         self.objective = Reconstruction()
 
