@@ -104,10 +104,15 @@ class RunFolder:
         optimizer.load_state_dict(state)
         epoch, step = int(arrays["epoch"]), int(arrays["step"])
         if not (0 <= epoch and 0 <= step < self.steps_per_epoch):
-            raise CheckpointError(f"{path}: refused, its position ({epoch} epochs and {step} steps done) is "
+            raise CheckpointError(f"{path}: refused, its position ({plural(epoch, 'epoch')} and {plural(step, 'step')} done) is "
                                   f"impossible: an epoch of this run has {self.steps_per_epoch} steps (0 to "
                                   f"{self.steps_per_epoch - 1})")
         self.good_checkpoint = (epoch, step)
+
+
+def plural(n, noun):
+    """'1 epoch', '2 epochs', '0 steps': a count with its noun, for every message that prints one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def version():
@@ -304,6 +309,6 @@ def merge_resume(stored, asked, folder, current_epoch):
         raise ConfigError(f"cannot resume {folder} with a different config ({'; '.join(conflicts)}); "
                           f"drop those flags to continue the run as it was, or start a new run")
     if merged.epochs < current_epoch:
-        raise ConfigError(f"--epochs {merged.epochs} is fewer than the {current_epoch} epochs this run has "
+        raise ConfigError(f"--epochs {merged.epochs} is fewer than the {plural(current_epoch, 'epoch')} this run has "
                           f"already begun")
     return merged

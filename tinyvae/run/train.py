@@ -31,7 +31,7 @@ from ..models.config import ARCHS, LIKELIHOODS, MODELS, OBJECTIVES
 from ..nn import ACTIVATIONS
 from .config import INITS, LR_SCHEDULES, OPTIMIZERS, OUTPUT_BIASES, PRESETS, ConfigError, TrainConfig
 from .folder import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, RunExistsError, check_config_json,
-                     checkpoint_path, make_run_dir, merge_resume, read_checkpoint, read_config_json,
+                     checkpoint_path, make_run_dir, merge_resume, plural, read_checkpoint, read_config_json,
                      refuse_existing_run, trim_metrics, write_run_config)
 from .loop import SGD_MOMENTUM, Run, init_output_bias
 from .stopping import TrainingDiverged, TrainingInterrupted
@@ -62,7 +62,7 @@ def train(config=None, *, progress=True, log=print, dataset=None, on_step=None, 
     run.folder.path = make_run_dir(config)
     write_run_config(run, fresh=True)
     log(f"training {run.model.config.describe()} ({run.model.num_params:,} parameters) on {len(run.train_x):,} "
-        f"examples, {config.epochs} epochs on {config.device}; run folder {run.run_dir}")
+        f"examples, {plural(config.epochs, 'epoch')} on {config.device}; run folder {run.run_dir}")
     return run.fit(first_epoch=1, first_step=0, sums=[0.0, 0.0, 0.0], seconds=0.0)
 
 
@@ -87,7 +87,7 @@ def resume(path, *, epochs=None, device=None, expect=None, progress=True, log=pr
     done, step = int(arrays["epoch"]), int(arrays["step"])
     config = merge_resume(stored, asked, checkpoint.parent, done + (step > 0))
     if done >= config.epochs:
-        log(f"{checkpoint.parent} already holds all {done} epochs; pass --epochs N (N > {done}) to train longer")
+        log(f"{checkpoint.parent} already holds all {plural(done, 'epoch')}; pass --epochs N (N > {done}) to train longer")
         return checkpoint.parent
     run = Run(config, dataset, **options)
     run.folder.path = checkpoint.parent
@@ -125,7 +125,7 @@ def _restart(folder, asked, dataset, options):
     if config != stored:
         write_run_config(run, fresh=False)
     run.log(f"{folder} holds no checkpoint yet (the run stopped before its first one): starting it again from the "
-            f"beginning with its stored config, {config.epochs} epochs")
+            f"beginning with its stored config, {plural(config.epochs, 'epoch')}")
     return run.fit(first_epoch=1, first_step=0, sums=[0.0, 0.0, 0.0], seconds=0.0)
 
 
@@ -215,8 +215,9 @@ def add_parser(subparsers):
     a("--binarize", choices=BINARIZE_MODES, help=f"(default {d.binarize}: grey levels)")
     a("--validation", type=_count, metavar="N", help="training examples held out for validation (default 0)")
     a("--data", metavar="DIR", help="folder of MNIST-format IDX files (default: the bundled MNIST)")
-    a("--limit-train", type=_count, help=argparse.SUPPRESS)
-    a("--limit-test", type=_count, help=argparse.SUPPRESS)
+    a("--limit-train", type=_count, metavar="N", help="train on the first N training examples only, for a quick "
+      "first run, e.g. --limit-train 2000 --limit-test 500 --epochs 1 (default 0: all of them)")
+    a("--limit-test", type=_count, metavar="N", help="evaluate on the first N test examples only (default 0: all of them)")
     a("--device", choices=backend.DEVICES, help=f"(default {d.device})")
     a("--seed", type=_count, help=f"seeds the whole run (default {d.seed})")
     a("--out", metavar="DIR", help="run folder (default runs/<date-time>-<model>-z<latent>); never overwritten")

@@ -17,7 +17,8 @@ missing transpose shows; N > 1, so a sum-for-mean mix-up shows), calls your func
 its gradients with central differences of the true loss (``tinyvae.learn.gradcheck``). When something
 is off it compares your output with the reference (``tinyvae.learn.solutions``) on the same inputs to
 name the usual causes: a missing transpose, a missing ½, a sum where the batch mean is meant, the
-wrong sign, a fresh ε, σ² in place of σ, a forgotten bias gradient, a wrong shape, an exception.
+wrong sign, a fresh ε, σ² in place of σ, a derivative taken w.r.t. σ or σ² instead of log σ², outputs
+returned in each other's places, a forgotten bias gradient, a wrong shape, an exception.
 
 The checker is ``checker.py`` (calling the learner: ``calling.py``; naming the mistake:
 ``diagnosis.py``); what an exercise is, and the sizes its cases use, is ``spec.py``.

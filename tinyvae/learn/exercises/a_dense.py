@@ -32,10 +32,10 @@ def _dense_numeric(case, grads):
 
 
 EXERCISE = Exercise(
-        name="dense_backward", letter="a", outputs=("dx", "dW", "db"),
-        shapes={"dx": ("N", "D"), "dW": ("D", "H"), "db": ("H",)},
-        read={"dx": "dense.md#eq:dense-grad-x", "dW": "dense.md#eq:dense-grad-w", "db": "dense.md#eq:dense-grad-b"},
-        make_case=_dense_case, args=("dy", "x", "W"), numeric=_dense_numeric,
-        mistakes=[Mistake("db", "db is dy averaged over the batch; it is the sum: dy already carries the loss's 1/N "
-                                "[eq:dense-grad-b]", lambda c: c["dy"].mean(axis=0))],
-        scale_note="dy already carries the loss's 1/N: a layer's backward never divides by N again")
+    name="dense_backward", letter="a", outputs=("dx", "dW", "db"),
+    shapes={"dx": ("N", "D"), "dW": ("D", "H"), "db": ("H",)},
+    read={"dx": "dense.md#eq:dense-grad-x", "dW": "dense.md#eq:dense-grad-w", "db": "dense.md#eq:dense-grad-b"},
+    make_case=_dense_case, args=("dy", "x", "W"), numeric=_dense_numeric,
+    mistakes=[Mistake("db", "db is dy averaged over the batch; it is the sum: dy already carries the loss's 1/N "
+                            "[eq:dense-grad-b]", lambda c: c["dy"].mean(axis=0))],
+    scale_note="dy already carries the loss's 1/N: a layer's backward never divides by N again")

@@ -19,12 +19,12 @@ def relu_backward(dy, x):
 
 
 EXERCISE = Exercise(
-        name="relu_backward", letter="b1", outputs=("dx",), shapes={"dx": ("N", "H")},
-        read={"dx": "activations.md#eq:relu-grad"},
-        make_case=_act_case(_relu), args=("dy", "x"), numeric=_act_numeric(_relu, "ReLU"),
-        mistakes=[Mistake("dx", "the upstream gradient is missing: dx is dy times the local slope, not the slope "
-                                "alone (chain rule)", lambda c: (c["x"] > 0).astype(float)),
-                  Mistake("dx", "multiplied by x; the slope of ReLU is the 0/1 mask (x > 0), not x",
-                          lambda c: c["dy"] * c["x"]),
-                  Mistake("dx", "multiplied by the output max(x, 0); the slope is the 0/1 mask (x > 0)",
-                          lambda c: c["dy"] * _relu(c["x"]))])
+    name="relu_backward", letter="b1", outputs=("dx",), shapes={"dx": ("N", "H")},
+    read={"dx": "activations.md#eq:relu-grad"},
+    make_case=_act_case(_relu), args=("dy", "x"), numeric=_act_numeric(_relu, "ReLU"),
+    mistakes=[Mistake("dx", "the upstream gradient is missing: dx is dy times the local slope, not the slope "
+                            "alone (chain rule)", lambda c: (c["x"] > 0).astype(float)),
+              Mistake("dx", "multiplied by x; the slope of ReLU is the 0/1 mask (x > 0), not x",
+                      lambda c: c["dy"] * c["x"]),
+              Mistake("dx", "multiplied by the output max(x, 0); the slope is the 0/1 mask (x > 0)",
+                      lambda c: c["dy"] * _relu(c["x"]))])

@@ -21,11 +21,11 @@ def tanh_backward(dy, y):
 
 
 EXERCISE = Exercise(
-        name="tanh_backward", letter="b2", outputs=("dx",), shapes={"dx": ("N", "H")},
-        read={"dx": "activations.md#eq:tanh-grad"},
-        make_case=_act_case(np.tanh), args=("dy", "y"), numeric=_act_numeric(np.tanh, "tanh"),
-        mistakes=[Mistake("dx", "the upstream gradient is missing: dx is dy times the local slope 1 − y²",
-                          lambda c: 1 - c["y"] ** 2),
-                  Mistake("dx", "the slope is 1 − y² (squared): yours is 1 − y", lambda c: c["dy"] * (1 - c["y"])),
-                  Mistake("dx", "tanh applied a second time: y is already tanh(x), so the slope is 1 − y², "
-                                "not 1 − tanh(y)²", lambda c: c["dy"] * (1 - np.tanh(c["y"]) ** 2))])
+    name="tanh_backward", letter="b2", outputs=("dx",), shapes={"dx": ("N", "H")},
+    read={"dx": "activations.md#eq:tanh-grad"},
+    make_case=_act_case(np.tanh), args=("dy", "y"), numeric=_act_numeric(np.tanh, "tanh"),
+    mistakes=[Mistake("dx", "the upstream gradient is missing: dx is dy times the local slope 1 − y²",
+                      lambda c: 1 - c["y"] ** 2),
+              Mistake("dx", "the slope is 1 − y² (squared): yours is 1 − y", lambda c: c["dy"] * (1 - c["y"])),
+              Mistake("dx", "tanh applied a second time: y is already tanh(x), so the slope is 1 − y², "
+                            "not 1 − tanh(y)²", lambda c: c["dy"] * (1 - np.tanh(c["y"]) ** 2))])

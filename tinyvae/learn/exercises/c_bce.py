@@ -29,11 +29,11 @@ def _bce_case(rng):
 
 
 EXERCISE = Exercise(
-        name="bce_with_logits", letter="c", outputs=("loss", "dlogits"), shapes={"loss": (), "dlogits": ("N", "D")},
-        read={"loss": "bernoulli.md#eq:bce-stable", "dlogits": "bernoulli.md#eq:bce-grad"},
-        make_case=_bce_case, args=("logits", "x"), values=("loss",),
-        numeric=_loss_numeric(solutions.bce_with_logits, ("logits", "x"), ["logits"], "binary cross-entropy"),
-        mistakes=[Mistake("dlogits", "yours is (σ(l) − x)·σ(l)(1 − σ(l))/N: the sigmoid's slope cancels against "
-                                     "the cross-entropy's, so dlogits = (σ(l) − x)/N [eq:bce-grad]",
-                          lambda c: (_sig(c["logits"]) - c["x"]) * _sig(c["logits"]) * (1 - _sig(c["logits"]))
-                          / SIZES["N"])])
+    name="bce_with_logits", letter="c", outputs=("loss", "dlogits"), shapes={"loss": (), "dlogits": ("N", "D")},
+    read={"loss": "bernoulli.md#eq:bce-stable", "dlogits": "bernoulli.md#eq:bce-grad"},
+    make_case=_bce_case, args=("logits", "x"), values=("loss",),
+    numeric=_loss_numeric(solutions.bce_with_logits, ("logits", "x"), ["logits"], "binary cross-entropy"),
+    mistakes=[Mistake("dlogits", "yours is (σ(l) − x)·σ(l)(1 − σ(l))/N: the sigmoid's slope cancels against "
+                                 "the cross-entropy's, so dlogits = (σ(l) − x)/N [eq:bce-grad]",
+                      lambda c: (_sig(c["logits"]) - c["x"]) * _sig(c["logits"]) * (1 - _sig(c["logits"]))
+                      / SIZES["N"])])

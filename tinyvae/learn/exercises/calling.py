@@ -53,9 +53,14 @@ def _as_outputs(ex, result, problems=None):
         return dict.fromkeys(names)
     if len(result) != len(names):
         missing = names[len(result):]
-        hint = (" the bias gradient db is missing" if "db" in missing else f" {', '.join(missing)} missing") \
-            if len(result) < len(names) else ""
-        problems.append(f"returned {len(result)} values, expected {len(names)}: ({', '.join(names)});{hint}")
+        if len(result) < len(names):
+            hint = "the bias gradient db is missing" if "db" in missing else f"{', '.join(missing)} missing"
+        elif "eps" in ex.args:
+            hint = ("ε gets no gradient: it is an input, a draw of N(0, I) held fixed, not a parameter, so return "
+                    f"only ({', '.join(names)}) [eq:reparam-grad-logvar]")
+        else:
+            hint = f"return exactly these {len(names)}, in this order"
+        problems.append(f"returned {len(result)} values, expected {len(names)}: ({', '.join(names)}); {hint}")
         return {k: (result[i] if i < len(result) and len(result) < len(names) else None) for i, k in enumerate(names)}
     return dict(zip(names, result))
 

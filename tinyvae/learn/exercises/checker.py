@@ -100,7 +100,7 @@ def check(name, fn=None, *, seed=0):
                             "the backward must see the very ε of the forward (ε itself gets no gradient) "
                             "[eq:reparam-grad-logvar]"))
     if any(v is not None for v in got.values()):  # else the return value's structure is the problem
-        problems += _check_outputs(ex, case, got, ref)
+        problems += _check_outputs(ex, case, got, ref, fn)
     if name == "iwae_loss" and not problems:
         problems += _iwae_probe(fn, ex)
     if name == "bce_with_logits" and not problems:

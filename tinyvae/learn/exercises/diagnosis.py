@@ -20,10 +20,13 @@ IWAE_PROBE_LOG_W = np.array([[-1e4, -1e4 + 1.0, -1e4 - 3.0, -1e4 + 0.5, -1e4 - 2
                              [-800.0, -805.0, -790.0, -801.0, -2000.0, -795.0]])
 
 
-def _check_outputs(ex, case, got, ref):
+def _check_outputs(ex, case, got, ref, fn):
     """One line per wrong output; outputs explained by the same known mistake share one line."""
-    problems, grouped = [], {}
+    problems, grouped = _swapped(ex, got, ref), {}
+    swapped = {n for p in problems for n in p.split(" are swapped")[0].split(" and ")}
     for name in ex.outputs:
+        if name in swapped:
+            continue
         g, r = got[name], np.asarray(ref[name], dtype=np.float64)
         link = f"[{ex.read[name].split('#')[1]}]"
         sym = "(" + ", ".join(ex.shapes[name]) + ("," if len(ex.shapes[name]) == 1 else "") + ")"
@@ -44,7 +47,7 @@ def _check_outputs(ex, case, got, ref):
             if hint:
                 grouped.setdefault(hint, []).append((name, f"{name}: {hint}"))
                 continue
-            key, text = _value_problem(ex, case, name, g, r, link)
+            key, text = _value_problem(ex, case, name, g, r, link, fn)
             if np.asarray(got[name]).dtype in (np.float32, np.float16):
                 text += f" (and it is {np.asarray(got[name]).dtype}: keep float64, a gradient check needs it)"
             if key:
@@ -59,6 +62,28 @@ def _check_outputs(ex, case, got, ref):
     if ex.name == "vae_backward" and problems:
         problems.append(_locate(got, ref))
     return problems
+
+
+def _swapped(ex, got, ref):
+    """Two outputs of one shape returned in each other's places: one line per such pair."""
+    def equal(a, b):
+        return (a is not None and _is_numeric(a) and np.shape(a) == np.shape(b)
+                and np.allclose(np.asarray(a, dtype=np.float64), b, rtol=1e-7, atol=1e-12))
+
+    out, seen = [], set()
+    ref = {k: np.asarray(v, dtype=np.float64) for k, v in ref.items()}
+    for i, a in enumerate(ex.outputs):
+        for b in ex.outputs[i + 1:]:
+            if {a, b} & seen or ref[a].shape != ref[b].shape or np.allclose(ref[a], ref[b]):
+                continue
+            if equal(got[a], ref[b]) and equal(got[b], ref[a]):
+                seen |= {a, b}
+                if ex.name == "vae_backward":  # a dict: the keys are mixed up
+                    out.append(f"{a} and {b} are swapped: yours are exactly the right values under each other's keys")
+                else:
+                    out.append(f"{a} and {b} are swapped: yours are exactly the right values in each other's places. "
+                               f"Return ({', '.join(ex.outputs)}) in this order")
+    return out
 
 
 def _locate(got, ref):
@@ -139,7 +164,7 @@ def _ratio_hint(ex, c):
     return None
 
 
-def _value_problem(ex, case, name, g, r, link):
+def _value_problem(ex, case, name, g, r, link, fn):
     """(group key or None, text): what is wrong with a same-shape output ``g`` (reference ``r``)."""
     if not np.all(np.isfinite(g)):
         bad = np.argwhere(~np.isfinite(g))
@@ -164,22 +189,52 @@ def _value_problem(ex, case, name, g, r, link):
     if not np.any(g) and np.any(r):
         bias = name.startswith(("db", "b_"))
         return None, f"{head}. It is all zeros" + (": the bias gradient was forgotten" if bias else "") + f" {link}"
-    if ex.name == "reparameterize_backward" and name == "dlog_var" and _implied_eps(case, g) is not None:
+    if ex.name == "reparameterize_backward" and name == "dlog_var" and _eps_out_of_place(case, g):
+        return None, (f"{head}. It equals ½·dz·ε'·σ where ε' holds the forward's ε values in other places "
+                      "(transposed, reversed or shuffled): each entry of z has its own ε, and its gradient uses "
+                      "that same entry [eq:reparam-grad-logvar]")
+    if ex.name == "reparameterize_backward" and name == "dlog_var" and _uses_another_eps(fn, ex, case, g):
         return None, (f"{head}. It equals ½·dz·ε'·σ for an ε' that is not the forward's ε: the wrong ε. "
                       "The backward must use the very ε the forward drew; with a fresh one the reconstruction "
                       "stops pulling on σ [eq:reparam-grad-logvar]")
     return None, f"{head} {link}"
 
 
-def _implied_eps(case, g):
-    """The ε' with g = ½·dz·ε'·σ, when it looks like another draw of N(0, 1) noise (else None)."""
+def _eps_out_of_place(case, g):
+    """Whether g = ½·dz·ε'·σ for an ε' whose entries are the forward's ε rearranged."""
     denom = 0.5 * case["dz"] * case["std"]
     if np.any(np.abs(denom) < 1e-8):
-        return None
+        return False
     e = g / denom
-    if not np.all(np.isfinite(e)) or not 0.2 < e.std() < 5 or np.allclose(e, case["eps"], rtol=1e-6):
-        return None
-    return e
+    return (np.all(np.isfinite(e)) and not np.allclose(e, case["eps"], rtol=1e-6)
+            and np.allclose(np.sort(e, axis=None), np.sort(case["eps"], axis=None), rtol=1e-7, atol=1e-12))
+
+
+def _uses_another_eps(fn, ex, case, g):
+    """Whether g = ½·dz·ε'·σ for an ε' that looks like an independent N(0, 1) draw.
+
+    Two tests, both needed: ε' has the sample mean and spread of N(0, 1) noise, and it is independent
+    of the ε passed in (the answer stays the same when ε is replaced by another draw). A formula
+    built on the right ε with a wrong factor (σ², √σ, 1/(2σ), ...) fails the second test.
+    """
+    denom = 0.5 * case["dz"] * case["std"]
+    if np.any(np.abs(denom) < 1e-8):
+        return False
+    e = g / denom
+    n = e.size
+    if not np.all(np.isfinite(e)) or abs(e.mean()) > 4 / np.sqrt(n) or not 0.35 < e.std() < 2.0:
+        return False
+    def dlog_var(inputs):
+        result, err = _call(fn, ex, inputs)
+        out = None if err is not None else _as_outputs(ex, result).get("dlog_var")
+        ok = out is not None and _is_numeric(out) and np.shape(out) == g.shape
+        return np.asarray(out, dtype=np.float64) if ok else None
+
+    again = dlog_var(case)
+    if again is not None and not np.allclose(again, g, rtol=1e-12, atol=0):
+        return True  # a fresh draw on every call: independent of the ε passed in by construction
+    other = dlog_var(dict(case, eps=np.random.default_rng(99).standard_normal(case["eps"].shape)))
+    return other is not None and np.allclose(other, g, rtol=1e-12, atol=0)
 
 
 def _bce_probe(fn, ex):

@@ -21,13 +21,13 @@ def reparameterize(mu, log_var, eps):
 
 
 EXERCISE = Exercise(
-        name="reparameterize", letter="e1", outputs=("z",), shapes={"z": ("N", "Z")},
-        read={"z": "reparameterization.md#eq:reparam"},
-        make_case=_reparam_case, args=("mu", "log_var", "eps"), values=("z",),
-        mistakes=[Mistake("z", "σ² in place of σ: the noise is scaled by exp(log_var) = σ², the variance; "
-                               "it must be scaled by the standard deviation σ = exp(½ log_var) [eq:reparam]",
-                          lambda c: c["mu"] + np.exp(c["log_var"]) * c["eps"]),
-                  Mistake("z", "log σ² used as if it were σ: σ = exp(½ log_var) [eq:reparam]",
-                          lambda c: c["mu"] + c["log_var"] * c["eps"]),
-                  Mistake("z", "μ is missing: z = μ + σ ⊙ ε [eq:reparam]",
-                          lambda c: np.exp(0.5 * c["log_var"]) * c["eps"])])
+    name="reparameterize", letter="e1", outputs=("z",), shapes={"z": ("N", "Z")},
+    read={"z": "reparameterization.md#eq:reparam"},
+    make_case=_reparam_case, args=("mu", "log_var", "eps"), values=("z",),
+    mistakes=[Mistake("z", "σ² in place of σ: the noise is scaled by exp(log_var) = σ², the variance; "
+                           "it must be scaled by the standard deviation σ = exp(½ log_var) [eq:reparam]",
+                      lambda c: c["mu"] + np.exp(c["log_var"]) * c["eps"]),
+              Mistake("z", "log σ² used as if it were σ: σ = exp(½ log_var) [eq:reparam]",
+                      lambda c: c["mu"] + c["log_var"] * c["eps"]),
+              Mistake("z", "μ is missing: z = μ + σ ⊙ ε [eq:reparam]",
+                      lambda c: np.exp(0.5 * c["log_var"]) * c["eps"])])

@@ -105,9 +105,9 @@ def _vae_mistakes():
 
 
 EXERCISE = Exercise(
-        name="vae_backward", letter="f", outputs=tuple(VAE_PARAM_SHAPES), shapes=dict(VAE_PARAM_SHAPES),
-        read={k: "reparameterization.md#eq:encoder-output-grad" if k in ("W_mu", "b_mu", "W_logvar", "b_logvar")
-              else "dense.md#eq:dense-grad-b" if k.startswith("b") else "dense.md#eq:dense-grad-w"
-              for k in VAE_PARAM_SHAPES},
-        make_case=_vae_case, args=("params", "cache"), numeric=_vae_numeric, mistakes=_vae_mistakes(),
-        scale_note="only the loss's own gradients (dlogits and the KL's) carry 1/N; the layers do not divide again")
+    name="vae_backward", letter="f", outputs=tuple(VAE_PARAM_SHAPES), shapes=dict(VAE_PARAM_SHAPES),
+    read={k: "reparameterization.md#eq:encoder-output-grad" if k in ("W_mu", "b_mu", "W_logvar", "b_logvar")
+          else "dense.md#eq:dense-grad-b" if k.startswith("b") else "dense.md#eq:dense-grad-w"
+          for k in VAE_PARAM_SHAPES},
+    make_case=_vae_case, args=("params", "cache"), numeric=_vae_numeric, mistakes=_vae_mistakes(),
+    scale_note="only the loss's own gradients (dlogits and the KL's) carry 1/N; the layers do not divide again")

@@ -70,8 +70,8 @@ def _iwae_mistakes():
 
 
 EXERCISE = Exercise(
-        name="iwae_loss", letter="g", outputs=("loss", "dlog_w"), shapes={"loss": (), "dlog_w": ("N", "K")},
-        read={"loss": "iwae.md#eq:iwae-loss", "dlog_w": "iwae.md#eq:iwae-grad-logw"},
-        make_case=_iwae_case, args=("log_w",), values=("loss",),
-        numeric=_loss_numeric(solutions.iwae_loss, ("log_w",), ["log_w"], "IWAE loss −L_K"),
-        mistakes=_iwae_mistakes())
+    name="iwae_loss", letter="g", outputs=("loss", "dlog_w"), shapes={"loss": (), "dlog_w": ("N", "K")},
+    read={"loss": "iwae.md#eq:iwae-loss", "dlog_w": "iwae.md#eq:iwae-grad-logw"},
+    make_case=_iwae_case, args=("log_w",), values=("loss",),
+    numeric=_loss_numeric(solutions.iwae_loss, ("log_w",), ["log_w"], "IWAE loss −L_K"),
+    mistakes=_iwae_mistakes())

@@ -119,9 +119,9 @@ def _iwae_encoder_dz(c):
 
 
 EXERCISE = Exercise(
-        name="iwae_encoder_backward", letter="h", outputs=("dmu", "dlog_var"),
-        shapes={"dmu": ("N", "Z"), "dlog_var": ("N", "Z")},
-        read={"dmu": "iwae.md#eq:iwae-grad-mu", "dlog_var": "iwae.md#eq:iwae-grad-logvar",
-              "log q": "iwae.md#eq:iwae-log-q-total"},
-        make_case=_iwae_encoder_case, args=("weights", "dlogpx_dz", "z", "eps", "std"),
-        numeric=_iwae_encoder_numeric, mistakes=_iwae_encoder_mistakes())
+    name="iwae_encoder_backward", letter="h", outputs=("dmu", "dlog_var"),
+    shapes={"dmu": ("N", "Z"), "dlog_var": ("N", "Z")},
+    read={"dmu": "iwae.md#eq:iwae-grad-mu", "dlog_var": "iwae.md#eq:iwae-grad-logvar",
+          "log q": "iwae.md#eq:iwae-log-q-total"},
+    make_case=_iwae_encoder_case, args=("weights", "dlogpx_dz", "z", "eps", "std"),
+    numeric=_iwae_encoder_numeric, mistakes=_iwae_encoder_mistakes())

@@ -117,10 +117,10 @@ def _conv_mistakes():
 
 
 EXERCISE = Exercise(
-        name="conv_backward", letter="i", outputs=("dx", "dW", "db"),
-        shapes={"dx": ("N", "C", "R", "S"), "dW": ("F", "C", "k", "k"), "db": ("F",)},
-        read={"dx": "convolution.md#eq:conv-grad-x", "dW": "convolution.md#eq:conv-grad-w",
-              "db": "convolution.md#eq:conv-grad-b", "col2im": "convolution.md#eq:col2im"},
-        make_case=_conv_case, args=("dy", "x", "W", "stride", "padding"), numeric=_conv_numeric,
-        mistakes=_conv_mistakes(),
-        scale_note="dy already carries the loss's 1/N: a layer's backward never divides by N again")
+    name="conv_backward", letter="i", outputs=("dx", "dW", "db"),
+    shapes={"dx": ("N", "C", "R", "S"), "dW": ("F", "C", "k", "k"), "db": ("F",)},
+    read={"dx": "convolution.md#eq:conv-grad-x", "dW": "convolution.md#eq:conv-grad-w",
+          "db": "convolution.md#eq:conv-grad-b", "col2im": "convolution.md#eq:col2im"},
+    make_case=_conv_case, args=("dy", "x", "W", "stride", "padding"), numeric=_conv_numeric,
+    mistakes=_conv_mistakes(),
+    scale_note="dy already carries the loss's 1/N: a layer's backward never divides by N again")
