@@ -7,6 +7,7 @@ gradient (mean − x), draws, the decoder's mean image, bad targets, and planted
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from decimal import Decimal, localcontext
 
 import numpy as np
@@ -247,3 +248,18 @@ def test_the_data_mean_output_bias_makes_the_untrained_decoder_predict_the_avera
     init_output_bias(model, images, "data-mean")
     average = np.clip(images.mean(axis=0) / 255, 1e-3, 1 - 1e-3)
     np.testing.assert_allclose(model.decode(np.zeros((1, 2)))[0], average, rtol=1e-12)
+
+
+def test_the_nll_of_a_pixel_at_zero_falls_without_bound_and_the_derivation_says_so():
+    """On pixels at exactly 0 the likelihood has no maximum: −log p(0 | l) ≈ −log|l| → −∞ with a positive
+    gradient at every l. derivations/continuous-bernoulli.md must state it and name the remedy."""
+    logits = -np.logspace(0, 5, 200)[None, :]  # (1, 200): l from −1 to −1e5
+    per_pixel = np.array([float(cb.continuous_bernoulli_nll(logits[:, i:i + 1], np.zeros((1, 1)))[0])
+                          for i in range(logits.shape[1])])
+    _, grad = cb.continuous_bernoulli_nll(logits, np.zeros_like(logits))
+    assert (np.diff(per_pixel) < 0).all() and (grad > 0).all()
+    assert abs(per_pixel[-1] + math.log(1e5)) < 1e-6
+    page = (Path(__file__).resolve().parents[1] / "derivations" / "continuous-bernoulli.md").read_text(encoding="utf-8")
+    text = " ".join(page.split())
+    assert "The likelihood has no maximum on data with atoms." in text
+    assert "dequantize" in text and "x = (k + u)/256" in text

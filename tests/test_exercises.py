@@ -491,7 +491,7 @@ def test_gradient_table_names_the_given_and_expected_shape_on_a_shape_mismatch()
 
 
 def test_gradcheck_report_on_a_wrong_shape_raises_with_both_shapes():
-    from tinyvae.gradcheck import check_gradients
+    from tinyvae.learn.gradcheck import check_gradients
     w = np.ones((2, 3))
     report = check_gradients(lambda: (w ** 2).sum(), {"w": w}, {"w": np.ones(3)})
     assert not report.passed

@@ -8,6 +8,7 @@ here. The README keeps a table of headline figures: each is checked against the 
 against the results page.
 """
 import json
+import math
 import re
 from pathlib import Path
 
@@ -217,3 +218,27 @@ def test_readme_headline_default_run_is_the_results_pages(front, readme):
 def test_readme_links_the_results_page_and_start_here(front):
     assert "(docs/results.md)" in front and "(docs/start-here.md)" in front
     assert "python -m pytest -q\n" in front  # CI runs the README's test command
+
+
+CB_RUN = "2026-12-07-cb-dequantized.json"
+
+
+def test_readme_continuous_bernoulli_row_is_the_dequantized_run(readme, prose):
+    """The continuous-Bernoulli row quotes benchmarks/cb_dequantized.py's run: trained and scored on
+    dequantized pixels, where the density is bounded (on grey levels with atoms at 0 it is not)."""
+    run = load(CB_RUN)
+    assert (run["epochs"], run["seed"], run["nll_k"], run["nll_n"], run["test_n"]) == (10, 0, 1000, 1000, 10000)
+    cells = table_row(readme, "continuous Bernoulli, dequantized pixels")
+    figures = cells[-1].replace("\u2212", "-")
+    assert f"negative ELBO {run['test_neg_elbo']:.2f} on all 10,000 test digits" in figures, figures
+    assert f"**NLL (K = 1000) {run['nll_mean']:.2f} ± {run['nll_stderr']:.2f}** on the first 1,000" in figures
+    assert f"(their negative ELBO: {run['neg_elbo_same_digits']:.2f})" in figures
+    assert f"at most {run['bits_per_dim_bound']:.3f} bits per dimension" in figures
+    assert f"KL {run['test_kl']:.2f}" in figures and f"{run['active_units']} of 20 latent units active" in figures
+    # A density of dequantized 8-bit digits is at least -D log 256 nats (derivations/continuous-bernoulli.md).
+    assert run["nll_mean"] > -784 * 5.545177444479562 and run["test_neg_elbo"] > -784 * 5.545177444479562
+    assert "python benchmarks/cb_dequantized.py" in cells[1]
+    bound = 784 * math.log(256)
+    assert f"no model scores below -784 log 256 ≈ -{bound:.0f} nats per digit" in prose
+    assert abs(run["bits_per_dim_bound"] - (run["nll_mean"] / (784 * math.log(2)) + 8)) < 1e-3
+    assert f"by `benchmarks/cb_dequantized.py` ({run['epochs']} epochs" in prose and CB_RUN in prose

@@ -10,13 +10,15 @@ validation; ``parts/``: the encoder giving q(z|x), the prior, the decoder's like
 objectives ELBO and IWAE; ``vae``: the VAE and the autoencoder; ``ppca``: the linear VAE and
 probabilistic PCA); ``evaluation/``, the bounds, the importance-weighted NLL and the pictures;
 ``learn/``, the learner's tools (the gradient checker, the exercises with their checker, the reference
-solutions); and ``run/``, running (the training loop, the run folder, stopping, the ``tinyvae``
-command). The math behind each piece is in the repository's ``derivations/`` folder, cited from the
-code as ``# [eq:...]``.
+solutions); ``run/``, running (the training loop, the run folder, stopping, the ``tinyvae``
+command); and ``pretrained/``, small trained models with the recipes that rebuild them. The math
+behind each piece is in the repository's ``derivations/`` folder, cited from the code as
+``# [eq:...]``.
 
 The public API is the list below, plus the modules ``tinyvae.data`` (MNIST and any IDX data),
-``tinyvae.plots`` (the pictures), ``tinyvae.evaluate`` (the evaluation's helpers) and
-``tinyvae.exercises`` (graded backward passes); a notebook needs nothing else.
+``tinyvae.plots`` (the pictures), ``tinyvae.evaluate`` (the evaluation's helpers), ``tinyvae.exercises``
+(graded backward passes) and ``tinyvae.pretrained`` (small trained models bundled with the package,
+each with its recipe); a notebook needs nothing else.
 """
 
 import os as _os

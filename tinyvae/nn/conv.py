@@ -285,7 +285,7 @@ class _ConvBase(Layer):
         self.stride, self.padding, self.output_padding = int(stride), int(padding), int(output_padding)
         fan_in, fan_out = self.c_in * self.kernel ** 2, self.c_out * self.kernel ** 2  # [eq:conv-fan-in]
         self.params = {"W": conv_init(rng, weight_shape, fan_in, fan_out, init, dtype), "b": np.zeros(c_out, dtype)}
-        if init == "uniform":  # PyTorch's default for both layers: the bias too, U(±1/sqrt(fan_in))
+        if init == "uniform":  # the bias too, U(±1/sqrt(fan_in)); PyTorch's default for Conv2d (see ConvTranspose2d)
             bound = 1.0 / math.sqrt(fan_in)
             self.params["b"][...] = rng.uniform(-bound, bound, c_out)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
@@ -357,7 +357,9 @@ class ConvTranspose2d(_ConvBase):
     Weights (C_in, C_out, k, k) and bias (C_out,), as PyTorch's ``nn.ConvTranspose2d``. Each side
     grows to (H − 1)·s − 2p + k + output_padding [eq:conv-transpose-output-size]; ``output_padding``
     (less than the stride) adds the rows at the bottom and right that the size formula of a strided
-    convolution cannot tell apart. ``init`` as for ``Conv2d``, with fan-in C_in·k·k.
+    convolution cannot tell apart. ``init`` as for ``Conv2d``, with fan-in C_in·k·k. So ``"uniform"``
+    is not PyTorch's default here: ``nn.ConvTranspose2d`` takes its fan-in from the weight's second
+    dimension, C_out·k·k, a bound 1/sqrt(C_out·k·k) (derivations/convolution.md, [eq:conv-fan-in]).
     """
 
     def __init__(self, c_in, c_out, kernel, stride=1, padding=0, output_padding=0, *, init="he", rng=None,

@@ -13,8 +13,9 @@ returns this mean. The derivation is in derivations/continuous-bernoulli.md.
 Numerics. log C and its derivative g(l) = 1/l − 1/sinh(l) are even and odd in l. For |l| ≥ 1 they
 are computed from u = exp(−|l|) ∈ (0, 1/e], which cannot overflow (at l = ±1e4, u is 0 and every
 term stays finite) [eq:cb-log-norm-stable]; below that the closed forms cancel (1/l − 1/sinh l
-loses all its digits as l → 0, and log(l) − log(tanh(l/2)) is 0/0 at l = 0), so a power series in l²
-takes over [eq:cb-log-norm-series]: 16 terms are exact to float64 round-off on |l| < 1, 8 to float32's.
+loses all its digits as l → 0, and l / tanh(l/2) is 0/0 at l = 0), so a power series in l² takes over
+[eq:cb-log-norm-series]: at |l| = 1, its worst case, 16 terms leave a truncation error of 0.82 ulp in
+float64 and 8 terms 0.14 ulp in float32, round-off level.
 Loss values reduce as everywhere in tinyvae: sum over pixels, mean over the batch, nats per example.
 """
 
@@ -47,7 +48,7 @@ def _series_coefficients(terms):
 
 
 _COEFFICIENTS = _series_coefficients(16)  # c_1 = 1/6, c_2 = −7/360, c_3 = 31/15120, ...
-SERIES_TERMS = {np.dtype(np.float32): 8, np.dtype(np.float64): 16}  # truncation below the dtype's round-off at |l| < 1
+SERIES_TERMS = {np.dtype(np.float32): 8, np.dtype(np.float64): 16}  # truncation under one ulp on |l| <= 1
 
 
 def _series(l, dtype):
