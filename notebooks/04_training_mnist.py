@@ -42,7 +42,7 @@ print(mnist)
 # %% [markdown]
 # ## 1. Train
 #
-# A `TrainConfig` holds everything a run depends on (each field has a comment in `tinyvae/run/config.py`);
+# A `TrainConfig` holds everything a run depends on (each field has a comment in `tinyvae/train.py`);
 # the run is a pure function of it. The full recipe is the default config (784-400-20, 10 epochs on
 # all 60 000 digits, `tinyvae train` in a shell); here we shorten it, and we train on **binary** pixels.
 #
