@@ -93,3 +93,17 @@ def test_the_dequantized_continuous_bernoulli_trains_on_a_few_digits():
 def test_the_log_benchmark_reports_each_cost_and_their_ratios():
     result = load_script("bench_log").measure(size=4096, rounds=3)
     assert all(result[key] > 0 for key in ("log_ns", "log1p_ns", "multiply_ns", "log_over_multiply", "log1p_over_log"))
+
+
+def test_the_contention_ratios_are_taken_within_each_round_then_the_median():
+    bench = load_script("bench_contention")
+    seconds = {"train | default | busy": [2.0, 9.0, 3.0], "train | one thread | busy": [1.0, 3.0, 3.0],
+               "train | default | idle": [1.0, 1.0, 2.0], "train | old default | idle": [2.0, 1.0, 1.0],
+               "train | one thread | idle": [1.0, 1.0, 1.0]}
+    r = bench.ratios(seconds, ["train"], 3)
+    assert r["train: busy default / busy one thread"] == {"median": 2.0, "by_round": [2.0, 3.0, 1.0]}
+    assert r["train: idle default / idle old default"] == {"median": 1.0, "by_round": [0.5, 1.0, 2.0]}
+    assert r["train: busy one thread / idle default"]["by_round"] == [1.0, 3.0, 1.5]
+    one, old = bench.settings()["one thread"], bench.settings()["old default"]
+    assert one == {"OPENBLAS_NUM_THREADS": "1", "TINYVAE_THREADS": "1"}
+    assert old["OPENBLAS_NUM_THREADS"] == str(bench.cores())

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .. import backend
+from .. import backend, threads
 from ..data import DataError, binarize_static, epoch_permutation, load_dataset, to_float
 from ..errors import UserError, explain
 from ..evaluation.evaluate import evaluate_elbo
@@ -71,6 +71,7 @@ class Run:
 
     # ---- the loop
 
+    @threads.pins_blas  # BLAS on one thread, tinyvae's own threads on the free cores (threads.py)
     def fit(self, first_epoch, first_step, sums, seconds):
         # NaN and inf are caught and reported by _read (where and which term); numpy's warnings would only
         # repeat that, less precisely.
