@@ -304,7 +304,7 @@ def test_wide_equations_fit_or_scroll_inside_their_box(crawl):
     assert not problems, "\n".join(problems[:40])
     kl = [eq for eq in report["derivations/kl.html"]["displayed"] if eq["anchor"] == "eq:kl-closed-form"]
     assert kl and kl[0]["fits"], f"the KL page's closed form does not fit its box at 1400 px: {kl}"
-    per_dim = [eq for eq in report["tinyvae/losses.html"]["displayed"] if eq["anchor"] == "eq:kl-per-dim"]
+    per_dim = [eq for eq in report["tinyvae/prob/losses.html"]["displayed"] if eq["anchor"] == "eq:kl-per-dim"]
     assert per_dim and all(eq["fits"] or eq["scrolls"] for eq in per_dim), per_dim
     print(f"\n{sum(len(d['displayed']) for d in report.values())} displayed equations, {scaled} scroll in their box")
 
