@@ -167,6 +167,18 @@ def test_draws_have_the_distribution_mean_and_stay_in_the_unit_interval():
     assert np.all(np.abs(draws.mean(axis=1) - cb.mean(logits[:, 0])) < 5 * se + 1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_draws_at_small_logits_match_the_inverse_cdf_of_the_same_uniforms(dtype):
+    # Both signs, down to just above the l = 0 cut-off: log(u + (1 − u) e^(−l)) for l > 0 lost the
+    # small difference from 1 in float32 (0.057 off at l = 2e-6); log1p/expm1 keeps it.
+    logits = np.repeat(np.array([[2e-6], [-2e-6], [1e-5], [-1e-5], [1e-4], [-1e-4], [0.3], [-0.3]]), 20_000, axis=1)
+    draws = cb.sample(logits.astype(dtype), np.random.default_rng(5))
+    u = np.random.default_rng(5).random(logits.shape).astype(dtype).astype(np.float64)  # the sampler's uniforms
+    exact = np.log1p(u * np.expm1(logits)) / logits  # [eq:cb-inverse-cdf] in float64, no cancellation for l < 1
+    assert draws.dtype == dtype
+    np.testing.assert_allclose(draws, exact, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-12)
+
+
 def test_decode_returns_the_continuous_bernoulli_mean_not_the_sigmoid():
     model = VAE(input_dim=12, hidden=(6,), latent=2, likelihood="continuous-bernoulli", dtype="float64", seed=0)
     z = np.random.default_rng(0).standard_normal((5, 2)) * 3
