@@ -178,6 +178,9 @@ def test_ppca_fit_rejects_bad_input(data):
     flat[:, 0] = np.arange(20.0)
     with pytest.raises(ValueError, match="subspace"):
         ppca_fit(flat, 1)
+    tilted = flat @ np.random.default_rng(0).normal(size=(4, 4)) + 1.0  # still on a line; eigh leaves round-off
+    with pytest.raises(ValueError, match="subspace"):
+        ppca_fit(tilted, 1)
 
 
 def test_linear_vae_elbo_refuses_models_that_are_not_linear_gaussian(data):

@@ -67,9 +67,10 @@ def ppca_fit(X, k):
     eigvals = np.clip(eigvals[order], 0.0, None)  # tiny negative round-off -> 0
     eigvecs = eigvecs[:, order]
     sigma2 = float(eigvals[k:].mean())  # [eq:ppca-mle]
-    if not sigma2 > 0:
-        raise ValueError(f"the data lie in a subspace of dimension <= k={k}: the discarded eigenvalues "
-                         f"are all zero, so σ² = 0 and the PPCA covariance is singular; use a smaller k")
+    # eigh's eigenvalues carry round-off of order eps·λ_1: a σ² below D·eps·λ_1 is zero up to round-off.
+    if not sigma2 > d * np.finfo(np.float64).eps * eigvals[0]:
+        raise ValueError(f"the data lie in a subspace of dimension <= k={k} (up to round-off): the discarded "
+                         f"eigenvalues are all zero, so σ² = 0 and the PPCA covariance is singular; use a smaller k")
     W = eigvecs[:, :k] * np.sqrt(eigvals[:k] - sigma2)  # (D, Z)  [eq:ppca-mle]
     return PPCA(mean=mean, W=W, sigma2=sigma2, eigvals=eigvals)
 

@@ -76,8 +76,9 @@ def _bce_rows(logits, x, out, scale):
     xp.exp(buf, out=buf)  # u = exp(−|l|) in (0, 1]: cannot overflow
     buf += 1  # 1 + u in [1, 2] (exactly 1 in float32 once u < 2⁻²⁴)
     # log(1 + u) rather than log1p(u): 1 + u is needed below anyway, and NumPy's float32 log is
-    # typically faster than its log1p (benchmarks/bench_log.py); the two differ by at most about 2·2⁻²⁴ ≈ 1.2e-7 per pixel
-    # (measured, derivations/float32-loss.md), far under the resolution of a sum over 784 pixels.
+    # typically faster than its log1p (benchmarks/bench_log.py); the two differ by at most about
+    # 2·2⁻²⁴ ≈ 1.2e-7 per pixel, ≲ 1e-4 nats over an example's 784 pixels
+    # (derivations/float32-loss.md): far below the 0.01 nats to which losses are reported.
     sum_log = sum_of_logs(buf)  # Σ log(1 + u)
     value = sum_pos - xp.vdot(x, logits) + sum_log  # [eq:bce-stable]
     xp.reciprocal(buf, out=buf)  # r = 1 / (1 + u) = σ(|l|)
@@ -138,7 +139,9 @@ def bernoulli_log_prob(logits, x):
     """log p(x | logits) per example: the sum over the last axis, shape (N,) or (S, N).
 
     ``x`` broadcasts against ``logits`` (the importance-weighted bound scores S samples of one
-    batch). Same stable form and the same shortcuts as ``bernoulli_nll``, without the gradient.
+    batch). The stable form of ``bernoulli_nll`` with two of its shortcuts: log(1 + u) for log1p(u), and
+    Σ max(l, 0) = ½(Σ l + Σ |l|) before Σ x·l is subtracted. No gradient, so no sigmoid; and one log per
+    pixel, not ``sum_of_logs``, which sums the whole buffer where this needs one sum per example.
     """
     xp = get_xp(logits)
     buf = xp.abs(logits)  # |l|
