@@ -4,7 +4,7 @@
     python benchmarks/bench_two_layer.py --rounds 5 --epochs 3
     python benchmarks/bench_two_layer.py --cpu-steps 100    # CPU time per step instead (a shared machine)
 
-Both models train with ``tinyvae.train.train`` on the ``iwae-paper`` preset (784-200-200-50 tanh,
+Both models train with ``tinyvae.run.train.train`` on the ``iwae-paper`` preset (784-200-200-50 tanh,
 dynamic binarization, Adam ε 1e-4, batch 128, the ELBO): one stochastic layer as in the one-layer
 reproduction, and ``stochastic_layers=2`` (z1 100, z2 50, 100-100 between them, every term of the
 ELBO sampled). Each epoch's seconds are the training loop alone, as written to ``metrics.jsonl``.
@@ -32,7 +32,8 @@ import tinyvae  # noqa: F401,I001  (first: it tunes OpenBLAS's threads before Nu
 import numpy as np
 
 from tinyvae.data import load_dataset  # noqa: E402
-from tinyvae.train import PRESETS, TWO_LAYER_PRESETS, TrainConfig, train  # noqa: E402
+from tinyvae.run.config import PRESETS, TWO_LAYER_PRESETS  # noqa: E402
+from tinyvae.run.train import TrainConfig, train  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import blas_info  # noqa: E402

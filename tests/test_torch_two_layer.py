@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from tinyvae.two_layer import TwoLayerVAE
-from tinyvae.vae import ModelConfig
+from tinyvae.models.config import ModelConfig
+from tinyvae.models.two_layer import TwoLayerVAE
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

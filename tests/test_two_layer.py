@@ -1,4 +1,4 @@
-"""The VAE with two stochastic layers (tinyvae/two_layer.py): its gradients, its log weights term by term,
+"""The VAE with two stochastic layers (tinyvae/models/two_layer.py): its gradients, its log weights term by term,
 its structure (each layer's own noise, q(z2|z1) reading x only through z1), training, exact resume,
 evaluation per layer, and the bad input the command line refuses.
 
@@ -14,15 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyvae import cli, iwae
+from tinyvae import cli
 from tinyvae.checkpoint import CheckpointError, load_arrays
 from tinyvae.data import Dataset, load_dataset
-from tinyvae.evaluate import evaluate_checkpoint, format_report
-from tinyvae.gradcheck import check_model, standard_suite
-from tinyvae.losses import bernoulli_log_prob, log_normal_density
-from tinyvae.train import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig, resume, train
-from tinyvae.two_layer import TwoLayerVAE
-from tinyvae.vae import VAE, ModelConfig, build_model, load_model
+from tinyvae.evaluation.command import format_report
+from tinyvae.evaluation.evaluate import evaluate_checkpoint
+from tinyvae.learn.gradcheck import check_model, standard_suite
+from tinyvae.models.config import ModelConfig
+from tinyvae.models.parts import iwae
+from tinyvae.models.two_layer import TwoLayerVAE
+from tinyvae.models.vae import VAE, build_model, load_model
+from tinyvae.prob.losses import bernoulli_log_prob, log_normal_density
+from tinyvae.run.train import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig, resume, train
 
 SMALL = dict(input_dim=6, hidden=(5,), latent=3, latent2=2, hidden2=(4,), activation="tanh", dtype="float64")
 N_TRAIN, N_TEST = 512, 256
@@ -191,7 +194,7 @@ def test_evaluate_reports_active_units_per_stochastic_layer(tmp_path, mnist):
 
 def test_the_preset_with_two_stochastic_layers_takes_the_papers_sizes(capsys, monkeypatch):
     seen = {}
-    module = importlib.import_module("tinyvae.train")  # the module, whatever tinyvae/__init__ exports
+    module = importlib.import_module("tinyvae.run.train")  # the module, whatever tinyvae/__init__ exports
     monkeypatch.setattr(module, "train", lambda config, **kw: seen.setdefault("config", config))
     assert cli.main(["train", "--preset", "iwae-paper", "--stochastic-layers", "2"]) == 0
     config = seen["config"]
