@@ -17,7 +17,7 @@ from ..checks import field_problems
 from ..nn import ACTIVATIONS
 from ..nn.convnet import conv_size_problem, feature_shape
 from .hierarchy import describe as hierarchy_describe
-from .hierarchy import hierarchy_problems
+from .hierarchy import HIDDEN2, hierarchy_problems, stored_fields
 from .hierarchy import parameter_count as hierarchy_parameter_count
 
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous-bernoulli")
@@ -73,7 +73,7 @@ class ModelConfig:
     k: int = 1  # K, importance samples per example of the IWAE objective (the ELBO takes 1)
     stochastic_layers: int = 1  # 1: z ~ q(z|x); 2: z1 (latent units) and z2 (latent2), models/two_layer.py
     latent2: int = 0  # Z2, units of the upper stochastic layer z2 (two stochastic layers only)
-    hidden2: tuple = (100, 100)  # widths between z1 and z2, in q(z2|z1) and (reversed) p(z1|z2); two layers only
+    hidden2: tuple = HIDDEN2  # widths between z1 and z2, in q(z2|z1) and (reversed) p(z1|z2); two layers only
 
     def __post_init__(self):
         problems = list(field_problems(self).values())  # each field's type, by its default: latent=2.5 is refused
@@ -131,8 +131,7 @@ class ModelConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
-        d["hidden2"] = list(self.hidden2)
-        return d
+        return stored_fields(self, d)
 
     def describe(self):
         if self.stochastic_layers == 2:

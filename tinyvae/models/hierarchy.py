@@ -17,6 +17,17 @@ This module imports nothing of the model, so that ``models.config.ModelConfig`` 
 from __future__ import annotations
 
 STOCHASTIC_LAYERS = (1, 2)
+HIDDEN2 = (100, 100)  # the default widths between z1 and z2 (the paper's)
+FIELDS = ("stochastic_layers", "latent2", "hidden2")
+
+
+def stored_fields(config, d):
+    """``d`` (a config's dict) as it is stored: a one-layer config with the hierarchy's fields at their
+    defaults leaves them out, so that its config.json and checkpoints read exactly as those of a
+    version without two stochastic layers; any other config stores all three (hidden2 as a list)."""
+    if config.stochastic_layers == 1 and not config.latent2 and tuple(config.hidden2) == HIDDEN2:
+        return {k: v for k, v in d.items() if k not in FIELDS}
+    return {**d, "hidden2": list(config.hidden2)}
 
 
 def hierarchy_problems(config):

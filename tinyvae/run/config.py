@@ -18,7 +18,7 @@ from ..data import BINARIZE_MODES
 from ..errors import UserError
 from ..models.config import (ARCHS, LIKELIHOODS, MODELS, ModelConfig, architecture_problems, likelihood_problems,
                              objective_problems)
-from ..models.hierarchy import hierarchy_problems
+from ..models.hierarchy import HIDDEN2, hierarchy_problems, stored_fields
 from ..nn import ACTIVATIONS
 
 OPTIMIZERS = ("adam", "sgd")
@@ -80,7 +80,7 @@ class TrainConfig:
     k: int = 1  # importance samples per example for objective "iwae" (k = 1: the ELBO, its KL by Monte Carlo)
     stochastic_layers: int = 1  # 1, or 2: z1 (latent units) and z2 (latent2 units), models/two_layer.py
     latent2: int = 0  # Z2, units of z2 (two stochastic layers only; --latent Z1 Z2 sets both)
-    hidden2: tuple = (100, 100)  # widths between z1 and z2 in q(z2|z1) and p(z1|z2) (two stochastic layers only)
+    hidden2: tuple = HIDDEN2  # widths between z1 and z2 in q(z2|z1) and p(z1|z2) (two stochastic layers only)
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
     validation: int = 0  # training examples held out as a validation set
@@ -159,8 +159,7 @@ class TrainConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
-        d["hidden2"] = list(self.hidden2)
-        return d
+        return stored_fields(self, d)
 
     @classmethod
     def from_dict(cls, d):
