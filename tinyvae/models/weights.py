@@ -48,7 +48,7 @@ def read_model_config(path):
 def load_weights(model, path):
     """Load weights saved by a model of the same architecture; refuse any other."""
     config, arrays = read_model_config(path)
-    mine, theirs = model.config.to_dict(), config.to_dict()
+    mine, theirs = _every_field(model.config), _every_field(config)
     ignore = WEIGHT_INDEPENDENT + (CONV_ONLY if mine.get("arch") == theirs.get("arch") == "mlp" else ())
     diff = {k: (theirs[k], mine[k]) for k in mine if k not in ignore and mine[k] != theirs.get(k)}
     if diff:
@@ -61,3 +61,9 @@ def load_weights(model, path):
             f"needs {model.num_params}; the file is damaged or was edited")
     model.set_theta(arrays["theta"])
     return arrays
+
+
+def _every_field(config):
+    """Every field of a ModelConfig, sequences as lists: what ``load_weights`` compares (``to_dict`` leaves
+    out the fields of two stochastic layers when a one-layer config has them at their defaults)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
