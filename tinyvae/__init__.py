@@ -7,7 +7,8 @@ conventions); ``nn/``, the building blocks (layers with their backward passes, o
 ``prob/``, the probability pieces (likelihoods, the Gaussian KL, free bits, the continuous
 Bernoulli); ``models/``, the models assembled from parts (``config``: what a model is and its
 validation; ``parts/``: the encoder giving q(z|x), the prior, the decoder's likelihood, the
-objectives ELBO and IWAE; ``vae``: the VAE and the autoencoder; ``ppca``: the linear VAE and
+objectives ELBO and IWAE, a Gaussian layer of a hierarchy; ``vae``: the VAE and the autoencoder;
+``two_layer``: the VAE with two stochastic layers, ``hierarchy`` its sizes; ``ppca``: the linear VAE and
 probabilistic PCA); ``evaluation/``, the bounds, the importance-weighted NLL and the pictures;
 ``learn/``, the learner's tools (the gradient checker, the exercises with their checker, the reference
 solutions); ``run/``, running (the training loop, the run folder, stopping, the ``tinyvae``

@@ -6,7 +6,10 @@
 * ``likelihoods``: the decoder's p(x|z), Bernoulli, continuous Bernoulli or Gaussian with a fixed,
   learned or optimal σ_x², each scoring a decoder output against the data and giving back its gradient;
 * ``objectives``: the ELBO with β and free bits, and the autoencoder's reconstruction error;
-* ``iwae``: the importance-weighted bound L_K of Burda et al.
+* ``iwae``: the importance-weighted bound L_K of Burda et al.;
+* ``gaussian_layer``: a Gaussian layer of a hierarchy, an MLP giving (μ, log σ²) from the layer below
+  (q(z2|z1), p(z1|z2) and q(z1|x) of ``models/two_layer.py``), and ``Networks``, several of them as one
+  parameter container.
 
 An objective scores what the other parts computed: a likelihood term log p(x|z), a prior term
 log p(z) and a posterior term log q(z|x), or the closed-form KL where one exists; its backward gives
