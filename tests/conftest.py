@@ -8,10 +8,22 @@ error any passing check saw; the terminal summary prints it.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from strict_xp import strict_ns
 from tinyvae import backend
+
+# Hypothesis's example database replays a failing example on every later run in the same clone: a
+# help when debugging, a trap in CI, where a stale .hypothesis/ would turn one seed's failure into
+# every run's. "ci" (chosen when the CI variable is set) and "sweep" (.ci/hypothesis_sweep.py) keep
+# no database; "ci" prints the blob that reproduces a failure, so nothing is hidden.
+settings.register_profile("ci", database=None, print_blob=True)
+settings.register_profile("sweep", database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 _worst = {"error": 0.0, "label": None, "checks": 0}
 
