@@ -1080,3 +1080,114 @@ def test_resume_says_what_it_repairs_a_missing_config_json_and_a_cut_short_metri
     assert (run / "config.json").is_file()
     assert [row["epoch"] for row in metrics(run)] == [1, 2, 3, 4]
     assert sha(run / "checkpoint.npz") != checkpoint[run / "checkpoint.npz"]  # it trained on
+
+
+# =========================================================================== 7. nothing lost, round two
+
+
+def test_resume_refuses_a_run_whose_checkpoint_is_gone_after_recorded_epochs_and_changes_nothing(run, capsys):
+    (run / "checkpoint.npz").unlink()
+    before = files(run)
+    result = call(["train", "--resume", run, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 1
+    result.says(f"cannot resume {run}", f"{run / 'metrics.jsonl'} records 3 finished epochs (the last, epoch 3)",
+                f"{run / 'checkpoint.npz'} is missing", "Nothing was changed", "tinyvae train --out NEW_FOLDER")
+    assert_intact(before)
+    assert files(run).keys() == before.keys()
+
+
+def test_resume_starts_again_a_run_whose_metrics_hold_only_a_line_cut_short(data, baseline, run, capsys):
+    """No epoch was recorded (the process died writing the first line): starting again loses nothing."""
+    (run / "checkpoint.npz").unlink()
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_lo')
+    result = call(["train", "--resume", run, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 0, result.text
+    assert_same_as(run, baseline)
+
+
+TWO_PRESSES_IN_ONE_C_CALL = """
+import importlib, sys
+import numpy as np
+t = importlib.import_module("tinyvae.train")
+real, calls = t.evaluate_elbo, []
+def evaluate(*args, **kwargs):  # the second epoch's evaluation: one long C call while Ctrl-C is pressed twice
+    calls.append(1)
+    if len(calls) == 2:
+        x = np.random.default_rng(0).random(4 * 10**6)
+        open(sys.argv[1], "w").close()
+        np.sort(x)  # a quarter of a second or more in C: Python runs its SIGINT handler once, after it, for both
+    return real(*args, **kwargs)
+t.evaluate_elbo = evaluate
+from tinyvae.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_two_quick_ctrl_c_stop_at_once_keeping_the_last_checkpoint(data, baseline, tmp_path, capsys):
+    out, flag = tmp_path / "run", tmp_path / "evaluating"
+    proc = subprocess.Popen([sys.executable, "-c", TWO_PRESSES_IN_ONE_C_CALL, flag, *map(str, train_args(data, out))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(flag, proc)
+        checkpoint = files(out / "checkpoint.npz")  # after epoch 1; epoch 2 is being evaluated
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    Result(proc.returncode, stdout, stderr).says(
+        "stopped at once by a second Ctrl-C: the last checkpoint, after epoch 1 of 3, is intact",
+        f"resume with: tinyvae train --resume {out}")
+    assert_intact(checkpoint)
+    assert call(["train", "--resume", out, "--no-progress", "--no-pictures"], capsys).rc == 0
+    assert_same_as(out, baseline)
+
+
+def test_ctrl_c_during_the_last_evaluation_is_not_ignored(data, tmp_path, capsys):
+    out = tmp_path / "run"
+
+    def press_during_last_evaluation(run):
+        if (run.epoch, run.step) == (EPOCHS, run.steps_per_epoch - 1):
+            run.request_stop()  # as the handler does: after the last step's check, before the evaluation
+
+    config = TrainConfig(data=str(data), out=str(out), epochs=EPOCHS, hidden=(8,), latent=2, batch_size=BATCH)
+    lines = []
+    with pytest.raises(train_module.TrainingInterrupted):
+        train_module.train(config, log=lines.append, progress=False, pictures=False, on_step=press_during_last_evaluation)
+    assert any(f"interrupted after the last epoch: the run is complete, its checkpoint saved after epoch 3 of 3" in line
+               for line in lines), lines
+    assert int(load_arrays(out / "checkpoint.npz")["epoch"]) == EPOCHS
+
+
+@pytest.mark.parametrize("spell", ["absolute", "relative", "trailing slash", "dotted name", "symlink"])
+def test_sample_out_naming_an_existing_folder_prints_the_file_it_wrote(run, tmp_path, capsys, monkeypatch, spell):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / ("pics.v2" if spell == "dotted name" else "pics")
+    folder.mkdir()
+    if spell == "symlink":
+        (tmp_path / "link").symlink_to(folder)
+    arg = {"absolute": str(folder), "relative": folder.name, "trailing slash": f"{folder.name}/",
+           "dotted name": folder.name, "symlink": "link"}[spell]
+    before = files(tmp_path)
+    result = call(["sample", run, "--out", arg, "--n", "4"], capsys)
+    assert result.rc == 0
+    written = Path(result.out.strip())
+    assert written.is_file() and written.resolve().parent == folder.resolve() and written.name == "samples.png"
+    assert set(files(tmp_path)) - set(before) == {folder / "samples.png"}  # nothing beside it (no pics.png)
+    assert_intact(before)
+
+
+def test_sample_never_replaces_a_picture_it_named_itself_and_writes_a_named_file_as_asked(run, tmp_path, capsys):
+    (run / "samples.png").write_bytes(b"the picture training drew")
+    before = files(run)
+    printed = [call(["sample", run, "--n", "4", *extra], capsys).out.strip() for extra in ([], [], ["--out", run])]
+    assert printed == [str(run / "samples-2.png"), str(run / "samples-3.png"), str(run / "samples-4.png")]
+    assert_intact(before)
+    named = tmp_path / "mine.png"
+    named.write_bytes(b"old")
+    assert call(["sample", run, "--n", "4", "--out", named], capsys).out.strip() == str(named)
+    assert named.read_bytes()[:4] == b"\x89PNG"  # --out FILE: the user asked for that file

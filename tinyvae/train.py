@@ -27,6 +27,7 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -303,6 +304,7 @@ def _new_run(config, dataset, **options):
 def _restart(folder, asked, dataset, options):
     """Start again, from the beginning, a run stopped before its first checkpoint (its folder holds
     config.json and no checkpoint.npz): the same config gives the same run, bit for bit."""
+    _refuse_lost_checkpoint(folder)
     stored = _read_config_json(folder, remedy=f"repair it, or delete the folder {folder} (it holds no trained "
                                               f"weights) and start the run again with tinyvae train --out {folder}")
     if stored is None:
@@ -318,6 +320,26 @@ def _restart(folder, asked, dataset, options):
     run.log(f"{folder} holds no checkpoint yet (the run stopped before its first one): starting it again from the "
             f"beginning with its stored config, {config.epochs} epochs")
     return run.fit(first_epoch=1, first_step=0, sums=[0.0, 0.0, 0.0], seconds=0.0)
+
+
+def _refuse_lost_checkpoint(folder):
+    """A folder whose metrics.jsonl records finished epochs but whose checkpoint is gone is not a run that
+    stopped before its first checkpoint: starting it again would overwrite the record of those epochs."""
+    path = folder / METRICS_NAME
+    with file_errors("read", path):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+    epochs = []
+    for line in lines:
+        with contextlib.suppress(json.JSONDecodeError):
+            record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+                epochs.append(record["epoch"])
+    if epochs:
+        raise CheckpointError(
+            f"cannot resume {folder}: {path} records {len(epochs)} finished epoch{'s' if len(epochs) > 1 else ''} "
+            f"(the last, epoch {max(epochs)}), but {folder / CHECKPOINT_NAME} is missing, so the trained weights are "
+            f"gone. Nothing was changed. Put the checkpoint back and resume again, or start a new run in another "
+            f"folder: tinyvae train --out NEW_FOLDER")
 
 
 # --------------------------------------------------------------------------- the run
@@ -365,6 +387,8 @@ class _Run:
                 self.optimizer.lr = epoch_lr(self.config, epoch)
                 sums, seconds = self._train_epoch(epoch, first_step, sums, seconds)
                 self._end_epoch(epoch, sums, seconds)
+                if self.stop_requested:  # Ctrl-C during the epoch's evaluation: the checkpoint is saved
+                    self._interrupt_after_epoch(epoch)
                 first_step, sums, seconds = 0, [0.0, 0.0, 0.0], 0.0
         if self.pictures:
             # The pictures reload the model from the checkpoint just written and read their own test
@@ -561,6 +585,24 @@ class _Run:
                    f"{self.run_dir / CHECKPOINT_NAME}\nresume with: tinyvae train --resume {self.run_dir}")
         self.log(message)
         raise TrainingInterrupted(message, self.run_dir)
+
+    def _interrupt_after_epoch(self, epoch):
+        where = f"{self.position(epoch, 0)} in {self.run_dir / CHECKPOINT_NAME}"
+        if epoch < self.config.epochs:
+            message = f"interrupted: checkpoint saved {where}\nresume with: tinyvae train --resume {self.run_dir}"
+        else:
+            message = (f"interrupted after the last epoch: the run is complete, its checkpoint saved {where}; its "
+                       f"pictures were not drawn: draw them with: tinyvae plot {self.run_dir}")
+        self.log(message)
+        raise TrainingInterrupted(message, self.run_dir)
+
+    def _kept_at_stop(self):
+        """What a stop at once leaves: the last checkpoint as it was, and how to go on."""
+        if self.good_checkpoint is None:
+            return (f"no checkpoint had been written yet; start the run again from the beginning with: tinyvae "
+                    f"train --resume {self.run_dir}")
+        return (f"the last checkpoint, {self.position(*self.good_checkpoint)}, is intact in "
+                f"{self.run_dir / CHECKPOINT_NAME}\nresume with: tinyvae train --resume {self.run_dir}")
 
     # ---- divergence
 
@@ -892,24 +934,59 @@ def _write_pictures(run_dir, log):
 
 
 class _sigint_requests_stop:
-    """While training, Ctrl-C asks for a stop at the next step boundary; a second Ctrl-C stops at once."""
+    """While training, Ctrl-C asks for a stop at the next step boundary (after the epoch's evaluation
+    when it comes during one), with a checkpoint; a second Ctrl-C stops at once, keeping the last one.
+
+    Python runs a handler once for however many signals arrived while the main thread was inside one
+    long C call (a large matrix product), so two quick presses would look like one. Each arrival also
+    writes a byte to the wakeup fd, and the handler counts those bytes.
+    """
 
     def __init__(self, run):
-        self.run, self.installed, self.previous = run, False, None
+        self.run, self.installed, self.previous, self.wakeup = run, False, None, None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # only there can Python set handlers
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-            self.installed = True
+        if threading.current_thread() is not threading.main_thread():  # only there can Python set handlers
+            return
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.installed = True
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        if signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False) == -1:
+            self.wakeup = (reader, writer)
+        else:  # an event loop owns the wakeup fd: leave it alone and count handler calls only
+            signal.set_wakeup_fd(-1)  # (set_wakeup_fd returned the loop's fd; put it back)
+            reader.close()
+            writer.close()
+
+    def _presses(self):
+        """How many SIGINTs arrived since the last call (at least 1: this handler is running)."""
+        if self.wakeup is None:
+            return 1
+        count = 0
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while chunk := self.wakeup[0].recv(256):
+                count += chunk.count(signal.SIGINT)
+        return max(count, 1)
 
     def _handle(self, signum, frame):
-        if self.run.stop_requested:
-            raise KeyboardInterrupt
-        self.run.request_stop()
+        run = self.run
+        if run.stop_requested or self._presses() >= 2:
+            message = (f"stopped at once by a second Ctrl-C: {run._kept_at_stop()}")
+            run.log(message)
+            raise TrainingInterrupted(message, run.run_dir)
+        run.request_stop()
+        run.log("Ctrl-C: stopping after this step (or this epoch's evaluation) and saving a checkpoint; press Ctrl-C "
+                "again to stop at once, keeping the last checkpoint as it is")
 
     def __exit__(self, *exc):
         if self.installed:
             signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
+        if self.wakeup is not None:
+            signal.set_wakeup_fd(-1)
+            for sock in self.wakeup:
+                sock.close()
 
 
 # --------------------------------------------------------------------------- the command line
