@@ -1096,10 +1096,13 @@ def test_resume_refuses_a_run_whose_checkpoint_is_gone_after_recorded_epochs_and
     assert files(run).keys() == before.keys()
 
 
-def test_resume_starts_again_a_run_whose_metrics_hold_only_a_line_cut_short(data, baseline, run, capsys):
-    """No epoch was recorded (the process died writing the first line): starting again loses nothing."""
+@pytest.mark.parametrize("left", ["a first line cut short", "epoch 1's line"])
+def test_resume_starts_again_a_run_stopped_before_its_first_checkpoint_was_written(data, baseline, run, capsys, left):
+    """What a kill leaves while the first line is written, or between it and the first checkpoint: starting
+    again loses nothing (epoch 1 is recomputed bit for bit, its line with it)."""
     (run / "checkpoint.npz").unlink()
-    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_lo')
+    first = (run / "metrics.jsonl").read_text().splitlines(keepends=True)[0]
+    (run / "metrics.jsonl").write_text(first[:20] if left == "a first line cut short" else first)
     result = call(["train", "--resume", run, "--no-progress", "--no-pictures"], capsys)
     assert result.rc == 0, result.text
     assert_same_as(run, baseline)
@@ -1191,3 +1194,166 @@ def test_sample_never_replaces_a_picture_it_named_itself_and_writes_a_named_file
     named.write_bytes(b"old")
     assert call(["sample", run, "--n", "4", "--out", named], capsys).out.strip() == str(named)
     assert named.read_bytes()[:4] == b"\x89PNG"  # --out FILE: the user asked for that file
+
+
+# =========================================================================== 8. the other architectures, objectives and likelihoods
+# Each kind of run trains KIND_EPOCHS epochs on the same 200 digits; the cases below give each one bad
+# values, a kill -9 mid-epoch, a damaged checkpoint, and a checkpoint of one kind resumed as another.
+
+KIND_EPOCHS = 2
+SMALL = ["--latent", "2", "--batch-size", str(BATCH), "--no-progress", "--no-pictures"]
+KINDS = {
+    "conv": ["--arch", "conv", "--channels", "2", "4", "--dense", "0", *SMALL],
+    "iwae k=2": [*MODEL, "--objective", "iwae", "--k", "2"],
+    "preset iwae-paper": ["--preset", "iwae-paper", "--hidden", "8", *SMALL],
+    "continuous bernoulli": [*MODEL, "--likelihood", "continuous-bernoulli"],
+    "learned variance": [*MODEL, "--likelihood", "gaussian", "--obs-var", "learned"],
+    "optimal variance": [*MODEL, "--likelihood", "gaussian", "--obs-var", "optimal"],
+    "free bits": [*MODEL, "--free-bits", "0.5"],
+}
+
+
+def kind_args(data, out, kind, *extra, epochs=KIND_EPOCHS):
+    return ["train", "--data", data, "--out", out, "--epochs", epochs, *KINDS[kind], *extra]
+
+
+@pytest.fixture(scope="module")
+def kind_runs(base, data):
+    """A finished run of every kind: what each interrupted, resumed run must equal."""
+    runs = {}
+    for i, kind in enumerate(KINDS):
+        runs[kind] = base / f"kind-{i}"
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main([str(a) for a in kind_args(data, runs[kind], kind)]) == 0, kind
+    return runs
+
+
+@pytest.fixture
+def kind_run(kind_runs, tmp_path):
+    """A copy of a finished run of the given kind, to damage."""
+    return lambda kind: Path(shutil.copytree(kind_runs[kind], tmp_path / "run"))
+
+
+@pytest.mark.parametrize("extra, parts", [
+    (["--arch", "conv", "--hidden", "8"], ["--hidden sets the widths of the mlp architecture", "Drop --hidden"]),
+    (["--channels", "4"], ["--channels sets the conv architecture", "add --arch conv"]),
+    (["--dense", "3"], ["--dense sets the conv architecture", "add --arch conv"]),
+    (["--arch", "conv", "--channels", "0"], ["argument --channels: expected an integer >= 1, got '0'"]),
+    (["--arch", "conv", "--dense", "-1"], ["argument --dense: expected an integer >= 0, got '-1'"]),
+    (["--arch", "conv", "--channels", *["4"] * 6], ["6 stride-2 convolutions", "a multiple of 64", "got 28×28"]),
+    (["--arch", "cnn"], ["argument --arch: invalid choice: 'cnn'", "'mlp', 'conv'"]),
+    (["--objective", "iwae", "--k", "0"], ["argument --k: expected an integer >= 1, got '0'"]),
+    (["--objective", "iwae", "--k", "two"], ["argument --k: expected an integer >= 1, got 'two'"]),
+    (["--k", "5"], ["--k 5 sets the importance samples of --objective iwae", "add --objective iwae, or drop --k"]),
+    (["--objective", "iwae", "--model", "ae"], ["objective 'iwae' needs a VAE", "got model 'ae'"]),
+    (["--objective", "iwae", "--likelihood", "continuous-bernoulli"],
+     ["objective 'iwae' supports the bernoulli and fixed-variance gaussian", "likelihood='continuous-bernoulli'"]),
+    (["--objective", "iwae", "--likelihood", "gaussian", "--obs-var", "optimal"],
+     ["objective 'iwae' supports the bernoulli and fixed-variance gaussian", "obs_var_mode='optimal'"]),
+    (["--objective", "iwae", "--free-bits", "1"], ["objective 'iwae' supports", "free_bits=1"]),
+    (["--objective", "iwae", "--k", "100000", "--batch-size", "100000"],
+     ["--batch-size 100000 is too large for --k 100000", "fits with k 100000"]),
+    (["--preset", "iwae"], ["argument --preset: invalid choice: 'iwae'", "'iwae-paper'"]),
+    (["--preset", "iwae-paper", "--k", "5"], ["--k 5 sets the importance samples of --objective iwae"]),
+    (["--preset", "iwae-paper", "--objective", "iwae", "--k", "-5"], ["argument --k: expected an integer >= 1"]),
+    (["--likelihood", "continuous-bernoulli", "--obs-var", "learned"],
+     ["a learned observation variance needs likelihood='gaussian'", "got likelihood='continuous-bernoulli'"]),
+    (["--likelihood", "continuous-bernoulli", "--obs-var", "2"],
+     ["--obs-var 2 sets the Gaussian likelihood's variance σ_x²", "the continuous-bernoulli likelihood has none"]),
+    (["--obs-var", "0.5"], ["--obs-var 0.5 sets the Gaussian", "the bernoulli likelihood has none"]),
+    (["--likelihood", "gaussian", "--obs-var", "0"], ["expected a finite number > 0, 'learned' or 'optimal', got '0'"]),
+    (["--likelihood", "gaussian", "--obs-var", "nan"], ["argument --obs-var: expected a finite number > 0", "'nan'"]),
+    (["--likelihood", "gaussian", "--obs-var", "learnt"], ["argument --obs-var: expected", "got 'learnt'"]),
+    (["--free-bits", "nan"], ["argument --free-bits: expected a finite number >= 0, got 'nan'"]),
+    (["--free-bits", "1e400"], ["argument --free-bits: expected a finite number >= 0, got '1e400'"]),
+    (["--model", "ae", "--free-bits", "0.5"], ["free_bits acts on the KL term of a VAE"]),
+    (["--likelihood", "gaussian", "--obs-var", "optimal", "--free-bits", "-1"],
+     ["argument --free-bits: expected a finite number >= 0, got '-1'"]),
+])
+def test_a_bad_value_for_a_newer_surface_is_refused_before_anything_is_written(data, tmp_path, capsys, extra, parts):
+    before = files(tmp_path, data)
+    out = tmp_path / "run"
+    result = call(["train", "--data", data, "--out", out, "--epochs", 1, "--no-progress", "--no-pictures", *extra],
+                  capsys)
+    assert result.rc == 2
+    result.says("error:", *parts)
+    assert not out.exists()
+    assert files(tmp_path, data) == before
+
+
+KILL_MID_EPOCH_2 = """
+import importlib, os, signal, sys
+t = importlib.import_module("tinyvae.train")
+real = t._Run._beta
+def beta(self, epoch, step):  # called before every step: die like kill -9 before step 1 of epoch 2
+    if (epoch, step) == (2, 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, epoch, step)
+t._Run._beta = beta
+from tinyvae.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kill_9_mid_epoch_then_resume_is_bit_for_bit_the_uninterrupted_run(kind, data, kind_runs, tmp_path, capsys):
+    before = files(data, kind_runs[kind])
+    out = tmp_path / "run"
+    proc = _start(KILL_MID_EPOCH_2, *kind_args(data, out, kind))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err
+    assert int(load_arrays(out / "checkpoint.npz")["epoch"]) == 1  # epoch 2 was under way
+    result = call(["train", "--resume", out, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 0, result.text
+    assert_same_as(out, kind_runs[kind])
+    assert_intact(before)
+
+
+@pytest.mark.parametrize("plant", ["a NaN weight", "a truncated file"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_damaged_checkpoint_of_each_kind_is_refused_on_resume(kind, plant, kind_run, capsys, tmp_path):
+    run = kind_run(kind)
+    damage, parts = PLANTS[plant]
+    damage(run / "checkpoint.npz", tmp_path / "marker")
+    before = files(run)
+    result = call(["train", "--resume", run, "--epochs", KIND_EPOCHS + 1, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 1
+    result.says(run / "checkpoint.npz", *parts)
+    assert_intact(before)
+    assert files(run).keys() == before.keys()
+
+
+@pytest.mark.parametrize("kind, flags, conflict", [
+    ("conv", ["--arch", "mlp"], "arch: stored 'conv', asked 'mlp'"),
+    ("iwae k=2", ["--objective", "elbo"], "objective: stored 'iwae', asked 'elbo'"),
+    ("iwae k=2", ["--k", "5"], "k: stored 2, asked 5"),
+    ("preset iwae-paper", ["--lr-schedule", "constant"], "lr_schedule: stored 'iwae-paper', asked 'constant'"),
+    ("continuous bernoulli", ["--likelihood", "bernoulli"],
+     "likelihood: stored 'continuous-bernoulli', asked 'bernoulli'"),
+    ("learned variance", ["--obs-var", "optimal"], "obs_var_mode: stored 'learned', asked 'optimal'"),
+    ("optimal variance", ["--obs-var", "learned"], "obs_var_mode: stored 'optimal', asked 'learned'"),
+    ("free bits", ["--free-bits", "0"], "free_bits: stored 0.5, asked 0.0"),
+])
+def test_a_run_resumed_as_another_kind_is_refused_and_left_alone(kind, flags, conflict, kind_run, capsys):
+    run = kind_run(kind)
+    before = files(run)
+    result = call(["train", "--resume", run, "--epochs", KIND_EPOCHS + 1, *flags, "--no-progress", "--no-pictures"],
+                  capsys)
+    assert result.rc == 2
+    result.says(f"cannot resume {run} with a different config", conflict, "start a new run")
+    assert_intact(before)
+
+
+@pytest.mark.parametrize("theirs, mine", [("conv", "iwae k=2"), ("learned variance", "optimal variance"),
+                                          ("continuous bernoulli", "free bits"), ("preset iwae-paper", "conv")])
+def test_a_checkpoint_of_another_kind_put_in_a_run_folder_is_refused(theirs, mine, kind_runs, kind_run, capsys):
+    run = kind_run(mine)
+    shutil.copy(kind_runs[theirs] / "checkpoint.npz", run / "checkpoint.npz")
+    before = files(run)
+    result = call(["train", "--resume", run, "--epochs", KIND_EPOCHS + 1, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 2
+    result.says(f"{run / 'config.json'} disagrees with the config stored in {run / 'checkpoint.npz'}",
+                "will not overwrite your edit")
+    assert_intact(before)
+    for command in (["evaluate", run], ["sample", run]):  # they read the checkpoint's own config: it is whole
+        assert call(command, capsys).rc == 0

@@ -323,8 +323,9 @@ def _restart(folder, asked, dataset, options):
 
 
 def _refuse_lost_checkpoint(folder):
-    """A folder whose metrics.jsonl records finished epochs but whose checkpoint is gone is not a run that
-    stopped before its first checkpoint: starting it again would overwrite the record of those epochs."""
+    """A folder whose metrics.jsonl records epochs after the first but holds no checkpoint lost its checkpoint:
+    starting again would overwrite the record of those epochs. Epoch 1's line alone is what a stop between
+    that line and the first checkpoint leaves; starting again writes the same line (same config, same seed)."""
     path = folder / METRICS_NAME
     with file_errors("read", path):
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
@@ -334,7 +335,7 @@ def _refuse_lost_checkpoint(folder):
             record = json.loads(line)
             if isinstance(record, dict) and isinstance(record.get("epoch"), int):
                 epochs.append(record["epoch"])
-    if epochs:
+    if max(epochs, default=1) > 1:
         raise CheckpointError(
             f"cannot resume {folder}: {path} records {len(epochs)} finished epoch{'s' if len(epochs) > 1 else ''} "
             f"(the last, epoch {max(epochs)}), but {folder / CHECKPOINT_NAME} is missing, so the trained weights are "
@@ -904,12 +905,18 @@ def _merge_resume(stored, asked, folder, current_epoch):
     if asked.get("out") is not None and Path(asked["out"]).resolve() != Path(folder).resolve():
         raise ConfigError(f"--out cannot change on resume: the run continues in {folder}")
     asked = {k: v for k, v in asked.items() if k != "out"}
-    merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
+    invalid = None
+    try:
+        merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
+    except ConfigError as err:  # a change no config allows (--objective elbo for an IWAE run with k = 2)
+        merged, invalid = argparse.Namespace(**{**vars(stored), **asked}), err
     conflicts = [f"{k}: stored {getattr(stored, k)!r}, asked {getattr(merged, k)!r}" for k in asked
                  if k not in ("epochs", "device") and getattr(merged, k) != getattr(stored, k)]
-    if conflicts:
+    if conflicts:  # named before what is invalid about the mixture: the change is the mistake
         raise ConfigError(f"cannot resume {folder} with a different config ({'; '.join(conflicts)}); "
                           f"drop those flags to continue the run as it was, or start a new run")
+    if invalid is not None:
+        raise invalid
     if merged.epochs < current_epoch:
         raise ConfigError(f"--epochs {merged.epochs} is fewer than the {current_epoch} epochs this run has "
                           f"already begun")
@@ -1086,6 +1093,21 @@ def add_parser(subparsers):
     p.set_defaults(func=train_command)
 
 
+def _unused_flag(flags, config):
+    """A flag typed on the command line that the run's architecture or likelihood would ignore, or None."""
+    arch, likelihood = config.get("arch", "mlp"), config.get("likelihood", "bernoulli")
+    if arch == "conv" and "hidden" in flags:
+        return ("--hidden sets the widths of the mlp architecture; --arch conv ignores it: its sizes are --channels "
+                "and --dense. Drop --hidden")
+    for flag in ("channels", "dense"):
+        if arch != "conv" and flag in flags:
+            return f"--{flag} sets the conv architecture; the {arch} architecture ignores it: add --arch conv, or drop it"
+    if likelihood != "gaussian" and isinstance(flags.get("obs_var"), float):
+        return (f"--obs-var {flags['obs_var']:g} sets the Gaussian likelihood's variance σ_x²; the {likelihood} "
+                f"likelihood has none: add --likelihood gaussian, or drop --obs-var")
+    return None
+
+
 def train_command(args):
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
@@ -1096,6 +1118,10 @@ def train_command(args):
     if "k" in given and given.get("objective", "elbo") != "iwae" and not getattr(args, "resume", None):
         print(f"tinyvae train: error: --k {given['k']} sets the importance samples of --objective iwae; the ELBO "
               f"objective (the default) takes one sample: add --objective iwae, or drop --k", file=sys.stderr)
+        return 2
+    unused = None if getattr(args, "resume", None) else _unused_flag(vars(args), given)
+    if unused:
+        print(f"tinyvae train: error: {unused}", file=sys.stderr)
         return 2
     options = {"progress": not getattr(args, "no_progress", False), "pictures": not getattr(args, "no_pictures", False)}
     try:
