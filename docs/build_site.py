@@ -80,10 +80,12 @@ class Sources:
         self.derivations = sorted(p.relative_to(self.root).as_posix() for p in (self.root / "derivations").glob("*.md"))
         self.notebooks = sorted(p.relative_to(self.root).as_posix() for p in (self.root / "notebooks").glob("*.ipynb"))
         self.notebook_readme = ["notebooks/README.md"] if (self.root / "notebooks/README.md").is_file() else []
+        docs = sorted(p.relative_to(self.root).as_posix() for p in (self.root / "docs").glob("*.md"))
+        self.docs = sorted(docs, key=lambda p: p != "docs/start-here.md")  # Start here first
         self.modules = sorted(p.relative_to(self.root).as_posix() for p in (self.root / "tinyvae").rglob("*.py")
                               if "__pycache__" not in p.parts)
         self.pages = {path: sidebyside.site_path(path)
-                      for path in self.derivations + self.notebook_readme + self.notebooks + self.modules}
+                      for path in self.docs + self.derivations + self.notebook_readme + self.notebooks + self.modules}
         self.pages["README.md"] = "index.html"
         # a link to a folder goes to the page that introduces it
         self.folders = {"derivations": "derivations/README.html", "notebooks": "notebooks/README.html",
@@ -215,9 +217,13 @@ def landing_page(sources, equations, citations, unlinked):
     exercise_nb = next((nb for nb in sources.notebooks if "exercise" in nb), None)
     exercise_link = (f"[{posixpath.basename(exercise_nb)[:-6]}]({sidebyside.site_path(exercise_nb)})"
                      if exercise_nb else "the exercises notebook")
+    start = ("**New here? [Start here](docs/start-here.html)**: the first hour, the core course and the "
+             "electives, each page with its reading time and what to read first."
+             if "docs/start-here.md" in sources.docs else "")
     parts = [
         "# tinyvae: the math beside the code",
         moved(first_paragraph(readme), "README.md"),
+        start,
         "This site holds the [derivations](derivations/README.html), each equation with the lines of "
         "code that compute it; every module of the package side by side with its equations; and the "
         "[notebooks](notebooks/README.html) with their outputs. Built by `python docs/build_site.py`.",
@@ -245,7 +251,8 @@ def landing_page(sources, equations, citations, unlinked):
     toc = []
     derivation_docs = ["derivations/README"] + [p[:-3] for p in order if p in sources.derivations] + \
         [p[:-3] for p in sources.derivations if p not in order and not p.endswith("README.md")]
-    for caption, docs in (("Derivations", derivation_docs),
+    for caption, docs in (("Start here", [p[:-3] for p in sources.docs]),
+                          ("Derivations", derivation_docs),
                           ("Notebooks", [p[:-3] for p in sources.notebook_readme] + [p[:-6] for p in sources.notebooks]),
                           ("Code beside the math", [p[:-3] for p in sources.modules])):
         toc.append(f"```{{toctree}}\n:hidden:\n:caption: {caption}\n\n" + "\n".join(docs) + "\n```")
@@ -272,7 +279,7 @@ def stage(root, staging):
     by_equation = sidebyside.citations_by_equation(citations)
     warnings, unlinked, written = sidebyside.problems(citations, equations), [], set()
 
-    for page in sources.derivations + sources.notebook_readme:
+    for page in sources.docs + sources.derivations + sources.notebook_readme:
         text = (root / page).read_text(encoding="utf-8")
         if page.startswith("derivations/"):
             text = sidebyside.add_backlinks(text, page, equations, by_equation)

@@ -400,6 +400,103 @@ def test_planted_mistake_fails_with_the_matching_hint(name, label, wrong, words)
         assert word in text, f"{label}: expected {word!r} in the feedback:\n{text}"
 
 
+# Answers to (e2) that use the forward's very ε but a wrong factor: each gets its own name, and none
+# is told "the wrong ε", which is kept for an ε' that looks like an independent N(0, 1) draw.
+RIGHT_EPS_WRONG_FACTOR = [
+    ("differentiated w.r.t. the variance", lambda dz, eps, std: (dz, dz * eps / (2 * std)),
+     ["dlog_var", "w.r.t. σ² (the variance), not log σ²", "ε/(2σ)"]),
+    ("differentiated w.r.t. σ", lambda dz, eps, std: (dz, dz * eps), ["dlog_var", "w.r.t. σ, not log σ²"]),
+    ("log σ² as the factor", lambda dz, eps, std: (dz, 0.5 * dz * eps * np.log(std ** 2)),
+     ["dlog_var", "log σ² where σ belongs"]),
+    ("√σ as the factor", lambda dz, eps, std: (dz, 0.5 * dz * eps * np.sqrt(std)), ["dlog_var", "√σ in place of σ"]),
+    ("exp(σ) as the factor", lambda dz, eps, std: (dz, 0.5 * dz * eps * np.exp(std)),
+     ["dlog_var", "exp(σ) in place of σ"]),
+    ("KL gradient added inside", lambda dz, eps, std: (dz, 0.5 * dz * eps * std + 0.5 * (std ** 2 - 1)),
+     ["dlog_var", "the KL's gradient", "vae_backward", "eq:encoder-output-grad"]),
+    ("KL gradient (batch-averaged) added inside",
+     lambda dz, eps, std: (dz, 0.5 * dz * eps * std + 0.5 * (std ** 2 - 1) / 4), ["dlog_var", "the KL's gradient"]),
+    ("ε left out", lambda dz, eps, std: (dz, 0.5 * dz * std), ["dlog_var", "ε is missing"]),
+    ("ε's entries transposed", lambda dz, eps, std: (dz, 0.5 * dz * eps.T.reshape(eps.shape) * std),
+     ["dlog_var", "the forward's ε values in other places"]),
+]
+
+
+@pytest.mark.parametrize("label, wrong, words", RIGHT_EPS_WRONG_FACTOR, ids=[p[0] for p in RIGHT_EPS_WRONG_FACTOR])
+def test_reparameterize_backward_with_the_right_eps_gets_its_own_hint_not_the_wrong_eps(label, wrong, words):
+    for seed in (0, 1, 2):
+        feedback = check("reparameterize_backward", wrong, seed=seed)
+        text = str(feedback)
+        assert not feedback.passed, f"{label} passed:\n{text}"
+        assert "wrong ε" not in text and "not the forward's ε" not in text, f"{label}:\n{text}"
+        for word in words:
+            assert word in text, f"{label}: expected {word!r} in the feedback:\n{text}"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reparameterize_backward_with_an_independent_fixed_eps_is_told_the_wrong_eps(seed):
+    def another_eps(dz, eps, std):
+        return dz, 0.5 * dz * np.random.default_rng(seed + 50).standard_normal(dz.shape) * std
+    text = str(check("reparameterize_backward", another_eps, seed=seed))
+    assert "the wrong ε" in text, text
+
+
+def test_gaussian_kl_differentiated_with_respect_to_the_variance_is_named():
+    def kl(mu, lv):
+        return solutions.gaussian_kl(mu, lv)[0], mu / 4, 0.5 * (1 - np.exp(-lv)) / 4
+    text = str(check("gaussian_kl", kl))
+    assert "dlog_var: differentiated w.r.t. σ² (the variance), not log σ²" in text, text
+
+
+@pytest.mark.parametrize("name, wrong, pair", [
+    ("reparameterize_backward", lambda dz, eps, std: solutions.reparameterize_backward(dz, eps, std)[::-1],
+     "dmu and dlog_var are swapped"),
+    ("gaussian_kl", lambda mu, lv: (lambda r: (r[0], r[2], r[1]))(solutions.gaussian_kl(mu, lv)),
+     "dmu and dlog_var are swapped"),
+    ("vae_backward", lambda p, c: (lambda g: dict(g, W_mu=g["W_logvar"], W_logvar=g["W_mu"]))(
+        solutions.vae_backward(p, c)), "W_mu and W_logvar are swapped"),
+], ids=["reparameterize_backward", "gaussian_kl", "vae_backward"])
+def test_swapped_outputs_are_named_as_swapped(name, wrong, pair):
+    feedback = check(name, wrong)
+    text = str(feedback)
+    assert not feedback.passed
+    assert pair in text and "exactly the right values" in text, text
+    assert "wrong ε" not in text
+
+
+def test_an_extra_gradient_for_eps_is_told_that_eps_gets_no_gradient():
+    def with_deps(dz, eps, std):
+        dmu, dlog_var = solutions.reparameterize_backward(dz, eps, std)
+        return dmu, dlog_var, dz * std
+    text = str(check("reparameterize_backward", with_deps))
+    assert "returned 3 values, expected 2: (dmu, dlog_var); ε gets no gradient" in text, text
+    assert not any(line.rstrip().endswith(";") for line in text.splitlines()), text
+
+
+def test_too_many_values_elsewhere_says_what_to_return_without_a_dangling_semicolon():
+    text = str(check("dense_backward", lambda dy, x, W: (*solutions.dense_backward(dy, x, W), 0.0)))
+    assert "returned 4 values, expected 3: (dx, dW, db); return exactly these 3" in text, text
+    assert not any(line.rstrip().endswith(";") for line in text.splitlines()), text
+
+
+def test_gradient_table_names_the_given_and_expected_shape_on_a_shape_mismatch():
+    def summed(dz, eps, std):
+        dmu, dlog_var = solutions.reparameterize_backward(dz, eps, std)
+        return dmu, dlog_var.sum(axis=0)
+    text = str(check("reparameterize_backward", summed))
+    row = next(line for line in text.splitlines() if line.strip().startswith("dlog_var ") and "<-- wrong" in line)
+    assert "(3,) given, (4, 3) expected" in row, text
+    assert "inf" not in row and "nan" not in row and "()" not in row, row
+
+
+def test_gradcheck_report_on_a_wrong_shape_raises_with_both_shapes():
+    from tinyvae.gradcheck import check_gradients
+    w = np.ones((2, 3))
+    report = check_gradients(lambda: (w ** 2).sum(), {"w": w}, {"w": np.ones(3)})
+    assert not report.passed
+    with pytest.raises(AssertionError, match=r"has shape \(3,\), expected \(2, 3\)"):
+        report.raise_if_failed()
+
+
 def test_every_exercise_has_planted_mistakes():
     assert {p[0] for p in PLANTED} == set(NAMES)
 

@@ -1,8 +1,11 @@
-"""The README's measured figures are the ones its result files recorded.
+"""The measured figures of the results page (docs/results.md) and the README's headline table are the
+ones their result files recorded.
 
-Every benchmark and long run that the README quotes leaves its JSON in benchmarks/results/. These
-tests read each file and look for the figure, rounded as the README rounds it, in the README's text,
-so a re-measured file that the README was not updated for (or a figure typed by hand) fails here.
+Every benchmark and long run that the results page quotes leaves its JSON in benchmarks/results/.
+These tests read each file and look for the figure, rounded as the page rounds it, in the page's
+text, so a re-measured file that the page was not updated for (or a figure typed by hand) fails
+here. The README keeps a table of headline figures: each is checked against the same files, and
+against the results page.
 """
 import json
 import re
@@ -16,12 +19,19 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 @pytest.fixture(scope="module")
 def readme():
+    """The results page (the figures the README used to hold in full)."""
+    return (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def front():
+    """The README itself, with its table of headline figures."""
     return (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
 def prose(readme):
-    """The README with its line breaks and runs of spaces as single spaces and − written as -."""
+    """The results page with its line breaks and runs of spaces as single spaces and − written as -."""
     return " ".join(readme.split()).replace("\u2212", "-")
 
 
@@ -166,3 +176,44 @@ def test_readme_iwae_k5_estimate_is_the_recorded_epochs(prose):
     listed = f"{seconds[0]:.1f} s, {seconds[1]:.1f} s and {seconds[2]:.1f} s"
     hours = sorted(seconds)[1] * 3280 / 3600
     assert f"three epochs took {listed} here" in prose and f"would take about {hours:.1f} hours" in prose
+
+
+# --------------------------------------------------------------------------- the README's headline table
+
+
+def headline(front, first_cell):
+    cells = table_row(front, first_cell)
+    return cells[2]
+
+
+def test_readme_headline_iwae_figure_is_the_recorded_run(front, readme):
+    ev = load(f"{IWAE_RUN}/evaluate.json")
+    figure = headline(front, "Burda et al.'s VAE (784-200-200-50, their protocol, 3,280 epochs)")
+    assert figure.startswith(f"NLL (K = 5000) **{ev['nll']:.2f}** ± {ev['nll_sem']:.2f} (the paper: 86.76)"), figure
+    assert f"**{ev['nll']:.2f}** ± {ev['nll_sem']:.2f}" in readme
+
+
+def test_readme_headline_conv_figure_is_the_recorded_run(front):
+    ev = load("2026-12-01-conv-runs/conv-z2/evaluate.json")
+    figure = headline(front, "the Keras example's convolutional VAE (Z = 2, 30 epochs)")
+    assert figure == f"negative ELBO **{ev['loss']:.2f}**", figure
+
+
+def test_readme_headline_speed_is_the_recorded_benchmark(front):
+    row = next(r for r in load("2026-12-01-cpu.json")["results"] if r["batch_size"] == 128)
+    figure = headline(front, "training speed, batch 128, against PyTorch with its fused Adam")
+    assert figure.startswith(f"**{row['ratio_to_torch_fused']:.2f}** × PyTorch's time per epoch"), figure
+
+
+def test_readme_headline_default_run_is_the_results_pages(front, readme):
+    """The default run's figures have no result file; the headline must be the results page's row."""
+    figure = headline(front, "the pytorch/examples VAE (784-400-20, grey-level BCE, 10 epochs)")
+    elbo, published, seconds = re.search(r"\*\*(\d+\.\d\d)\*\*.*published runs: (\d+\.\d)\), (\d+) s", figure).groups()
+    row = table_row(readme, "pytorch/examples: 784-400-20, ReLU, grey-level BCE, Adam 1e-3, batch 128")
+    assert f"**{elbo}**" in row[-1] and f"Published runs: {published}" in row[-1], row
+    assert row[3].startswith(f"{seconds} s for the whole run"), row
+
+
+def test_readme_links_the_results_page_and_start_here(front):
+    assert "(docs/results.md)" in front and "(docs/start-here.md)" in front
+    assert "python -m pytest -q\n" in front  # CI runs the README's test command

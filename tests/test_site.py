@@ -171,6 +171,23 @@ out.rows = [...document.querySelectorAll(".sbs tr[id^=L]")].filter(r => r.queryS
           })};
 });
 out.sbsRows = document.querySelectorAll(".sbs tr[id^=L]").length;
+// displayed equations: each fits its box, or scrolls inside it with the cue that it does; the box stays
+// inside its column (the article, or the side-by-side page's equation cell)
+out.displayed = [...document.querySelectorAll("mjx-container[display='true'], .sbs-eq mjx-container")].map(c => {
+  const svg = c.querySelector(":scope > svg");
+  if (!svg) return null;
+  const s = svg.getBoundingClientRect(), b = c.getBoundingClientRect();
+  const column = (c.closest(".sbs-math") || c.closest("article") || document.body).getBoundingClientRect();
+  const block = c.closest("div.math-wrapper") || c.closest("div.math");  // after the <p> holding its anchor
+  const before = block && block.previousElementSibling;
+  const anchor = c.closest("[data-eq]") ? c.closest("[data-eq]").dataset.eq
+    : ((before && before.querySelector('a[id^="eq:"]')) || {}).id || null;
+  return {anchor, text: text(c).slice(0, 60), width: Math.round(s.width), box: Math.round(b.width),
+          fits: s.left >= b.left - 1 && s.right <= b.right + 1,
+          scrolls: ["auto", "scroll"].includes(getComputedStyle(c).overflowX) && c.scrollWidth > c.clientWidth
+                   && c.scrollWidth >= s.width - 1 && c.classList.contains("eq-scrolls"),
+          inColumn: b.left >= column.left - 1 && b.right <= column.right + 1};
+}).filter(Boolean);
 // derivations: the code links after each anchor, up to the next anchor
 out.backlinks = {};
 let anchor = null;
@@ -271,6 +288,27 @@ def test_every_internal_link_and_anchor_resolves(crawl):
     print(f"\n{checked} internal links checked")
 
 
+def test_wide_equations_fit_or_scroll_inside_their_box(crawl):
+    """At 1400 px, no displayed equation is cut: it fits its box (scaled down to 60 % at most), or it
+    scrolls inside it with a visible cue, and the box stays inside its column."""
+    _, report = crawl
+    problems, scaled = [], 0
+    for page, data in sorted(report.items()):
+        for eq in data["displayed"]:
+            if not eq["inColumn"]:
+                problems.append(f"{page}: {eq['anchor'] or eq['text']!r}: its box sticks out of its column ({eq})")
+            elif not (eq["fits"] or eq["scrolls"]):
+                problems.append(f"{page}: {eq['anchor'] or eq['text']!r} is cut: {eq['width']} px wide in a "
+                                f"{eq['box']} px box, and it does not scroll")
+            scaled += eq["scrolls"]
+    assert not problems, "\n".join(problems[:40])
+    kl = [eq for eq in report["derivations/kl.html"]["displayed"] if eq["anchor"] == "eq:kl-closed-form"]
+    assert kl and kl[0]["fits"], f"the KL page's closed form does not fit its box at 1400 px: {kl}"
+    per_dim = [eq for eq in report["tinyvae/losses.html"]["displayed"] if eq["anchor"] == "eq:kl-per-dim"]
+    assert per_dim and all(eq["fits"] or eq["scrolls"] for eq in per_dim), per_dim
+    print(f"\n{sum(len(d['displayed']) for d in report.values())} displayed equations, {scaled} scroll in their box")
+
+
 def comment_citations(source):
     """{line: [eq ids]} of the lines whose comment cites equations (read here, not by the site code)."""
     cited = {}
@@ -346,7 +384,7 @@ def test_landing_page_links_every_part_of_the_site(site, crawl):
     targets = {site_path(u, root)[0] for u in index["links"]}
     for heading in ("reading-order", "the-code-beside-its-derivations", "notebooks", "exercises", "results"):
         assert heading in index["ids"], f"the landing page has no section #{heading}"
-    expected = ([f"derivations/{name}.html" for name in site.derivations]
+    expected = (["docs/start-here.html"] + [f"derivations/{name}.html" for name in site.derivations]
                 + [f"notebooks/{name}.html" for name in site.notebooks]
                 + [module[:-3] + ".html" for module in site.modules])
     missing = sorted(set(expected) - targets)

@@ -2,12 +2,12 @@
 
 Each module listed in ``COMMANDS`` provides ``add_parser(subparsers)`` (which registers its flags)
 and the function the parser dispatches to via ``set_defaults(func=...)``. Unknown flags and
-impossible values are refused by argparse with a message naming them (exit status 2).
+impossible values are refused with a one-line message naming them, the closest valid flag where
+one is near, and one line of usage (exit status 2; see ``arguments.Parser``).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -52,8 +52,8 @@ def gradcheck_command(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tinyvae", description="A Variational Autoencoder in NumPy, by hand.",
-                                     allow_abbrev=False)
+    parser = arguments.Parser(prog="tinyvae", description="A Variational Autoencoder in NumPy, by hand.",
+                              allow_abbrev=False)  # its subparsers are Parsers too: short errors, suggestions
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     seen = set()
     for name, module in COMMANDS.items():

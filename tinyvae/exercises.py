@@ -17,7 +17,8 @@ missing transpose shows; N > 1, so a sum-for-mean mix-up shows), calls your func
 its gradients with central differences of the true loss (``tinyvae.gradcheck``). When something
 is off it compares your output with the reference (``tinyvae.solutions``) on the same inputs to
 name the usual causes: a missing transpose, a missing ½, a sum where the batch mean is meant, the
-wrong sign, a fresh ε, σ² in place of σ, a forgotten bias gradient, a wrong shape, an exception.
+wrong sign, a fresh ε, σ² in place of σ, a derivative taken w.r.t. σ or σ² instead of log σ², outputs
+returned in each other's places, a forgotten bias gradient, a wrong shape, an exception.
 """
 
 from __future__ import annotations
@@ -589,6 +590,35 @@ def _kl_with_std(c):
     return 0.5 * (np.exp(0.5 * c["log_var"]) + c["mu"] ** 2 - 1 - c["log_var"]).sum() / SIZES["N"]
 
 
+def _reparam_logvar_mistakes():
+    """Wrong dlog_var answers of (e2) that still use the forward's ε: each gets its own name."""
+    def half_dz_eps(c, factor):
+        return 0.5 * c["dz"] * c["eps"] * factor
+
+    chain = "d exp(½ v)/dv = ½ exp(½ v) = ½ σ, with v = log σ²"
+    return [
+        Mistake("dlog_var", "differentiated w.r.t. σ² (the variance), not log σ²: dz/dσ² = ε/(2σ). The variable is "
+                            "log_var, and dσ²/d log σ² = σ² turns that into ½ ε σ [eq:reparam-grad-logvar]",
+                lambda c: c["dz"] * c["eps"] / (2 * c["std"])),
+        Mistake("dlog_var", f"differentiated w.r.t. σ, not log σ²: dz/dσ = ε, and the chain factor {chain} [eq:reparam-grad-logvar]",
+                lambda c: c["dz"] * c["eps"]),
+        Mistake("dlog_var", f"log σ² where σ belongs: the chain factor is ½ σ, not ½ log σ², since {chain}; std is "
+                            "that σ [eq:reparam-grad-logvar]", lambda c: half_dz_eps(c, np.log(c["std"] ** 2))),
+        Mistake("dlog_var", "√σ in place of σ: std is already the standard deviation σ = exp(½ log σ²), so the "
+                            "factor is ½ σ itself, with no further square root [eq:reparam-grad-logvar]",
+                lambda c: half_dz_eps(c, np.sqrt(c["std"]))),
+        Mistake("dlog_var", "exp(σ) in place of σ: std is already exp(½ log σ²), so the factor is ½ σ itself; "
+                            "exponentiating again is one exp too many [eq:reparam-grad-logvar]",
+                lambda c: half_dz_eps(c, np.exp(c["std"]))),
+        *[Mistake("dlog_var", "the KL's gradient ½(σ² − 1) (or its batch mean) is added in here: the backward of "
+                              "z = μ + σ ⊙ ε alone is dlog_var = ½ dz ε σ. The KL's own gradient joins where the two "
+                              "paths meet, in vae_backward [eq:encoder-output-grad]",
+                  lambda c, n=n: half_dz_eps(c, c["std"]) + 0.5 * (c["std"] ** 2 - 1) / n) for n in (1, SIZES["N"])],
+        Mistake("dlog_var", "ε is missing: dz/d log σ² = ½ σ ε, with the very ε the forward used "
+                            "[eq:reparam-grad-logvar]", lambda c: 0.5 * c["dz"] * c["std"]),
+    ]
+
+
 EXERCISES = {e.name: e for e in [
     Exercise(
         name="dense_backward", letter="a", outputs=("dx", "dW", "db"),
@@ -639,7 +669,11 @@ EXERCISES = {e.name: e for e in [
                   Mistake("kl", "σ in place of σ²: the KL has exp(log_var) = σ², not exp(½ log_var) = σ "
                                 "[eq:kl-closed-form]", _kl_with_std),
                   Mistake("dlog_var", "differentiated w.r.t. σ, not log σ²: the variable is log_var [eq:kl-grad-logvar]",
-                          lambda c: (np.exp(0.5 * c["log_var"]) - np.exp(-0.5 * c["log_var"])) / SIZES["N"])]),
+                          lambda c: (np.exp(0.5 * c["log_var"]) - np.exp(-0.5 * c["log_var"])) / SIZES["N"]),
+                  Mistake("dlog_var", "differentiated w.r.t. σ² (the variance), not log σ²: ∂KL/∂σ² = ½(1 − 1/σ²)/N; "
+                                      "the variable is log_var, and dσ²/d log σ² = σ² turns it into ½(σ² − 1)/N "
+                                      "[eq:kl-grad-logvar]",
+                          lambda c: 0.5 * (1 - np.exp(-c["log_var"])) / SIZES["N"])]),
     Exercise(
         name="reparameterize", letter="e1", outputs=("z",), shapes={"z": ("N", "Z")},
         read={"z": "reparameterization.md#eq:reparam"},
@@ -665,7 +699,8 @@ EXERCISES = {e.name: e for e in [
                   Mistake("dmu", "dz/dμ is 1, so dmu = dz; yours multiplies by ε [eq:reparam-grad-mu]",
                           lambda c: c["dz"] * c["eps"]),
                   Mistake("dmu", "dz/dμ is 1, so dmu = dz; yours multiplies by σ [eq:reparam-grad-mu]",
-                          lambda c: c["dz"] * c["std"])]),
+                          lambda c: c["dz"] * c["std"]),
+                  *_reparam_logvar_mistakes()]),
     Exercise(
         name="vae_backward", letter="f", outputs=tuple(VAE_PARAM_SHAPES), shapes=dict(VAE_PARAM_SHAPES),
         read={k: "reparameterization.md#eq:encoder-output-grad" if k in ("W_mu", "b_mu", "W_logvar", "b_logvar")
@@ -794,7 +829,7 @@ def check(name, fn=None, *, seed=0):
                             "the backward must see the very ε of the forward (ε itself gets no gradient) "
                             "[eq:reparam-grad-logvar]"))
     if any(v is not None for v in got.values()):  # else the return value's structure is the problem
-        problems += _check_outputs(ex, case, got, ref)
+        problems += _check_outputs(ex, case, got, ref, fn)
     if name == "iwae_loss" and not problems:
         problems += _iwae_probe(fn, ex)
     if name == "bce_with_logits" and not problems:
@@ -870,9 +905,14 @@ def _as_outputs(ex, result, problems=None):
         return dict.fromkeys(names)
     if len(result) != len(names):
         missing = names[len(result):]
-        hint = (" the bias gradient db is missing" if "db" in missing else f" {', '.join(missing)} missing") \
-            if len(result) < len(names) else ""
-        problems.append(f"returned {len(result)} values, expected {len(names)}: ({', '.join(names)});{hint}")
+        if len(result) < len(names):
+            hint = "the bias gradient db is missing" if "db" in missing else f"{', '.join(missing)} missing"
+        elif "eps" in ex.args:
+            hint = ("ε gets no gradient: it is an input, a draw of N(0, I) held fixed, not a parameter, so return "
+                    f"only ({', '.join(names)}) [eq:reparam-grad-logvar]")
+        else:
+            hint = f"return exactly these {len(names)}, in this order"
+        problems.append(f"returned {len(result)} values, expected {len(names)}: ({', '.join(names)}); {hint}")
         return {k: (result[i] if i < len(result) and len(result) < len(names) else None) for i, k in enumerate(names)}
     return dict(zip(names, result))
 
@@ -926,10 +966,13 @@ def _describe_shape(a):
 # --------------------------------------------------------------------------- diagnosing outputs
 
 
-def _check_outputs(ex, case, got, ref):
+def _check_outputs(ex, case, got, ref, fn):
     """One line per wrong output; outputs explained by the same known mistake share one line."""
-    problems, grouped = [], {}
+    problems, grouped = _swapped(ex, got, ref), {}
+    swapped = {n for p in problems for n in p.split(" are swapped")[0].split(" and ")}
     for name in ex.outputs:
+        if name in swapped:
+            continue
         g, r = got[name], np.asarray(ref[name], dtype=np.float64)
         link = f"[{ex.read[name].split('#')[1]}]"
         sym = "(" + ", ".join(ex.shapes[name]) + ("," if len(ex.shapes[name]) == 1 else "") + ")"
@@ -950,7 +993,7 @@ def _check_outputs(ex, case, got, ref):
             if hint:
                 grouped.setdefault(hint, []).append((name, f"{name}: {hint}"))
                 continue
-            key, text = _value_problem(ex, case, name, g, r, link)
+            key, text = _value_problem(ex, case, name, g, r, link, fn)
             if np.asarray(got[name]).dtype in (np.float32, np.float16):
                 text += f" (and it is {np.asarray(got[name]).dtype}: keep float64, a gradient check needs it)"
             if key:
@@ -965,6 +1008,28 @@ def _check_outputs(ex, case, got, ref):
     if ex.name == "vae_backward" and problems:
         problems.append(_locate(got, ref))
     return problems
+
+
+def _swapped(ex, got, ref):
+    """Two outputs of one shape returned in each other's places: one line per such pair."""
+    def equal(a, b):
+        return (a is not None and _is_numeric(a) and np.shape(a) == np.shape(b)
+                and np.allclose(np.asarray(a, dtype=np.float64), b, rtol=1e-7, atol=1e-12))
+
+    out, seen = [], set()
+    ref = {k: np.asarray(v, dtype=np.float64) for k, v in ref.items()}
+    for i, a in enumerate(ex.outputs):
+        for b in ex.outputs[i + 1:]:
+            if {a, b} & seen or ref[a].shape != ref[b].shape or np.allclose(ref[a], ref[b]):
+                continue
+            if equal(got[a], ref[b]) and equal(got[b], ref[a]):
+                seen |= {a, b}
+                if ex.name == "vae_backward":  # a dict: the keys are mixed up
+                    out.append(f"{a} and {b} are swapped: yours are exactly the right values under each other's keys")
+                else:
+                    out.append(f"{a} and {b} are swapped: yours are exactly the right values in each other's places. "
+                               f"Return ({', '.join(ex.outputs)}) in this order")
+    return out
 
 
 def _locate(got, ref):
@@ -1045,7 +1110,7 @@ def _ratio_hint(ex, c):
     return None
 
 
-def _value_problem(ex, case, name, g, r, link):
+def _value_problem(ex, case, name, g, r, link, fn):
     """(group key or None, text): what is wrong with a same-shape output ``g`` (reference ``r``)."""
     if not np.all(np.isfinite(g)):
         bad = np.argwhere(~np.isfinite(g))
@@ -1070,22 +1135,52 @@ def _value_problem(ex, case, name, g, r, link):
     if not np.any(g) and np.any(r):
         bias = name.startswith(("db", "b_"))
         return None, f"{head}. It is all zeros" + (": the bias gradient was forgotten" if bias else "") + f" {link}"
-    if ex.name == "reparameterize_backward" and name == "dlog_var" and _implied_eps(case, g) is not None:
+    if ex.name == "reparameterize_backward" and name == "dlog_var" and _eps_out_of_place(case, g):
+        return None, (f"{head}. It equals ½·dz·ε'·σ where ε' holds the forward's ε values in other places "
+                      "(transposed, reversed or shuffled): each entry of z has its own ε, and its gradient uses "
+                      "that same entry [eq:reparam-grad-logvar]")
+    if ex.name == "reparameterize_backward" and name == "dlog_var" and _uses_another_eps(fn, ex, case, g):
         return None, (f"{head}. It equals ½·dz·ε'·σ for an ε' that is not the forward's ε: the wrong ε. "
                       "The backward must use the very ε the forward drew; with a fresh one the reconstruction "
                       "stops pulling on σ [eq:reparam-grad-logvar]")
     return None, f"{head} {link}"
 
 
-def _implied_eps(case, g):
-    """The ε' with g = ½·dz·ε'·σ, when it looks like another draw of N(0, 1) noise (else None)."""
+def _eps_out_of_place(case, g):
+    """Whether g = ½·dz·ε'·σ for an ε' whose entries are the forward's ε rearranged."""
     denom = 0.5 * case["dz"] * case["std"]
     if np.any(np.abs(denom) < 1e-8):
-        return None
+        return False
     e = g / denom
-    if not np.all(np.isfinite(e)) or not 0.2 < e.std() < 5 or np.allclose(e, case["eps"], rtol=1e-6):
-        return None
-    return e
+    return (np.all(np.isfinite(e)) and not np.allclose(e, case["eps"], rtol=1e-6)
+            and np.allclose(np.sort(e, axis=None), np.sort(case["eps"], axis=None), rtol=1e-7, atol=1e-12))
+
+
+def _uses_another_eps(fn, ex, case, g):
+    """Whether g = ½·dz·ε'·σ for an ε' that looks like an independent N(0, 1) draw.
+
+    Two tests, both needed: ε' has the sample mean and spread of N(0, 1) noise, and it is independent
+    of the ε passed in (the answer stays the same when ε is replaced by another draw). A formula
+    built on the right ε with a wrong factor (σ², √σ, 1/(2σ), ...) fails the second test.
+    """
+    denom = 0.5 * case["dz"] * case["std"]
+    if np.any(np.abs(denom) < 1e-8):
+        return False
+    e = g / denom
+    n = e.size
+    if not np.all(np.isfinite(e)) or abs(e.mean()) > 4 / np.sqrt(n) or not 0.35 < e.std() < 2.0:
+        return False
+    def dlog_var(inputs):
+        result, err = _call(fn, ex, inputs)
+        out = None if err is not None else _as_outputs(ex, result).get("dlog_var")
+        ok = out is not None and _is_numeric(out) and np.shape(out) == g.shape
+        return np.asarray(out, dtype=np.float64) if ok else None
+
+    again = dlog_var(case)
+    if again is not None and not np.allclose(again, g, rtol=1e-12, atol=0):
+        return True  # a fresh draw on every call: independent of the ε passed in by construction
+    other = dlog_var(dict(case, eps=np.random.default_rng(99).standard_normal(case["eps"].shape)))
+    return other is not None and np.allclose(other, g, rtol=1e-12, atol=0)
 
 
 def _bce_probe(fn, ex):

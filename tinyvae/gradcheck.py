@@ -32,6 +32,11 @@ class ParamResult:
     where: tuple  # index of the worst entry
     analytic: float  # analytic gradient there
     numeric: float  # central-difference gradient there
+    expected_shape: tuple | None = None  # the parameter's shape, when the analytic gradient's differs
+
+    @property
+    def wrong_shape(self):
+        return self.expected_shape is not None
 
 
 @dataclass
@@ -57,6 +62,10 @@ class GradcheckReport:
                  f"  {'parameter':<22} {'shape':<12} {'rel. error':>10}  {'worst at':<12} {'analytic':>12} {'numeric':>12}"]
         for r in self.results:
             flag = "" if r.rel_error <= self.tol else "  <-- wrong"
+            if r.wrong_shape:
+                lines.append(f"  {r.name:<22} {str(r.shape):<12} wrong shape: {r.shape} given, {r.expected_shape} "
+                             f"expected (a gradient has its parameter's shape){flag}")
+                continue
             lines.append(f"  {r.name:<22} {str(r.shape):<12} {r.rel_error:>10.2e}  {str(r.where):<12} "
                          f"{r.analytic:>12.5g} {r.numeric:>12.5g}{flag}")
         return "\n".join(lines)
@@ -64,6 +73,9 @@ class GradcheckReport:
     def raise_if_failed(self):
         if not self.passed:
             w = self.worst
+            if w.wrong_shape:
+                raise AssertionError(f"gradient of {w.name} in {self.label} has shape {w.shape}, expected "
+                                     f"{w.expected_shape} (its parameter's shape)\n{self}")
             raise AssertionError(
                 f"gradient of {w.name} in {self.label} is wrong: relative error {w.rel_error:.2e} > {self.tol:.0e} "
                 f"at index {w.where} (analytic {w.analytic:.6g}, numeric {w.numeric:.6g})\n{self}")
@@ -90,7 +102,7 @@ def compare(name, analytic, numeric):
     """One parameter's relative error and where it is worst."""
     a, n = to_numpy(analytic).astype(np.float64), to_numpy(numeric).astype(np.float64)
     if a.shape != n.shape:
-        return ParamResult(name, a.shape, float("inf"), (), float("nan"), float("nan"))
+        return ParamResult(name, a.shape, float("inf"), (), float("nan"), float("nan"), expected_shape=n.shape)
     if a.size == 0:
         return ParamResult(name, a.shape, 0.0, (), 0.0, 0.0)
     err = np.abs(a - n)

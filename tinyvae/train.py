@@ -254,7 +254,7 @@ def train(config=None, *, progress=True, log=print, dataset=None, on_step=None, 
     run.run_dir = _make_run_dir(config)
     _write_run_config(run, fresh=True)
     log(f"training {run.model.config.describe()} ({run.model.num_params:,} parameters) on {len(run.train_x):,} "
-        f"examples, {config.epochs} epochs on {config.device}; run folder {run.run_dir}")
+        f"examples, {plural(config.epochs, 'epoch')} on {config.device}; run folder {run.run_dir}")
     return run.fit(first_epoch=1, first_step=0, sums=[0.0, 0.0, 0.0], seconds=0.0)
 
 
@@ -279,7 +279,7 @@ def resume(path, *, epochs=None, device=None, expect=None, progress=True, log=pr
     done, step = int(arrays["epoch"]), int(arrays["step"])
     config = _merge_resume(stored, asked, checkpoint.parent, done + (step > 0))
     if done >= config.epochs:
-        log(f"{checkpoint.parent} already holds all {done} epochs; pass --epochs N (N > {done}) to train longer")
+        log(f"{checkpoint.parent} already holds all {plural(done, 'epoch')}; pass --epochs N (N > {done}) to train longer")
         return checkpoint.parent
     run = _Run(config, dataset, **options)
     run.run_dir = checkpoint.parent
@@ -318,7 +318,7 @@ def _restart(folder, asked, dataset, options):
     if config != stored:
         _write_run_config(run, fresh=False)
     run.log(f"{folder} holds no checkpoint yet (the run stopped before its first one): starting it again from the "
-            f"beginning with its stored config, {config.epochs} epochs")
+            f"beginning with its stored config, {plural(config.epochs, 'epoch')}")
     return run.fit(first_epoch=1, first_step=0, sums=[0.0, 0.0, 0.0], seconds=0.0)
 
 
@@ -573,7 +573,7 @@ class _Run:
         self.optimizer.load_state_dict(state)
         epoch, step = int(arrays["epoch"]), int(arrays["step"])
         if not (0 <= epoch and 0 <= step < self.steps_per_epoch):
-            raise CheckpointError(f"{path}: refused, its position ({epoch} epochs and {step} steps done) is "
+            raise CheckpointError(f"{path}: refused, its position ({plural(epoch, 'epoch')} and {plural(step, 'step')} done) is "
                                   f"impossible: an epoch of this run has {self.steps_per_epoch} steps (0 to "
                                   f"{self.steps_per_epoch - 1})")
         self.good_checkpoint = (epoch, step)
@@ -707,6 +707,11 @@ def _nonfinite_parameters(model, optimizer):
             if count:
                 bad.append(f"optimizer {state} ({count} of {buf.size})")
     return bad
+
+
+def plural(n, noun):
+    """'1 epoch', '2 epochs', '0 steps': a count with its noun, for every message that prints one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _summary(r, epochs):
@@ -918,7 +923,7 @@ def _merge_resume(stored, asked, folder, current_epoch):
     if invalid is not None:
         raise invalid
     if merged.epochs < current_epoch:
-        raise ConfigError(f"--epochs {merged.epochs} is fewer than the {current_epoch} epochs this run has "
+        raise ConfigError(f"--epochs {merged.epochs} is fewer than the {plural(current_epoch, 'epoch')} this run has "
                           f"already begun")
     return merged
 
@@ -1082,8 +1087,9 @@ def add_parser(subparsers):
     a("--binarize", choices=BINARIZE_MODES, help=f"(default {d.binarize}: grey levels)")
     a("--validation", type=_count, metavar="N", help="training examples held out for validation (default 0)")
     a("--data", metavar="DIR", help="folder of MNIST-format IDX files (default: the bundled MNIST)")
-    a("--limit-train", type=_count, help=argparse.SUPPRESS)
-    a("--limit-test", type=_count, help=argparse.SUPPRESS)
+    a("--limit-train", type=_count, metavar="N", help="train on the first N training examples only, for a quick "
+      "first run, e.g. --limit-train 2000 --limit-test 500 --epochs 1 (default 0: all of them)")
+    a("--limit-test", type=_count, metavar="N", help="evaluate on the first N test examples only (default 0: all of them)")
     a("--device", choices=backend.DEVICES, help=f"(default {d.device})")
     a("--seed", type=_count, help=f"seeds the whole run (default {d.seed})")
     a("--out", metavar="DIR", help="run folder (default runs/<date-time>-<model>-z<latent>); never overwritten")

@@ -1,16 +1,24 @@
 // The tinyvae site's one script: runs once MathJax has typeset the page.
 
-// A side-by-side equation wider than its column is scaled down to fit, but not below 60 %: past
-// that it scrolls sideways instead of becoming unreadable.
+// A displayed equation wider than its box (a derivation's column, or a side-by-side page's equation
+// column) is scaled down to fit, but not below 60 %: past that it scrolls sideways inside its box,
+// with a visible scrollbar and a shadow on the side that holds more, instead of being cut.
+const DISPLAYED = ".sbs-eq mjx-container > svg, mjx-container[display='true'] > svg";
+
 function fitEquations() {
-  for (const svg of document.querySelectorAll(".sbs-eq mjx-container > svg")) {
-    const box = svg.parentElement.clientWidth;
-    const { width, height } = svg.getBoundingClientRect();
-    if (width > box && box > 0) {
-      const scale = Math.max(box / width, 0.6);
-      svg.style.width = `${width * scale}px`;
-      svg.style.height = `${height * scale}px`;
+  for (const svg of document.querySelectorAll(DISPLAYED)) {
+    const container = svg.parentElement;
+    if (!svg.dataset.width) {  // the size MathJax gave it, kept for when the window is resized
+      const { width, height } = svg.getBoundingClientRect();
+      svg.dataset.width = width;
+      svg.dataset.height = height;
     }
+    const width = Number(svg.dataset.width), height = Number(svg.dataset.height);
+    const box = container.clientWidth;
+    const scale = width > box && box > 0 ? Math.max(box / width, 0.6) : 1;
+    svg.style.width = scale < 1 ? `${width * scale}px` : "";
+    svg.style.height = scale < 1 ? `${height * scale}px` : "";
+    container.classList.toggle("eq-scrolls", container.scrollWidth > container.clientWidth + 1);
   }
 }
 
@@ -25,6 +33,7 @@ window.addEventListener("load", () => {
   if (!window.MathJax || !MathJax.startup) return;
   MathJax.startup.promise.then(() => {
     fitEquations();
+    window.addEventListener("resize", fitEquations);
     showTarget();
     document.documentElement.dataset.typeset = "done";  // for the browser tests: the page is final
   });
