@@ -965,10 +965,11 @@ class _sigint_requests_stop:
         reader, writer = socket.socketpair()
         reader.setblocking(False)
         writer.setblocking(False)
-        if signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False) == -1:
+        theirs = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        if theirs == -1:
             self.wakeup = (reader, writer)
-        else:  # an event loop owns the wakeup fd: leave it alone and count handler calls only
-            signal.set_wakeup_fd(-1)  # (set_wakeup_fd returned the loop's fd; put it back)
+        else:  # an event loop owns the wakeup fd: give it back, and count handler calls only
+            signal.set_wakeup_fd(theirs)
             reader.close()
             writer.close()
 
@@ -985,7 +986,7 @@ class _sigint_requests_stop:
     def _handle(self, signum, frame):
         run = self.run
         if run.stop_requested or self._presses() >= 2:
-            message = (f"stopped at once by a second Ctrl-C: {run._kept_at_stop()}")
+            message = f"stopped at once by a second Ctrl-C: {run._kept_at_stop()}"
             run.log(message)
             raise TrainingInterrupted(message, run.run_dir)
         run.request_stop()
