@@ -1371,3 +1371,13 @@ def test_a_checkpoint_of_another_kind_put_in_a_run_folder_is_refused(theirs, min
     assert_intact(before)
     for command in (["evaluate", run], ["sample", run]):  # they read the checkpoint's own config: it is whole
         assert call(command, capsys).rc == 0
+
+
+def test_a_picture_asked_for_at_a_folder_path_is_refused_not_written_beside_it(tmp_path):
+    from tinyvae.plots import plot_samples  # noqa: PLC0415
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=f"path {folder} is a folder; expected a picture file such as"):
+        plot_samples(VAE(hidden=(3,), latent=2, input_dim=4), n=4, path=folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pictures"] and not any(folder.iterdir())
