@@ -16,6 +16,7 @@ stray ``np.`` call sits on the hot path.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -169,9 +170,15 @@ _pool = None
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
 
 
+def threads_available():
+    """False in the browser (Pyodide, ``sys.platform == "emscripten"``), which cannot start a thread."""
+    return sys.platform != "emscripten"
+
+
 def host_threads(xp):
-    """How many threads elementwise host work may split into (1 on a GPU: the device is parallel)."""
-    if xp is not np:
+    """How many threads elementwise host work may split into (1 on a GPU: the device is parallel;
+    1 in the browser, where no thread can start)."""
+    if xp is not np or not threads_available():
         return 1
     wanted = os.environ.get("TINYVAE_THREADS", "").strip()
     if wanted:
@@ -184,8 +191,8 @@ def host_threads(xp):
 def run_split(fn, parts):
     """``[fn(*part) for part in parts]``: the first part on this thread, the others on pool threads."""
     global _pool
-    if len(parts) == 1:
-        return [fn(*parts[0])]
+    if len(parts) == 1 or not threads_available():
+        return [fn(*part) for part in parts]
     if _pool is None or _pool._max_workers < len(parts) - 1:
         _pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="tinyvae")
     settings = np.geterr()  # np.errstate is per thread: the pool's threads follow the caller's
