@@ -239,6 +239,28 @@ def test_the_lock_lists_exactly_the_wheels_shipped_under_pyodides_names(app):
     assert not list((work / "lite" / "files").rglob("*.gz")), "MNIST ships in the tinyvae wheel only"
 
 
+def test_a_site_with_the_browser_edition_links_every_notebook_page_to_its_copy(tmp_path):
+    import build_site  # noqa: PLC0415 (docs/ is on the path above)
+
+    summary = {"bytes": 66e6, "seconds": 20.0, "pyodide": "314.0.6",
+               "packages": [{"name": "numpy", "version": "2.4.3", "licence": "BSD-3-Clause",
+                             "source": "open-webui 0.12.4's bundle"}]}
+    build_site.stage(ROOT, tmp_path, summary)
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        first = json.loads((tmp_path / "notebooks" / notebook.name).read_text(encoding="utf-8"))["cells"][0]
+        assert f"](../lite/notebooks/index.html?path={notebook.name})" in first["source"]
+    landing = (tmp_path / "index.md").read_text(encoding="utf-8")
+    assert "## Run it in your browser" in landing and "tens of seconds" in landing and "66 MB" in landing
+    page = (tmp_path / "docs" / "browser.md").read_text(encoding="utf-8")
+    assert "| numpy | 2.4.3 | BSD-3-Clause | open-webui 0.12.4's bundle |" in page and "<!--" not in page
+
+    build_site.stage(ROOT, tmp_path)  # without the browser edition: no link, and the page says so
+    first = json.loads((tmp_path / "notebooks" / notebook.name).read_text(encoding="utf-8"))["cells"][0]
+    assert "Open in the browser" not in first["source"]
+    assert "built without the browser edition" in (tmp_path / "docs" / "browser.md").read_text(encoding="utf-8")
+    assert "Run it in your browser" not in (tmp_path / "index.md").read_text(encoding="utf-8")
+
+
 # --- all notebooks, with their times ---------------------------------------------------------------
 
 def main(argv=None):
