@@ -57,8 +57,8 @@ print("same as mu + exp(0.5 * log_var) * eps:", np.allclose(z, mu + np.exp(0.5 *
 # %% [markdown]
 # Is $z$ really distributed as $\mathcal N(\mu, \sigma^2)$? Draw many ε for one (μ, log σ²) and
 # look at the sample mean and standard deviation. The noise is scaled by the **standard deviation**
-# $\exp(\tfrac12\log\sigma^2)$; scaling it by the variance $\exp(\log\sigma^2)$ is a bug that has
-# shipped in public VAE code, and the numbers show the difference.
+# $\exp(\tfrac12\log\sigma^2)$. Scaling it by the variance $\exp(\log\sigma^2)$ instead is an easy
+# mistake to make when a name like `var` or `sigma` could mean either; the numbers show the difference.
 
 # %%
 m, lv = np.array([[1.5]]), np.array([[np.log(0.25)]])     # mean 1.5, variance 0.25, so sigma = 0.5
@@ -67,6 +67,7 @@ samples = tinyvae.Reparameterize().forward(np.repeat(m, len(many), 0), np.repeat
 print(f"sample mean {samples.mean():.4f} (mu = 1.5), sample std {samples.std():.4f} (sigma = 0.5)")
 wrong = 1.5 + np.exp(lv) * many                            # noise scaled by the variance
 print(f"with the variance in place of sigma the std would be {wrong.std():.4f}")
+assert abs(samples.mean() - 1.5) < 0.01 and abs(samples.std() - 0.5) < 0.01 and abs(wrong.std() - 0.25) < 0.01
 
 # %% [markdown]
 # ## 2. The backward pass, step by step
@@ -111,8 +112,8 @@ assert report.passed
 # Take $f(z) = (z - 3)^2$ with $z \sim \mathcal N(\mu, \sigma^2)$. Then $\mathbb E f = (\mu - 3)^2 + \sigma^2$
 # and the true gradient with respect to $\log\sigma^2$ is $\sigma^2$. Compare the average of the
 # reparameterized gradient when the backward uses the forward's ε with the average when it uses a
-# fresh ε′ (a bug that has also shipped): the fresh one averages to zero, so the reconstruction term
-# would stop pulling on σ at all.
+# fresh ε′ (a second easy mistake: drawing the noise again in the backward): the fresh one averages to
+# zero, so the reconstruction term would stop pulling on σ at all.
 
 # %%
 mu0, lv0 = 1.0, np.log(0.8)                # sigma^2 = 0.8
@@ -127,6 +128,8 @@ fresh = 0.5 * dz_s * e_fresh * sigma       # ... with a fresh eps'
 print(f"true d E[f] / d log_var   = {sigma**2:.4f}")
 print(f"same eps,  mean estimate  = {same.mean():.4f} +/- {same.std() / np.sqrt(M):.4f}")
 print(f"fresh eps, mean estimate  = {fresh.mean():.4f} +/- {fresh.std() / np.sqrt(M):.4f}   <- biased to 0")
+assert abs(same.mean() - sigma**2) < 4 * same.std() / np.sqrt(M)    # unbiased: within 4 standard errors
+assert abs(fresh.mean()) < 4 * fresh.std() / np.sqrt(M)              # averages to zero, not to sigma^2
 
 
 # %% [markdown]
@@ -157,11 +160,31 @@ def exact_var(mu, s):
     return {"reparameterized": 4 * s**2, "score function": mu**4 / s**2 + 14 * mu**2 + 15 * s**2,
             "minus usual baseline": 8 * mu**2 + 10 * s**2, "minus best baseline": 8 * mu**2 + 6 * s**2}
 
+measured = {}
 for sigma in (1.0, 0.3, 0.1):
     print(f"mu = 1, sigma = {sigma}: target gradient 2.0")
     ex = exact_var(1.0, sigma)
     for name, g in estimators(1.0, sigma, 1_000_000, rng).items():
+        measured[name, sigma] = g.var()
         print(f"   {name:<21} mean {g.mean():7.4f}   variance {g.var():9.3f}   (exact {ex[name]:9.3f})")
+        assert abs(g.var() / ex[name] - 1) < 0.1 and abs(g.mean() - 2.0) < 0.1, (name, sigma)
+
+# %% [markdown]
+# The same variances over a range of σ: the lines are the exact formulas above, the dots the sampled
+# variances of the cell before.
+
+# %%
+sigmas = np.geomspace(0.03, 3, 100)
+fig, ax = plt.subplots(figsize=(7, 4))
+for (name, exact), colour in zip(exact_var(1.0, sigmas).items(), ("tab:blue", "tab:red", "tab:orange", "tab:green")):
+    ax.plot(sigmas, exact, color=colour, label=name)
+    ax.plot([s for n, s in measured if n == name], [v for (n, s), v in measured.items() if n == name],
+            "o", color=colour)
+ax.set_xscale("log"), ax.set_yscale("log")
+ax.set_xlabel("σ, the standard deviation of q (μ = 1)"), ax.set_ylabel("variance of the gradient estimate")
+ax.set_title("Estimators of d E[z²] / dμ: as σ shrinks, only the reparameterized variance goes to zero", fontsize=10)
+ax.legend(fontsize=8)
+plt.show()
 
 # %% [markdown]
 # As the encoder grows confident ($\sigma \to 0$) the reparameterized variance goes to zero, while
@@ -172,4 +195,6 @@ for sigma in (1.0, 0.3, 0.1):
 # **Takeaways.** (1) `z = mu + exp(0.5 * log_var) * eps`, with ε passed in. (2) `dmu = dz`,
 # `dlog_var = 0.5 * dz * eps * std`, using the forward's own ε and σ. (3) ε is an input, not a parameter.
 # (4) Low variance is the reason for the trick. Next: [03 · the ELBO and the losses](03_elbo_and_losses.ipynb);
-# to write this backward yourself: [06 · exercises](06_gradient_check_exercises.ipynb).
+# to write this backward yourself: [06 · exercises](06_gradient_check_exercises.ipynb). Deeper: the whole
+# [reparameterization page](../derivations/reparameterization.md), with the variances derived, and
+# [the gradient check](../derivations/gradcheck.md).

@@ -55,6 +55,29 @@ with np.errstate(all="ignore"):                             # the naive form ove
 stable = -tinyvae.bernoulli_log_prob(logits[:, None], x[:, None])
 for l, t, a, b in zip(logits, x, naive, stable):
     print(f"logit {l:>9g}  x = {t:.0f}   naive {a:>10.4g}   stable {b:>10.4g}")
+assert stable[0] == 1e4 and abs(stable[1] - 30) < 1e-12 and stable[-1] == 1e4 and not np.isfinite(naive[0])
+
+# %% [markdown]
+# Where does the naive form break? In float32, the precision a model trains in, for a pixel that is 0 the
+# cost is $\log(1 + e^{l})$: the naive form reaches `inf` once $\sigma(l)$ rounds to 1, at a logit of
+# about 17, long before the logit itself is large. Just before that it is already off: $1 - \sigma(l)$ is
+# then the difference of two numbers close to 1, with few correct digits left, hence the steps.
+
+# %%
+grid = np.linspace(-5, 40, 451).astype(np.float32)
+zeros = np.zeros_like(grid)
+with np.errstate(all="ignore"):
+    naive32 = -np.log(1 - 1 / (1 + np.exp(-grid)))                 # x = 0: −log(1 − σ(l)), in float32
+stable32 = -tinyvae.bernoulli_log_prob(grid[:, None], zeros[:, None])
+breaks = grid[~np.isfinite(naive32)].min()
+fig, ax = plt.subplots(figsize=(7, 3.4))
+ax.plot(grid, stable32, label="stable form [eq:bce-stable]", lw=3, color="0.7")
+ax.plot(grid, np.where(np.isfinite(naive32), naive32, np.nan), label="naive form", color="tab:red")
+ax.axvline(breaks, color="tab:red", ls=":", label=f"naive gives inf from l = {breaks:.1f}")
+ax.set_xlabel("logit l"), ax.set_ylabel("nats, pixel x = 0"), ax.legend(fontsize=8)
+ax.set_title("Binary cross-entropy of one pixel in float32")
+plt.show()
+assert grid.dtype == stable32.dtype == np.float32 and np.isfinite(stable32).all() and 16 < breaks < 18
 
 # %% [markdown]
 # The stable values are exact: a logit of 10⁴ for a pixel that is 0 costs 10⁴ nats, and a logit of
@@ -73,9 +96,9 @@ print("dlogits:", dlogits.ravel())
 # Its [negative log-likelihood](../derivations/gaussian.md#eq:gaussian-nll) per example is
 # $\frac{1}{2\sigma_x^2}\mathrm{SSE} + \frac D2 \log(2\pi\sigma_x^2)$. With $\sigma_x^2 = 1$ that is
 # ½ · SSE plus a constant of 720.4 nats for D = 784, which has no gradient. The Gaussian number is not
-# comparable with the Bernoulli one, and the constant is not the reason: it is minus the log of a
-# *density* over continuous pixels, the Bernoulli number minus the log of a *probability* of binary
-# pixels, and subtracting 720.4 would not turn one into the other. The variance is a weight: halving it
+# comparable with the Bernoulli one, and the constant is not the reason: the Gaussian number is minus the
+# log of a *density* over continuous pixels, the Bernoulli number minus the log of a *probability* of
+# binary pixels, and subtracting 720.4 from the first would not turn it into the second. The variance is a weight: halving it
 # doubles the pull of the reconstruction against the KL. The loss becomes twice the loss with β/2, plus a
 # constant, so it has the same minimizers as dividing β by 2; the factor 2 also doubles every gradient,
 # which plain SGD feels as a doubled learning rate (Adam, apart from its small ε, does not).
@@ -93,6 +116,7 @@ for obs_var in (1.0, 0.1, 0.01):
     print(f"obs_var {obs_var:<5} NLL {float(nll):9.2f} = 0.5*SSE/obs_var {0.5 * sse / obs_var:9.2f} "
           f"+ constant {const:8.2f};   gradient size {np.abs(dmean).max():.2e}")
 print(f"MSE (np.mean) = {mse:.5f}, which is SSE / D = {sse / D:.5f}: it also divides by D = {D}")
+assert round(0.5 * D * np.log(2 * np.pi), 1) == 720.4
 
 # %% [markdown]
 # ## 3. The reduction convention, shown with numbers
@@ -151,7 +175,7 @@ for M in (10, 1_000, 100_000):
 # An untrained decoder outputs logits scattered around 0. A logit of exactly 0 costs log 2 ≈ 0.69 nats
 # whatever the pixel, and since the cost is convex in the logit, scattered logits typically cost more on
 # average: the reconstruction term starts above 784 · log 2. The encoder's random μ and log σ² give a
-# small KL.
+# KL under 1 % of it.
 
 # %%
 from tinyvae import data
@@ -164,9 +188,14 @@ s = vae.stats
 print(f"reconstruction {float(s['recon']):8.2f} nats/example")
 print(f"KL             {float(s['kl']):8.2f} nats/example")
 print(f"loss           {float(s['loss']):8.2f} = reconstruction + KL  (784 * log 2 = {784 * np.log(2):.2f})")
-assert float(s["recon"]) > 784 * np.log(2)
+assert float(s["recon"]) > 784 * np.log(2) and float(s["kl"]) < 0.01 * float(s["recon"])
 
 # %% [markdown]
-# Training ([notebook 04](04_training_mnist.ipynb)) pushes the reconstruction down to around a hundred nats while the KL rises from
-# near zero to a few tens of nats: the code starts carrying information about the digit.
-# Next: [04 · training on MNIST](04_training_mnist.ipynb).
+# Training pushes the reconstruction term down and the KL term up: the code starts carrying information
+# about the digit. [Notebook 00](00_vae_on_one_screen.ipynb) prints both at the start and the end of a short
+# run, and [notebook 04](04_training_mnist.ipynb) draws their curves.
+#
+# Next: [04 · training on MNIST](04_training_mnist.ipynb). Deeper: [the ELBO](../derivations/elbo.md) and its
+# gap, [the Bernoulli loss](../derivations/bernoulli.md) (and why grey levels make it a cross-entropy),
+# [the Gaussian](../derivations/gaussian.md), [the KL](../derivations/kl.md), and how float32 rounds the loss
+# ([float32-loss](../derivations/float32-loss.md)).

@@ -21,6 +21,11 @@ machine rewrites the same bytes:
   ``<python>``, the repository ``<repo>``, the home directory ``~``; durations (a number followed
   by s, ms, min or seconds) lose their number (``… s``); object addresses ``0x…``. A path that survives this is an error.
 
+Every build also stores the notebook's run time and each code cell's in ``timings.json``, with the
+machine's load, and rewrites the run-time table of ``README.md`` (between ``TABLE_START`` and
+``TABLE_END``); ``tests/test_notebooks.py`` holds them to ``NOTEBOOK_LIMIT``, ``ONE_SCREEN_LIMIT`` and
+``CELL_LIMIT``.
+
 ``--check`` does not execute anything: it compares each stored notebook's cells, kernel spec and
 jupytext options with its source's and checks that the code cells carry the outputs of one
 top-to-bottom run with no error and no absolute path.
@@ -29,6 +34,8 @@ top-to-bottom run with no error and no absolute path.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import sys
@@ -59,6 +66,20 @@ ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 ABSOLUTE_PATH = re.compile(r"(?<![\w/.:~<>\\-])(?:/[\w.+-]+/[\w.+-]+|[A-Za-z]:\\[\w.+-]+)")
 
 
+# Run times. Every build stores each notebook's wall-clock seconds and each code cell's in timings.json, with
+# the machine's load, and rewrites the table in README.md between these two lines; tests/test_notebooks.py
+# fails where a stored figure is over its limit or was measured on an older source.
+TIMINGS_NAME = "timings.json"
+NOTEBOOK_LIMIT = 90.0  # seconds a notebook may take, kernel start included
+CELL_LIMIT = 20.0  # seconds one cell may take
+ONE_SCREEN = "vae_on_one_screen"  # the notebook that writes a VAE out by hand (NN_vae_on_one_screen) ...
+ONE_SCREEN_LIMIT = 60.0  # ... may take this long at most
+# Variables that set how many threads the kernel's BLAS and tinyvae use: stored with the times when set.
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYVAE_THREADS")
+TABLE_START = "<!-- run times: written by build.py from timings.json -->"
+TABLE_END = "<!-- end of run times -->"
+
+
 def sources(directory=HERE):
     """The notebook sources NN_name.py, in order."""
     return sorted(Path(directory).glob(SOURCE_GLOB))
@@ -84,11 +105,21 @@ def read_source(source):
 
 
 def execute(nb, timeout=CELL_TIMEOUT):
-    """Run ``nb`` top to bottom in place, in a fresh kernel in notebooks/; raises CellExecutionError."""
+    """Run ``nb`` top to bottom in place, in a fresh kernel in notebooks/; raises CellExecutionError.
+
+    Each code cell's metadata gets nbclient's timestamps (``cell_seconds`` reads them; ``tidy`` drops them)
+    and the notebook's metadata the run's wall-clock seconds, kernel start included, under ``build_seconds``,
+    and the CPU seconds the kernel used (all its threads) under ``build_cpu_seconds``.
+    """
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name=KERNEL, record_timing=False,
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name=KERNEL, record_timing=True,
                                      extra_arguments=KERNEL_ARGS, resources={"metadata": {"path": str(HERE)}})
+    began, cpu = time.perf_counter(), os.times()
     client.execute(env=env)
+    nb.metadata["build_seconds"] = time.perf_counter() - began
+    after = os.times()  # the kernel has exited: its CPU time is counted among this process's children
+    nb.metadata["build_cpu_seconds"] = (after.children_user + after.children_system
+                                        - cpu.children_user - cpu.children_system)
     return nb
 
 
@@ -134,7 +165,7 @@ def tidy(nb):
     """Make an executed notebook independent of the machine and the moment it ran on (in place)."""
     language = dict(nb.metadata.get("language_info", {"name": "python"}))
     language.pop("version", None)
-    nb.metadata = {key: nb.metadata[key] for key in ("kernelspec", "jupytext") if key in nb.metadata}
+    nb.metadata = {key: nb.metadata[key] for key in ("kernelspec", "jupytext") if key in nb.metadata}  # no timing
     nb.metadata["language_info"] = language
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
@@ -170,19 +201,124 @@ def machine_paths(nb):
     return found
 
 
+def cell_seconds(nb):
+    """{index: seconds} of every code cell of an executed ``nb``, from nbclient's timestamps."""
+    from datetime import datetime  # noqa: PLC0415
+
+    def moment(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    found = {}
+    for index, cell in enumerate(nb.cells):
+        stamps = cell.metadata.get("execution", {})
+        if cell.cell_type == "code" and "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            found[index] = (moment(stamps["shell.execute_reply"]) - moment(stamps["iopub.execute_input"])).total_seconds()
+    return found
+
+
+def source_digest(source):
+    return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
+def timing_record(source, nb):
+    """What the build stores of one executed notebook's run: its time, each code cell's, and the machine's load."""
+    cells = cell_seconds(nb)
+    slowest = max(cells, key=cells.get) if cells else None
+    return {"source_sha256": source_digest(source),
+            "total_s": round(float(nb.metadata.get("build_seconds", sum(cells.values()))), 1),
+            "max_cell_s": round(cells[slowest], 1) if cells else 0.0, "max_cell": slowest,
+            "cells_s": {str(i): round(t, 1) for i, t in cells.items()},
+            "cpu_s": round(float(nb.metadata.get("build_cpu_seconds", 0.0)), 1),
+            "load_average_1min": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
+            "cpus": os.cpu_count(),
+            "environment": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}}
+
+
+def read_timings(directory=HERE):
+    path = Path(directory) / TIMINGS_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def store_timing(source, record, directory=HERE):
+    """Put ``record`` under the source's name in timings.json (atomically) and rewrite README.md's table."""
+    timings = read_timings(directory)
+    timings[Path(source).stem] = record
+    timings = {k: timings[k] for k in sorted(timings)}
+    path = Path(directory) / TIMINGS_NAME
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)
+    write_readme_table(directory)
+
+
+def limit_of(source):
+    return ONE_SCREEN_LIMIT if Path(source).stem.endswith(ONE_SCREEN) else NOTEBOOK_LIMIT
+
+
+def timing_problems(source, timings):
+    """Why the stored run time of ``source`` is missing, stale or over its limits; [] when it is fine."""
+    name = Path(source).stem
+    record = timings.get(name)
+    if record is None:
+        return [f"{name}: no stored run time; build it: python notebooks/build.py {name[:2]}"]
+    found = []
+    if record["source_sha256"] != source_digest(source):
+        found.append(f"{name}: the stored run time is of an older source; rebuild it")
+    if record["total_s"] > limit_of(source):
+        found.append(f"{name}: ran {record['total_s']} s, over its limit of {limit_of(source):g} s")
+    slow = {i: t for i, t in record["cells_s"].items() if t > CELL_LIMIT}
+    if slow:
+        found.append(f"{name}: cells (index: seconds) over {CELL_LIMIT:g} s: {slow}")
+    return found
+
+
+def timings_table(timings, directory=HERE):
+    """The README's table of the stored run times, one row per notebook source."""
+    rows = ["| notebook | run time (s) | limit (s) | slowest cell (s) | kernel's CPU time (s) "
+            "| load average when built (cores) | threads set |", "| --- | ---: | ---: | --- | ---: | ---: | --- |"]
+    for source in sources(directory):
+        record = timings.get(source.stem)
+        if record is None:
+            rows.append(f"| {source.stem} | not measured | {limit_of(source):g} | | | | |")
+            continue
+        number = source.stem.split("_")[0]
+        cell = f"{record['max_cell_s']} (cell `nb{number}-{record['max_cell']:02d}`)" if record["max_cell"] is not None else ""
+        load = f"{record['load_average_1min']} ({record['cpus']})" if record.get("load_average_1min") is not None else ""
+        cpu = record.get("cpu_s", "")
+        threads = ", ".join(f"`{k}={v}`" for k, v in record.get("environment", {}).items()) or "none"
+        rows.append(f"| {source.stem} | {record['total_s']} | {limit_of(source):g} | {cell} | {cpu} | {load} | {threads} |")
+    return "\n".join(rows)
+
+
+def write_readme_table(directory=HERE):
+    """Replace the table between TABLE_START and TABLE_END in README.md (if it has them) with the stored times."""
+    readme = Path(directory) / "README.md"
+    if not readme.exists():
+        return
+    text = readme.read_text(encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        return
+    head, rest = text.split(TABLE_START, 1)
+    tail = rest.split(TABLE_END, 1)[1]
+    readme.write_text(f"{head}{TABLE_START}\n{timings_table(read_timings(directory), directory)}\n{TABLE_END}{tail}",
+                      encoding="utf-8")
+
+
 def render(nb):
     nbformat.validate(nb)
     return nbformat.writes(nb) + "\n"
 
 
 def build(source, timeout=CELL_TIMEOUT):
-    """Execute ``source`` and return the text of its stored notebook."""
-    nb = tidy(execute(read_source(source), timeout))
+    """Execute ``source``; return the text of its stored notebook and the record of its run time."""
+    nb = execute(read_source(source), timeout)
+    record = timing_record(source, nb)
+    nb = tidy(nb)
     paths = machine_paths(nb)
     if paths:
         raise ValueError(f"{Path(source).name}: outputs show absolute paths (cell index, path) {paths}; "
                          "print paths relative to a folder, or add the folder to build.py's placeholders")
-    return render(nb)
+    return render(nb), record
 
 
 def problems(source):
@@ -257,7 +393,7 @@ def main(argv=None, directory=None):
     for source in chosen:
         began = time.perf_counter()
         try:
-            text = build(source, args.timeout)
+            text, record = build(source, args.timeout)
         except Exception as error:  # a failing cell, a dead or missing kernel, a path in an output: go on
             failed.append(source.name)
             print(f"{source.name}: FAILED, {stored_path(source).name} left as it was\n{error}", file=sys.stderr)
@@ -268,8 +404,11 @@ def main(argv=None, directory=None):
             partial = target.with_name(target.name + ".partial")
             partial.write_text(text, encoding="utf-8")
             partial.replace(target)  # atomic: a reader never sees half a notebook
+        store_timing(source, record, source.parent)
+        over = timing_problems(source, read_timings(source.parent))
         print(f"{target.name}: {'unchanged' if unchanged else 'written'} "
-              f"({time.perf_counter() - began:.1f} s)", flush=True)
+              f"({time.perf_counter() - began:.1f} s; slowest cell {record['max_cell_s']} s)"
+              + "".join(f"\n  over a limit: {p}" for p in over), flush=True)
     print(f"{len(chosen) - len(failed)} of {len(chosen)} notebooks built in {time.perf_counter() - start:.0f} s")
     return 1 if failed else 0
 

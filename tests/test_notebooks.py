@@ -143,6 +143,49 @@ def test_build_check_passes_on_a_built_pair_and_fails_once_the_source_is_edited(
     assert f"python notebooks/build.py {source.name[:2]}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_stored_run_time_is_of_this_source_and_within_the_limits(source):
+    # Every build stores the notebook's wall-clock seconds and each cell's (notebooks/timings.json):
+    # at most 90 s a notebook (60 s the one-screen VAE) and 20 s a cell.
+    assert build.timing_problems(source, build.read_timings()) == []
+
+
+def test_readme_table_shows_the_stored_run_times():
+    text = (NOTEBOOK_DIR / "README.md").read_text(encoding="utf-8")
+    assert build.TABLE_START in text and build.TABLE_END in text, "notebooks/README.md has no run-time table"
+    table = text.split(build.TABLE_START, 1)[1].split(build.TABLE_END, 1)[0].strip()
+    assert table == build.timings_table(build.read_timings()), "rebuild a notebook to rewrite the table"
+
+
+def test_timing_problems_names_a_slow_cell_a_slow_notebook_and_a_stale_source(tmp_path):
+    source = tmp_path / "04_x.py"
+    source.write_text("# %%\nx = 1\n", encoding="utf-8")
+    record = {"source_sha256": build.source_digest(source), "total_s": 30.0, "max_cell_s": 3.0, "max_cell": 0,
+              "cells_s": {"0": 3.0}, "load_average_1min": 1.0, "cpus": 2}
+    assert build.timing_problems(source, {"04_x": record}) == []
+    assert "no stored run time" in build.timing_problems(source, {})[0]
+    slow = build.timing_problems(source, {"04_x": dict(record, total_s=95.0, cells_s={"0": 21.0})})
+    assert len(slow) == 2 and "over its limit of 90 s" in slow[0] and "{'0': 21.0}" in slow[1]
+    one_screen = tmp_path / "01_vae_on_one_screen.py"
+    one_screen.write_text("# %%\nx = 1\n", encoding="utf-8")
+    rec = dict(record, source_sha256=build.source_digest(one_screen), total_s=61.0)
+    assert "limit of 60 s" in build.timing_problems(one_screen, {"01_vae_on_one_screen": rec})[0]
+    source.write_text("# %%\nx = 2\n", encoding="utf-8")
+    assert "older source" in build.timing_problems(source, {"04_x": record})[0]
+
+
+def test_build_stores_each_cells_time_and_rewrites_the_readme_table(tmp_path):
+    source = tmp_path / "01_sleep.py"
+    source.write_text("# %%\nimport time\n\n# %%\ntime.sleep(0.3)\n", encoding="utf-8")
+    (tmp_path / "README.md").write_text(f"# x\n{build.TABLE_START}\nold\n{build.TABLE_END}\ntail\n", encoding="utf-8")
+    assert build.main(["01"], directory=tmp_path) == 0
+    record = build.read_timings(tmp_path)["01_sleep"]
+    assert record["max_cell"] == 1 and 0.3 <= record["max_cell_s"] < record["total_s"]
+    assert record["source_sha256"] == build.source_digest(source)
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "| 01_sleep | " in readme and "old" not in readme and readme.endswith(f"{build.TABLE_END}\ntail\n")
+
+
 def test_jupyter_opens_each_pair_from_either_file_and_saving_leaves_the_source_unchanged(tmp_path):
     # JupyterLab reads notebooks through jupytext's contents manager (the notebooks extra installs it).
     # When the .ipynb of a pair is the newer file, as after a build or a fresh clone, jupytext opens the
@@ -205,7 +248,7 @@ def test_notebook_links_its_derivations_and_they_exist(source):
 
 def test_notebooks_use_only_the_public_api():
     import tinyvae
-    allowed_modules = {"data", "train", "evaluate", "plots", "exercises"}
+    allowed_modules = {"data", "train", "evaluate", "plots", "exercises", "pretrained"}
     for source in SOURCES:
         nb = jupytext.read(source)
         for cell in _code(nb):

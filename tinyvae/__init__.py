@@ -1,7 +1,8 @@
 """tinyvae: a Variational Autoencoder in NumPy, every backward pass by hand and gradient-checked.
 
 The public API is the list below, plus the modules ``tinyvae.data`` (MNIST and any IDX data),
-``tinyvae.plots`` (the pictures) and ``tinyvae.exercises`` (graded backward passes); a notebook
+``tinyvae.plots`` (the pictures), ``tinyvae.exercises`` (graded backward passes) and
+``tinyvae.pretrained`` (small trained models bundled with the package, each with its recipe); a notebook
 needs nothing else. The math behind each piece is in
 the repository's ``derivations/`` folder, cited from the code as ``# [eq:...]``.
 """

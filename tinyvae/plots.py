@@ -370,10 +370,10 @@ def plot_ae_vs_vae(ae, vae, x, n=10, seed=0, path=None):
     images = np.concatenate([images for _, images in rows])
     fig = _figure(figsize=(max(8.0, 2.2 + 0.6 * n), 4.6), layout="constrained")
     _show(fig.add_subplot(), _grid(images, n), x.shape[1], rows=[label for label, _ in rows])
-    fig.suptitle("Both reconstruct; only the VAE generates.\n"
-                 "The autoencoder's codes can sit anywhere, so draws from N(0, I) land where its decoder never "
-                 "learned;\nthe VAE's KL term pulls q(z|x) toward N(0, I), so the same draws decode to digits.",
-                 fontsize=10)
+    fig.suptitle("Rows 2 and 3: each model's reconstructions of the inputs of row 1.\n"
+                 "Rows 4 and 5: the same draws z ~ N(0, I) decoded by each model. The VAE's KL term pulls q(z|x) "
+                 "toward N(0, I);\nnothing places the autoencoder's codes, so its draws may land where its "
+                 "decoder never learned.", fontsize=10)
     return _finish(fig, path)
 
 

@@ -1,0 +1,23 @@
+"""The recipe of every bundled checkpoint: the `tinyvae train` flags that make it, seed included.
+
+Each entry is NAME: {"flags": the training config's fields as given on the command line, "what": one line
+on the model}. ``python -m tinyvae.pretrained NAME`` trains it with exactly these fields (and no others:
+the rest are TrainConfig's defaults) and writes ``NAME.npz`` beside this file; ``tinyvae.pretrained.command``
+prints the equivalent ``tinyvae train`` command. Keep each model small: all files together a few MB.
+"""
+
+RECIPES = {
+    # notebook 01: an autoencoder and a VAE with the same networks, at Z = 16 and at Z = 2
+    "ae-z16": {"flags": dict(model="ae", hidden=(128,), latent=16, epochs=3, limit_train=10_000, limit_test=1_000,
+                             lr=2e-3, seed=0),
+               "what": "autoencoder 784-128-16, 3 epochs on 10,000 grey-level digits"},
+    "vae-z16": {"flags": dict(model="vae", hidden=(128,), latent=16, epochs=3, limit_train=10_000, limit_test=1_000,
+                              lr=2e-3, seed=0),
+                "what": "VAE 784-128-16, 3 epochs on 10,000 grey-level digits"},
+    "ae-z2": {"flags": dict(model="ae", hidden=(128,), latent=2, epochs=3, limit_train=10_000, limit_test=1_000,
+                            lr=2e-3, seed=0),
+              "what": "autoencoder 784-128-2, 3 epochs on 10,000 grey-level digits"},
+    "vae-z2": {"flags": dict(model="vae", hidden=(128,), latent=2, epochs=3, limit_train=10_000, limit_test=1_000,
+                             lr=2e-3, seed=0),
+               "what": "VAE 784-128-2, 3 epochs on 10,000 grey-level digits"},
+}
