@@ -100,10 +100,14 @@ def normalize(name):
 def fetch(cache):
     """npm pack the Pyodide core and pip download the pinned wheels into ``cache``."""
     cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["npm", "pack", PYODIDE_NPM, "--pack-destination", str(cache)], check=True,
-                   stdout=subprocess.DEVNULL)
+    done = subprocess.run(["npm", "pack", PYODIDE_NPM, "--pack-destination", str(cache)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"lite fetch: npm pack {PYODIDE_NPM} failed:\n{done.stderr[-4000:]}")
+    # --ignore-requires-python: the wheels are for the browser's Python (3.14), not this one
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
-                    "--only-binary=:all:", "-r", str(REQUIREMENTS), "-d", str(cache / "wheels")], check=True)
+                    "--only-binary=:all:", "--ignore-requires-python", "-r", str(REQUIREMENTS),
+                    "-d", str(cache / "wheels")], check=True)
     problems = missing_pieces(cache)
     if problems:
         raise SystemExit("lite fetch: " + "; ".join(problems))
