@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import email.parser
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -280,6 +281,7 @@ def build(out, work, notebooks, *, cache=None):
     pyodide.mkdir(parents=True)
     with tarfile.open(_checked(cache / PYODIDE_TGZ[0], PYODIDE_TGZ[1])) as tgz:
         core_lock = json.load(tgz.extractfile("package/pyodide-lock.json"))
+        core_licence = json.load(tgz.extractfile("package/package.json"))["license"]
         for name in PYODIDE_CORE:
             with tgz.extractfile(f"package/{name}") as src, open(pyodide / name, "wb") as dst:
                 shutil.copyfileobj(src, dst)
@@ -309,8 +311,11 @@ def build(out, work, notebooks, *, cache=None):
                  "source": "open-webui 0.12.4's bundle" if e["file_name"] in FROM_BUNDLE
                  else "this checkout" if e["name"] == "tinyvae" else "PyPI"}
                 for e in lock["packages"].values()]
-    summary = {"seconds": round(seconds, 1), "bytes": size, "packages": packages,
-               "pyodide": PYODIDE_NPM.split("@")[1], "notebooks": [Path(n).name for n in notebooks]}
+    apps = [{"name": name, "version": importlib.metadata.version(name), "licence": licence(importlib.metadata.metadata(name))}
+            for name in ("jupyterlite-core", "jupyterlite-pyodide-kernel")]
+    summary = {"seconds": round(seconds, 1), "bytes": size, "packages": packages, "apps": apps,
+               "pyodide": PYODIDE_NPM.split("@")[1], "pyodide_licence": core_licence,
+               "notebooks": [Path(n).name for n in notebooks]}
     (out / "tinyvae-lite.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(f"build_site: the browser edition ({len(notebooks)} notebooks, {len(packages)} wheels, "
           f"{size / 1e6:.0f} MB) into {out} in {seconds:.1f} s")
@@ -325,10 +330,14 @@ def fill_page(text, summary):
     build's ``summary``) and the browser times measured per notebook (``docs/lite/timings.json``)."""
     if summary:
         rows = ["| package | version | licence | from |", "| --- | --- | --- | --- |",
-                f"| Pyodide (the Python runtime) | {summary['pyodide']} | MPL-2.0 | npm |"]
+                f"| Pyodide (the Python runtime) | {summary['pyodide']} | {summary.get('pyodide_licence', '')} | npm |"]
+        rows += [f"| {a['name']} (the app) | {a['version']} | {a['licence']} | PyPI |" for a in summary.get("apps", [])]
         rows += [f"| {p['name']} | {p['version']} | {p['licence']} | {p['source']} |" for p in summary["packages"]]
         packages = (f"This site's browser edition is {summary['bytes'] / 1e6:.0f} MB; it took "
-                    f"{summary['seconds']:.0f} s to build. It redistributes:\n\n" + "\n".join(rows))
+                    f"{summary['seconds']:.0f} s to build. It redistributes the packages below, each "
+                    "licence as the package's own metadata declares it; the app's front end lists the "
+                    "JavaScript packages it bundles, with theirs, in its `third-party-licenses.json` files."
+                    "\n\n" + "\n".join(rows))
     else:
         packages = ("This copy of the site was built without the browser edition "
                     "(`python docs/build_site.py --lite` builds it).")

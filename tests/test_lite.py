@@ -273,12 +273,14 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", default=None, help="these notebooks (names without .ipynb)")
     parser.add_argument("--limit", type=float, default=600, help="seconds a notebook may take (default 600)")
     parser.add_argument("--write", default=str(lite.TIMINGS), help="where to store the table (JSON)")
+    parser.add_argument("--work", default=str(ROOT / "build" / "lite-times"),
+                        help="folder for the app (default build/lite-times; not the tests' folder, so both may run)")
     args = parser.parse_args(argv)
     problems = lite.missing_pieces(lite.cache_dir())
     if problems:
         raise SystemExit("; ".join(problems))
     names = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")) if args.all else args.only or chosen(NOTEBOOKS)
-    work = ROOT / "build" / "lite-times"  # not the tests' folder: both may run at once
+    work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     build_app(work)
