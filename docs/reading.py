@@ -12,8 +12,9 @@ From it and from the pages' word counts this script writes:
 * the reading order of ``derivations/README.md`` (labelled by page title), with its list of pages
   in the same order, and the reading order of ``notebooks/README.md``.
 
-Reading time: the words a reader reads, at ``WORDS_PER_MINUTE`` = 200 words a minute (a slow pace,
-for prose full of math), rounded up to a whole minute. Words are the whitespace-separated tokens of
+Reading time: the words a reader reads, at a nominal ``WORDS_PER_MINUTE`` = 200 words a minute (an
+average pace for prose; working through derivations takes ``WORKING_FACTOR``, two to three times as
+long), rounded up to a whole minute. Words are the whitespace-separated tokens of
 a derivation page's Markdown (prose, equations and the code of its numeric check alike; its own
 reading-time line left out), or of a notebook's source (Markdown and code cells; the jupytext
 header, cell markers and comment signs left out). A notebook's run time comes on top (the table in
@@ -31,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS_PER_MINUTE = 200
+WORKING_FACTOR = (2, 3)  # working through the derivations with pen and paper: this many times the reading time
 TIME_LINE = re.compile(r"^\*Reading time: .*\*$", re.M)
 
 # Each step: (page, what to read first). A page is a derivation ("elbo") or a notebook ("nb:name").
@@ -196,8 +198,12 @@ def missing_note(items, root=ROOT):
 
 def start_here(text, root=ROOT):
     """docs/start-here.md with its three route sections written from the path."""
-    first = (f"Reading time: {hours(total(FIRST_HOUR, root))}{missing_note(FIRST_HOUR, root)}, plus the "
-             "notebook's run time.\n\n" + route_table(FIRST_HOUR, root))
+    minutes = total(FIRST_HOUR, root)
+    low, high = (minutes * f for f in WORKING_FACTOR)
+    first = (f"Reading time: {hours(minutes)}{missing_note(FIRST_HOUR, root)} at the nominal pace below, plus "
+             f"the notebook's run time. Working through the derivations typically takes {WORKING_FACTOR[0]} to "
+             f"{WORKING_FACTOR[1]} times "
+             f"as long ({hours(low)} to {hours(high)}).\n\n" + route_table(FIRST_HOUR, root))
     core = (f"Reading time: {hours(total(CORE, root))}{missing_note(CORE, root)}. Running the notebooks and "
             "working the exercises come on top.\n\n" + route_table(CORE, root))
     electives = ["Independent groups, in any order once the core course is done; within a group, in the order "

@@ -32,6 +32,11 @@
 # [the Bernoulli loss from logits](../derivations/bernoulli.md#eq:bce-stable),
 # [the dense layer](../derivations/dense.md#eq:dense-forward), [Adam](../derivations/optimizers.md#eq:adam-update).
 # Shapes use one alphabet: N examples in a batch, D = 784 pixels, H hidden units, Z latent dimensions.
+#
+# **Before you start.** Nothing needs to be read first. The dense layer and its initialization, the ReLU,
+# the Bernoulli loss from logits and Adam are derived later, in the core course; on a first reading, take
+# those lines on trust. One convention helps now: [how the loss reduces](../derivations/notation.md#eq:loss-reduction),
+# summed over pixels and latent dimensions and averaged over the batch.
 
 # %%
 # %matplotlib inline
@@ -121,12 +126,16 @@ for step in tqdm(range(STEPS), desc="training"):
     x = data.to_float(train_x[rng.integers(0, len(train_x), N)], binarize="dynamic", rng=rng)  # (N, D)
     eps = rng.standard_normal((N, Z), dtype=np.float32)                                       # (N, Z)
     history.append(train_step(x, eps))
-    adam.step()                                       # θ ← θ − lr · m̂ / (sqrt(v̂) + ε) for each θ  [eq:adam-update]
+    adam.step()                                       # θ ← θ − lr · m̂ / (sqrt(v̂) + eps_Adam) for each θ  [eq:adam-update]
 history = np.array(history)                           # (STEPS, 3): loss, recon, kl
 first, last = history[:20].mean(axis=0), history[-100:].mean(axis=0)
 print(f"first 20 steps: loss {first[0]:6.1f} = recon {first[1]:6.1f} + KL {first[2]:5.1f} nats per example")
 print(f"last 100 steps: loss {last[0]:6.1f} = recon {last[1]:6.1f} + KL {last[2]:5.1f} nats per example")
 assert last[0] < 0.5 * first[0] and last[2] > 2 * history[:50, 2].mean()
+kl_by_10 = history[:40, 2].reshape(4, 10).mean(axis=1)      # the KL's first 40 steps, 10 at a time
+print(f"KL at step 1: {history[0, 2]:.1f}; highest in steps 1-10: {history[:10, 2].max():.1f}; "
+      f"mean of steps 21-30: {kl_by_10[2]:.1f}; last 100 steps: {last[2]:.1f}")
+assert history[0, 2] < 4 < 10 < history[:10, 2].max() and kl_by_10[2] < 8 < 20 < last[2]
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -136,15 +145,24 @@ ax.set_yscale("log")
 ax.set_xlabel("step (average of 20 steps)")
 ax.set_ylabel("nats per example")
 ax.legend()
-ax.set_title("Training batches: the loss falls; after a dip, the KL rises as the codes carry more information",
-             fontsize=10)
+ax.set_title("Training batches: the loss falls; the KL, after a bump and a dip early on, rises", fontsize=10)
 plt.show()
 
 # %% [markdown]
+# The KL is what the codes cost: how far each $q(z \mid x)$ sits from the prior (averaged over the data it
+# is an upper bound on the information the codes carry about the digits,
+# [eq:aggregate-kl](../derivations/autoencoder.md#eq:aggregate-kl)). On this run it starts at about 3 nats
+# (the random encoder's), jumps above 10 within the first ten Adam steps, falls back below 8 by steps 21-30,
+# and then rises for the rest of the run as the reconstruction term buys information about each digit
+# (the printed figures above). The smoothed curve shows the bump and the dip only in part: each of its
+# points averages 20 steps.
+#
 # ## 3. What it has learned
 #
 # Top: 40 draws $z \sim \mathcal N(0, I)$ decoded to the pixel probabilities $\sigma(\text{logits})$.
-# Bottom: ten test digits (first row) and their reconstructions from $z = \mu$ (second row).
+# Bottom: ten test digits (first row) and their reconstructions from $z = \mu$ (second row). The test digits
+# are shown and encoded as stored, in grey levels, although the model trained on binarized digits; their
+# grey edges are inputs of a kind it never saw, and it encodes them all the same.
 
 # %%
 def decode(z):                                        # (M, Z) -> (M, D) pixel probabilities
@@ -166,7 +184,8 @@ ax.set_title("Rows 1-4: draws from the prior, decoded.  Row 5: test digits.  Row
 plt.show()
 
 # %% [markdown]
-# After 800 steps (80 000 digits seen: four passes over the 20 000) some prior draws decode to blurry
+# After 800 steps (80 000 digits drawn at random, with replacement: about four draws per digit of the
+# 20 000) some prior draws decode to blurry
 # digits one can name, and others to shapes between two digits; a longer run on all of MNIST
 # (`tinyvae train`) gives sharper ones. The reconstructions are blurry copies of the test digits.
 #
@@ -177,6 +196,10 @@ plt.show()
 # The arithmetic is the same operations in the same order on the same float32 arrays (the library also
 # multiplies the KL's gradients by β = 1, which changes no bit), so the loss and every gradient agree
 # **exactly**, not only to a tolerance.
+#
+# The stored outputs were computed with NumPy's BLAS on one thread. With several BLAS threads, a long
+# matrix product may be summed in another order, so the numbers you get can differ from the stored ones
+# in their last digits; the two columns below still agree with each other, since both run the same products.
 
 # %%
 vae = tinyvae.VAE(hidden=(H,), latent=Z)
@@ -206,7 +229,8 @@ print("every gradient equal, element for element:", ", ".join(names))
 #   message that says what was given and what was expected; every backward pass is
 #   [gradient-checked](../derivations/gradcheck.md) in float64 (`tinyvae gradcheck`).
 # * **Speed**: all parameters live in one buffer, so Adam updates them in a few vectorized operations on
-#   two threads; the loss is a short chain of in-place operations; CuPy runs it all on a GPU.
+#   the free cores (never changing a bit of the result); the loss is a short chain of in-place operations;
+#   CuPy runs it all on a GPU.
 # * **Runs you can trust later**: `tinyvae.train` (and `tinyvae train` in a shell) saves a config, a
 #   metrics log and atomic checkpoints, resumes after an interruption, stops on NaN, and reproduces a run
 #   from its config and seed.

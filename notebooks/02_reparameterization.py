@@ -113,7 +113,8 @@ assert report.passed
 # and the true gradient with respect to $\log\sigma^2$ is $\sigma^2$. Compare the average of the
 # reparameterized gradient when the backward uses the forward's ε with the average when it uses a
 # fresh ε′ (a second easy mistake: drawing the noise again in the backward): the fresh one averages to
-# zero, so the reconstruction term would stop pulling on σ at all.
+# zero, so the reconstruction term would exert no pull on σ on average (each draw still pushes σ at
+# random, one way or the other).
 
 # %%
 mu0, lv0 = 1.0, np.log(0.8)                # sigma^2 = 0.8
@@ -189,12 +190,15 @@ plt.show()
 # %% [markdown]
 # As the encoder grows confident ($\sigma \to 0$) the reparameterized variance goes to zero, while
 # the plain score-function variance blows up like $\mu^4/\sigma^2$. A baseline helps, the best constant one
-# most, but both baseline versions still tend to $8\mu^2$, not to zero. That is why the VAE can train with
-# a single ε per example.
+# most, but both baseline versions still tend to $8\mu^2$, not to zero. On this toy, then, one ε per
+# example gives a far less noisy gradient than the score function; on real models the reparameterized
+# estimator typically, though not always, has the lower variance, and that is part of why a VAE trains
+# well with a single ε per example.
 #
 # **Takeaways.** (1) `z = mu + exp(0.5 * log_var) * eps`, with ε passed in. (2) `dmu = dz`,
 # `dlog_var = 0.5 * dz * eps * std`, using the forward's own ε and σ. (3) ε is an input, not a parameter.
-# (4) Low variance is the reason for the trick. Next: [03 · the ELBO and the losses](03_elbo_and_losses.ipynb);
+# (4) The trick lets backpropagation run through the sample at all, and typically (as on this toy)
+# gives a lower-variance gradient than the score function. Next: [03 · the ELBO and the losses](03_elbo_and_losses.ipynb);
 # to write this backward yourself: [06 · exercises](06_gradient_check_exercises.ipynb). Deeper: the whole
 # [reparameterization page](../derivations/reparameterization.md), with the variances derived, and
 # [the gradient check](../derivations/gradcheck.md).

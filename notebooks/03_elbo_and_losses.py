@@ -41,13 +41,14 @@ np.set_printoptions(precision=4, suppress=True)
 # The decoder outputs logits $l$; the per-pixel negative log-likelihood is
 # $-[x \log\sigma(l) + (1-x)\log(1-\sigma(l))]$ ([eq:bce-logits](../derivations/bernoulli.md#eq:bce-logits)).
 # Computed literally, $\sigma(l)$ rounds to exactly 0 or 1 for large $|l|$ and the logarithm returns
-# $-\infty$. The [stable form](../derivations/bernoulli.md#eq:bce-stable) $\max(l, 0) - x l + \log(1 + e^{-|l|})$
+# $-\infty$: the loss is `inf` where the logit points the wrong way, and `nan` where it points the right way,
+# because the term the target switches off still computes $0 \cdot (-\infty)$ (the first two rows). The [stable form](../derivations/bernoulli.md#eq:bce-stable) $\max(l, 0) - x l + \log(1 + e^{-|l|})$
 # only ever exponentiates a non-positive number. One pixel per row below (D = 1), so
 # `tinyvae.bernoulli_log_prob` gives the per-pixel value.
 
 # %%
-logits = np.array([-1e4, -30.0, -1.0, 0.0, 1.0, 30.0, 1e4])
-x = np.array([1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0])          # targets
+logits = np.array([-1e4, -1e4, -30.0, -1.0, 0.0, 1.0, 30.0, 1e4])
+x = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0])     # targets
 
 with np.errstate(all="ignore"):                             # the naive form overflows on purpose
     p = 1 / (1 + np.exp(-logits))
@@ -55,7 +56,8 @@ with np.errstate(all="ignore"):                             # the naive form ove
 stable = -tinyvae.bernoulli_log_prob(logits[:, None], x[:, None])
 for l, t, a, b in zip(logits, x, naive, stable):
     print(f"logit {l:>9g}  x = {t:.0f}   naive {a:>10.4g}   stable {b:>10.4g}")
-assert stable[0] == 1e4 and abs(stable[1] - 30) < 1e-12 and stable[-1] == 1e4 and not np.isfinite(naive[0])
+assert stable[0] == 1e4 and abs(stable[2] - 30) < 1e-12 and stable[-1] == 1e4 and stable[1] == 0
+assert np.isinf(naive[0]) and np.isnan(naive[1])          # inf where the target is missed, nan where it is hit
 
 # %% [markdown]
 # Where does the naive form break? In float32, the precision a model trains in, for a pixel that is 0 the

@@ -17,29 +17,39 @@
 #
 # **What you will do.** Implement the VAE's backward passes one piece at a time, from a dense layer
 # to the whole model, and have each one checked. `tinyvae.exercises.check(name, your_function)` runs
-# your function on seeded float64 inputs of awkward shapes (N = 4, D = 7, H = 5, Z = 3: nothing is
+# your function on seeded float64 inputs of awkward shapes (N = 4, D = 7, H = 5, Z = 3, K = 6: nothing is
 # square, so a missing transpose shows, and N > 1, so a sum-for-mean mix-up shows), compares its
 # gradients with central differences, and when something is off it says which gradient is wrong, by how
 # much, and the likely cause: a missing transpose, a missing ½, a sum where the batch mean is meant,
 # the wrong sign, a fresh ε, σ² in place of σ, a forgotten bias gradient, a wrong shape.
 #
-# Shapes use one alphabet: N batch, D input, H hidden, Z latent. Losses sum over D and Z and average
+# Shapes use one alphabet: N batch, D input, H hidden, Z latent, K importance samples (and, for the
+# convolution, C and F channels in and out, R × S images, k × k kernels). Losses sum over D and Z and average
 # over N ([the reduction convention](../derivations/notation.md#eq:loss-reduction)).
 #
-# | exercise | function | read first |
-# | --- | --- | --- |
-# | (a) | `dense_backward(dy, x, W)` | [dense layer gradients](../derivations/dense.md#eq:dense-grad-w) |
-# | (b1) | `relu_backward(dy, x)` (worked example) | [ReLU](../derivations/activations.md#eq:relu-grad) |
-# | (b2) | `tanh_backward(dy, y)` | [tanh](../derivations/activations.md#eq:tanh-grad) |
-# | (c) | `bce_with_logits(logits, x)` | [stable BCE](../derivations/bernoulli.md#eq:bce-stable), [its gradient](../derivations/bernoulli.md#eq:bce-grad) |
-# | (d) | `gaussian_kl(mu, log_var)` | [KL](../derivations/kl.md#eq:kl-closed-form), [dμ](../derivations/kl.md#eq:kl-grad-mu), [dlog σ²](../derivations/kl.md#eq:kl-grad-logvar) |
-# | (e1) | `reparameterize(mu, log_var, eps)` | [z = μ + σ ⊙ ε](../derivations/reparameterization.md#eq:reparam) |
-# | (e2) | `reparameterize_backward(dz, eps, std)` | [dμ, dlog σ²](../derivations/reparameterization.md#eq:reparam-grad-logvar) |
-# | (f) | `vae_backward(params, cache)` | [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad), [the loss](../derivations/elbo.md#eq:vae-loss) |
+# | exercise | function | inputs | returns | read first | where |
+# | --- | --- | --- | --- | --- | --- |
+# | (a) | `dense_backward(dy, x, W)` | dy (N, H), x (N, D), W (D, H) | dx (N, D), dW (D, H), db (H,) | [dense layer gradients](../derivations/dense.md#eq:dense-grad-w) | here |
+# | (b1) | `relu_backward(dy, x)` (worked example) | dy (N, H), x (N, H) | dx (N, H) | [ReLU](../derivations/activations.md#eq:relu-grad) | here |
+# | (b2) | `tanh_backward(dy, y)` | dy (N, H), y = tanh x (N, H) | dx (N, H) | [tanh](../derivations/activations.md#eq:tanh-grad) | here |
+# | (c) | `bce_with_logits(logits, x)` | logits (N, D), x (N, D) | loss (a number), dlogits (N, D) | [stable BCE](../derivations/bernoulli.md#eq:bce-stable), [its gradient](../derivations/bernoulli.md#eq:bce-grad) | here |
+# | (d) | `gaussian_kl(mu, log_var)` | mu (N, Z), log_var (N, Z) | kl (a number), dmu (N, Z), dlog_var (N, Z) | [KL](../derivations/kl.md#eq:kl-closed-form), [dμ](../derivations/kl.md#eq:kl-grad-mu), [dlog σ²](../derivations/kl.md#eq:kl-grad-logvar) | here |
+# | (e1) | `reparameterize(mu, log_var, eps)` | mu, log_var, eps (N, Z) | z (N, Z) | [z = μ + σ ⊙ ε](../derivations/reparameterization.md#eq:reparam) | here |
+# | (e2) | `reparameterize_backward(dz, eps, std)` | dz, eps, std (N, Z) | dmu (N, Z), dlog_var (N, Z) | [dμ, dlog σ²](../derivations/reparameterization.md#eq:reparam-grad-logvar) | here |
+# | (f) | `vae_backward(params, cache)` | two dicts of arrays (their shapes are printed in (f)) | a dict: one gradient per key of `params`, of its shape | [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad), [the loss](../derivations/elbo.md#eq:vae-loss) | here |
+# | (g) | `iwae_loss(log_w)` | log_w (N, K) | loss (a number), dlog_w (N, K) | [the IWAE gradient](../derivations/iwae.md#eq:iwae-grad-logw) | here |
+# | (h) | `iwae_encoder_backward(weights, dlogpx_dz, z, eps, std)` | weights (N, K), dlogpx_dz (N, K, Z), z (N, K, Z), eps (N, K, Z), std (N, Z) | dmu (N, Z), dlog_var (N, Z) | [log q, twice](../derivations/iwae.md#eq:iwae-log-q-total) | here |
+# | (i) | `conv_backward(dy, x, W, stride, padding)` | dy (N, F, H_out, W_out), x (N, C, R, S), W (F, C, k, k), two ints | dx (N, C, R, S), dW (F, C, k, k), db (F,) | [im2col](../derivations/convolution.md#eq:im2col), [col2im](../derivations/convolution.md#eq:col2im) | [notebook 07](07_conv_vae.ipynb), section 5 |
+#
+# **Checking an answer.** In a notebook: `exercises.check("dense_backward", dense_backward)` for one
+# exercise (the cell under each exercise does this), `exercises.check_all(globals())` for all of them.
+# From a shell, with your answers as functions of those names in a file:
+# `python -m tinyvae.exercises my_answers.py`. The full statement of an exercise (its shapes, its
+# reduction, the pages to read) is its docstring: `help(exercises.dense_backward)`, or
+# `help(tinyvae.exercises.NAME)` for any name in the table.
 #
 # Each exercise below has a stub that raises `NotImplementedError` (the check then says "not implemented
-# yet") and a check. Replace the `raise` with your code and run the cell again. You can also keep your
-# answers in a file and run `python -m tinyvae.exercises my_answers.py`.
+# yet") and a check. Replace the `raise` with your code and run the cell again.
 
 # %%
 import numpy as np
@@ -199,9 +209,16 @@ exercises.check('iwae_loss', iwae_loss)
 # %% [markdown]
 # ## (h) The IWAE gradient at the encoder
 #
-# Given the normalized weights, the likelihood's gradient at each sample, z, ε and σ, write
-# `iwae_encoder_backward` returning the loss's gradient at μ and log σ². The trap: log q depends on μ and
-# log σ² through the sample *and* directly ([eq:iwae-log-q-total](../derivations/iwae.md#eq:iwae-log-q-total)).
+# Each of the N examples has K samples $z_{nk} = \mu_n + \sigma_n \odot \varepsilon_{nk}$. Given
+#
+# - `weights` (N, K): the normalized weights $\tilde w_{nk}$ (softmax of the log weights over k; your (g) returns $-\tilde w / N$),
+# - `dlogpx_dz` (N, K, Z): $\partial \log p(x_n \mid z)/\partial z$ at each sample (what the decoder's backward gives),
+# - `z` and `eps` (N, K, Z): the samples and their noise,
+# - `std` (N, Z): σ of each example's $q$,
+#
+# write `iwae_encoder_backward` returning the loss's gradient at μ and at log σ², each (N, Z). The trap:
+# log q depends on μ and log σ² through the sample *and* directly
+# ([eq:iwae-log-q-total](../derivations/iwae.md#eq:iwae-log-q-total)).
 
 # %%
 def iwae_encoder_backward(weights, dlogpx_dz, z, eps, std):
@@ -214,7 +231,8 @@ exercises.check('iwae_encoder_backward', iwae_encoder_backward)
 # ## Everything at once
 #
 # `check_all` takes a module or a dict of functions; `globals()` is the dict of everything defined in
-# this notebook, so this checks all your answers together.
+# this notebook, so this checks all your answers together. Exercise (i), `conv_backward`, is posed in
+# notebook 07, so here it stays "not implemented yet".
 
 # %%
 exercises.check_all(globals())
@@ -225,3 +243,8 @@ exercises.check_all(globals())
 # Stuck after reading the derivation and the checker's hint? The reference solutions are plain NumPy, one
 # short function per exercise, in [`tinyvae/solutions.py`](../tinyvae/solutions.py). Try first: the
 # hint usually names the line to change.
+#
+# Next: [07 · the convolutional VAE](07_conv_vae.ipynb), where exercise (i) waits. Deeper: the whole
+# backward pass of the library's VAE in one place, [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad);
+# how a gradient check decides ([gradcheck.md](../derivations/gradcheck.md)); and the IWAE's gradient
+# ([iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)).

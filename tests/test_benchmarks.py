@@ -60,3 +60,46 @@ def test_the_breakdown_times_each_part_of_a_step_and_puts_every_method_back(tmp_
     assert all(row[part] > 0 for part in bench.PARTS), row
     assert np.isclose(sum(row[p] for p in (*bench.PARTS, "the rest")), row["epoch"])
     assert patched() == originals
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH.with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dequantization_puts_every_pixel_inside_its_own_cell_with_fresh_noise():
+    cb = load_script("cb_dequantized")
+    k = np.tile(np.arange(256, dtype=np.uint8), (50, 1))  # (N, D): every 8-bit value, 50 times
+    x = cb.dequantize(k, np.random.default_rng(0))
+    assert x.dtype == np.float32 and x.shape == k.shape
+    assert (x >= k / 256.0).all() and (x <= (k + 1.0) / 256.0).all() and (x > 0).mean() > 0.99
+    assert not np.array_equal(x, cb.dequantize(k, np.random.default_rng(1)))
+    assert np.array_equal(x, cb.dequantize(k, np.random.default_rng(0)))  # seeded: reproducible
+
+
+def test_the_dequantized_continuous_bernoulli_trains_on_a_few_digits():
+    cb = load_script("cb_dequantized")
+    images = np.random.default_rng(0).integers(0, 256, (40, 784), dtype=np.uint8)
+    model, loss = cb.train_dequantized(images, epochs=1, seed=0, batch_size=20)
+    assert model.config.likelihood == "continuous-bernoulli" and np.isfinite(loss)
+
+
+def test_the_log_benchmark_reports_each_cost_and_their_ratios():
+    result = load_script("bench_log").measure(size=4096, rounds=3)
+    assert all(result[key] > 0 for key in ("log_ns", "log1p_ns", "multiply_ns", "log_over_multiply", "log1p_over_log"))
+
+
+def test_the_contention_ratios_are_taken_within_each_round_then_the_median():
+    bench = load_script("bench_contention")
+    seconds = {"train | default | busy": [2.0, 9.0, 3.0], "train | one thread | busy": [1.0, 3.0, 3.0],
+               "train | default | idle": [1.0, 1.0, 2.0], "train | old default | idle": [2.0, 1.0, 1.0],
+               "train | one thread | idle": [1.0, 1.0, 1.0]}
+    r = bench.ratios(seconds, ["train"], 3)
+    assert r["train: busy default / busy one thread"] == {"median": 2.0, "by_round": [2.0, 3.0, 1.0]}
+    assert r["train: idle default / idle old default"] == {"median": 1.0, "by_round": [0.5, 1.0, 2.0]}
+    assert r["train: busy one thread / idle default"]["by_round"] == [1.0, 3.0, 1.5]
+    one, old = bench.settings()["one thread"], bench.settings()["old default"]
+    assert one == {"OPENBLAS_NUM_THREADS": "1", "TINYVAE_THREADS": "1"}
+    assert old["OPENBLAS_NUM_THREADS"] == str(bench.cores())

@@ -7,6 +7,7 @@ gradient (mean − x), draws, the decoder's mean image, bad targets, and planted
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from decimal import Decimal, localcontext
 
 import numpy as np
@@ -166,6 +167,18 @@ def test_draws_have_the_distribution_mean_and_stay_in_the_unit_interval():
     assert np.all(np.abs(draws.mean(axis=1) - cb.mean(logits[:, 0])) < 5 * se + 1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_draws_at_small_logits_match_the_inverse_cdf_of_the_same_uniforms(dtype):
+    # Both signs, down to just above the l = 0 cut-off: log(u + (1 − u) e^(−l)) for l > 0 lost the
+    # small difference from 1 in float32 (0.057 off at l = 2e-6); log1p/expm1 keeps it.
+    logits = np.repeat(np.array([[2e-6], [-2e-6], [1e-5], [-1e-5], [1e-4], [-1e-4], [0.3], [-0.3]]), 20_000, axis=1)
+    draws = cb.sample(logits.astype(dtype), np.random.default_rng(5))
+    u = np.random.default_rng(5).random(logits.shape).astype(dtype).astype(np.float64)  # the sampler's uniforms
+    exact = np.log1p(u * np.expm1(logits)) / logits  # [eq:cb-inverse-cdf] in float64, no cancellation for l < 1
+    assert draws.dtype == dtype
+    np.testing.assert_allclose(draws, exact, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-12)
+
+
 def test_decode_returns_the_continuous_bernoulli_mean_not_the_sigmoid():
     model = VAE(input_dim=12, hidden=(6,), latent=2, likelihood="continuous-bernoulli", dtype="float64", seed=0)
     z = np.random.default_rng(0).standard_normal((5, 2)) * 3
@@ -246,3 +259,18 @@ def test_the_data_mean_output_bias_makes_the_untrained_decoder_predict_the_avera
     init_output_bias(model, images, "data-mean")
     average = np.clip(images.mean(axis=0) / 255, 1e-3, 1 - 1e-3)
     np.testing.assert_allclose(model.decode(np.zeros((1, 2)))[0], average, rtol=1e-12)
+
+
+def test_the_nll_of_a_pixel_at_zero_falls_without_bound_and_the_derivation_says_so():
+    """On pixels at exactly 0 the likelihood has no maximum: −log p(0 | l) ≈ −log|l| → −∞ with a positive
+    gradient at every l. derivations/continuous-bernoulli.md must state it and name the remedy."""
+    logits = -np.logspace(0, 5, 200)[None, :]  # (1, 200): l from −1 to −1e5
+    per_pixel = np.array([float(cb.continuous_bernoulli_nll(logits[:, i:i + 1], np.zeros((1, 1)))[0])
+                          for i in range(logits.shape[1])])
+    _, grad = cb.continuous_bernoulli_nll(logits, np.zeros_like(logits))
+    assert (np.diff(per_pixel) < 0).all() and (grad > 0).all()
+    assert abs(per_pixel[-1] + math.log(1e5)) < 1e-6
+    page = (Path(__file__).resolve().parents[1] / "derivations" / "continuous-bernoulli.md").read_text(encoding="utf-8")
+    text = " ".join(page.split())
+    assert "The likelihood has no maximum on data with atoms." in text
+    assert "dequantize" in text and "x = (k + u)/256" in text

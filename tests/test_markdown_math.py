@@ -11,7 +11,10 @@ the renderer. So a construct is safe only if Markdown leaves it alone:
   (a lost row break), ``\,`` a comma, ``\{`` a brace, ``\|`` a bar. Outside a fenced math block (where
   nothing is rewritten) such an escape must not appear inside inline math ``$...$``, and ``\\`` must not
   appear at all;
-* inside inline math, ``<`` followed by a letter reads as the start of an HTML tag (write ``\lt``).
+* inside inline math, ``<`` followed by a letter reads as the start of an HTML tag (write ``\lt``);
+* inline math ``$...$`` stays on one line: split across a line break it is two half-formulas to a
+  renderer that looks for math line by line, and a line that starts with ``-``, ``+`` or ``=`` inside
+  it can turn into a list item or a heading underline.
 
 Scanned: every Markdown file under derivations/, notebooks/ and docs/, the top-level README.md, and the
 Markdown cells of the notebooks' jupytext sources (notebooks/NN_*.py). Inline code spans and non-math
@@ -102,6 +105,9 @@ def violations(path, text=None):
         if "$$" not in joined:
             for m in INLINE_MATH.finditer(joined):
                 body = m.group(1)
+                if "\n" in body:
+                    report(line_of(m.start(1)),
+                           f"inline math split across lines (keep it on one line): ${' '.join(body.split())[:40]}$")
                 for e in ESCAPED_PUNCTUATION.finditer(body):
                     report(line_of(m.start(1) + e.start()),
                            f"backslash before punctuation {e.group(0)!r} in inline math ${body.strip()[:40]}$")
@@ -168,6 +174,8 @@ PLANTED = [
     ("A line that spans\n$a +\n\\;b$ two lines.\n", "backslash before punctuation '\\\\;'"),
     ("Cases: \\begin{cases} 1 \\\\ 2 \\end{cases}\n", "'\\\\' outside a fenced math block"),
     ("Text $a<b$ more.\n", "'<' before a letter"),
+    ("A formula $a +\nb$ across two lines.\n", "inline math split across lines"),
+    ("- a list item with $\\mathbb{E}[x]/y\n  = z$ continued\n", "inline math split across lines"),
     ("```math\nx\n", "never closed"),
 ]
 

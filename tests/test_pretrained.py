@@ -35,7 +35,7 @@ def test_every_bundled_model_is_the_model_of_its_recipe():
     total = 0
     for name in pretrained.names():
         model = pretrained.load(name, retrain=False)
-        assert model.config == pretrained.config(name).model_config(784), name
+        assert model.config == pretrained.config(name).model_config(784, (28, 28)), name
         total += pretrained.path(name).stat().st_size
     assert total < 8e6, f"the bundled models take {total / 1e6:.1f} MB; keep them to a few MB"
 

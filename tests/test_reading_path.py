@@ -90,7 +90,10 @@ def test_each_derivation_states_its_time_and_what_to_read_first_below_its_title(
 
 def test_the_start_here_page_says_how_reading_times_are_counted():
     text = (ROOT / "docs/start-here.md").read_text(encoding="utf-8")
-    assert "200 words a minute" in text and "rounded up to a whole minute" in text
+    assert f"nominal {reading.WORDS_PER_MINUTE} words a minute" in text and "rounded up to a whole minute" in text
+    words = {2: "two", 3: "three"}
+    low, high = reading.WORKING_FACTOR
+    assert f"typically takes {words[low]} to {words[high]} times as long" in " ".join(text.split())
     for heading in ("## The first hour", "## The core course", "## Electives"):
         assert heading in text
     for group in reading.ELECTIVES:

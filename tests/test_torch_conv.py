@@ -102,3 +102,19 @@ def test_the_whole_conv_vae_matches_torch_loss_and_every_gradient():
     assert set(theirs) == set(model.grads)
     for name, grad in model.grads.items():
         close(grad, theirs[name].grad, name)
+
+
+def test_torch_takes_conv_transpose_fan_in_from_the_output_channels_unlike_tinyvae_uniform():
+    """derivations/convolution.md: the "uniform" rule is PyTorch's default for Conv2d, not ConvTranspose2d."""
+    torch.manual_seed(0)
+    theirs_t = torch.nn.ConvTranspose2d(32, 1, 3).weight.detach().numpy()  # (C_in, C_out, k, k) = (32, 1, 3, 3)
+    theirs_c = torch.nn.Conv2d(1, 32, 3).weight.detach().numpy()  # (C_out, C_in, k, k) = (32, 1, 3, 3)
+    ours_t = ConvTranspose2d(32, 1, 3, init="uniform", rng=np.random.default_rng(0)).params["W"]
+    ours_c = Conv2d(1, 32, 3, init="uniform", rng=np.random.default_rng(0)).params["W"]
+    assert theirs_t.shape == ours_t.shape == (32, 1, 3, 3) and theirs_c.shape == ours_c.shape
+    # PyTorch: fan-in from dim 1 × k²: 1·9 for the transposed layer (bound 1/3), 1·9 for the convolution too.
+    assert 0.9 / 3 < np.abs(theirs_t).max() <= 1 / 3 + 1e-7
+    assert 0.9 / 3 < np.abs(theirs_c).max() <= 1 / 3 + 1e-7
+    # tinyvae: fan-in C_in·k² in both: 288 for the transposed layer, 9 for the convolution (PyTorch's).
+    assert np.abs(ours_t).max() <= 1 / np.sqrt(288) + 1e-7
+    assert 0.9 / 3 < np.abs(ours_c).max() <= 1 / 3 + 1e-7

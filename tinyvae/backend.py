@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import threads
 from .errors import InputError
 
 CPU = "cpu"
@@ -156,18 +157,35 @@ def available_memory(xp=np):
         return None
 
 
-# ---- host threads for elementwise work
+# ---- host threads
 #
-# NumPy's matrix products use every core (through BLAS), its elementwise ufuncs one. They release
-# the GIL, though, so Python threads working on separate pieces of a large buffer run on separate
-# cores. The optimizer uses this for its update, which reads and writes every parameter ten
-# times per step and would otherwise leave all but one core idle, and so does the Bernoulli loss of
-# a large batch. ``TINYVAE_THREADS=1`` turns it off; gradients and parameters are bit-identical
-# either way (each element sees the same operations), only the summation order of a split loss
-# value differs, in its last digits.
+# NumPy's elementwise ufuncs run on one core. They release the GIL, though, so Python threads
+# working on separate pieces of a large buffer run on separate cores. The optimizer uses this for its
+# update, which reads and writes every parameter ten times per step and would otherwise leave all
+# but one core idle, and so do the Bernoulli loss of a large batch, im2col, and (``matmul``) the
+# large matrix products while tinyvae holds BLAS at one thread (threads.py says why). The pieces
+# are ``host_threads`` many, fixed by the machine and ``TINYVAE_THREADS``; how many of them run at
+# once follows the cores other programs leave free (``threads.concurrency``). Gradients and
+# parameters are bit-identical either way (each element sees the same operations), only the
+# summation order of a split loss value depends on the number of pieces, in its last digits.
 
 _pool = None
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
+ALIGN = 64  # a product's pieces start at multiples of this many rows or columns (see matmul)
+# No piece of a split product is smaller than this many multiply-adds: OpenBLAS on one thread may run a
+# small product with another kernel that adds up in another order (measured: a 64 x 1000 x 9 piece of a
+# 64 x 1000 x 73 product differed from the whole in the last bits). Below it a handoff pays little anyway.
+MIN_PIECE_MACS = 28 * 512 * 512
+
+
+def _threads_setting():
+    """TINYVAE_THREADS as a positive int, or None when unset."""
+    wanted = os.environ.get("TINYVAE_THREADS", "").strip()
+    if not wanted:
+        return None
+    if not wanted.isdigit() or int(wanted) < 1:
+        raise InputError(f"TINYVAE_THREADS must be a positive integer, got {wanted!r}")
+    return int(wanted)
 
 
 def threads_available():
@@ -176,32 +194,69 @@ def threads_available():
 
 
 def host_threads(xp):
-    """How many threads elementwise host work may split into (1 on a GPU: the device is parallel;
-    1 in the browser, where no thread can start)."""
+    """How many pieces host work may split into (1 on a GPU: the device is parallel; 1 in the browser,
+    where no thread can start)."""
     if xp is not np or not threads_available():
         return 1
-    wanted = os.environ.get("TINYVAE_THREADS", "").strip()
-    if wanted:
-        if not wanted.isdigit() or int(wanted) < 1:
-            raise InputError(f"TINYVAE_THREADS must be a positive integer, got {wanted!r}")
-        return int(wanted)
-    return min(2, _CPUS)
+    wanted = _threads_setting()
+    return wanted if wanted is not None else min(2, _CPUS)
 
 
 def run_split(fn, parts):
-    """``[fn(*part) for part in parts]``: the first part on this thread, the others on pool threads."""
+    """``[fn(*part) for part in parts]``: the first part on this thread, the others on pool threads,
+    as many at once as there are free cores (all on this thread when only one is free)."""
     global _pool
-    if len(parts) == 1 or not threads_available():
+    workers = threads.concurrency(len(parts), _threads_setting()) - 1 if threads_available() else 0
+    if workers == 0:
         return [fn(*part) for part in parts]
-    if _pool is None or _pool._max_workers < len(parts) - 1:
-        _pool = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="tinyvae")
+    if _pool is None or _pool._max_workers < workers:
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinyvae")
     settings = np.geterr()  # np.errstate is per thread: the pool's threads follow the caller's
-    futures = [_pool.submit(_under_errstate, settings, fn, part) for part in parts[1:]]
-    first = fn(*parts[0])
-    return [first] + [future.result() for future in futures]
+    rest = parts[1:]
+    groups = [rest[w::workers] for w in range(workers)]  # one task per worker: at most `workers` at once
+    futures = [_pool.submit(_under_errstate, settings, fn, group) for group in groups]
+    results = [fn(*parts[0])] + [None] * len(rest)
+    for w, future in enumerate(futures):
+        results[1 + w::workers] = future.result()
+    return results
 
 
-def _under_errstate(settings, fn, part):
-    """``fn(*part)`` with NumPy's floating-point error handling set as ``settings`` (np.geterr())."""
+def _under_errstate(settings, fn, group):
+    """``[fn(*part) for part in group]`` with NumPy's floating-point error handling set as ``settings``."""
     with np.errstate(**settings):
-        return fn(*part)
+        return [fn(*part) for part in group]
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` (M, K) @ (K, N) -> (M, N); on the host, while BLAS is held at one thread, a large
+    product runs as pieces of rows (or columns, whichever are more) on ``run_split``'s threads.
+
+    Each piece starts at a multiple of ALIGN rows or columns and is large (MIN_PIECE_MACS), so every
+    element meets the same kernel in the same position of its tile as in the whole product: the same
+    bits (tests/test_threads.py checks it on the BLAS that runs them).
+    """
+    xp = get_xp(a)
+    pieces = host_threads(xp) if threads.products_split() and a.ndim == b.ndim == 2 else 1
+    spans = _product_pieces(a.shape[0], a.shape[-1], b.shape[-1], pieces)
+    if len(spans) < 2:
+        return xp.matmul(a, b, out=out)
+    m, n = a.shape[0], b.shape[-1]
+    if out is None:
+        out = xp.empty((m, n), dtype=xp.result_type(a, b))
+    by_rows = m >= n
+    if by_rows:
+        run_split(lambda s: xp.matmul(a[s], b, out=out[s]), [(s,) for s in spans])
+    else:
+        run_split(lambda s: xp.matmul(a, b[:, s], out=out[:, s]), [(s,) for s in spans])
+    return out
+
+
+def _product_pieces(m, k, n, pieces):
+    """The row (m >= n) or column spans of an (m, k) @ (k, n) product: at most ``pieces``, starting at
+    multiples of ALIGN, none under MIN_PIECE_MACS multiply-adds. A function of the shape alone."""
+    size, other = (m, n) if m >= n else (n, m)
+    for count in range(min(pieces, size // ALIGN), 1, -1):
+        bounds = sorted({int(size * i / count / ALIGN + 0.5) * ALIGN for i in range(count)} | {size})
+        if min(hi - lo for lo, hi in zip(bounds[:-1], bounds[1:])) * other * k >= MIN_PIECE_MACS:
+            return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [slice(0, size)]

@@ -13,8 +13,9 @@ returns this mean. The derivation is in derivations/continuous-bernoulli.md.
 Numerics. log C and its derivative g(l) = 1/l − 1/sinh(l) are even and odd in l. For |l| ≥ 1 they
 are computed from u = exp(−|l|) ∈ (0, 1/e], which cannot overflow (at l = ±1e4, u is 0 and every
 term stays finite) [eq:cb-log-norm-stable]; below that the closed forms cancel (1/l − 1/sinh l
-loses all its digits as l → 0, and log(l) − log(tanh(l/2)) is 0/0 at l = 0), so a power series in l²
-takes over [eq:cb-log-norm-series]: 16 terms are exact to float64 round-off on |l| < 1, 8 to float32's.
+loses all its digits as l → 0, and l / tanh(l/2) is 0/0 at l = 0), so a power series in l² takes over
+[eq:cb-log-norm-series]: at |l| = 1, its worst case, 16 terms leave a truncation error of 0.82 ulp in
+float64 and 8 terms 0.14 ulp in float32, round-off level.
 Loss values reduce as everywhere in tinyvae: sum over pixels, mean over the batch, nats per example.
 """
 
@@ -47,7 +48,7 @@ def _series_coefficients(terms):
 
 
 _COEFFICIENTS = _series_coefficients(16)  # c_1 = 1/6, c_2 = −7/360, c_3 = 31/15120, ...
-SERIES_TERMS = {np.dtype(np.float32): 8, np.dtype(np.float64): 16}  # truncation below the dtype's round-off at |l| < 1
+SERIES_TERMS = {np.dtype(np.float32): 8, np.dtype(np.float64): 16}  # truncation under one ulp on |l| <= 1
 
 
 def _series(l, dtype):
@@ -82,13 +83,15 @@ def _closed_form(a):
 def log_normalizer(logits):
     """log C(l) [eq:cb-log-norm] and its derivative d log C/dl = 1/l − 1/sinh(l), elementwise: ``(log_c, g)``.
 
-    Accurate to round-off in float32 and float64 for every finite logit, 0 and ±1e4 included.
+    Finite and accurate for every finite logit, 0 and ±1e4 included: within 2 ulps below |l| = 1 (the
+    series); just above it the closed form of g cancels and is off by up to about 15 ulps in float32
+    and 8 in float64 (measured in derivations/continuous-bernoulli.md).
     """
     check_array(logits, "logits")
     xp = get_xp(logits)
     a = xp.abs(logits)
     small = a < SERIES_CUTOFF
-    # Each form sees only values where it is exact: the others are moved to the cut-off (no log 0).
+    # Each form sees only values on its own side: the others are moved to the cut-off (no log 0).
     h_series, g_series = _series(xp.where(small, logits, 0).astype(logits.dtype, copy=False), logits.dtype)
     log_c_big, g_big = _closed_form(xp.maximum(a, SERIES_CUTOFF).astype(logits.dtype, copy=False))
     log_c = xp.where(small, h_series + LOG_2, log_c_big)
@@ -186,9 +189,11 @@ def sample(logits, rng):
     xp = get_xp(logits)
     u = rng.random(logits.shape).astype(logits.dtype)
     # x = log(1 + u (e^l − 1)) / l, written so that large |l| cannot overflow: for l < 0 the same
-    # formula holds; for l > 0 use x = 1 + log(u + (1 − u) e^(−l)) / l.  Near l = 0, x = u.
+    # formula holds; for l > 0 use x = 1 + log(1 + (1 − u)(e^(−l) − 1)) / l.  Near l = 0, x = u.
+    # log1p/expm1 on both sides: log(u + (1 − u) e^(−l)) would round the small difference from 1
+    # away at small l (float32 draws off by 0.06 at l = 2e-6).
     l = xp.where(xp.abs(logits) < 1e-6, 1e-6, logits).astype(logits.dtype)
     neg = xp.log1p(u * xp.expm1(xp.minimum(l, 0))) / l
-    pos = 1 + xp.log(u + (1 - u) * xp.exp(-xp.maximum(l, 0))) / l
+    pos = 1 + xp.log1p((1 - u) * xp.expm1(-xp.maximum(l, 0))) / l
     x = xp.where(l < 0, neg, pos)
     return xp.clip(xp.where(xp.abs(logits) < 1e-6, u, x), 0, 1)  # [eq:cb-inverse-cdf]

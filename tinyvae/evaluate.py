@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import backend, data, importance
+from . import backend, data, importance, threads
 from .backend import get_xp, to_float, to_numpy
 from . import arguments
 from .checkpoint import CheckpointError
@@ -311,6 +311,7 @@ def evaluation_images(x, config, seed, split="test"):
         f"because the model was trained on binarized digits ({binarize})")
 
 
+@threads.pins_blas  # BLAS on one thread, tinyvae's own threads on the free cores (threads.py)
 def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="cpu", limit=None, seed=0,
                         batch_size=1000, progress=False):
     """Every metric of this module for the checkpoint (file or run folder) at ``path``, as a dict.

@@ -128,7 +128,7 @@ def bernoulli_rows(logits, x):
     sum_pos = 0.5 * (logits.sum(axis=-1) + buf.sum(axis=-1))  # Σ_d max(l, 0)
     xp.negative(buf, out=buf)
     xp.exp(buf, out=buf)
-    buf += 1  # 1 + exp(−|l|) in (1, 2]
+    buf += 1  # 1 + exp(−|l|) in [1, 2] (exactly 1 in float32 once exp(−|l|) < 2⁻²⁴)
     log_term = log_row_sums(buf)  # Σ_d log(1 + exp(−|l|)), buf kept
     xp.reciprocal(buf, out=buf)  # σ(|l|)
     grad = sigmoid_from_abs(buf, logits)  # σ(l), in place
@@ -143,9 +143,10 @@ FOLDS = 4  # logarithms of products of up to 2**4 = 16 factors
 def log_row_sums(values, inplace=False, axis=-1):
     """Σ along ``axis`` of log(values), with 16 times fewer logarithms; float64 sums.
 
-    A logarithm costs some ten multiplications, so the two halves along ``axis`` are first
+    A logarithm costs several multiplications (how many depends on the CPU and NumPy's SIMD build;
+    benchmarks/bench_log.py measures it), so the two halves along ``axis`` are first
     multiplied together, four times: each logarithm then takes a product of 16 factors
-    [eq:log-of-products]. The caller makes sure such products stay finite (factors in (1, 2] give
+    [eq:log-of-products]. The caller makes sure such products stay finite (factors in [1, 2] give
     at most 2**16). ``inplace=True`` folds within ``values`` (destroyed); otherwise into a new
     half-size array. An axis of odd length is not folded further.
     """

@@ -74,9 +74,9 @@ def _bce_rows(logits, x, out, scale):
     sum_pos = 0.5 * (logits.sum() + buf.sum())  # Σ max(l, 0)
     xp.negative(buf, out=buf)
     xp.exp(buf, out=buf)  # u = exp(−|l|) in (0, 1]: cannot overflow
-    buf += 1  # 1 + u in (1, 2]
+    buf += 1  # 1 + u in [1, 2] (exactly 1 in float32 once u < 2⁻²⁴)
     # log(1 + u) rather than log1p(u): 1 + u is needed below anyway, and NumPy's float32 log is
-    # about 4x faster than its log1p; the two differ by at most about 2·2⁻²⁴ ≈ 1.2e-7 per pixel
+    # typically faster than its log1p (benchmarks/bench_log.py); the two differ by at most about 2·2⁻²⁴ ≈ 1.2e-7 per pixel
     # (measured, derivations/float32-loss.md), far under the resolution of a sum over 784 pixels.
     sum_log = sum_of_logs(buf)  # Σ log(1 + u)
     value = sum_pos - xp.vdot(x, logits) + sum_log  # [eq:bce-stable]
@@ -87,15 +87,15 @@ def _bce_rows(logits, x, out, scale):
     return value
 
 
-# Products of at most 2**FOLDS factors in (1, 2] stay below 2**64: far from float32's overflow at 2**128.
+# Products of at most 2**FOLDS factors in [1, 2] stay below 2**64: far from float32's overflow at 2**128.
 FOLDS = 6
 
 
 def sum_of_logs(values):
     """Σ log(values) for values in [1, 2], with about 64 times fewer logarithms.
 
-    On the CPU a logarithm costs some 20 times an add or a multiply (NumPy's float32 ``log``
-    measured about 2.5 ns an element on a 2-core AVX2 machine), so the values are first
+    On the CPU a logarithm costs several times a multiply (how many depends on the CPU and on
+    NumPy's SIMD build; benchmarks/bench_log.py measures it), so the values are first
     multiplied together in groups of up to 64: the sum of the logs is the log of the product
     [eq:log-of-products]. The buffer is folded in halves (the first half times the second), six
     times, into one scratch half-buffer; an odd element left over by a fold is taken by itself.

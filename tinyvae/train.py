@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from . import backend, threads
 from .checkpoint import (CheckpointError, atomic_write, from_json_array, json_array, load_arrays,
                          remove_stale_temporaries)
 from .checks import field_problems
@@ -357,6 +357,7 @@ class _Run:
 
     # ---- the loop
 
+    @threads.pins_blas  # BLAS on one thread, tinyvae's own threads on the free cores (threads.py)
     def fit(self, first_epoch, first_step, sums, seconds):
         # NaN and inf are caught and reported by _read (where and which term); numpy's warnings would only
         # repeat that, less precisely.

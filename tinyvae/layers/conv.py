@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from ..backend import get_xp, host_threads, run_split
+from ..backend import get_xp, host_threads, matmul, run_split
 from ..checks import ShapeError, check_array
 from .base import Layer
 
@@ -208,7 +208,7 @@ def conv2d_apply(x, weight, stride, padding, cols_from=None):
     c_out, _, k, _ = weight.shape
     ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
     cols = im2col(x, k, stride, padding, (ho, wo), cols_from)  # (C_in·k·k, N·H_out·W_out)
-    y = weight.reshape(c_out, c_in * k * k) @ cols  # (C_out, N·H_out·W_out)  [eq:conv-forward]
+    y = matmul(weight.reshape(c_out, c_in * k * k), cols)  # (C_out, N·H_out·W_out)  [eq:conv-forward]
     return y, cols, (ho, wo)
 
 
@@ -236,7 +236,7 @@ def conv2d_adjoint(y, weight, stride, padding, x_hw, work=None):
     for start in range(0, n, step):
         stop = min(n, start + step)
         dcols = flat[:c_in * k * k * (stop - start) * ho * wo].reshape(c_in * k * k, (stop - start) * ho * wo)
-        xp.matmul(w_t, y_mat[:, start * ho * wo:stop * ho * wo], out=dcols)  # [eq:conv-grad-x]
+        matmul(w_t, y_mat[:, start * ho * wo:stop * ho * wo], out=dcols)  # [eq:conv-grad-x]
         col2im(dcols, out[:, start:stop], k, stride, padding, (ho, wo))
     return out.transpose(1, 0, 2, 3)  # (N, C_in, H, W), a view
 
@@ -248,7 +248,7 @@ def weight_grad(out_side, cols, out):
     the product in this orientation many times faster than in the other (on this project's 2-core
     machine, while other jobs loaded it: 0.07 s against 2.3 s for (64, 25088) @ (25088, 288) in float32).
     """
-    out[...] = (cols @ out_side.T).T  # (C, K)
+    out[...] = matmul(cols, out_side.T).T  # (C, K)
     return out
 
 
@@ -285,7 +285,7 @@ class _ConvBase(Layer):
         self.stride, self.padding, self.output_padding = int(stride), int(padding), int(output_padding)
         fan_in, fan_out = self.c_in * self.kernel ** 2, self.c_out * self.kernel ** 2  # [eq:conv-fan-in]
         self.params = {"W": conv_init(rng, weight_shape, fan_in, fan_out, init, dtype), "b": np.zeros(c_out, dtype)}
-        if init == "uniform":  # PyTorch's default for both layers: the bias too, U(±1/sqrt(fan_in))
+        if init == "uniform":  # the bias too, U(±1/sqrt(fan_in)); PyTorch's default for Conv2d (see ConvTranspose2d)
             bound = 1.0 / math.sqrt(fan_in)
             self.params["b"][...] = rng.uniform(-bound, bound, c_out)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
@@ -357,7 +357,9 @@ class ConvTranspose2d(_ConvBase):
     Weights (C_in, C_out, k, k) and bias (C_out,), as PyTorch's ``nn.ConvTranspose2d``. Each side
     grows to (H − 1)·s − 2p + k + output_padding [eq:conv-transpose-output-size]; ``output_padding``
     (less than the stride) adds the rows at the bottom and right that the size formula of a strided
-    convolution cannot tell apart. ``init`` as for ``Conv2d``, with fan-in C_in·k·k.
+    convolution cannot tell apart. ``init`` as for ``Conv2d``, with fan-in C_in·k·k. So ``"uniform"``
+    is not PyTorch's default here: ``nn.ConvTranspose2d`` takes its fan-in from the weight's second
+    dimension, C_out·k·k, a bound 1/sqrt(C_out·k·k) (derivations/convolution.md, [eq:conv-fan-in]).
     """
 
     def __init__(self, c_in, c_out, kernel, stride=1, padding=0, output_padding=0, *, init="he", rng=None,

@@ -11,8 +11,10 @@ The Keras example *Variational AutoEncoder* (F. Chollet, keras.io/examples/gener
              -> ConvT(64→32, 3, s2, p1, op 1) ReLU -> (N, 32, 28, 28)
              -> ConvT(32→1, 3, s1, p1) -> (N, 1, 28, 28) -> Flatten: logits (N, 784)
 
-Keras's ``padding="same"`` with stride 2 is padding 1 here (output ⌈H/2⌉), and its stride-2
-``Conv2DTranspose`` doubles the size, which output_padding 1 gives [eq:conv-transpose-output-size].
+Keras's ``padding="same"`` with stride 2 gives the sizes of padding 1 here (output ⌈H/2⌉), not the same
+windows: Keras pads 0 rows before and 1 after, padding 1 pads one on each side, so tinyvae's windows sit
+one pixel earlier (derivations/convolution.md). Keras's stride-2 ``Conv2DTranspose`` doubles the size,
+which output_padding 1 gives [eq:conv-transpose-output-size].
 Other channel lists add or drop stride-2 stages; ``dense = 0`` goes from the flattened features
 straight to (μ, log σ²). Images are handed over flat, as for the MLP, so the rest of tinyvae (losses,
 training, evaluation, pictures) treats both architectures alike.

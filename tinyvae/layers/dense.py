@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..backend import get_xp
+from ..backend import get_xp, matmul
 from ..checks import check_array
 from .base import Layer
 
@@ -40,7 +40,7 @@ class Dense(Layer):
     def forward(self, x):
         check_array(x, "Dense input x", shape=(None, self.d_in), finite=False)
         W, b = self.params["W"], self.params["b"]
-        y = x @ W  # (N, D_out)  [eq:dense-forward]
+        y = matmul(x, W)  # (N, D_out)  [eq:dense-forward]
         y += b
         self._cache = x
         return y
@@ -49,11 +49,11 @@ class Dense(Layer):
         x = self._cached()
         xp = get_xp(dy)
         check_array(dy, "Dense upstream gradient dy", shape=(x.shape[0], self.d_out), finite=False)
-        xp.matmul(x.T, dy, out=self.grads["W"])  # (D_in, D_out)  [eq:dense-grad-w]
+        matmul(x.T, dy, out=self.grads["W"])  # (D_in, D_out)  [eq:dense-grad-w]
         xp.sum(dy, axis=0, out=self.grads["b"])  # (D_out,)  [eq:dense-grad-b]
         if not self.need_dx:
             return None
-        return dy @ self.params["W"].T  # (N, D_in)  [eq:dense-grad-x]
+        return matmul(dy, self.params["W"].T)  # (N, D_in)  [eq:dense-grad-x]
 
     def __repr__(self):
         return f"Dense({self.d_in}, {self.d_out})"

@@ -20,4 +20,16 @@ RECIPES = {
     "vae-z2": {"flags": dict(model="vae", hidden=(128,), latent=2, epochs=3, limit_train=10_000, limit_test=1_000,
                              lr=2e-3, seed=0),
                "what": "VAE 784-128-2, 3 epochs on 10,000 grey-level digits"},
+    # notebook 05: a Z = 2 and a Z = 16 VAE trained the same way, on binarized digits (its section 6
+    # scores log p(x) of binary digits, where the Bernoulli decoder is a true likelihood)
+    "vae-z2-binary": {"flags": dict(model="vae", hidden=(128,), latent=2, binarize="dynamic", epochs=5,
+                                    limit_train=20_000, limit_test=1_000, lr=2e-3, seed=0),
+                      "what": "VAE 784-128-2, 5 epochs on 20,000 dynamically binarized digits"},
+    "vae-z16-binary": {"flags": dict(model="vae", hidden=(128,), latent=16, binarize="dynamic", epochs=5,
+                                     limit_train=20_000, limit_test=1_000, lr=2e-3, seed=0),
+                       "what": "VAE 784-128-16, 5 epochs on 20,000 dynamically binarized digits"},
+    # notebook 07: the Keras example's convolutional VAE, trained as vae-z2 above (its dense neighbour there)
+    "conv-z2": {"flags": dict(model="vae", arch="conv", latent=2, epochs=3, limit_train=10_000, limit_test=1_000,
+                              lr=2e-3, seed=0),
+                "what": "convolutional VAE (Keras example's layers) with Z = 2, 3 epochs on 10,000 grey-level digits"},
 }
