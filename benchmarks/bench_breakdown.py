@@ -3,7 +3,7 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_breakdown.py   # batch 128, 5 runs
     python benchmarks/bench_breakdown.py --batch-size 512 --runs 3
 
-Each run is one epoch of ``tinyvae.train.train`` on the default model (784-400-20, ReLU,
+Each run is one epoch of ``tinyvae.run.train.train`` on the default model (784-400-20, ReLU,
 grey-level BCE + KL, Adam 1e-3, float32) with a timer around the methods that make up a step,
 patched on their classes for this process only:
 
@@ -11,8 +11,8 @@ patched on their classes for this process only:
   addition and bias-gradient sum);
 * activations: every activation layer's ``forward`` and ``backward``;
 * reparameterization: ``Reparameterize.forward`` and ``backward``;
-* loss: the model's reconstruction term and its gradient (``_reconstruction``);
-* KL: ``gaussian_kl`` as the model calls it;
+* loss: the reconstruction term and its gradient (the Bernoulli likelihood's ``nll``);
+* KL: ``gaussian_kl`` as the prior calls it;
 * Adam: ``Adam.step``;
 * the rest: the epoch's seconds (as ``metrics.jsonl`` records them) minus all of the above: batch
   gathering, uint8 to float, drawing ε, the model's own glue (slicing μ and log σ², adding the KL's
@@ -41,8 +41,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_training import blas_info  # noqa: E402
-from tinyvae import layers, optim, vae  # noqa: E402
-from tinyvae.train import TrainConfig, train  # noqa: E402
+from tinyvae.models import vae  # noqa: E402
+from tinyvae.models.parts import encoders, likelihoods, priors  # noqa: E402
+from tinyvae import nn as layers  # noqa: E402
+from tinyvae.nn import optim  # noqa: E402
+from tinyvae.run.train import TrainConfig, train  # noqa: E402
 
 PARTS = ("dense layers", "activations", "reparameterization", "loss", "KL", "Adam")
 
@@ -67,11 +70,11 @@ def instrument(totals):
 
     for method in ("forward", "backward"):
         wrap(layers.Dense, method, "dense layers")
-        wrap(vae.Reparameterize, method, "reparameterization")
+        wrap(encoders.Reparameterize, method, "reparameterization")
         for cls in set(layers.ACTIVATIONS.values()):
             wrap(cls, method, "activations")
-    wrap(vae.VAE, "_reconstruction", "loss")
-    wrap(vae, "gaussian_kl", "KL")
+    wrap(likelihoods.Bernoulli, "nll", "loss")
+    wrap(priors, "gaussian_kl", "KL")
     wrap(optim.Adam, "step", "Adam")
 
     def restore():

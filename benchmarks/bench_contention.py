@@ -70,7 +70,7 @@ def settings():
 def worker(kind, digits, k, run):
     """Seconds of one measurement of ``kind``, printed as the last line (JSON)."""
     if kind in ("train", "conv"):
-        from tinyvae.train import TrainConfig, train  # noqa: PLC0415
+        from tinyvae.run.train import TrainConfig, train  # noqa: PLC0415
         with tempfile.TemporaryDirectory() as tmp:
             extra = {"arch": "conv", "latent": 2} if kind == "conv" else {}
             config = TrainConfig(epochs=1, limit_train=digits, limit_test=200, seed=0, out=f"{tmp}/run", **extra)
@@ -78,7 +78,7 @@ def worker(kind, digits, k, run):
             record = json.loads((Path(folder) / "metrics.jsonl").read_text().splitlines()[-1])
         return record["seconds"] * EPOCH / digits
     if kind == "evaluate":
-        from tinyvae.evaluate import evaluate_checkpoint  # noqa: PLC0415
+        from tinyvae.evaluation.evaluate import evaluate_checkpoint  # noqa: PLC0415
         start = time.perf_counter()
         evaluate_checkpoint(run, iw_samples=k, limit=digits)
         return time.perf_counter() - start
@@ -132,7 +132,7 @@ class busy_loops:
 
 def small_run(folder):
     """A small trained MLP (1 epoch on 2,000 digits) for the evaluate workload."""
-    from tinyvae.train import TrainConfig, train  # noqa: PLC0415
+    from tinyvae.run.train import TrainConfig, train  # noqa: PLC0415
     config = TrainConfig(epochs=1, limit_train=2000, limit_test=200, binarize="dynamic", seed=0, out=str(folder))
     return train(config, progress=False, log=lambda *a, **kw: None, pictures=False)
 

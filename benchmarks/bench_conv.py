@@ -3,7 +3,7 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_conv.py   # 3 rounds of 1 epoch
     python benchmarks/bench_conv.py --rounds 2 --limit-train 15000                  # quicker, scaled to 60,000
 
-tinyvae's epoch is ``tinyvae.train.train`` with ``TrainConfig(arch="conv", latent=2)``, batch 128, Adam
+tinyvae's epoch is ``tinyvae.run.train.train`` with ``TrainConfig(arch="conv", latent=2)``, batch 128, Adam
 1e-3, float32: everything a real run does per step (batch gathering, uint8 -> float, ε, forward,
 backward, Adam). Its seconds are the training loop alone, as written to ``metrics.jsonl``.
 
@@ -38,9 +38,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_training import blas_info, cpu_name, matmul_rate, torch_available  # noqa: E402
-from tinyvae.layers import Conv2d, ConvTranspose2d, Dense, Flatten, Unflatten  # noqa: E402
-from tinyvae.train import TrainConfig, train  # noqa: E402
-from tinyvae.vae import VAE  # noqa: E402
+from tinyvae.nn import Conv2d, ConvTranspose2d, Dense, Flatten, Unflatten  # noqa: E402
+from tinyvae.run.train import TrainConfig, train  # noqa: E402
+from tinyvae.models.vae import VAE  # noqa: E402
 
 EPOCH = 60_000  # digits in an MNIST training epoch
 

@@ -4,7 +4,7 @@
     python benchmarks/bench_evaluate.py                     # the IWAE paper's 784-200-200-50 tanh model, untrained
     python benchmarks/bench_evaluate.py RUN --limit 200 --compare-generic
 
-What is timed is ``tinyvae.evaluate.importance_weighted_bounds``, the function behind
+What is timed is ``tinyvae.evaluation.evaluate.importance_weighted_bounds``, the function behind
 ``tinyvae evaluate RUN --iw-samples 5000`` (the NLL and the L_K curve), on the run's fixed test
 binarization. ``--limit N`` times the first N digits and scales the time to 10,000.
 
@@ -33,10 +33,11 @@ import time
 import tinyvae  # noqa: F401,I001  (first: it tunes OpenBLAS's threads before NumPy loads, as `tinyvae` does)
 import numpy as np
 
-from tinyvae import data, importance  # noqa: E402
-from tinyvae.evaluate import (evaluation_images, find_checkpoint, importance_weighted_bounds,  # noqa: E402
+from tinyvae import data  # noqa: E402
+from tinyvae.evaluation import importance  # noqa: E402
+from tinyvae.evaluation.evaluate import (evaluation_images, find_checkpoint, importance_weighted_bounds,  # noqa: E402
                               load_images)
-from tinyvae.vae import VAE, load_model  # noqa: E402
+from tinyvae.models.vae import VAE, load_model  # noqa: E402
 
 TEST_DIGITS = 10_000
 
@@ -71,7 +72,7 @@ def profile_stages(model, xb, k, rows=importance.FAST_ROWS, examples=4):
 
     ``xb``: float {0, 1} digits. Each stage is timed on its own, on the same inputs as the paths use.
     """
-    from tinyvae.losses import bernoulli_log_prob, log_normal_density  # noqa: PLC0415
+    from tinyvae.prob.losses import bernoulli_log_prob, log_normal_density  # noqa: PLC0415
 
     def cpu(fn, reps=examples):
         start = time.process_time()

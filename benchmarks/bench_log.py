@@ -3,7 +3,7 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_log.py
     python benchmarks/bench_log.py --rounds 21 --size 100352
 
-The binary cross-entropy needs log(1 + u) for every pixel, which is why `tinyvae.losses.sum_of_logs`
+The binary cross-entropy needs log(1 + u) for every pixel, which is why `tinyvae.prob.losses.sum_of_logs`
 multiplies 64 factors together before taking one logarithm (derivations/bernoulli.md). How much that saves depends on what a `log` costs
 compared with a multiply, which depends on the CPU and on NumPy's SIMD build: this script measures it.
 

@@ -4,7 +4,7 @@
     python benchmarks/bench_training.py --device gpu      # CuPy (and PyTorch CUDA if present)
 
 The model is tinyvae's default: 784-400-20, ReLU, grey-level BCE + KL, Adam 1e-3, float32,
-60,000 MNIST digits per epoch, trained by ``tinyvae.train.train`` itself, so the figure includes
+60,000 MNIST digits per epoch, trained by ``tinyvae.run.train.train`` itself, so the figure includes
 everything a real run does per step (batch gathering, uint8 -> float, drawing ε, forward,
 backward, Adam). Each epoch's seconds are the training loop alone, as written to
 ``metrics.jsonl`` (the test-set evaluation after each epoch is timed separately and left out);
@@ -51,7 +51,7 @@ HERE = Path(__file__).resolve().parent
 
 from tinyvae import backend  # noqa: E402
 from tinyvae.data import load_dataset  # noqa: E402
-from tinyvae.train import TrainConfig, train  # noqa: E402
+from tinyvae.run.train import TrainConfig, train  # noqa: E402
 
 SIZES = (784, 400, 20)
 
@@ -162,7 +162,7 @@ def peak_memory_mib(device, pictures):
     code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "tinyvae.cli", "train", "--epochs", "1", "--no-progress",
+        cmd = [sys.executable, "-m", "tinyvae", "train", "--epochs", "1", "--no-progress",
                "--device", device, "--out", str(Path(tmp) / "run")] + ([] if pictures else ["--no-pictures"])
         out = subprocess.run([sys.executable, "-c", code, *cmd], check=True, capture_output=True, text=True)
     return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux

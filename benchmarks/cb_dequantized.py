@@ -31,8 +31,8 @@ import numpy as np
 
 import tinyvae
 from tinyvae.data import epoch_permutation, load_split
-from tinyvae.evaluate import active_units
-from tinyvae.train import TrainConfig
+from tinyvae.evaluation.evaluate import active_units
+from tinyvae.run.config import TrainConfig
 
 
 def dequantize(images, rng):

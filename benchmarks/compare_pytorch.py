@@ -5,7 +5,7 @@
 
 Both are the pytorch/examples configuration: 784-400-20, ReLU, grey-level BCE + KL, Adam 1e-3,
 batch 128, full MNIST, the test loss being the negative ELBO per example with ε sampled. tinyvae
-trains through ``tinyvae.train.train``; PyTorch through ``torch_vae.py`` beside this file (its
+trains through ``tinyvae.run.train.train``; PyTorch through ``torch_vae.py`` beside this file (its
 default initialization, its own random stream). Prints one row per epoch and the relative gap.
 """
 
@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from tinyvae.data import load_dataset  # noqa: E402
-from tinyvae.train import TrainConfig, train  # noqa: E402
+from tinyvae.run.train import TrainConfig, train  # noqa: E402
 
 
 def tinyvae_losses(epochs, seed):

@@ -9,7 +9,7 @@ the one thing no tool does: each ``tinyvae`` module beside the equations its lin
 It has the repository's layout, so a link between pages is the link between files with ``.html`` for
 the suffix: ``derivations/kl.md`` becomes ``derivations/kl.html`` (``#eq:kl-closed-form`` included),
 ``notebooks/01_autoencoder_vs_vae.ipynb`` becomes ``notebooks/01_autoencoder_vs_vae.html`` and
-``tinyvae/losses.py`` becomes the side-by-side page ``tinyvae/losses.html``. Steps:
+``tinyvae/prob/losses.py`` becomes the side-by-side page ``tinyvae/prob/losses.html``. Steps:
 
 1. stage: write the Markdown Sphinx reads into ``build/site-src/`` (links rewritten; "computed in"
    links after each equation; one page per module; the landing page ``index.md``);
@@ -264,8 +264,8 @@ def landing_page(sources, equations, citations, unlinked, lite_summary=None):
         "## Exercises",
         f"Write the backward passes yourself in {exercise_link}; `tinyvae.exercises.check` says which "
         "gradient is wrong and the usual cause. The checker is "
-        "[`tinyvae/exercises.py`](tinyvae/exercises.html), the reference answers "
-        "[`tinyvae/solutions.py`](tinyvae/solutions.html).",
+        "[`tinyvae/learn/exercises/checker.py`](tinyvae/learn/exercises/checker.html), one file per exercise beside it, "
+        "the reference answers [`tinyvae/learn/solutions.py`](tinyvae/learn/solutions.html).",
         exercises,
         "## Results",
         moved(section(readme, r"^results$", "README.md"), "README.md"),

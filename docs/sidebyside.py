@@ -6,12 +6,12 @@ Two directions, one click each:
   equation typeset (the TeX of the math block that follows ``<a id="eq:id"></a>`` in
   ``derivations/*.md``), linked to that anchor on the derivation's page;
 * math to code: on the derivation's page, after each equation, links to every line that
-  computes it ("computed in ``gaussian_kl`` (losses.py:L42)").
+  computes it ("computed in ``gaussian_kl`` (prob/losses.py:L42)").
 
 No documentation tool pairs code with its equations, so this module does it, with Pygments for the
 highlighting. It knows nothing of Sphinx: it reads Markdown and Python and writes HTML fragments and
 Markdown, and ``docs/build_site.py`` puts them into the site. Paths are POSIX paths relative to the
-repository root (``derivations/kl.md``, ``tinyvae/layers/dense.py``); a page's site path is its
+repository root (``derivations/kl.md``, ``tinyvae/nn/dense.py``); a page's site path is its
 source path with ``.html`` for its suffix.
 """
 
@@ -45,7 +45,7 @@ class Equation:
 
 @dataclass(frozen=True)
 class Citation:
-    module: str    # "tinyvae/losses.py"
+    module: str    # "tinyvae/prob/losses.py"
     line: int      # 1-based
     ids: tuple     # the equation ids the line's comment cites, in order
     scope: str     # the innermost def or class around the line ("VAE.backward"), "" at module level

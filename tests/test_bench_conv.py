@@ -4,7 +4,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from tinyvae.vae import VAE
+from tinyvae.models.vae import VAE
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_conv.py"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyvae.vae import VAE
+from tinyvae.models.vae import VAE
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
 
@@ -49,10 +49,14 @@ def test_the_breakdown_times_each_part_of_a_step_and_puts_every_method_back(tmp_
         spec.loader.exec_module(bench)
     finally:
         sys.path.remove(str(BENCH.parent))
-    from tinyvae import layers, optim, vae
+    from tinyvae import nn as layers
+    from tinyvae.nn import optim
+    from tinyvae.models import vae
+    from tinyvae.models.parts import likelihoods, priors
+
     def patched():  # everything the breakdown wraps, and the forward it hooks for the evaluation
-        return [layers.Dense.forward, layers.Dense.backward, optim.Adam.step, vae.VAE._reconstruction,
-                vae.gaussian_kl, vae.VAE.forward]
+        return [layers.Dense.forward, layers.Dense.backward, optim.Adam.step, likelihoods.Bernoulli.nll,
+                priors.gaussian_kl, vae.VAE.forward]
 
     originals = patched()
     row = bench._timed_epoch(64, tmp_path / "run", limit_train=640, limit_test=64)

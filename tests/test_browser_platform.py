@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from tinyvae import ModelConfig, build_model
-from tinyvae import backend, importance
+from tinyvae import backend
+from tinyvae.evaluation import importance
 from tinyvae.checkpoint import atomic_write
 
 

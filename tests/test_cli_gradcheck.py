@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-import tinyvae.vae
-from tinyvae.cli import main
-from tinyvae.layers import Tanh
+import tinyvae.models.parts.priors
+from tinyvae.run.cli import main
+from tinyvae.nn import Tanh
 
 LABELS = ["Dense(5, 3, init=glorot)", "Dense(5, 3, init=he)", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus",
           "bernoulli_nll", "gaussian_nll", "gaussian_kl", "Reparameterize", "VAE (vae", "Autoencoder (ae",
@@ -39,7 +39,7 @@ def test_gradcheck_command_passes_prints_the_table_and_is_fast(capsys):
 
 def test_gradcheck_command_runs_as_a_module_in_a_fresh_process():
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "tinyvae.cli", "gradcheck"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tinyvae", "gradcheck"], capture_output=True, text=True,
                           timeout=60)
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -68,13 +68,13 @@ def test_a_wrong_backward_makes_gradcheck_exit_non_zero_and_name_the_function(mo
 
 
 def test_a_wrong_kl_gradient_inside_the_model_fails_exactly_the_vae_checks(monkeypatch, capsys):
-    original = tinyvae.vae.gaussian_kl
+    original = tinyvae.models.parts.priors.gaussian_kl
 
     def kl_with_the_wrong_sign(mu, log_var, *, validate=True):
         kl, dmu, dlog_var = original(mu, log_var, validate=validate)
         return kl, -dmu, dlog_var
 
-    monkeypatch.setattr(tinyvae.vae, "gaussian_kl", kl_with_the_wrong_sign)
+    monkeypatch.setattr(tinyvae.models.parts.priors, "gaussian_kl", kl_with_the_wrong_sign)
     assert main(["gradcheck"]) == 1
     table = rows(capsys.readouterr().out)
     assert [label for label, result in table.items() if result == "FAIL"] == [

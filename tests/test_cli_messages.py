@@ -5,7 +5,8 @@ import pytest
 
 from tinyvae import cli
 from tinyvae.data import Dataset, load_dataset
-from tinyvae.train import TrainConfig, plural, resume, train
+from tinyvae.run.folder import plural
+from tinyvae.run.train import TrainConfig, resume, train
 
 
 def run_cli(argv, capsys):

@@ -1,4 +1,4 @@
-"""Tests for tinyvae.continuous_bernoulli: log C(l) and its derivative against a 40-digit reference
+"""Tests for tinyvae.prob.continuous_bernoulli: log C(l) and its derivative against a 40-digit reference
 in float64 and float32 (0, tiny, the series' seam at |l| = 1, ±1e4), central-difference gradient
 checks at and near l = 0 (float64), the density integrating to 1 and its mean, the loss and its
 gradient (mean − x), draws, the decoder's mean image, bad targets, and planted bugs the checks catch.
@@ -16,9 +16,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinyvae import VAE, continuous_bernoulli as cb
-from tinyvae.gradcheck import check_loss
-from tinyvae.losses import bernoulli_nll
+from tinyvae import VAE
+from tinyvae.prob import continuous_bernoulli as cb
+from tinyvae.learn.gradcheck import check_loss
+from tinyvae.prob.losses import bernoulli_nll
 
 F64 = np.float64
 LOGITS = [0.0, 1e-30, -1e-12, 1e-8, -1e-4, 3e-3, 0.1, -0.5, 0.999, -0.9999, 1.0, -1.0, 1.0001, 1.5, -2.0, 5.0,
@@ -251,7 +252,7 @@ def test_logits_for_mean_invert_the_mean_and_refuse_0_and_1():
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous-bernoulli", "gaussian"])
 def test_the_data_mean_output_bias_makes_the_untrained_decoder_predict_the_average_image(likelihood):
-    from tinyvae.train import init_output_bias  # noqa: PLC0415
+    from tinyvae.run.loop import init_output_bias  # noqa: PLC0415
 
     images = (np.random.default_rng(0).random((50, 12)) * 255).astype(np.uint8)
     model = VAE(input_dim=12, hidden=(6,), latent=2, likelihood=likelihood, dtype="float64", seed=0)

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from strict_xp import strict_ns
 from tinyvae import backend
 from tinyvae.checks import ShapeError
-from tinyvae.gradcheck import check_layer
-from tinyvae.layers import Conv2d, ConvTranspose2d, Flatten, Sequential, Unflatten, col2im, conv2d_adjoint, im2col
-from tinyvae.layers import conv
-from tinyvae.layers.conv import conv_output_size, conv_transpose_output_size
+from tinyvae.learn.gradcheck import check_layer
+from tinyvae.nn import Conv2d, ConvTranspose2d, Flatten, Sequential, Unflatten, col2im, conv2d_adjoint, im2col
+from tinyvae.nn import conv
+from tinyvae.nn.conv import conv_output_size, conv_transpose_output_size
 
 F64 = np.float64
 GRADCHECK = settings(max_examples=20, deadline=None)

@@ -18,11 +18,12 @@ import pytest
 from tinyvae import backend, cli
 from tinyvae.checkpoint import CheckpointError, load_arrays
 from tinyvae.data import Dataset, load_dataset
-from tinyvae.evaluate import evaluate_elbo, importance_weighted_nll
-from tinyvae.gradcheck import check_model
-from tinyvae.layers import Conv2d, ConvTranspose2d, Dense, Flatten, ReLU, Unflatten
-from tinyvae.train import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig, TrainingInterrupted, resume, train
-from tinyvae.vae import VAE, Autoencoder, ModelConfig, load_model
+from tinyvae.evaluation.evaluate import evaluate_elbo, importance_weighted_nll
+from tinyvae.learn.gradcheck import check_model
+from tinyvae.nn import Conv2d, ConvTranspose2d, Dense, Flatten, ReLU, Unflatten
+from tinyvae.run.train import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig, TrainingInterrupted, resume, train
+from tinyvae.models.vae import VAE, Autoencoder, load_model
+from tinyvae.models.config import ModelConfig
 
 N_TRAIN, N_TEST = 256, 128
 SMALL = dict(arch="conv", channels=(4, 8), dense=8, latent=2, batch_size=64, epochs=1)

@@ -1,4 +1,4 @@
-"""Tests for tinyvae.evaluate: log-mean-exp, the negative ELBO, the importance-weighted NLL against
+"""Tests for tinyvae.evaluation.evaluate: log-mean-exp, the negative ELBO, the importance-weighted NLL against
 the exact likelihood of a linear Gaussian VAE, KL per dimension, active units, and the CLI."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyvae import VAE, Adam, Autoencoder, backend, cli, data
-from tinyvae.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_nll,
+from tinyvae.evaluation.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_nll,
                               kl_per_dimension, log_mean_exp)
 
 # --------------------------------------------------------------------------- log-mean-exp
@@ -225,7 +225,7 @@ def test_evaluation_runs_unchanged_on_a_device_namespace(device_xp, trained_vae,
 
 @pytest.fixture
 def run_dir(tmp_path, trained_vae):
-    """A run folder laid out as tinyvae.train writes it."""
+    """A run folder laid out as tinyvae.run.train writes it."""
     run = tmp_path / "run"
     run.mkdir()
     trained_vae.save(run / "checkpoint.npz")
@@ -295,7 +295,7 @@ def test_evaluate_cli_rejects_unknown_flags():
 
 
 def test_image_sharpness_is_the_mean_squared_neighbour_difference_and_blur_lowers_it():
-    from tinyvae.evaluate import image_sharpness  # noqa: PLC0415
+    from tinyvae.evaluation.evaluate import image_sharpness  # noqa: PLC0415
 
     step = np.zeros((4, 4))
     step[:, 2:] = 1.0  # one vertical edge of height 1 in each of 4 rows: 4 squared steps of 1
@@ -309,7 +309,8 @@ def test_image_sharpness_is_the_mean_squared_neighbour_difference_and_blur_lower
 
 
 def test_evaluate_reports_the_sharpness_of_samples_and_of_the_test_digits(run_dir):
-    from tinyvae.evaluate import format_report, image_sharpness, sample_sharpness  # noqa: PLC0415
+    from tinyvae.evaluation.command import format_report  # noqa: PLC0415
+    from tinyvae.evaluation.evaluate import image_sharpness, sample_sharpness  # noqa: PLC0415
 
     result = evaluate_checkpoint(run_dir, limit=50)
     model = VAE(input_dim=784, hidden=(32,), latent=2)

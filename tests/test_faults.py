@@ -1,7 +1,7 @@
 """Fault injection (issue 11): every bad input and every fault gets a clear message, nothing is
 accepted silently, nothing is lost, and no run becomes a dead end.
 
-Each case runs the command line in-process (``tinyvae.cli.main``) where it can, and in a real
+Each case runs the command line in-process (``tinyvae.run.cli.main``) where it can, and in a real
 process for kill -9 and a closed pipe, and asserts:
 
 * the exit status;
@@ -40,19 +40,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tinyvae.plots  # noqa: F401  (imported before any fork: the child imports nothing new)
+import tinyvae.evaluation.plots  # noqa: F401  (imported before any fork: the child imports nothing new)
 from tinyvae import backend, cli
 from tinyvae.checkpoint import CheckpointError, load_arrays, remove_stale_temporaries
 from tinyvae.checks import ShapeError
 from tinyvae.data import DataError, MNIST_FILES, load_split
-from tinyvae.train import ConfigError, TrainConfig
-from tinyvae.vae import VAE, ModelConfig
+from tinyvae.run.train import ConfigError, TrainConfig
+from tinyvae.models.vae import VAE
+from tinyvae.models.config import ModelConfig
 
 N_TRAIN, N_TEST, BATCH, EPOCHS = 200, 100, 50, 3  # 4 steps per epoch
 MODEL = ["--hidden", "8", "--latent", "2", "--batch-size", str(BATCH), "--no-progress", "--no-pictures"]
 NOBODY = 65534
 # The modules themselves: tinyvae/__init__ binds the names `train` (and others) to functions.
-train_module = importlib.import_module("tinyvae.train")
+train_module = importlib.import_module("tinyvae.run.train")
+loop_module = importlib.import_module("tinyvae.run.loop")
 checkpoint_module = importlib.import_module("tinyvae.checkpoint")
 TIMING_KEYS = ("seconds", "eval_seconds")
 
@@ -503,7 +505,7 @@ def test_a_full_disk_while_appending_metrics_takes_the_partial_line_back(data, b
                 return HalfWriter(f)
         return f
 
-    monkeypatch.setattr(train_module, "open", fake_open, raising=False)
+    monkeypatch.setattr(importlib.import_module("tinyvae.run.folder"), "open", fake_open, raising=False)
     result = call(train_args(data, out), capsys)
     monkeypatch.undo()
     assert result.rc == 1
@@ -545,14 +547,14 @@ def test_a_real_full_disk_a_small_tmpfs_leaves_the_last_checkpoint_intact(data, 
 
 def test_two_trainings_racing_into_one_folder_the_loser_is_refused_clearly(data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    real = train_module._make_run_dir
+    real = train_module.make_run_dir
 
     def the_other_one_wins(config):  # between our check and our write, another training writes its config
         folder = real(config)
         (folder / "config.json").write_text('{"theirs": true}\n')
         return folder
 
-    monkeypatch.setattr(train_module, "_make_run_dir", the_other_one_wins)
+    monkeypatch.setattr(train_module, "make_run_dir", the_other_one_wins)
     result = call(train_args(data, out), capsys)
     assert result.rc == 2
     result.says(f"{out} already holds a run", "another training wrote its config.json there first",
@@ -635,14 +637,14 @@ def unprivileged(base, data, baseline):
     (secret / "checkpoint.npz").chmod(0o000)
 
     def read_only_in_epoch_2():
-        real = train_module._Run._end_epoch
+        real = loop_module.Run._end_epoch
 
         def end_epoch(self, epoch, sums, seconds):
             if epoch == 2:
                 midway.chmod(0o555)
             return real(self, epoch, sums, seconds)
 
-        train_module._Run._end_epoch = end_epoch
+        loop_module.Run._end_epoch = end_epoch
         return cli.main([str(a) for a in train_args(data, midway)])
 
     cases = [
@@ -834,7 +836,7 @@ def test_the_next_write_removes_a_dead_writers_temporary(tmp_path):
 
 
 def test_a_broken_pipe_on_stdout_ends_quietly_in_a_real_process(run):
-    proc = subprocess.Popen([sys.executable, "-m", "tinyvae.cli", "evaluate", str(run), "--json"],
+    proc = subprocess.Popen([sys.executable, "-m", "tinyvae", "evaluate", str(run), "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before the first byte, as `| head -0` would be
     _, err = proc.communicate(timeout=120)
@@ -857,13 +859,13 @@ def test_a_broken_pipe_in_process_returns_141_without_a_word(run, capsys, monkey
 
 SLOW_STEPS = """
 import importlib, sys, time
-t = importlib.import_module("tinyvae.train")
-real = t._Run._beta
+t = importlib.import_module("tinyvae.run.loop")
+real = t.Run._beta
 def slow(self, epoch, step):  # 30 ms a step: a window wide enough to be hit; the numbers do not change
     time.sleep(0.03)
     return real(self, epoch, step)
-t._Run._beta = slow
-from tinyvae.cli import main
+t.Run._beta = slow
+from tinyvae.run.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -883,7 +885,7 @@ def savez(f, **arrays):  # the second checkpoint: half written, then the process
     open(sys.argv[1], "w").close()
     time.sleep(600)
 c.np.savez = savez
-from tinyvae.cli import main
+from tinyvae.run.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -1015,12 +1017,12 @@ def test_a_truncated_gzip_data_file_is_named_not_a_traceback(data, tmp_path, cap
 def test_model_config_counts_the_parameters_it_would_allocate():
     for kwargs in (dict(hidden=(5, 3), latent=2), dict(model="ae", hidden=(), latent=4), dict(hidden=(7,))):
         config = ModelConfig(input_dim=12, **kwargs)
-        from tinyvae.vae import build_model  # noqa: PLC0415
+        from tinyvae.models.vae import build_model  # noqa: PLC0415
         assert config.parameter_count() == build_model(config).num_params
 
 
 def test_a_model_larger_than_this_machines_memory_is_refused_before_allocating(monkeypatch):
-    vae_module = importlib.import_module("tinyvae.vae")
+    vae_module = importlib.import_module("tinyvae.models.config")
     monkeypatch.setattr(vae_module, "_physical_memory", lambda: 2**20)  # a machine with 1 MiB
     with pytest.raises(ValueError) as info:
         VAE(hidden=(400,))  # 652,824 parameters: 4 copies of float32 are 10 MB

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyvae import VAE, ModelConfig, TrainConfig, cli, evaluate_elbo
-from tinyvae.gradcheck import DEFAULT_H, check_loss, check_model
-from tinyvae.losses import free_bits_kl, gaussian_kl, gaussian_kl_per_dim
-from tinyvae.train import ConfigError
+from tinyvae.learn.gradcheck import DEFAULT_H, check_loss, check_model
+from tinyvae.prob.losses import free_bits_kl, gaussian_kl, gaussian_kl_per_dim
+from tinyvae.run.train import ConfigError
 
 F64 = np.float64
 
@@ -129,7 +129,7 @@ def test_the_iwae_objective_refuses_the_options_it_does_not_support(options):
 
 
 def test_evaluate_says_that_a_free_bits_run_is_scored_with_the_plain_kl(tmp_path):
-    from tinyvae.evaluate import evaluate_checkpoint  # noqa: PLC0415
+    from tinyvae.evaluation.evaluate import evaluate_checkpoint  # noqa: PLC0415
 
     model = VAE(input_dim=784, hidden=(8,), latent=2, free_bits=0.25)
     model.save(tmp_path / "checkpoint.npz")

@@ -1,4 +1,4 @@
-"""Tests for tinyvae.gradcheck: the checker catches planted bugs and points at the parameter.
+"""Tests for tinyvae.learn.gradcheck: the checker catches planted bugs and points at the parameter.
 
 A gradient check that passes everything proves nothing. Here the usual backward-pass mistakes
 are planted with monkeypatch (a transposed weight gradient, a missing ½ in the
@@ -9,12 +9,14 @@ checker must fail, naming the parameter, both on the piece alone and on the whol
 import numpy as np
 import pytest
 
-import tinyvae.losses as losses
-import tinyvae.vae
-from tinyvae.gradcheck import (DEFAULT_H, DEFAULT_TOL, check_gradients, check_layer, check_loss, check_model,
+import tinyvae.prob.losses as losses
+import tinyvae.models.parts.likelihoods
+import tinyvae.models.parts.priors
+from tinyvae.learn.gradcheck import (DEFAULT_H, DEFAULT_TOL, check_gradients, check_layer, check_loss, check_model,
                                check_reparameterize, numerical_gradient, standard_suite)
-from tinyvae.layers import Dense
-from tinyvae.vae import VAE, Reparameterize
+from tinyvae.nn import Dense
+from tinyvae.models.vae import VAE
+from tinyvae.models.parts.encoders import Reparameterize
 
 F64 = np.float64
 
@@ -181,7 +183,7 @@ def kl_without_half(monkeypatch):
         return kl, dmu, 2 * dlog_var
 
     monkeypatch.setattr(losses, "gaussian_kl", gaussian_kl)
-    monkeypatch.setattr(tinyvae.vae, "gaussian_kl", gaussian_kl)
+    monkeypatch.setattr(tinyvae.models.parts.priors, "gaussian_kl", gaussian_kl)
 
 
 def test_checker_catches_a_missing_half_in_the_kl_gradient_and_names_log_var(monkeypatch):
@@ -207,7 +209,7 @@ def bernoulli_sum_not_mean(monkeypatch):
         return loss, dlogits * logits.shape[0]
 
     monkeypatch.setattr(losses, "bernoulli_nll", bernoulli_nll)
-    monkeypatch.setattr(tinyvae.vae, "bernoulli_nll", bernoulli_nll)
+    monkeypatch.setattr(tinyvae.models.parts.likelihoods, "bernoulli_nll", bernoulli_nll)
 
 
 def test_checker_catches_a_batch_sum_where_the_mean_was_meant_and_names_logits(monkeypatch):

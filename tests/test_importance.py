@@ -8,10 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from tinyvae import data, importance
-from tinyvae.evaluate import evaluate_checkpoint, format_report, importance_weighted_bounds, importance_weighted_nll
-from tinyvae.optim import Adam
-from tinyvae.vae import VAE
+from tinyvae import data
+from tinyvae.evaluation import importance
+from tinyvae.evaluation.command import format_report
+from tinyvae.evaluation.evaluate import evaluate_checkpoint, importance_weighted_bounds, importance_weighted_nll
+from tinyvae.nn.optim import Adam
+from tinyvae.models.vae import VAE
 
 
 @pytest.fixture(scope="module")

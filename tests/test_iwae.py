@@ -11,13 +11,15 @@ import math
 import numpy as np
 import pytest
 
-from tinyvae import backend, iwae
-from tinyvae.cli import main as cli_main
+from tinyvae import backend
+from tinyvae.models.parts import iwae
+from tinyvae.run.cli import main as cli_main
 from tinyvae.data import Dataset, load_split
-from tinyvae.gradcheck import check_model
-from tinyvae.losses import gaussian_kl
-from tinyvae.train import ConfigError, TrainConfig, train
-from tinyvae.vae import VAE, ModelConfig
+from tinyvae.learn.gradcheck import check_model
+from tinyvae.prob.losses import gaussian_kl
+from tinyvae.run.train import ConfigError, TrainConfig, train
+from tinyvae.models.vae import VAE
+from tinyvae.models.config import ModelConfig
 
 
 def iwae_vae(k, likelihood="bernoulli", activation="tanh", **kw):
@@ -41,9 +43,16 @@ def test_iwae_gradient_matches_central_differences_with_fixed_eps(gradcheck_pass
 
 
 def planted(monkeypatch, change):
-    """Run the real backward on a doctored cache (``change(cache, model)`` returns the new one)."""
-    original = iwae.backward
-    monkeypatch.setattr(iwae, "backward", lambda model, cache: original(model, change(cache, model)))
+    """Run the real backward on a doctored cache (``change(cache, model)`` returns the new one): the
+    objective's forward is the real one, and what it keeps for the backward is changed after it."""
+    original = iwae.IWAE.forward
+
+    def forward(self, *args):
+        loss = original(self, *args)
+        self._cache = change(self._cache, None)
+        return loss
+
+    monkeypatch.setattr(iwae.IWAE, "forward", forward)
 
 
 @pytest.mark.parametrize("name, change", [
@@ -245,7 +254,7 @@ def test_training_on_the_iwae_bound_lowers_it_and_records_the_objective(tmp_path
 def test_the_paper_preset_trains_with_the_iwae_objective_from_the_command_line(tmp_path, monkeypatch):
     import importlib
 
-    train_module = importlib.import_module("tinyvae.train")  # the module (tinyvae.train is also the function)
+    train_module = importlib.import_module("tinyvae.run.train")  # the module (tinyvae.run.train is also the function)
     seen = {}
     monkeypatch.setattr(train_module, "train", lambda config, **kw: seen.setdefault("config", config))
     assert cli_main(["train", "--preset", "iwae-paper", "--objective", "iwae", "--k", "5",

@@ -2,7 +2,7 @@
 
 KL(q ‖ p) = E_q[log q(z) − log p(z)] (derivations/kl.md, Step 2); the closed form is
 [eq:kl-closed-form]. Each case draws many z ~ q (seeded) and compares the sample mean of
-log q(z) − log p(z), written out here independently of tinyvae, with tinyvae.losses.gaussian_kl,
+log q(z) − log p(z), written out here independently of tinyvae, with tinyvae.prob.losses.gaussian_kl,
 to within 4 standard errors of the Monte Carlo mean.
 """
 
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from tinyvae.losses import gaussian_kl, gaussian_kl_per_dim
+from tinyvae.prob.losses import gaussian_kl, gaussian_kl_per_dim
 
 SAMPLES = 200_000
 

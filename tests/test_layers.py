@@ -1,4 +1,4 @@
-"""Tests for tinyvae.layers: every backward pass against central differences (float64, hypothesis
+"""Tests for tinyvae.nn: every backward pass against central differences (float64, hypothesis
 over shapes and values), the forward semantics, the errors, and backend-cleanliness on the strict
 stand-in namespace (and on CuPy where a GPU is present).
 """
@@ -11,8 +11,8 @@ from hypothesis.extra import numpy as hnp
 
 from tinyvae import backend
 from tinyvae.checks import ShapeError
-from tinyvae.gradcheck import check_layer
-from tinyvae.layers import (ACTIVATIONS, Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Softplus, Tanh, activation,
+from tinyvae.learn.gradcheck import check_layer
+from tinyvae.nn import (ACTIVATIONS, Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Softplus, Tanh, activation,
                             init_weights, mlp, sigmoid)
 
 F64 = np.float64

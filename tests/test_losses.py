@@ -1,4 +1,4 @@
-"""Tests for tinyvae.losses: gradients against central differences (float64, hypothesis), the
+"""Tests for tinyvae.prob.losses: gradients against central differences (float64, hypothesis), the
 closed forms against hand-computed values and a Monte Carlo estimate, the reduction (sum over D
 and Z, mean over N), extreme logits, the errors, and backend-cleanliness.
 """
@@ -15,8 +15,8 @@ from tinyvae import backend
 from tinyvae.checks import ShapeError
 from tinyvae import (continuous_bernoulli_log_normalizer, continuous_bernoulli_log_prob, continuous_bernoulli_mean,
                      continuous_bernoulli_nll, free_bits_kl, gaussian_nll_learned_var, gaussian_nll_optimal_var)
-from tinyvae.gradcheck import DEFAULT_H, check_loss
-from tinyvae.losses import (MIN_SPLIT_ELEMENTS, bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl_per_dim,
+from tinyvae.learn.gradcheck import DEFAULT_H, check_loss
+from tinyvae.prob.losses import (MIN_SPLIT_ELEMENTS, bernoulli_log_prob, bernoulli_nll, gaussian_kl, gaussian_kl_per_dim,
                             gaussian_log_prob, gaussian_nll, log_normal_density, sum_of_logs)
 
 F64 = np.float64

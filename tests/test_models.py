@@ -1,4 +1,4 @@
-"""Tests for the VAE and the autoencoder (tinyvae.vae): whole-model gradient checks with ε held
+"""Tests for the VAE and the autoencoder (tinyvae.models.vae): whole-model gradient checks with ε held
 fixed, the loss by hand, backend-cleanliness (the same numbers on the strict stand-in namespace,
 and on CuPy where a GPU is present), sampling and encoding, checkpoints, float32 all the way
 through a training step, and the errors.
@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 
 import tinyvae.checkpoint
-import tinyvae.layers
-import tinyvae.vae
+import tinyvae.nn
+import tinyvae.models.parts.priors
 from strict_xp import StrictArray, strict_ns
 from tinyvae import backend
 from tinyvae.checkpoint import CheckpointError
 from tinyvae.checks import ShapeError
-from tinyvae.gradcheck import check_model
-from tinyvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll
-from tinyvae.optim import SGD, Adam
-from tinyvae.vae import VAE, Autoencoder, ModelConfig, build_model, load_model
+from tinyvae.learn.gradcheck import check_model
+from tinyvae.prob.losses import bernoulli_nll, gaussian_kl, gaussian_nll
+from tinyvae.nn.optim import SGD, Adam
+from tinyvae.models.vae import VAE, Autoencoder, build_model, load_model
+from tinyvae.models.config import ModelConfig
 
 D, Z, N = 6, 2, 4
 
@@ -161,8 +162,8 @@ def stray_np_kl(mu, log_var, validate=True):
 
 
 @pytest.mark.parametrize("target, name, plant, message", [
-    (tinyvae.layers.Tanh, "forward", stray_np_tanh, "does not support ufuncs"),
-    (tinyvae.vae, "gaussian_kl", stray_np_kl, "implicit conversion to a NumPy array is not allowed"),
+    (tinyvae.nn.Tanh, "forward", stray_np_tanh, "does not support ufuncs"),
+    (tinyvae.models.parts.priors, "gaussian_kl", stray_np_kl, "implicit conversion to a NumPy array is not allowed"),
 ])
 def test_a_stray_numpy_call_fails_on_the_strict_namespace_while_numpy_hides_it(target, name, plant, message,
                                                                                monkeypatch):

@@ -1,4 +1,4 @@
-"""Tests for tinyvae.optim: Adam against a textbook Adam written out here (bias corrections
+"""Tests for tinyvae.nn.optim: Adam against a textbook Adam written out here (bias corrections
 unfolded), SGD with momentum against the PyTorch-convention formula, convergence on a quadratic,
 state round trips, float32 and in-place updates, errors, and backend-cleanliness.
 """
@@ -8,8 +8,8 @@ import pytest
 
 from tinyvae import backend
 from tinyvae.checkpoint import CheckpointError, load_arrays, save_arrays
-from tinyvae.optim import SGD, Adam
-from tinyvae.vae import VAE
+from tinyvae.nn.optim import SGD, Adam
+from tinyvae.models.vae import VAE
 
 F64 = np.float64
 
@@ -177,7 +177,7 @@ def test_optimizers_run_on_device_arrays_and_agree_with_numpy(opt_class, device_
 
 def test_adam_split_across_threads_is_bit_identical_to_one_thread(monkeypatch):
     from tinyvae import backend
-    from tinyvae.vae import VAE
+    from tinyvae.models.vae import VAE
 
     thetas = []
     for threads in ("1", "2", "3"):

@@ -1,4 +1,4 @@
-"""Tests for tinyvae.plots: every picture is written as a PNG, the manifold needs Z = 2, a run folder
+"""Tests for tinyvae.evaluation.plots: every picture is written as a PNG, the manifold needs Z = 2, a run folder
 gets its set of pictures, and the ``sample`` and ``plot`` commands work from the command line."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from tinyvae import VAE, Autoencoder, cli, data
-from tinyvae.evaluate import posterior_means
-from tinyvae.plots import (inverse_normal_cdf_grid, most_active_dimensions, plot_ae_vs_vae, plot_curves,
+from tinyvae.evaluation.evaluate import posterior_means
+from tinyvae.evaluation.plots import (inverse_normal_cdf_grid, most_active_dimensions, plot_ae_vs_vae, plot_curves,
                            plot_interpolation, plot_latent, plot_manifold, plot_reconstructions, plot_samples,
                            plot_traversals, traversal_codes, write_run_pictures)
 
@@ -43,7 +43,7 @@ def vae2():
 
 
 def make_run(folder, model, binarize="dynamic", metrics=True):
-    """A run folder laid out as tinyvae.train writes it: config.json, metrics.jsonl, checkpoint.npz."""
+    """A run folder laid out as tinyvae.run.train writes it: config.json, metrics.jsonl, checkpoint.npz."""
     folder.mkdir(parents=True)
     model.save(folder / "checkpoint.npz")
     config = {"binarize": binarize, "seed": 0, "data": None, "model": model.config.to_dict()}
@@ -122,7 +122,7 @@ def curve_titles(fig):
 
 
 def ae_metrics_rows(epochs=3):
-    """What tinyvae.train writes for an autoencoder: the loss is the reconstruction, the KL is 0."""
+    """What tinyvae.run.train writes for an autoencoder: the loss is the reconstruction, the KL is 0."""
     return [dict(row, train_loss=row["train_recon"], test_loss=row["test_recon"], train_kl=0.0, test_kl=0.0)
             for row in metrics_rows(epochs)]
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tinyvae import VAE
-from tinyvae.ppca import (PPCA, fit_linear_vae, linear_vae_elbo, linear_vae_from_ppca, ppca_fit,
+from tinyvae.models.ppca import (PPCA, fit_linear_vae, linear_vae_elbo, linear_vae_from_ppca, ppca_fit,
                           ppca_log_likelihood)
 
 D, Z, N, SIGMA2 = 10, 3, 5000, 0.1
@@ -178,6 +178,9 @@ def test_ppca_fit_rejects_bad_input(data):
     flat[:, 0] = np.arange(20.0)
     with pytest.raises(ValueError, match="subspace"):
         ppca_fit(flat, 1)
+    tilted = flat @ np.random.default_rng(0).normal(size=(4, 4)) + 1.0  # still on a line; eigh leaves round-off
+    with pytest.raises(ValueError, match="subspace"):
+        ppca_fit(tilted, 1)
 
 
 def test_linear_vae_elbo_refuses_models_that_are_not_linear_gaussian(data):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tinyvae import load_model, pretrained
-from tinyvae.cli import main as cli_main
+from tinyvae.run.cli import main as cli_main
 from tinyvae.pretrained import recipes
 
 # A recipe small enough to train in a second, for the tests of the mechanism itself.

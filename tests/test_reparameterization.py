@@ -1,4 +1,4 @@
-"""Tests for the reparameterization z = μ + exp(½ log σ²) ⊙ ε (tinyvae.vae.Reparameterize).
+"""Tests for the reparameterization z = μ + exp(½ log σ²) ⊙ ε (tinyvae.models.vae.Reparameterize).
 
 Two bugs shipped by well-known from-scratch VAEs are pinned here: noise scaled by the variance
 instead of the standard deviation, and a backward pass that uses another ε than its forward.
@@ -14,8 +14,9 @@ from hypothesis.extra import numpy as hnp
 
 from tinyvae import backend
 from tinyvae.checks import ShapeError
-from tinyvae.gradcheck import check_reparameterize
-from tinyvae.vae import VAE, Reparameterize
+from tinyvae.learn.gradcheck import check_reparameterize
+from tinyvae.models.vae import VAE
+from tinyvae.models.parts.encoders import Reparameterize
 
 F64 = np.float64
 

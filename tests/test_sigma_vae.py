@@ -14,12 +14,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyvae import VAE, Adam, Autoencoder, ModelConfig, TrainConfig, cli, evaluate_elbo, train
+
 from tinyvae.data import Dataset, load_dataset
-from tinyvae.gradcheck import check_loss, check_model
-from tinyvae.losses import (OPTIMAL_VAR_FLOOR, gaussian_log_prob, gaussian_nll, gaussian_nll_learned_var,
+from tinyvae.learn.gradcheck import check_loss, check_model
+from tinyvae.prob.losses import (OPTIMAL_VAR_FLOOR, gaussian_log_prob, gaussian_nll, gaussian_nll_learned_var,
                             gaussian_nll_optimal_var)
-from tinyvae.train import ConfigError, resume
-from tinyvae.vae import OBS_VAR_AVERAGING, load_model
+from tinyvae.run.train import ConfigError, resume
+from tinyvae.models.config import OBS_VAR_AVERAGING
+from tinyvae.models.vae import load_model
 
 F64 = np.float64
 

@@ -59,7 +59,7 @@ class Site:
     root: Path        # the built site
     seconds: float    # how long the build took
     stderr: str       # what the build printed as warnings
-    modules: dict     # {"tinyvae/losses.py": source} as the build read them
+    modules: dict     # {"tinyvae/prob/losses.py": source} as the build read them
     derivations: list  # ["kl", ...]: the derivation pages the build read
     notebooks: dict   # {"01_autoencoder_vs_vae": stored notebook JSON} as the build read them
 
@@ -304,7 +304,7 @@ def test_wide_equations_fit_or_scroll_inside_their_box(crawl):
     assert not problems, "\n".join(problems[:40])
     kl = [eq for eq in report["derivations/kl.html"]["displayed"] if eq["anchor"] == "eq:kl-closed-form"]
     assert kl and kl[0]["fits"], f"the KL page's closed form does not fit its box at 1400 px: {kl}"
-    per_dim = [eq for eq in report["tinyvae/losses.html"]["displayed"] if eq["anchor"] == "eq:kl-per-dim"]
+    per_dim = [eq for eq in report["tinyvae/prob/losses.html"]["displayed"] if eq["anchor"] == "eq:kl-per-dim"]
     assert per_dim and all(eq["fits"] or eq["scrolls"] for eq in per_dim), per_dim
     print(f"\n{sum(len(d['displayed']) for d in report.values())} displayed equations, {scaled} scroll in their box")
 
@@ -396,7 +396,7 @@ def test_screenshots_of_a_side_by_side_page_and_a_notebook(browser, crawl):
     root, report = crawl
     out = root / "_screenshots"
     out.mkdir(exist_ok=True)
-    sbs_page = "tinyvae/losses.html"
+    sbs_page = "tinyvae/prob/losses.html"
     cited = [row for row in report[sbs_page]["rows"] if row["eqs"]]
     kl = [row["line"] for row in cited if any(eq["id"] == "eq:kl-closed-form" for eq in row["eqs"])]
     top = max(1, (kl or [cited[0]["line"]])[0] - 12)  # the KL term's function, from its first lines

@@ -13,7 +13,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 from tinyvae import backend, threads
 from tinyvae.checkpoint import load_arrays
 from tinyvae.data import Dataset, load_dataset
-from tinyvae.train import TrainConfig, train
+from tinyvae.run.train import TrainConfig, train
 
 
 def blas_threads():

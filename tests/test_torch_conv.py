@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyvae.layers import Conv2d, ConvTranspose2d
-from tinyvae.vae import VAE
+from tinyvae.nn import Conv2d, ConvTranspose2d
+from tinyvae.models.vae import VAE
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from tinyvae.optim import SGD, Adam
-from tinyvae.vae import VAE, Autoencoder
+from tinyvae.nn.optim import SGD, Adam
+from tinyvae.models.vae import VAE, Autoencoder
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -109,7 +109,7 @@ def test_autoencoder_loss_and_every_gradient_match_pytorch_autograd(likelihood):
 
 
 def test_gaussian_reconstruction_matches_torch_gaussian_nll_loss_with_the_constant():
-    from tinyvae.losses import gaussian_nll
+    from tinyvae.prob.losses import gaussian_nll
 
     rng = np.random.default_rng(2)
     mean, x = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))

@@ -1,4 +1,4 @@
-"""Tests for tinyvae.train: the config and the CLI, the run folder, reproducibility, exact resume
+"""Tests for tinyvae.run.train: the config and the CLI, the run folder, reproducibility, exact resume
 (at an epoch boundary, mid-epoch, after a real Ctrl-C), NaN handling and the variants that train.
 
 Runs are small (512 training and 256 test images of the bundled MNIST, tiny hidden layers, one to
@@ -20,7 +20,7 @@ import pytest
 from tinyvae import cli
 from tinyvae.checkpoint import CheckpointError, load_arrays
 from tinyvae.data import Dataset, load_dataset
-from tinyvae.train import (
+from tinyvae.run.train import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     METRICS_NAME,
@@ -33,7 +33,8 @@ from tinyvae.train import (
     train,
 )
 
-train_module = importlib.import_module("tinyvae.train")  # the module, whatever tinyvae/__init__ exports
+train_module = importlib.import_module("tinyvae.run.train")  # the module, whatever tinyvae/__init__ exports
+loop_module = importlib.import_module("tinyvae.run.loop")
 N_TRAIN, N_TEST = 512, 256
 SMALL_FLAGS = ["--hidden", "32", "--latent", "4", "--batch-size", "64", "--limit-train", str(N_TRAIN),
                "--limit-test", str(N_TEST), "--no-progress", "--no-pictures"]
@@ -301,7 +302,7 @@ def test_a_huge_learning_rate_exits_1_naming_the_problem(tmp_path, capsys):
 
 def test_ctrl_c_in_a_real_process_saves_a_checkpoint_and_exits_130(tmp_path, mnist):
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "tinyvae.cli", "train", "--out", str(run_dir), "--epochs", "100000",
+    command = [sys.executable, "-m", "tinyvae", "train", "--out", str(run_dir), "--epochs", "100000",
                *SMALL_FLAGS]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -360,8 +361,8 @@ def test_kl_warmup_ramps_beta_step_by_step(tmp_path, mnist):
 
 
 def test_static_binarization_gives_every_run_the_same_test_images(tmp_path, mnist):
-    a = train_module._load_images(small(tmp_path, binarize="static", seed=0), mnist)
-    b = train_module._load_images(small(tmp_path, binarize="static", seed=1), mnist)
+    a = loop_module.load_images(small(tmp_path, binarize="static", seed=0), mnist)
+    b = loop_module.load_images(small(tmp_path, binarize="static", seed=1), mnist)
     assert set(np.unique(a[0])) <= {0, 255}
     assert not np.array_equal(a[0], b[0])  # training images: the run's own sample
     np.testing.assert_array_equal(a[1], b[1])  # test images: one fixed sample
@@ -373,8 +374,8 @@ def test_test_set_figures_are_evaluates_negative_elbo(tmp_path, mnist):
     run_dir, _ = run_quietly(small(tmp_path / "run"), mnist)
     row = metrics(run_dir)[-1]
     model = load_model(run_dir / CHECKPOINT_NAME)
-    ours = evaluate_elbo(model, mnist.test_x, binarize="none", seed=train_module._eval_seed(0, 1),
-                         batch_size=train_module.EVAL_BATCH)
+    ours = evaluate_elbo(model, mnist.test_x, binarize="none", seed=loop_module.eval_seed(0, 1),
+                         batch_size=loop_module.EVAL_BATCH)
     for key in ("loss", "recon", "kl"):
         assert row[f"test_{key}"] == pytest.approx(ours[key], rel=1e-6)
     assert ours["loss"] == pytest.approx(ours["recon"] + ours["kl"], rel=1e-6)
@@ -382,7 +383,7 @@ def test_test_set_figures_are_evaluates_negative_elbo(tmp_path, mnist):
 
 def test_reading_the_losses_every_20_steps_as_on_a_gpu_changes_nothing(tmp_path, mnist, monkeypatch):
     every_step, _ = run_quietly(small(tmp_path / "a", epochs=2, batch_size=16), mnist)  # 32 steps per epoch
-    monkeypatch.setattr(train_module, "_reads_are_free", lambda xp: False)
+    monkeypatch.setattr(loop_module, "reads_are_free", lambda xp: False)
     windowed, _ = run_quietly(small(tmp_path / "b", epochs=2, batch_size=16), mnist)
     assert_same_run(every_step, windowed)
 

@@ -48,7 +48,7 @@ def path(name):
 
 def config(name, out=None):
     """The TrainConfig of ``name``'s recipe, writing its run to ``out``."""
-    from ..train import TrainConfig  # noqa: PLC0415 (train imports much; load() of a bundled file needs none of it)
+    from ..run.config import TrainConfig  # noqa: PLC0415 (train imports much; load() of a bundled file needs none of it)
 
     return TrainConfig(**_recipe(name)["flags"], out=None if out is None else str(out))
 
@@ -70,7 +70,7 @@ def retrain_requested():
 
 def train_recipe(name, folder, *, progress=True, log=None):
     """Train ``name``'s recipe into the run folder ``folder`` (which must not exist); returns the run folder."""
-    from ..train import train  # noqa: PLC0415
+    from ..run.train import train  # noqa: PLC0415
 
     return train(config(name, folder), progress=progress, pictures=False,
                  log=log if log is not None else (lambda line: None))
@@ -78,7 +78,7 @@ def train_recipe(name, folder, *, progress=True, log=None):
 
 def build(name, target=None, *, progress=True, log=print):
     """Train ``name``'s recipe and write its model to ``target`` (default: the bundled file); returns ``target``."""
-    from ..vae import load_model  # noqa: PLC0415
+    from ..models.vae import load_model  # noqa: PLC0415
 
     target = path(name) if target is None else Path(target)
     with tempfile.TemporaryDirectory(prefix="tinyvae-pretrained-") as scratch:
@@ -89,7 +89,7 @@ def build(name, target=None, *, progress=True, log=print):
 
 def load(name, *, retrain=None, progress=True):
     """The bundled model ``name``; with ``retrain`` (default: ``TINYVAE_RETRAIN``) a fresh run of its recipe."""
-    from ..vae import load_model  # noqa: PLC0415
+    from ..models.vae import load_model  # noqa: PLC0415
 
     if retrain is None:
         retrain = retrain_requested()

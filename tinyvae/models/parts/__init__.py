@@ -1,0 +1,15 @@
+"""The parts a model is assembled from, each with a forward and a backward that the others call.
+
+* ``encoders``: q(z|x) as a network giving (μ, log σ²) (``GaussianEncoder``), the reparameterization
+  z = μ + σ ⊙ ε (``Reparameterize``), and the autoencoder's deterministic code (``CodeEncoder``);
+* ``priors``: p(z) = N(0, I), its log density and, against a Gaussian q(z|x), its closed-form KL;
+* ``likelihoods``: the decoder's p(x|z), Bernoulli, continuous Bernoulli or Gaussian with a fixed,
+  learned or optimal σ_x², each scoring a decoder output against the data and giving back its gradient;
+* ``objectives``: the ELBO with β and free bits, and the autoencoder's reconstruction error;
+* ``iwae``: the importance-weighted bound L_K of Burda et al.
+
+An objective scores what the other parts computed: a likelihood term log p(x|z), a prior term
+log p(z) and a posterior term log q(z|x), or the closed-form KL where one exists; its backward gives
+the gradient of the loss with respect to each, and the parts carry them on to their parameters.
+A new model family adds or swaps a part here; the model's forward and backward stay as they are.
+"""

@@ -1,0 +1,63 @@
+"""A model's checkpoint file (format ``tinyvae-model-1``): its config as JSON and its weights as one
+flat array ``theta``, beside whatever training state the caller adds; read with every array and the
+config checked before anything is allocated, and loaded only into a model of the same architecture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .. import backend
+from ..checkpoint import CheckpointError, from_json_array, json_array, load_arrays, save_arrays
+from .config import CHECKPOINT_FORMAT, CONV_ONLY, WEIGHT_INDEPENDENT, ModelConfig
+
+
+def save_model(model, path, extra=None):
+    """Write the weights and the config to ``path`` (.npz, atomically)."""
+    arrays = {"format": np.array(CHECKPOINT_FORMAT), "config": json_array(model.config.to_dict()),
+              "theta": backend.to_numpy(model.theta)}
+    arrays.update(extra or {})
+    return save_arrays(path, arrays)
+
+
+def read_model_config(path):
+    """(ModelConfig, arrays) of the checkpoint at ``path``, every array and the config checked,
+    nothing allocated yet: a config asking for an absurd model is refused here."""
+    arrays = load_arrays(path, required=("format", "config", "theta"), texts=("format", "config"),
+                         floats=("theta",))
+    if str(arrays["format"]) != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: format {str(arrays['format'])!r} is not {CHECKPOINT_FORMAT!r}")
+    stored = from_json_array(arrays["config"], path)
+    unknown = sorted(set(stored) - {f.name for f in dataclasses.fields(ModelConfig)})
+    if unknown:
+        raise CheckpointError(f"{path}: stored config is not a valid model config: unknown fields {unknown} "
+                              f"(written by another version of tinyvae?)")
+    try:
+        config = ModelConfig(**stored)
+    except (TypeError, ValueError) as err:
+        problem = str(err).removeprefix("invalid model config: ")
+        raise CheckpointError(f"{path}: stored config is not a valid model config: {problem}") from err
+    if arrays["theta"].ndim != 1:
+        raise CheckpointError(f"{path}: 'theta' must be one flat array of parameters, got shape "
+                              f"{arrays['theta'].shape}")
+    return config, arrays
+
+
+def load_weights(model, path):
+    """Load weights saved by a model of the same architecture; refuse any other."""
+    config, arrays = read_model_config(path)
+    mine, theirs = model.config.to_dict(), config.to_dict()
+    ignore = WEIGHT_INDEPENDENT + (CONV_ONLY if mine.get("arch") == theirs.get("arch") == "mlp" else ())
+    diff = {k: (theirs[k], mine[k]) for k in mine if k not in ignore and mine[k] != theirs.get(k)}
+    if diff:
+        raise CheckpointError(
+            f"{path} holds a {config.describe()} ({arrays['theta'].size} parameters), "
+            f"this model is a {model.config.describe()} ({model.num_params}); differences (file, model): {diff}")
+    if arrays["theta"].shape != model.theta.shape:
+        raise CheckpointError(
+            f"{path}: holds {arrays['theta'].size} parameters, but its own config ({config.describe()}) "
+            f"needs {model.num_params}; the file is damaged or was edited")
+    model.set_theta(arrays["theta"])
+    return arrays
