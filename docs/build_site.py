@@ -1,6 +1,6 @@
 """Build the tinyvae website into ``site/`` (open ``site/index.html``), offline.
 
-    python docs/build_site.py [--out site]
+    python docs/build_site.py [--out site] [--lite]
 
 The site is made with Sphinx, MyST (Markdown) and MyST-NB (notebooks, shown with their stored
 outputs, never executed here), MathJax served from the site itself, and ``docs/sidebyside.py`` for
@@ -16,6 +16,11 @@ the suffix: ``derivations/kl.md`` becomes ``derivations/kl.html`` (``#eq:kl-clos
 2. run Sphinx (configuration ``docs/conf.py``) into ``--out``.
 
 Any attempt to open a network connection during the build is an error: nothing is downloaded.
+
+``--lite`` also builds the browser edition (``docs/lite.py``): every notebook in JupyterLite, in
+``--out``'s ``lite/`` folder, each notebook page linking to its copy there. It needs the ``lite`` extra
+and ``python docs/lite.py fetch`` (once, with a network), and fails saying which piece is missing;
+without ``--lite`` the rest of the site is built and the build says that it skipped the app.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS))
 
-import sidebyside  # noqa: E402  (docs/ is not a package)
+import lite  # noqa: E402  (docs/ is not a package)
+import sidebyside  # noqa: E402
 
 LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(([^()\s]+)\)")
 CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
@@ -182,7 +188,22 @@ def reading_order(text):
     return order
 
 
-def landing_page(sources, equations, citations, unlinked):
+def in_the_browser(lite_summary):
+    """The landing page's section on the browser edition (None when this build has none)."""
+    if not lite_summary:
+        return None
+    return ("## Run it in your browser\n\n"
+            "Every notebook page has a link **Open in the browser**: the notebook opens in JupyterLite, "
+            "Python compiled to WebAssembly (Pyodide), served from this site, with nothing to install "
+            "and no account. Expect the first load to take tens of seconds (the Python runtime, NumPy, "
+            "Matplotlib and tinyvae with its MNIST copy are "
+            f"{lite_summary['bytes'] / 1e6:.0f} MB), and training to run several times slower than "
+            "on your own machine: the browser's NumPy has no optimized matrix library. "
+            "[The browser edition](docs/browser.html) gives the times measured per notebook and the "
+            "packages it redistributes.")
+
+
+def landing_page(sources, equations, citations, unlinked, lite_summary=None):
     root = sources.root
     readme = (root / "README.md").read_text(encoding="utf-8")
     deriv_readme = (root / "derivations/README.md").read_text(encoding="utf-8")
@@ -227,6 +248,7 @@ def landing_page(sources, equations, citations, unlinked):
         "This site holds the [derivations](derivations/README.html), each equation with the lines of "
         "code that compute it; every module of the package side by side with its equations; and the "
         "[notebooks](notebooks/README.html) with their outputs. Built by `python docs/build_site.py`.",
+        in_the_browser(lite_summary),
         "## Reading order",
         moved(section(deriv_readme, r"^reading order", "derivations/README.md"), "derivations/README.md"),
         "## All derivations",
@@ -269,8 +291,19 @@ def _write(path, text, written):
     written.add(path)
 
 
-def stage(root, staging):
-    """Write every page's source into ``staging``; return (page count, warnings)."""
+def open_in_browser_cell(page):
+    """A Markdown cell linking the notebook page ``page`` (notebooks/NAME.ipynb) to its JupyterLite copy."""
+    name = posixpath.basename(page)
+    return {"cell_type": "markdown", "metadata": {}, "id": "open-in-the-browser",
+            "source": f"[Open in the browser](../lite/notebooks/index.html?path={name}): run this notebook "
+                      "in JupyterLite, with nothing to install (the first load takes tens of seconds; see "
+                      "[the browser edition](../docs/browser.html))."}
+
+
+def stage(root, staging, lite_summary=None):
+    """Write every page's source into ``staging``; return (page count, warnings).
+
+    ``lite_summary`` (docs/lite.build's summary, or None): the browser edition this site holds."""
     sources = Sources(root)
     equations = sidebyside.read_equations(root, sources.derivations)
     citations = []
@@ -283,6 +316,8 @@ def stage(root, staging):
         text = (root / page).read_text(encoding="utf-8")
         if page.startswith("derivations/"):
             text = sidebyside.add_backlinks(text, page, equations, by_equation)
+        if page == "docs/browser.md":
+            text = lite.fill_page(text, lite_summary)
         _write(staging / page, rewrite_links(text, page, sidebyside.site_path(page), sources, unlinked), written)
     for page in sources.notebooks:
         notebook = json.loads((root / page).read_text(encoding="utf-8"))
@@ -290,11 +325,13 @@ def stage(root, staging):
             if cell["cell_type"] == "markdown":
                 text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
                 cell["source"] = rewrite_links(text, page, sidebyside.site_path(page), sources, unlinked)
+        if lite_summary:
+            notebook["cells"].insert(0, open_in_browser_cell(page))
         _write(staging / page, json.dumps(notebook, indent=1, ensure_ascii=False), written)
     for module in sources.modules:
         source = (root / module).read_text(encoding="utf-8")
         _write(staging / (module[:-3] + ".md"), sidebyside.module_page(source, module, equations), written)
-    _write(staging / "index.md", landing_page(sources, equations, citations, unlinked), written)
+    _write(staging / "index.md", landing_page(sources, equations, citations, unlinked, lite_summary), written)
     for picture in sorted((root / "docs/images").glob("*.png")):
         target = staging / "docs/images" / picture.name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +344,7 @@ def stage(root, staging):
     return len(sources.pages), warnings
 
 
-def build(out, *, staging=None, doctrees=None, quiet=False):
+def build(out, *, staging=None, doctrees=None, quiet=False, lite_summary=None):
     """Stage and run Sphinx; return (seconds, warnings). Raises SystemExit when Sphinx fails."""
     from sphinx.cmd.build import build_main
 
@@ -315,7 +352,7 @@ def build(out, *, staging=None, doctrees=None, quiet=False):
     out = Path(out).resolve()
     staging = Path(staging or ROOT / "build/site-src").resolve()
     doctrees = Path(doctrees or ROOT / "build/site-doctrees").resolve()
-    pages, warnings = stage(ROOT, staging)
+    pages, warnings = stage(ROOT, staging, lite_summary)
     for warning in warnings:
         print(f"build_site: warning: {warning}", file=sys.stderr)
     args = ["-b", "html", "-c", str(DOCS), "-d", str(doctrees), "-j", "auto", str(staging), str(out)]
@@ -340,10 +377,22 @@ def main(argv=None):
     parser.add_argument("--work", default=str(ROOT / "build"),
                         help="folder for the staged sources and Sphinx's cache (default: build/)")
     parser.add_argument("--quiet", action="store_true", help="print warnings and errors only")
+    parser.add_argument("--lite", action="store_true",
+                        help="also build the browser edition (JupyterLite) into OUT/lite; needs pip install "
+                             "-e '.[lite]' and python docs/lite.py fetch")
     args = parser.parse_args(argv)
     forbid_network()
     work = Path(args.work)
-    build(args.out, staging=work / "site-src", doctrees=work / "site-doctrees", quiet=args.quiet)
+    summary = None
+    if args.lite:
+        notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+        summary = lite.build(Path(args.out) / "lite", work, notebooks)
+    else:
+        lacking = lite.missing_pieces(lite.cache_dir())
+        print("build_site: skipped the browser edition (--lite builds it" +
+              (f"; it lacks: {'; '.join(lacking)})" if lacking else ")"))
+    build(args.out, staging=work / "site-src", doctrees=work / "site-doctrees", quiet=args.quiet,
+          lite_summary=summary)
 
 
 if __name__ == "__main__":

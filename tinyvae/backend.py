@@ -16,6 +16,7 @@ stray ``np.`` call sits on the hot path.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -187,9 +188,15 @@ def _threads_setting():
     return int(wanted)
 
 
+def threads_available():
+    """False in the browser (Pyodide, ``sys.platform == "emscripten"``), which cannot start a thread."""
+    return sys.platform != "emscripten"
+
+
 def host_threads(xp):
-    """How many pieces host work may split into (1 on a GPU: the device is parallel)."""
-    if xp is not np:
+    """How many pieces host work may split into (1 on a GPU: the device is parallel; 1 in the browser,
+    where no thread can start)."""
+    if xp is not np or not threads_available():
         return 1
     wanted = _threads_setting()
     return wanted if wanted is not None else min(2, _CPUS)
@@ -199,7 +206,7 @@ def run_split(fn, parts):
     """``[fn(*part) for part in parts]``: the first part on this thread, the others on pool threads,
     as many at once as there are free cores (all on this thread when only one is free)."""
     global _pool
-    workers = threads.concurrency(len(parts), _threads_setting()) - 1
+    workers = threads.concurrency(len(parts), _threads_setting()) - 1 if threads_available() else 0
     if workers == 0:
         return [fn(*part) for part in parts]
     if _pool is None or _pool._max_workers < workers:

@@ -104,8 +104,8 @@ def _link(tmp, path):
         os.link(tmp, path)  # fails when path exists, even when two processes race for it
     except FileExistsError:
         return False
-    except OSError as err:
-        if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+    except (OSError, AttributeError) as err:  # AttributeError: the browser's Python has no os.link
+        if isinstance(err, OSError) and err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
             raise
         try:  # a file system without hard links: exclusive creation, then a copy
             with open(path, "xb") as out, open(tmp, "rb") as f:

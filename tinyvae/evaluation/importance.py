@@ -33,13 +33,13 @@ Two ways to the same numbers:
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
 
 from .. import backend
-from ..backend import host_threads, is_numpy, run_split, to_numpy
+from ..backend import host_threads, is_numpy, run_split, threads_available, to_numpy
 from ..nn import Dense, ReLU, Tanh
 from ..models.parts.iwae import log_row_sums
 from ..prob.losses import log_normal_density
@@ -62,7 +62,8 @@ def log_weights(model, batches, k, noise, *, sample_chunk=None):
         return
     z_dim, dtype = model.config.latent, model.dtype
     rows = sample_chunk or FAST_ROWS
-    draws = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinyvae-noise")
+    draws = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinyvae-noise") if threads_available() \
+        else _Inline()  # the browser starts no thread: ε is drawn when asked for
 
     def draw(batch):  # a binary batch's ε, on the helper thread (the stream stays in order)
         return draws.submit(noise.standard_normal, (len(batch[0]), k, z_dim), dtype=dtype) \
@@ -87,6 +88,18 @@ def log_weights(model, batches, k, noise, *, sample_chunk=None):
                 current = following
     finally:
         draws.shutdown(wait=True)
+
+
+class _Inline:
+    """A stand-in for a one-thread pool that runs each task at once, on the calling thread."""
+
+    def submit(self, fn, *args, **kwargs):
+        done = Future()
+        done.set_result(fn(*args, **kwargs))
+        return done
+
+    def shutdown(self, wait=True):
+        pass
 
 
 def bound_curve(log_w, ks):
