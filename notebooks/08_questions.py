@@ -276,7 +276,7 @@ for name in on_grey:
 print(f"no density of dequantized digits can score below −784 log 256 = {density_floor:.0f}")
 assert on_grey["CB"][1] < 10 * on_grey["BCE"][1] < 0                # the CB's background logits ran far
 assert density_floor < on_deq["CB"][0] < on_deq["BCE"][0] - 500     # dequantized, the CB model still wins, widely
-assert abs(on_grey["CB"][0] - cb_scores["loss"]) < 5                # (the same figure as tinyvae.evaluate_elbo's)
+assert abs(on_grey["CB"][0] - cb_scores["loss"]) < 5                # the figure evaluate_elbo gave above
 
 # %% [markdown]
 # A caveat first. The grey levels $k/255$ put most pixels at exactly 0, an atom, where the continuous
