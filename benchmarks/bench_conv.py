@@ -77,17 +77,17 @@ def epoch_flops(model, n_examples):
     return 2 * n_examples * per_example
 
 
-def time_tinyvae(epochs, batch_size, limit, latent, workdir):
+def time_tinyvae(epochs, batch_size, limit, latent, workdir, device="cpu"):
     config = TrainConfig(arch="conv", latent=latent, epochs=epochs, batch_size=batch_size, limit_train=limit,
-                         limit_test=1000, seed=0, out=str(workdir))
+                         limit_test=1000, seed=0, out=str(workdir), device=device)
     run = train(config, progress=False, log=lambda *a, **k: None, pictures=False)
     rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
     return [r["seconds"] for r in rows]
 
 
-def time_torch(epochs, batch_size, limit, latent):
+def time_torch(epochs, batch_size, limit, latent, device="cpu"):
     cmd = [sys.executable, str(HERE / "torch_conv_vae.py"), "--epochs", str(epochs), "--batch-size", str(batch_size),
-           "--limit-train", str(limit), "--latent", str(latent)]
+           "--limit-train", str(limit), "--latent", str(latent), "--device", device]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -100,6 +100,8 @@ def main(argv=None):
     p.add_argument("--latent", type=int, default=2)
     p.add_argument("--limit-train", type=int, default=0, help="train on the first N digits (0: all 60,000)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                   help="gpu: tinyvae on CuPy, PyTorch on CUDA (the FLOP bound stays the CPU's)")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.epochs < 1:
         p.error("--rounds and --epochs must be at least 1")
@@ -115,11 +117,12 @@ def main(argv=None):
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            ours = [s * scale for s in time_tinyvae(args.epochs, args.batch_size, n, args.latent, Path(tmp) / f"r{r}")]
+            ours = [s * scale for s in time_tinyvae(args.epochs, args.batch_size, n, args.latent, Path(tmp) / f"r{r}",
+                                                   args.device)]
             rates.append(matmul_rate(np))
             row = {"tinyvae": ours}
             if have_torch:
-                theirs = time_torch(args.epochs, args.batch_size, n, args.latent)
+                theirs = time_torch(args.epochs, args.batch_size, n, args.latent, args.device)
                 row["torch"] = [s * scale for s in theirs["seconds"]]
                 row["torch_threads"] = theirs["threads"]
                 row["ratio"] = statistics.median(ours) / statistics.median(row["torch"])

@@ -48,19 +48,26 @@ class TorchConvVAE(nn.Module):
 
 def train_steps(model, opt, x_all, batch_size, generator):
     """One pass over ``x_all`` in shuffled batches; returns (seconds, mean loss per example)."""
-    n = x_all.shape[0]
-    total = torch.zeros(())
+    n, device = x_all.shape[0], x_all.device
+    total = torch.zeros((), device=device)
+    _synchronize(device)
     start = time.perf_counter()
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator).to(device)
     for i in range(0, n, batch_size):
         x = x_all[order[i:i + batch_size]]
-        eps = torch.randn(x.shape[0], model.z)
+        eps = torch.randn(x.shape[0], model.z, device=device)
         opt.zero_grad(set_to_none=True)
         loss = model.loss(x, eps)
         loss.backward()
         opt.step()
         total += loss.detach()
+    _synchronize(device)  # a GPU's queued steps are done before the clock is read
     return time.perf_counter() - start, float(total) / n
+
+
+def _synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main(argv=None):
@@ -74,11 +81,15 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--limit-train", type=int, default=0, help="train on the first N digits only (0: all)")
     p.add_argument("--latent", type=int, default=2)
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CUDA")
     args = p.parse_args(argv)
+    device = torch.device("cuda" if args.device == "gpu" else "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error("--device gpu: PyTorch sees no CUDA device")
     images = load_dataset().train_x[:args.limit_train or None]
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).to(device)
     torch.manual_seed(0)
-    model = TorchConvVAE(args.latent)
+    model = TorchConvVAE(args.latent).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     seconds = [train_steps(model, opt, x, args.batch_size, gen)[0] for _ in range(args.epochs)]

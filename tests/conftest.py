@@ -9,9 +9,20 @@ error any passing check saw; the terminal summary prints it.
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 from strict_xp import strict_ns
 from tinyvae import backend
+
+# Hypothesis's example database replays a failing example on every later run in the same clone: a
+# help when debugging, a trap in CI, where a stale .hypothesis/ would turn one seed's failure into
+# every run's. Hypothesis loads its "ci" profile where a CI variable is set (.ci/run sets CI=1); ours
+# keeps its choices (no database, no deadline on a shared machine, the reproducing blob printed) but
+# draws new examples on every run, as the seed sweep (.ci/hypothesis_sweep.py, "sweep") does.
+settings.register_profile("ci", database=None, deadline=None, print_blob=True, derandomize=False)
+settings.register_profile("sweep", database=None)
+if settings.get_current_profile_name() == "ci":
+    settings.load_profile("ci")
 
 _worst = {"error": 0.0, "label": None, "checks": 0}
 

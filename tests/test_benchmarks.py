@@ -1,6 +1,7 @@
 """The benchmark's arithmetic (not its timings: benchmarks run as scripts, never as timed tests)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +70,45 @@ def test_the_breakdown_times_each_part_of_a_step_and_puts_every_method_back(tmp_
 def load_script(name):
     spec = importlib.util.spec_from_file_location(name, BENCH.with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass in it looks its module up there
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_gpu_check_without_a_gpu_says_so_runs_nothing_and_exits_0(capsys, monkeypatch):
+    gpu_check = load_script("gpu_check")
+    monkeypatch.setattr(gpu_check, "gpu_problem", lambda: "CuPy is not installed")
+    monkeypatch.setattr(gpu_check, "run_step", lambda step: (_ for _ in ()).throw(AssertionError("a step ran")))
+    assert gpu_check.main([]) == 0
+    assert capsys.readouterr().out == "no GPU check on this machine: CuPy is not installed. Nothing was run.\n"
+
+
+def test_the_gpu_check_plan_fits_8_minutes_and_its_table_reads_each_benchmarks_figures(capsys, monkeypatch):
+    gpu_check = load_script("gpu_check")
+    plan = gpu_check.steps(python="python")
+    assert [s.name for s in plan] == ["CuPy tests", "training", "evaluation", "conv"]
+    assert sum(s.limit_s for s in plan) + 60 <= 8 * 60
+    assert ["--batch-sizes", "128", "512"] == plan[1].command[4:7] and "--no-torch" not in plan[1].command
+    assert all("--device" in s.command for s in plan[1:])
+    outputs = {  # the last lines each script prints, as they print them
+        "CuPy tests": "....\n41 passed, 1050 deselected in 30.1s\n",
+        "training": 'table\n{\n  "results": [{"batch_size": 128, "tinyvae_s_per_epoch": 1.5, "torch_s_per_epoch": 1.2,'
+                    ' "torch_fused_s_per_epoch": 1.0, "ratio_to_torch": 1.25}]\n}\n',
+        "evaluation": 'line\n{"k": 5000, "digits_timed": 1000, "wall_s_10k": 42.0, "nll": 86.7}\n',
+        "conv": '{"tinyvae_seconds": 3.0}\n',
+    }
+    results = [(step, ("ok", step.rows(outputs[step.name]), 1.0)) for step in plan]
+    text = gpu_check.table(results)
+    for part in ("41 passed, 1050 deselected", "training, batch 128: tinyvae 1.50 s/epoch, PyTorch 1.20 (fused Adam "
+                 "1.00); tinyvae/PyTorch 1.25", "evaluation, K = 5000: 42.0 s for 10,000 digits (timed 1000)",
+                 "conv, batch 128: tinyvae 3.00 s/epoch"):
+        assert part in text, text
+    monkeypatch.setattr(gpu_check, "gpu_problem", lambda: None)
+    monkeypatch.setattr(gpu_check, "torch_problem", lambda: None)
+    monkeypatch.setattr(gpu_check, "run_step", lambda step: ("ok" if step.name != "conv" else "out of time (60 s)",
+                                                             step.rows(outputs[step.name]), 1.0))
+    assert gpu_check.main([]) == 1  # one step out of time: the run fails, the table still prints
+    assert "out of time (60 s)" in capsys.readouterr().out
 
 
 def test_dequantization_puts_every_pixel_inside_its_own_cell_with_fresh_noise():

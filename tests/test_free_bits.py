@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyvae import VAE, ModelConfig, TrainConfig, cli, evaluate_elbo
-from tinyvae.learn.gradcheck import DEFAULT_H, check_loss, check_model
+from tinyvae.learn.gradcheck import DEFAULT_H, DEFAULT_TOL, check_loss, check_model
 from tinyvae.prob.losses import free_bits_kl, gaussian_kl, gaussian_kl_per_dim
 from tinyvae.run.train import ConfigError
 
@@ -24,6 +24,26 @@ def posterior(seed=0, n=6, z=4):
     return rng.normal(size=(n, z)), rng.normal(0, 0.5, size=(n, z))
 
 
+def central_difference_error_bound(mu, log_var, lam, h=DEFAULT_H):
+    """Bounds on |central difference − gradient| of Σ_j max(λ, KL_j) for μ and log σ² [eq:fd-error].
+
+    Truncation h²/6·M₃: the objective is quadratic in μ (M₃ = 0) and, in log σ², 0.5·e^{log σ²}/N
+    plus terms of lower degree (M₃ = e^{log σ² + h}/(2N)); off the kink no perturbation switches a
+    dimension between paid and free. Round-off ε_f/h: the loss is sums of N·Z terms 0.5·(expm1(l) − l
+    + μ²) and Z maxima, each term rounded a few times, so (N + Z + 4) unit round-offs of the sum of
+    the parts' magnitudes bound ε_f. That floor is absolute: where log σ² ≈ 0 its gradient
+    ½(e^{log σ²} − 1)/N is tiny beside a loss of order one (λ = 0, μ = 1, log σ² = 6.1e-5: gradient
+    3.05e-5, loss 0.5, round-off ≈ 1e-11, relative 3.4e-7), and no step h resolves it better (the
+    best h of eq:fd-error only trades it against truncation).
+    """
+    n, z = mu.shape
+    unit = np.finfo(F64).eps / 2
+    parts = 0.5 * (np.abs(np.expm1(log_var)) + np.abs(log_var) + mu * mu)  # (N, Z)
+    roundoff = (n + z + 4) * unit * (parts.sum() / n + z * lam) / h
+    truncation = h * h / 6 * np.exp(log_var.max() + h) / (2 * n)
+    return {"mu": roundoff, "log_var": roundoff + truncation}
+
+
 @settings(max_examples=25, deadline=None)
 @given(shape=st.tuples(st.integers(1, 5), st.integers(1, 5)), lam=st.floats(0.0, 1.5), data=st.data())
 def test_free_bits_gradient_matches_finite_differences_away_from_the_kink(shape, lam, data, gradcheck_passes):
@@ -32,8 +52,31 @@ def test_free_bits_gradient_matches_finite_differences_away_from_the_kink(shape,
     _, dmu, dlog_var, kl = free_bits_kl(mu, log_var, lam)
     assume(np.abs(kl - lam).min() > 1e-3)  # a perturbation of h = 1e-5 moves KL_j by far less than that
     assume(min(np.abs(dmu).max(), np.abs(dlog_var).max()) > 1e-6)  # above a central difference's round-off
+    # The check's error relative to each array's largest gradient, bounded from eq:fd-error: the
+    # default 1e-7 where the gradient is large, more where it is small beside the loss. With the
+    # bounds drawn here (N, Z ≤ 5, |μ| ≤ 2, |log σ²| ≤ 1.5, λ ≤ 1.5) and a gradient above 1e-6 the
+    # tolerance stays below 1e-2, so a wrong gradient (off by a factor, a sign, a missing 1/N) fails.
+    bound = central_difference_error_bound(mu, log_var, lam)
+    tol = max(DEFAULT_TOL, bound["mu"] / np.abs(dmu).max(), bound["log_var"] / np.abs(dlog_var).max())
+    assert tol < 1e-2
     gradcheck_passes(check_loss(lambda mu, log_var: free_bits_kl(mu, log_var, lam), {"mu": mu, "log_var": log_var},
-                                wrt=["mu", "log_var"], label=f"free_bits_kl (λ={lam:.3f})"))
+                                wrt=["mu", "log_var"], tol=tol, label=f"free_bits_kl (λ={lam:.3f})"))
+
+
+def test_the_central_difference_bound_covers_a_gradient_small_beside_the_loss(gradcheck_passes):
+    """The example a fixed tolerance of 1e-7 failed on: its error is round-off, inside the bound."""
+    mu, log_var = np.array([[1.0]]), np.array([[6.1e-05]])
+    report = check_loss(lambda mu, log_var: free_bits_kl(mu, log_var, 0.0), {"mu": mu, "log_var": log_var},
+                        wrt=["mu", "log_var"])
+    error = report.results[1].rel_error * abs(report.results[1].analytic)
+    assert report.results[1].rel_error > DEFAULT_TOL  # the old test's failure, reproduced
+    assert error < central_difference_error_bound(mu, log_var, 0.0)["log_var"]
+
+    def planted(mu, log_var):  # the ½ of dKL/dlog σ² forgotten
+        objective, dmu, dlog_var, _ = free_bits_kl(mu, log_var, 0.0)
+        return objective, dmu, 2 * dlog_var
+
+    assert not check_loss(planted, {"mu": mu, "log_var": log_var}, wrt=["mu", "log_var"], tol=1e-2).passed
 
 
 def test_zero_free_bits_is_the_plain_kl_exactly():

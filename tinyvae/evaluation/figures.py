@@ -61,6 +61,8 @@ def _show(ax, picture, d=784, rows=(), cols=()):
 
 def _finish(fig, path):
     if path is not None:
+        if Path(path).is_dir():  # matplotlib would write path + ".png" beside it, under a name nobody asked for
+            raise ValueError(f"path {path} is a folder; expected a picture file such as {Path(path) / 'picture.png'}")
         with file_errors("write", path):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, dpi=fig.dpi, facecolor="white")

@@ -224,7 +224,8 @@ def add_parser(subparsers):
     s.add_argument("--n", type=_positive, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=arguments.count, default=0, help="seed of z (default 0)")
     s.add_argument("--out", metavar="FILE.png", default=None,
-                   help="output file, or a folder to write samples.png into (default: the run folder)")
+                   help="output file (replaced if it exists), or a folder to write samples.png into (default: the run "
+                        "folder); where samples.png exists, samples-2.png, samples-3.png, ... (never overwritten)")
     s.set_defaults(func=sample_command)
 
     p = subparsers.add_parser("plot", help="all pictures of a run, or the AE-versus-VAE comparison",
@@ -251,13 +252,25 @@ def sample_command(args):
     try:
         out = output_file(args.out, "samples.png") if args.out else None
         model, _, folder = _run(args.checkpoint)
-        out = out or folder / "samples.png"
+        if out is None or out.parent == Path(args.out):  # samples.png in the run folder or in the --out folder
+            out = _unused(out or folder / "samples.png")
         plot_samples(model, n=args.n, seed=args.seed, path=out)
     except _ERRORS as err:
         print(f"tinyvae sample: error: {explain(err)}", file=sys.stderr)
         return 1
     print(out)
     return 0
+
+
+def _unused(path):
+    """``path``, or where it exists (the picture training drew), the first free ``stem-2``, ``stem-3``, ...:
+    a name tinyvae chose never replaces a picture; a file named with --out is written as asked."""
+    i = 1
+    candidate = path
+    while candidate.exists():
+        i += 1
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+    return candidate
 
 
 def plot_command(args):

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +238,27 @@ def checkpoint_path(path):
     return path
 
 
+def refuse_lost_checkpoint(folder):
+    """A folder whose metrics.jsonl records epochs after the first but holds no checkpoint lost its checkpoint:
+    starting again would overwrite the record of those epochs. Epoch 1's line alone is what a stop between
+    that line and the first checkpoint leaves; starting again writes the same line (same config, same seed)."""
+    path = folder / METRICS_NAME
+    with file_errors("read", path):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+    epochs = []
+    for line in lines:
+        with contextlib.suppress(json.JSONDecodeError):
+            record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+                epochs.append(record["epoch"])
+    if max(epochs, default=1) > 1:
+        raise CheckpointError(
+            f"cannot resume {folder}: {path} records {plural(len(epochs), 'finished epoch')} "
+            f"(the last, epoch {max(epochs)}), but {folder / CHECKPOINT_NAME} is missing, so the trained weights are "
+            f"gone. Nothing was changed. Put the checkpoint back and resume again, or start a new run in another "
+            f"folder: tinyvae train --out NEW_FOLDER")
+
+
 def read_config_json(folder, remedy):
     """The TrainConfig stored in ``folder/config.json``; None when there is none; refused when unreadable."""
     path = Path(folder) / CONFIG_NAME
@@ -302,12 +324,18 @@ def merge_resume(stored, asked, folder, current_epoch):
     if asked.get("out") is not None and Path(asked["out"]).resolve() != Path(folder).resolve():
         raise ConfigError(f"--out cannot change on resume: the run continues in {folder}")
     asked = {k: v for k, v in asked.items() if k != "out"}
-    merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
+    invalid = None
+    try:
+        merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
+    except ConfigError as err:  # a change no config allows (--objective elbo for an IWAE run with k = 2)
+        merged, invalid = types.SimpleNamespace(**{**vars(stored), **asked}), err
     conflicts = [f"{k}: stored {getattr(stored, k)!r}, asked {getattr(merged, k)!r}" for k in asked
                  if k not in ("epochs", "device") and getattr(merged, k) != getattr(stored, k)]
-    if conflicts:
+    if conflicts:  # named before what is invalid about the mixture: the change is the mistake
         raise ConfigError(f"cannot resume {folder} with a different config ({'; '.join(conflicts)}); "
                           f"drop those flags to continue the run as it was, or start a new run")
+    if invalid is not None:
+        raise invalid
     if merged.epochs < current_epoch:
         raise ConfigError(f"--epochs {merged.epochs} is fewer than the {plural(current_epoch, 'epoch')} this run has "
                           f"already begun")

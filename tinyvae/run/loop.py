@@ -75,11 +75,16 @@ class Run:
     def fit(self, first_epoch, first_step, sums, seconds):
         # NaN and inf are caught and reported by _read (where and which term); numpy's warnings would only
         # repeat that, less precisely.
-        with sigint_requests_stop(self.stopping), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with (sigint_requests_stop(self.stopping, self.log),
+              np.errstate(over="ignore", invalid="ignore", divide="ignore")):
             for epoch in range(first_epoch, self.config.epochs + 1):
                 self.optimizer.lr = epoch_lr(self.config, epoch)
                 sums, seconds = self._train_epoch(epoch, first_step, sums, seconds)
                 self._end_epoch(epoch, sums, seconds)
+                if self.stopping.stop_requested:  # Ctrl-C during the epoch's evaluation: the checkpoint is saved
+                    stop = self.stopping.interrupted_after_epoch(epoch)
+                    self.log(str(stop))
+                    raise stop
                 first_step, sums, seconds = 0, [0.0, 0.0, 0.0], 0.0
         if self.pictures:
             # The pictures reload the model from the checkpoint just written and read their own test

@@ -7,8 +7,10 @@ intact in its folder and how to go on.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
+import socket
 import threading
 
 import numpy as np
@@ -49,6 +51,24 @@ class Stopping:
         message = (f"interrupted: checkpoint saved {self.folder.position(epoch, step)} in "
                    f"{self.folder.checkpoint}\nresume with: tinyvae train --resume {self.folder.path}")
         return TrainingInterrupted(message, self.folder.path)
+
+    def interrupted_after_epoch(self, epoch):
+        """TrainingInterrupted for a stop asked during the evaluation that ends ``epoch``, its checkpoint saved."""
+        where = f"{self.folder.position(epoch, 0)} in {self.folder.checkpoint}"
+        if epoch < self.config.epochs:
+            message = f"interrupted: checkpoint saved {where}\nresume with: tinyvae train --resume {self.folder.path}"
+        else:
+            message = (f"interrupted after the last epoch: the run is complete, its checkpoint saved {where}; its "
+                       f"pictures were not drawn: draw them with: tinyvae plot {self.folder.path}")
+        return TrainingInterrupted(message, self.folder.path)
+
+    def kept_at_stop(self):
+        """What a stop at once leaves: the last checkpoint as it was, and how to go on."""
+        if self.folder.good_checkpoint is None:
+            return (f"no checkpoint had been written yet; start the run again from the beginning with: tinyvae "
+                    f"train --resume {self.folder.path}")
+        return (f"the last checkpoint, {self.folder.position(*self.folder.good_checkpoint)}, is intact in "
+                f"{self.folder.checkpoint}\nresume with: tinyvae train --resume {self.folder.path}")
 
     def diverged(self, model, optimizer, epoch, pending, values):
         """TrainingDiverged naming the step and the term that became NaN or inf."""
@@ -91,21 +111,57 @@ def nonfinite_parameters(model, optimizer):
 
 
 class sigint_requests_stop:
-    """While training, Ctrl-C asks for a stop at the next step boundary; a second Ctrl-C stops at once."""
+    """While training, Ctrl-C asks for a stop at the next step boundary (after the epoch's evaluation
+    when it comes during one), with a checkpoint; a second Ctrl-C stops at once, keeping the last one.
 
-    def __init__(self, stopping):
-        self.stopping, self.installed, self.previous = stopping, False, None
+    Python runs a handler once for however many signals arrived while the main thread was inside one
+    long C call (a large matrix product), so two quick presses would look like one. Each arrival also
+    writes a byte to the wakeup fd, and the handler counts those bytes.
+    """
+
+    def __init__(self, stopping, log):
+        self.stopping, self.log, self.installed, self.previous, self.wakeup = stopping, log, False, None, None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # only there can Python set handlers
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-            self.installed = True
+        if threading.current_thread() is not threading.main_thread():  # only there can Python set handlers
+            return
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.installed = True
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        theirs = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        if theirs == -1:
+            self.wakeup = (reader, writer)
+        else:  # an event loop owns the wakeup fd: give it back, and count handler calls only
+            signal.set_wakeup_fd(theirs)
+            reader.close()
+            writer.close()
+
+    def _presses(self):
+        """How many SIGINTs arrived since the last call (at least 1: this handler is running)."""
+        if self.wakeup is None:
+            return 1
+        count = 0
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while chunk := self.wakeup[0].recv(256):
+                count += chunk.count(signal.SIGINT)
+        return max(count, 1)
 
     def _handle(self, signum, frame):
-        if self.stopping.stop_requested:
-            raise KeyboardInterrupt
-        self.stopping.request_stop()
+        stopping = self.stopping
+        if stopping.stop_requested or self._presses() >= 2:
+            message = f"stopped at once by a second Ctrl-C: {stopping.kept_at_stop()}"
+            self.log(message)
+            raise TrainingInterrupted(message, stopping.folder.path)
+        stopping.request_stop()
+        self.log("Ctrl-C: stopping after this step (or this epoch's evaluation) and saving a checkpoint; press "
+                 "Ctrl-C again to stop at once, keeping the last checkpoint as it is")
 
     def __exit__(self, *exc):
         if self.installed:
             signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
+        if self.wakeup is not None:
+            signal.set_wakeup_fd(-1)
+            for sock in self.wakeup:
+                sock.close()

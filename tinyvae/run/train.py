@@ -32,7 +32,7 @@ from ..nn import ACTIVATIONS
 from .config import INITS, LR_SCHEDULES, OPTIMIZERS, OUTPUT_BIASES, PRESETS, ConfigError, TrainConfig
 from .folder import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, RunExistsError, check_config_json,
                      checkpoint_path, make_run_dir, merge_resume, plural, read_checkpoint, read_config_json,
-                     refuse_existing_run, trim_metrics, write_run_config)
+                     refuse_existing_run, refuse_lost_checkpoint, trim_metrics, write_run_config)
 from .loop import SGD_MOMENTUM, Run, init_output_bias
 from .stopping import TrainingDiverged, TrainingInterrupted
 
@@ -112,6 +112,7 @@ def _new_run(config, dataset, **options):
 def _restart(folder, asked, dataset, options):
     """Start again, from the beginning, a run stopped before its first checkpoint (its folder holds
     config.json and no checkpoint.npz): the same config gives the same run, bit for bit."""
+    refuse_lost_checkpoint(folder)
     stored = read_config_json(folder, remedy=f"repair it, or delete the folder {folder} (it holds no trained "
                                               f"weights) and start the run again with tinyvae train --out {folder}")
     if stored is None:
@@ -227,6 +228,21 @@ def add_parser(subparsers):
     p.set_defaults(func=train_command)
 
 
+def _unused_flag(flags, config):
+    """A flag typed on the command line that the run's architecture or likelihood would ignore, or None."""
+    arch, likelihood = config.get("arch", "mlp"), config.get("likelihood", "bernoulli")
+    if arch == "conv" and "hidden" in flags:
+        return ("--hidden sets the widths of the mlp architecture; --arch conv ignores it: its sizes are --channels "
+                "and --dense. Drop --hidden")
+    for flag in ("channels", "dense"):
+        if arch != "conv" and flag in flags:
+            return f"--{flag} sets the conv architecture; the {arch} architecture ignores it: add --arch conv, or drop it"
+    if likelihood != "gaussian" and isinstance(flags.get("obs_var"), float):
+        return (f"--obs-var {flags['obs_var']:g} sets the Gaussian likelihood's variance σ_x²; the {likelihood} "
+                f"likelihood has none: add --likelihood gaussian, or drop --obs-var")
+    return None
+
+
 def train_command(args):
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
@@ -237,6 +253,10 @@ def train_command(args):
     if "k" in given and given.get("objective", "elbo") != "iwae" and not getattr(args, "resume", None):
         print(f"tinyvae train: error: --k {given['k']} sets the importance samples of --objective iwae; the ELBO "
               f"objective (the default) takes one sample: add --objective iwae, or drop --k", file=sys.stderr)
+        return 2
+    unused = None if getattr(args, "resume", None) else _unused_flag(vars(args), given)
+    if unused:
+        print(f"tinyvae train: error: {unused}", file=sys.stderr)
         return 2
     options = {"progress": not getattr(args, "no_progress", False), "pictures": not getattr(args, "no_pictures", False)}
     try:
