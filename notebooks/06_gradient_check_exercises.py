@@ -212,7 +212,9 @@ exercises.check('iwae_loss', iwae_loss)
 # Each of the N examples has K samples $z_{nk} = \mu_n + \sigma_n \odot \varepsilon_{nk}$. Given
 #
 # - `weights` (N, K): the normalized weights $\tilde w_{nk}$ (softmax of the log weights over k; your (g) returns $-\tilde w / N$),
-# - `dlogpx_dz` (N, K, Z): $\partial \log p(x_n \mid z)/\partial z$ at each sample (what the decoder's backward gives),
+# - `dlogpx_dz` (N, K, Z): $\partial \log p(x_n \mid z)/\partial z$ at each sample, the gradient of the
+#   log-likelihood itself (the decoder's backward on a batch-mean negative log-likelihood, as in notebook 05,
+#   gives this with the opposite sign and divided by the batch size),
 # - `z` and `eps` (N, K, Z): the samples and their noise,
 # - `std` (N, Z): σ of each example's $q$,
 #
@@ -241,7 +243,7 @@ exercises.check_all(globals())
 # ## Solutions
 #
 # Stuck after reading the derivation and the checker's hint? The reference solutions are plain NumPy, one
-# short function per exercise, in [`tinyvae/solutions.py`](../tinyvae/solutions.py). Try first: the
+# short function per exercise, in [`tinyvae/learn/solutions.py`](../tinyvae/learn/solutions.py). Try first: the
 # hint usually names the line to change.
 #
 # Next: [07 · the convolutional VAE](07_conv_vae.ipynb), where exercise (i) waits. Deeper: the whole

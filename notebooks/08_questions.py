@@ -30,10 +30,11 @@
 # 5. **Why does the KL fall to zero?** Posterior collapse, and two remedies: free bits and KL warm-up
 #    ([free-bits.md](../derivations/free-bits.md#eq:free-bits)).
 #
-# Every model here is small (784-128-16, ReLU) and trained briefly (200 to 500 steps) on 5 000 digits,
-# so that the whole notebook runs in about a minute on two cores and each training shows a progress bar.
-# The numbers are these small models' and the pictures are blurrier than a full run's. All numbers are
-# nats per example on 1 000 test digits.
+# Every model here is small (784-128-16, ReLU; 784-128-32 in section 5) and trained briefly (200 to 500
+# steps) on 5 000 digits, so that the whole notebook runs in about a minute on two cores and each training
+# shows a progress bar. The numbers are these small models' and the pictures are blurrier than a full
+# run's. All numbers are nats per example; the scores are on 1 000 test digits, except section 1's
+# training curves, which are losses on the training batches.
 
 # %%
 # %matplotlib inline
@@ -99,8 +100,9 @@ def show(picture, labels, title):
 # **Over the batch** (`reduction="sum"` as in pytorch/examples, against the mean): the sum is N times
 # the mean, so every gradient is N times larger. Adam divides each step by the running size of the
 # gradient, so at an equal learning rate the two train almost the same (only Adam's ε sees the scale).
-# SGD takes the gradient as it is: at an equal learning rate the summed loss takes steps N = 100 times
-# larger. We train by hand, scaling the gradient before each step, from the same initial weights.
+# SGD (here with momentum 0.9) takes the gradient as it is: at an equal learning rate the summed loss
+# takes steps N = 100 times larger. We train by hand, scaling the gradient before each step, from the
+# same initial weights; the figures printed are the mean loss of the last 20 training batches.
 
 # %%
 def train_by_hand(optimizer, scale=1.0, beta=1.0, steps=200, lr=1e-3, seed=0):
@@ -155,8 +157,10 @@ print(f"largest difference between the two Adam curves over {len(runs_by_hand[('
 assert adam_gap < 5
 
 # %% [markdown]
-# **Over the pixels** (`F.binary_cross_entropy(..., reduction="mean")` plus a KL summed over latents):
-# the reconstruction is divided by D = 784 and the KL is not, so the loss is
+# **Over the pixels** (`F.binary_cross_entropy(..., reduction="mean")` plus a KL summed over latents and
+# averaged over the batch): `reduction="mean"` averages over the batch *and* the pixels, dividing the
+# summed reconstruction by N·D, while the KL is divided by N only. Per example, the reconstruction is
+# divided by D = 784 and the KL is not, so the loss is
 # $\tfrac{1}{D}(\text{recon} + D\cdot\text{KL})$: the same model with **β = 784**. This one is not a question
 # of step size: the minimum moves. We train on exactly this loss, by hand as above: β = 784, and the
 # gradient scaled by 1/D (which Adam, as just seen, hardly notices).
@@ -181,8 +185,8 @@ show(sample_rows([summed, per_pixel_mean]), ["sum", "mean"],
 #
 # The loss is [recon + β · KL](../derivations/elbo.md#eq:vae-loss). The KL is the **rate**: nats of
 # information the code carries about each digit. The reconstruction is the **distortion**. β = 1 is the
-# ELBO; other values trade one for the other: at the optimum of recon + β · KL, one more nat of rate buys β
-# nats of distortion ([the slope of the frontier is −β](../derivations/rate-distortion.md#eq:beta-slope)).
+# ELBO; other values trade one for the other: at the optimum of recon + β · KL, one more nat of rate buys a
+# reduction of β nats of distortion ([the slope of the frontier is −β](../derivations/rate-distortion.md#eq:beta-slope)).
 # Sweep β from 0.1 to 10:
 
 # %%
@@ -208,15 +212,20 @@ ax.set_title("Rate against distortion as β goes from 0.1 to 10", fontsize=10)
 plt.show()
 
 # %% [markdown]
-# The same five models, each decoding prior draws z ~ N(0, I), one row per β:
+# The same five models, each decoding prior draws z ~ N(0, I), one row per β; each column decodes the
+# same z in every row (the draws come from one seed, and every model has Z = 16):
 
 # %%
+assert {m.config.latent for m in beta_models.values()} == {16}
+assert 0.25 < rate[10.0] < 0.4                                     # β = 10: about a third of a nat
 show(sample_rows([beta_models[b] for b in betas]), [f"β={b:g}" for b in betas], "Samples from N(0, I)")
 
 # %% [markdown]
-# Small β buys better reconstructions with a high rate, but the codes spread away from the prior, so
-# samples from N(0, I) land where the decoder saw less (the noisier top rows); large β keeps the codes
-# near the prior and blurs everything (bottom rows). Only β = 1 optimizes the ELBO, the bound on log p(x)
+# Small β buys better reconstructions with a high rate: each digit's posterior sits further from the prior
+# (the KL printed above). In the picture, the rows for β = 0.1, 0.3 and 1 all have grainy, speckled
+# samples in several columns, and β = 3 gives smoother ones: the picture does not show the small βs'
+# samples as worse than β = 1's. At β = 10 the code carries a third of a nat, and every column decodes to the same blurred
+# blob (bottom row). Only β = 1 optimizes the ELBO, the bound on log p(x)
 # the model is judged by; other values are a choice of trade-off (β-VAE). For β > 1 the loss recon + β·KL
 # is still an upper bound on −log p(x), only a looser one (it adds (β − 1)·KL ≥ 0 to the negative ELBO);
 # for β < 1 it need not be one ([elbo.md](../derivations/elbo.md#eq:vae-loss)).
@@ -244,25 +253,41 @@ print(f"CB model:   reconstruction {cb_scores['recon']:.2f} (a density: negative
 assert bce_scores["recon"] > floor > 0 > cb_scores["recon"]
 
 
-def cb_negative_elbo(model, x, seed=0):
-    """The BCE-trained decoder read as a continuous Bernoulli: the same logits, with the normalizer."""
-    xb = data.to_float(x)
-    mu, log_var = model.encode(xb)
+def cb_negative_elbo(model, pixels, seed=0):
+    """Negative ELBO with the decoder's logits read as a continuous Bernoulli (for the BCE-trained decoder:
+    the same logits, with the normalizer), on float pixels (N, D); also returns the most negative logit."""
+    mu, log_var = model.encode(pixels)
     eps = np.random.default_rng(seed).standard_normal(mu.shape).astype(mu.dtype)
     logits = model.decoder.forward(mu + np.exp(0.5 * log_var) * eps)
-    recon, _ = tinyvae.continuous_bernoulli_nll(logits, xb)
+    recon, _ = tinyvae.continuous_bernoulli_nll(logits, pixels)
     kl, _, _ = tinyvae.gaussian_kl(mu, log_var)
-    return float(recon + kl)
+    return float(recon + kl), float(logits.min())
 
 
-bce_as_density = cb_negative_elbo(bce_model, x_test)
-print(f"as densities on [0, 1]^784: CB model {cb_scores['loss']:.1f}, BCE model {bce_as_density:.1f} "
-      f"(negative ELBO, lower is better)")
-assert cb_scores["loss"] < bce_as_density
+# Dequantized pixels x = (k + u)/256, one fixed u ~ U[0, 1) per pixel: none at exactly 0 or 1.
+u = np.random.default_rng(0).random(x_test.shape, dtype=np.float32)
+x_dequantized = ((x_test + u) / 256).astype(np.float32)
+density_floor = -784 * math.log(256)                     # no negative ELBO of dequantized digits is below this
+on_grey = {name: cb_negative_elbo(m, data.to_float(x_test)) for name, m in (("CB", cb_model), ("BCE", bce_model))}
+on_deq = {name: cb_negative_elbo(m, x_dequantized) for name, m in (("CB", cb_model), ("BCE", bce_model))}
+for name in on_grey:
+    print(f"{name} model as a density: negative ELBO {on_grey[name][0]:8.1f} on the grey levels k/255, "
+          f"{on_deq[name][0]:8.1f} on dequantized pixels (lower is better); most negative logit {on_grey[name][1]:7.1f}")
+print(f"no density of dequantized digits can score below −784 log 256 = {density_floor:.0f}")
+assert on_grey["CB"][1] < 10 * on_grey["BCE"][1] < 0                # the CB's background logits ran far
+assert density_floor < on_deq["CB"][0] < on_deq["BCE"][0] - 500     # dequantized, the CB model still wins, widely
+assert abs(on_grey["CB"][0] - cb_scores["loss"]) < 5                # the figure evaluate_elbo gave above
 
 # %% [markdown]
-# As a density on the same grey pixels, the model trained with its own normalizer wins by a wide
-# margin: the BCE-trained decoder puts its logits where the *cross-entropy* is lowest, not the density.
+# A caveat first. The grey levels $k/255$ put most pixels at exactly 0, an atom, where the continuous
+# Bernoulli's likelihood has no maximum: $-\log p(0 \mid l)$ keeps falling as the logit $l \to -\infty$
+# ([continuous-bernoulli.md](../derivations/continuous-bernoulli.md#eq:cb-nll), below its NLL). Trained on such pixels, the CB model's
+# background logits have run far below the BCE model's (the most negative logits, printed), and its
+# figures on the grey levels, the reconstruction above included, measure partly how far they ran. A fair
+# comparison of densities scores dequantized pixels $x = (k + u)/256$, none at 0 or 1, where no model can
+# go below $-784 \log 256$ nats. There too the model trained with its own normalizer wins by a wide
+# margin, on this pair of models: the BCE-trained decoder puts its logits where the *cross-entropy* is
+# lowest, not the density.
 #
 # **Which image is the CB's?** Its parameter $\lambda = \sigma(l)$ is not its mean: the mean is
 # [σ(l) − d log C/dl](../derivations/continuous-bernoulli.md#eq:cb-mean), pulled toward ½. `decode` (and so every
@@ -302,11 +327,12 @@ show(picture, ["input", "BCE σ(l)", "CB mean", "CB λ"], "Reconstructions: the 
 # A Gaussian decoder has a variance σ_x² that "MSE + KL" fixes silently: summed squared error + β·KL
 # is the ELBO of [σ_x² = β/2](../derivations/sigma-vae.md#eq:sigma-vae-implied-var), so
 # `mse_loss(reduction="sum") + KL` means σ_x² = 0.5, while a decent decoder's squared error per pixel is a
-# few hundredths (the optimal σ_x² below ends near 0.03). A σ_x² that large makes detail not worth its KL. In a linear decoder this is exact: of
-# the Z principal directions of the data it can hold, the largest, each with variance λ is shrunk by
-# [1 − σ_x²/λ, and dropped when λ ≤ σ_x²](../derivations/sigma-vae.md#eq:sigma-vae-shrinkage). On MNIST, how
-# many directions have a variance above σ_x² (a linear decoder with Z latent dimensions keeps at most Z
-# of them):
+# few hundredths (the optimal σ_x² below ends near 0.03). A σ_x² that large makes detail not worth its KL. In a linear decoder this is exact: with
+# Z latent dimensions it holds at most the Z principal directions of the data with the largest variances,
+# and a direction of variance λ is shrunk by
+# [1 − σ_x²/λ, and dropped when λ ≤ σ_x²](../derivations/sigma-vae.md#eq:sigma-vae-shrinkage). On MNIST,
+# how many directions have a variance above σ_x², and so how many of Z = 16 latent dimensions a linear
+# decoder could use:
 
 # %%
 flat = data.to_float(x_train).astype(np.float64)
@@ -315,16 +341,20 @@ print(f"the data's mean squared error about its mean image: {data_mse:.4f} per p
 eigenvalues = np.linalg.eigvalsh(np.cov(flat, rowvar=False))[::-1]
 for var in (1.0, 0.5, 0.02):
     kept = int((eigenvalues > var).sum())
-    print(f"σ_x² = {var:<4}: {kept:>3} of 784 directions with a variance above σ_x²")
-assert (eigenvalues > 1.0).sum() < (eigenvalues > 0.5).sum() < (eigenvalues > 0.02).sum()
+    print(f"σ_x² = {var:<4}: {kept:>3} of 784 directions with a variance above σ_x²; "
+          f"a linear decoder with Z = 16 could use {min(kept, 16)} of its 16 latent dimensions")
+assert (eigenvalues > 1.0).sum() == 12 and 16 <= (eigenvalues > 0.5).sum() < (eigenvalues > 0.02).sum()
 
 # %% [markdown]
+# So with σ_x² = 1 a linear decoder with Z = 16 could use only 12 of its latent dimensions, and even the
+# ones it uses are shrunk. (The nonlinear decoders below are not bound by this count.)
+#
 # The σ-VAE (Rybkin et al. 2021) does not choose σ_x²: `obs_var_mode="learned"` trains log σ_x² with the
 # rest ([its gradient](../derivations/sigma-vae.md#eq:sigma-vae-grad-logvar)), and `"optimal"` sets it to
 # each batch's [mean squared error](../derivations/sigma-vae.md#eq:sigma-vae-optimal-var), the closed-form
-# optimum. All four below are Gaussian densities on the same pixels, so their negative ELBOs compare. A
-# Gaussian decoder needs more steps than the others to clean its output layer, so these take 500 steps
-# (batches of 50). The learned σ_x² starts at the data's own mean squared error about its mean image (what
+# optimum. All four below are Gaussian densities on the same pixels, so their negative ELBOs compare. We
+# give these four 500 steps (batches of 50) rather than the 200 of the other sections, so that the learned
+# variance has more steps to move (see next). The learned σ_x² starts at the data's own mean squared error about its mean image (what
 # a decoder that draws the average digit would leave), not at 1: Adam moves log σ_x² by at most about one
 # learning rate per step, so from 1, 500 steps at 1e-3 could bring σ_x² down to about e^−0.5 ≈ 0.6 at
 # best, far above any decent decoder's error. Sharpness is the mean squared difference
@@ -361,14 +391,17 @@ assert learned["loss"] < variance_scores["σ_x² = 0.5 (SSE + KL)"]["loss"]
 show(sample_rows(list(variance_models.values())), list(variance_models), "Samples of four Gaussian decoders")
 
 # %% [markdown]
-# σ_x² = 1 (the default of many codes) spends a few nats of KL and samples blobs with under half the
-# sharpness of real digits; the optimal σ_x² puts about ten times as much information in the code, scores a
-# far better ELBO, and samples high-contrast strokes. The learned variance heads the same way: from the
-# data's mean squared error it falls toward the optimal one, but with Adam at 1e-3 its log σ_x² moves
-# about 1e-3 per step, so 500 steps take it only part of the way (the printed σ_x²). Even so it beats
-# both fixed variances by hundreds of nats; the optimal σ_x² needs no steps at all. The samples of both
-# small variances are sharper than the real digits by this measure, and the picture shows why: much
-# of that sharpness is speckle, the artifacts of a briefly trained decoder.
+# Read the sharpness column with its caveat first: it rewards any difference between neighbouring pixels,
+# speckle included, and the samples of the learned and the optimal σ_x² are mostly speckle and broken
+# strokes (the picture's bottom two rows): by this measure they are sharper than the real digits, yet few of them look like
+# digits. Of the four rows, σ_x² = 0.5 looks the most digit-like, and σ_x² = 1 gives blurred blobs, under
+# half the sharpness of real digits, with a few nats of KL. The ELBO tells another story: the optimal
+# σ_x² puts about ten times as much information in the code as σ_x² = 1 and scores a far better negative
+# ELBO. The learned variance heads the same way: from the data's mean squared error it falls toward the
+# optimal one, but with Adam at 1e-3 its log σ_x² moves about 1e-3 per step, so 500 steps take it only
+# part of the way (the printed σ_x²). Even so it beats both fixed variances by hundreds of nats; the
+# optimal σ_x² needs no steps at all. A better ELBO has not bought better-looking samples from this
+# briefly trained decoder.
 #
 # ## 5. Why does the KL fall to zero?
 #
@@ -379,7 +412,7 @@ show(sample_rows(list(variance_models.values())), list(variance_models), "Sample
 # ([Σ_j max(λ, KL_j)](../derivations/free-bits.md#eq:free-bits): a dimension under λ nats gets
 # [no KL gradient at all](../derivations/free-bits.md#eq:free-bits-grad)). To see collapse within 200
 # steps, we train 32 latent dimensions with a strong β = 10 (section 2's β = 10 model already kept under
-# a nat in all). Two measures: the **active units** of sections 1 to 4 and `tinyvae evaluate`
+# a nat in all). Two measures: the **active units** of section 1 and `tinyvae evaluate`
 # (dimension j is active when its posterior mean varies across digits, Var_x E[z_j | x] > 0.01), and the
 # **KL** of each dimension, the nats it carries.
 
@@ -412,7 +445,7 @@ assert ((0.2 < kl_dims["free bits λ = 0.5"]) & (kl_dims["free bits λ = 0.5"] <
 
 # %% [markdown]
 # Without a remedy the code collapses: most of the 32 dimensions are inactive, and all of them together
-# carry under one nat. Warm-up does not prevent it here: β returns to 10 after three epochs, and although
+# carry under one nat. Warm-up does not prevent it here: β reaches 10 after three epochs, and although
 # every posterior mean still moves a little from digit to digit (so all 32 count as active), the code
 # carries about a nat in all; the active-units count alone overstates what such a code holds. Under free
 # bits no dimension is charged below λ = 0.5 nats, so the encoder keeps information in every dimension
@@ -422,15 +455,28 @@ assert ((0.2 < kl_dims["free bits λ = 0.5"]) & (kl_dims["free bits λ = 0.5"] <
 # reconstruction.
 #
 # **Latent traversals** show what an active dimension does: decode a digit's posterior mean with one
-# coordinate swept over ±3 standard deviations (`tinyvae plot RUN --traverse` does this for a run). Here
-# for the β = 1 model of section 2, whose four largest KLs per dimension are more than a nat each
-# (printed); the picture shows the four dimensions whose posterior mean varies most over the digits.
+# coordinate $z_j$ replaced by values from −3 to +3 standard deviations of $\mu_j$ over the data, centred
+# on its mean over the data (so the middle column is not the digit's own code), as
+# `tinyvae plot RUN --traverse` does for a run. Here for the β = 1 model of section 2, and for its four
+# dimensions whose posterior mean varies most over the digits (the ones `plot_traversals` picks); the KL
+# of each is printed.
 
 # %%
-top = np.sort(tinyvae.kl_per_dimension(beta_models[1.0], x_test))[::-1][:4]
-print("KL of the four most informative dimensions of the β = 1 model:", np.round(top, 2), "nats")
-assert (top > 1).all()
-plots.plot_traversals(beta_models[1.0], x_test, dims=4, digits=2, steps=7)
+model_b1 = beta_models[1.0]
+spread = model_b1.encode(data.to_float(x_test))[0].var(axis=0)                 # (16,) variance of μ_j over the digits
+plotted = np.argsort(spread)[::-1][:4]
+kl_b1 = tinyvae.kl_per_dimension(model_b1, x_test)
+for j in plotted:
+    print(f"z_{j}: variance of μ_{j} over the digits {spread[j]:.2f}, KL {kl_b1[j]:.2f} nats")
+assert (kl_b1[plotted] > 1).all()
+plots.plot_traversals(model_b1, x_test, dims=4, digits=2, steps=7)
+
+# %% [markdown]
+# No dimension does one thing. In each grid the top row is decoded from the code of a 7 and the bottom
+# row from that of a 2, with only $z_j$ changed. Along $z_{11}$ the bottom row goes from a 1-like stroke at
+# −3σ to a 3, and the 7 blurs into a blob at +3σ; along $z_{15}$ the bottom row goes from a 2- or 3-like
+# shape to a 5; elsewhere the 7s change less, mostly in slant and thickness. Each of these dimensions mixes several changes, and the same change of $z_j$ does
+# different things to different digits: the axes of a VAE trained this way need not mean anything alone.
 
 # %% [markdown]
 # This is the last notebook. Deeper: the reductions and their β in [notation.md](../derivations/notation.md#eq:loss-reduction),

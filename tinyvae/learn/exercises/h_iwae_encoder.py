@@ -18,7 +18,8 @@ def iwae_encoder_backward(weights, dlogpx_dz, z, eps, std):
     The loss is −(1/N) Σ_n log (1/K) Σ_k w_nk with log w_nk = log p(x_n|z_nk) + log p(z_nk) − log q(z_nk|x_n),
     z_nk = μ_n + σ_n ⊙ ε_nk, p(z) = N(0, I), q(z|x) = N(μ, diag σ²).
     Inputs: weights (N, K), the normalized weights w̃ = softmax_k(log w) (your (g) gives −w̃/N);
-    dlogpx_dz (N, K, Z) = ∂ log p(x_n|z)/∂z at z_nk (what the decoder's backward returns);
+    dlogpx_dz (N, K, Z) = ∂ log p(x_n|z)/∂z at z_nk (the log-likelihood's own gradient,
+        not a loss's);
     z, eps (N, K, Z); std = σ (N, Z).
     Return: (dmu, dlog_var), each (N, Z). Careful: log q depends on μ and log σ² twice, through the
     sample z and directly.
