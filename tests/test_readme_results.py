@@ -207,7 +207,7 @@ def test_readme_headline_speed_is_the_recorded_benchmark(front):
     rows = {r["batch_size"]: r["ratio_to_torch_fused"] for r in load("2026-12-01-cpu.json")["results"]}
     figure = headline(front, "training speed, batch 128, against PyTorch with its fused Adam")
     assert figure.startswith(f"**{rows[128]:.2f}** × PyTorch's time per epoch"), figure
-    assert f"{rows[32]:.2f} at batch 32, {rows[512]:.2f} at batch 512)" in figure, figure
+    assert f"{rows[32]:.2f} at batch 32, {rows[512]:.2f} at batch 512;" in figure, figure
 
 
 DEFAULT_RUN = "2026-12-07-default-run"
