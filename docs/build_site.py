@@ -8,7 +8,7 @@ the one thing no tool does: each ``tinyvae`` module beside the equations its lin
 
 It has the repository's layout, so a link between pages is the link between files with ``.html`` for
 the suffix: ``derivations/kl.md`` becomes ``derivations/kl.html`` (``#eq:kl-closed-form`` included),
-``notebooks/01_autoencoder_vs_vae.ipynb`` becomes ``notebooks/01_autoencoder_vs_vae.html`` and
+``notebooks/02_autoencoder_vs_vae.ipynb`` becomes ``notebooks/02_autoencoder_vs_vae.html`` and
 ``tinyvae/prob/losses.py`` becomes the side-by-side page ``tinyvae/prob/losses.html``. Steps:
 
 1. stage: write the Markdown Sphinx reads into ``build/site-src/`` (links rewritten; "computed in"

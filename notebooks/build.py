@@ -354,7 +354,7 @@ def problems(source):
 
 
 def select(names, directory=None):
-    """The sources named by number (04) or name (04_training_mnist, with or without an extension)."""
+    """The sources named by number (05) or name (05_training_mnist, with or without an extension)."""
     every = sources(HERE if directory is None else directory)
     if not names:
         return every

@@ -33,7 +33,7 @@ NOT_COMPUTED = {
     "eq:conv-adjoint-full": "the textbook rotated-kernel form of the transposed convolution; the code computes "
                             "it with col2im, and tests/test_conv.py plants the unrotated form as a bug",
     "eq:checkerboard": "counts the taps per output pixel to explain checkerboard artifacts; shown by the page's "
-                       "numeric check and notebook 07",
+                       "numeric check and notebook 08",
     "eq:iwae-snr": "a theorem on the gradient estimators' signal-to-noise ratios, shown numerically on iwae.md",
     "eq:adam-step-bound": "the largest step Adam can take, a property of the update, measured on optimizers.md",
     "eq:rounding-model": "the model of floating-point rounding that the float32 error bounds start from",

@@ -42,8 +42,8 @@ import lite  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # CI: the one-screen notebook and one other; TINYVAE_LITE_NOTEBOOKS="a,b" names others
-NOTEBOOKS = [n for n in os.environ.get("TINYVAE_LITE_NOTEBOOKS", "00_vae_on_one_screen,02_reparameterization").split(",") if n]
-FALLBACK = "03_elbo_and_losses"  # stands in for a notebook of NOTEBOOKS not in the repository
+NOTEBOOKS = [n for n in os.environ.get("TINYVAE_LITE_NOTEBOOKS", "01_vae_on_one_screen,03_reparameterization").split(",") if n]
+FALLBACK = "04_elbo_and_losses"  # stands in for a notebook of NOTEBOOKS not in the repository
 BACKGROUND = {  # Chromium's own services, which it may try to reach whatever the page does
     "accounts.google.com", "clients1.google.com", "clients2.google.com", "clients2.googleusercontent.com",
     "content-autofill.googleapis.com", "optimizationguide-pa.googleapis.com", "redirector.gvt1.com",

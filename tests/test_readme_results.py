@@ -210,10 +210,22 @@ def test_readme_headline_speed_is_the_recorded_benchmark(front):
     assert f"{rows[32]:.2f} at batch 32, {rows[512]:.2f} at batch 512)" in figure, figure
 
 
-def test_readme_headline_default_run_is_the_results_pages(front, readme):
-    """The default run's figures have no result file; the headline must be the results page's row."""
+DEFAULT_RUN = "2026-12-07-default-run"
+
+
+def test_readme_headline_default_run_is_the_recorded_runs(front, readme):
+    """The default run's figures are the last test losses of the two stored runs (seeds 0 and 1),
+    and the headline is the results page's row."""
+    last = {seed: load_metrics(f"{DEFAULT_RUN}/seed{seed}")[-1] for seed in (0, 1)}
+    assert all(r["epoch"] == 10 for r in last.values())
+    for seed in (0, 1):
+        config = load(f"{DEFAULT_RUN}/seed{seed}/config.json")
+        assert (config["seed"], config["epochs"], config["limit_train"]) == (seed, 10, 0), config
     figure = headline(front, "the pytorch/examples VAE (784-400-20, grey-level BCE, 10 epochs)")
     loss, seed1, seconds = re.search(r"\*\*(\d+\.\d\d)\*\* .*\(seed 0; seed 1: (\d+\.\d\d)\).*; (\d+) s", figure).groups()
+    assert (loss, seed1) == (f"{last[0]['test_loss']:.2f}", f"{last[1]['test_loss']:.2f}"), (loss, seed1)
+    first3 = ", ".join(f"{r['test_loss']:.2f}" for r in load_metrics(f"{DEFAULT_RUN}/seed0")[:3])
+    assert f"the default run's first three test losses are now {first3}" in readme
     assert "not a bound on a likelihood" in figure and "negative ELBO" not in figure  # grey levels: no likelihood
     row = table_row(readme, "pytorch/examples: 784-400-20, ReLU, grey-level BCE, Adam 1e-3, batch 128")
     assert f"**{loss}** (seed 0; seed 1: {seed1})" in row[-1] and "not a bound on a likelihood" in row[-1], row

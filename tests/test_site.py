@@ -61,7 +61,7 @@ class Site:
     stderr: str       # what the build printed as warnings
     modules: dict     # {"tinyvae/prob/losses.py": source} as the build read them
     derivations: list  # ["kl", ...]: the derivation pages the build read
-    notebooks: dict   # {"01_autoencoder_vs_vae": stored notebook JSON} as the build read them
+    notebooks: dict   # {"02_autoencoder_vs_vae": stored notebook JSON} as the build read them
 
 
 def snapshot():

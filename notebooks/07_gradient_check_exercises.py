@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · Write the backward passes yourself
+# # 07 · Write the backward passes yourself
 #
 # **What you will do.** Implement the VAE's backward passes one piece at a time, from a dense layer
 # to the whole model, and have each one checked. `tinyvae.exercises.check(name, your_function)` runs
@@ -39,7 +39,7 @@
 # | (f) | `vae_backward(params, cache)` | two dicts of arrays (their shapes are printed in (f)) | a dict: one gradient per key of `params`, of its shape | [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad), [the loss](../derivations/elbo.md#eq:vae-loss) | here |
 # | (g) | `iwae_loss(log_w)` | log_w (N, K) | loss (a number), dlog_w (N, K) | [the IWAE gradient](../derivations/iwae.md#eq:iwae-grad-logw) | here |
 # | (h) | `iwae_encoder_backward(weights, dlogpx_dz, z, eps, std)` | weights (N, K), dlogpx_dz (N, K, Z), z (N, K, Z), eps (N, K, Z), std (N, Z) | dmu (N, Z), dlog_var (N, Z) | [log q, twice](../derivations/iwae.md#eq:iwae-log-q-total) | here |
-# | (i) | `conv_backward(dy, x, W, stride, padding)` | dy (N, F, H_out, W_out), x (N, C, R, S), W (F, C, k, k), two ints | dx (N, C, R, S), dW (F, C, k, k), db (F,) | [im2col](../derivations/convolution.md#eq:im2col), [col2im](../derivations/convolution.md#eq:col2im) | [notebook 07](07_conv_vae.ipynb), section 5 |
+# | (i) | `conv_backward(dy, x, W, stride, padding)` | dy (N, F, H_out, W_out), x (N, C, R, S), W (F, C, k, k), two ints | dx (N, C, R, S), dW (F, C, k, k), db (F,) | [im2col](../derivations/convolution.md#eq:im2col), [col2im](../derivations/convolution.md#eq:col2im) | [notebook 08](08_conv_vae.ipynb), section 5 |
 #
 # **Checking an answer.** In a notebook: `exercises.check("dense_backward", dense_backward)` for one
 # exercise (the cell under each exercise does this), `exercises.check_all(globals())` for all of them.
@@ -213,7 +213,7 @@ exercises.check('iwae_loss', iwae_loss)
 #
 # - `weights` (N, K): the normalized weights $\tilde w_{nk}$ (softmax of the log weights over k; your (g) returns $-\tilde w / N$),
 # - `dlogpx_dz` (N, K, Z): $\partial \log p(x_n \mid z)/\partial z$ at each sample, the gradient of the
-#   log-likelihood itself (the decoder's backward on a batch-mean negative log-likelihood, as in notebook 05,
+#   log-likelihood itself (the decoder's backward on a batch-mean negative log-likelihood, as in notebook 06,
 #   gives this with the opposite sign and divided by the batch size),
 # - `z` and `eps` (N, K, Z): the samples and their noise,
 # - `std` (N, Z): σ of each example's $q$,
@@ -234,7 +234,7 @@ exercises.check('iwae_encoder_backward', iwae_encoder_backward)
 #
 # `check_all` takes a module or a dict of functions; `globals()` is the dict of everything defined in
 # this notebook, so this checks all your answers together. Exercise (i), `conv_backward`, is posed in
-# notebook 07, so here it stays "not implemented yet".
+# notebook 08, so here it stays "not implemented yet".
 
 # %%
 exercises.check_all(globals())
@@ -246,7 +246,7 @@ exercises.check_all(globals())
 # short function per exercise, in [`tinyvae/learn/solutions.py`](../tinyvae/learn/solutions.py). Try first: the
 # hint usually names the line to change.
 #
-# Next: [07 · the convolutional VAE](07_conv_vae.ipynb), where exercise (i) waits. Deeper: the whole
+# Next: [08 · the convolutional VAE](08_conv_vae.ipynb), where exercise (i) waits. Deeper: the whole
 # backward pass of the library's VAE in one place, [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad);
 # how a gradient check decides ([gradcheck.md](../derivations/gradcheck.md)); and the IWAE's gradient
 # ([iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)).

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · The convolutional VAE, step by step
+# # 08 · The convolutional VAE, step by step
 #
 # **What you will see.** The convolutional VAE of the Keras example (two stride-2 convolutions in the
 # encoder, three transposed convolutions in the decoder, a 2-D latent space) built from tinyvae's
@@ -179,7 +179,7 @@ assert report.passed
 # %% [markdown]
 # ## 5. Exercise (i): the convolution's backward pass, yourself
 #
-# The last exercise of [notebook 06's table](06_gradient_check_exercises.ipynb). `exercises.conv_forward(x, W, b,
+# The last exercise of [notebook 07's table](07_gradient_check_exercises.ipynb). `exercises.conv_forward(x, W, b,
 # stride, padding)` computes a convolution by its definition, with loops. Write `conv_backward(dy, x, W,
 # stride, padding)`: given dy (N, F, H_out, W_out), the input x (N, C, R, S) and the kernel W (F, C, k, k),
 # return `(dx, dW, db)` of shapes (N, C, R, S), (F, C, k, k), (F,). The route of section 1 works:
@@ -202,7 +202,7 @@ exercises.check("conv_backward", conv_backward)
 # %% [markdown]
 # ## 6. Two trained models: the conv VAE and a dense one
 #
-# The conv VAE with the Keras example's layers and Z = 2, and the dense 784-128-2 VAE of notebook 01,
+# The conv VAE with the Keras example's layers and Z = 2, and the dense 784-128-2 VAE of notebook 02,
 # trained the same way: three epochs on the same 10,000 grey-level digits, seed 0, batch 128, Adam at 2e-3
 # (twice the Keras example's rate, so that three short epochs get somewhere). Both come bundled with
 # tinyvae; `RETRAIN = True` in the first cell (or `TINYVAE_RETRAIN=1`) trains them here instead, with a
@@ -294,7 +294,7 @@ assert scores["dense"]["loss"] < scores["conv"]["loss"] and 1 < ratio < 2
 # gives longer runs, 30 epochs on all 60,000 digits: the conv VAE with Z = 2 and with Z = 20, against a
 # dense 784-400-20 VAE at Z = 20 (no dense model with Z = 2).
 #
-# Next: [08 · questions everyone asks](08_questions.ipynb). Deeper: every formula of this notebook with
+# Next: [09 · questions everyone asks](09_questions.ipynb). Deeper: every formula of this notebook with
 # its derivation in [convolution.md](../derivations/convolution.md#eq:im2col), including [the gradients of
 # exercise (i)](../derivations/convolution.md#eq:conv-grad-x) and [why checkerboards
 # appear](../derivations/convolution.md#eq:checkerboard).

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 00 · A VAE on one screen
+# # 01 · A VAE on one screen
 #
 # **What you will see.** A whole Variational Autoencoder trained on MNIST, with every step of its
 # training written out in one cell: an encoder that maps a digit $x$ to the mean $\mu$ and the log-variance
@@ -239,6 +239,6 @@ print("every gradient equal, element for element:", ", ".join(names))
 # * **More models**: Gaussian, continuous-Bernoulli and σ-VAE decoders, β, free bits, KL warm-up, the IWAE
 #   objective, a convolutional encoder and decoder, a plain autoencoder.
 #
-# Next: [01 · autoencoder or VAE](01_autoencoder_vs_vae.ipynb), why the KL term is there. Deeper: the
+# Next: [02 · autoencoder or VAE](02_autoencoder_vs_vae.ipynb), why the KL term is there. Deeper: the
 # derivations of [the ELBO](../derivations/elbo.md), [the reparameterization](../derivations/reparameterization.md)
 # and [the KL](../derivations/kl.md).

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · The questions everyone asks
+# # 09 · The questions everyone asks
 #
 # Five questions come back again and again about VAE examples. Each section below answers one
 # with a short experiment, its numbers, a picture and `assert`s of what the text claims, and links the
@@ -484,4 +484,4 @@ plots.plot_traversals(model_b1, x_test, dims=4, digits=2, steps=7)
 # normalizer in [continuous-bernoulli.md](../derivations/continuous-bernoulli.md#eq:cb-log-norm), σ_x² in
 # [sigma-vae.md](../derivations/sigma-vae.md#eq:sigma-vae-implied-var), collapse and its remedies in
 # [free-bits.md](../derivations/free-bits.md#eq:free-bits); every page in reading order in the
-# [derivations index](../derivations/README.md). Back to the start: [00 · a VAE on one screen](00_vae_on_one_screen.ipynb).
+# [derivations index](../derivations/README.md). Back to the start: [01 · a VAE on one screen](01_vae_on_one_screen.ipynb).

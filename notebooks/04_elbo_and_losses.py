@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 03 · The ELBO and its losses, with numbers
+# # 04 · The ELBO and its losses, with numbers
 #
 # **What you will learn.** The VAE minimizes the negative [evidence lower bound](../derivations/elbo.md#eq:elbo),
 # [loss = reconstruction + β · KL](../derivations/elbo.md#eq:vae-loss). This notebook puts numbers on every piece:
@@ -194,10 +194,10 @@ assert float(s["recon"]) > 784 * np.log(2) and float(s["kl"]) < 0.01 * float(s["
 
 # %% [markdown]
 # Training pushes the reconstruction term down and the KL term up: the code starts carrying information
-# about the digit. [Notebook 00](00_vae_on_one_screen.ipynb) prints both at the start and the end of a short
-# run, and [notebook 04](04_training_mnist.ipynb) draws their curves.
+# about the digit. [Notebook 01](01_vae_on_one_screen.ipynb) prints both at the start and the end of a short
+# run, and [notebook 05](05_training_mnist.ipynb) draws their curves.
 #
-# Next: [04 · training on MNIST](04_training_mnist.ipynb). Deeper: [the ELBO](../derivations/elbo.md) and its
+# Next: [05 · training on MNIST](05_training_mnist.ipynb). Deeper: [the ELBO](../derivations/elbo.md) and its
 # gap, [the Bernoulli loss](../derivations/bernoulli.md) (and why grey levels make it a cross-entropy),
 # [the Gaussian](../derivations/gaussian.md), [the KL](../derivations/kl.md), and how float32 rounds the loss
 # ([float32-loss](../derivations/float32-loss.md)).

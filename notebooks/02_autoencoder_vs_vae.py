@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 01 · Autoencoder or VAE: why the KL term is there
+# # 02 · Autoencoder or VAE: why the KL term is there
 #
 # **What you will see.** A plain autoencoder (AE) and a VAE, with the same networks, trained briefly on
 # 10 000 MNIST digits. Both reconstruct. Then decode draws from $\mathcal N(0, I)$ with each: the AE's
@@ -221,6 +221,6 @@ for z_dim, fractions in ae_holes.items():
 # $\mathcal N(0, I)$, so the places the prior samples from are mostly places the decoder was trained on
 # (not all: some of the VAE's draws fell in holes above).
 #
-# Next: [02 · the reparameterization trick](02_reparameterization.ipynb), the piece that lets the VAE
+# Next: [03 · the reparameterization trick](03_reparameterization.ipynb), the piece that lets the VAE
 # backpropagate through its noise. Deeper: [the autoencoder and the aggregate posterior](../derivations/autoencoder.md),
 # [the ELBO](../derivations/elbo.md), [the KL](../derivations/kl.md).

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Training a VAE on MNIST, reading its curves, evaluating it
+# # 05 · Training a VAE on MNIST, reading its curves, evaluating it
 #
 # **What you will do.** Train a VAE with `tinyvae.train` on binarized digits (a short setting: a
 # 784-128-20 model, 5 epochs on 8 000 digits), read its training curves, evaluate it properly
@@ -90,7 +90,7 @@ plots.plot_curves(run)
 # * **The reconstruction term falls and, after a dip, the KL term rises.** The KL is not near 0 at the
 #   start: on this run it stays above 5 nats per example in every epoch, train and test. Nor does it
 #   rise steadily: epoch 2's training average lies below epoch 1's (the per-step curve of
-#   [notebook 00](00_vae_on_one_screen.ipynb) shows the same early bump and dip). From the end of epoch 1
+#   [notebook 01](01_vae_on_one_screen.ipynb) shows the same early bump and dip). From the end of epoch 1
 #   on, the test KL rises at every epoch (all asserted above): training buys better reconstructions by
 #   spending nats of KL on information about each digit.
 # * **The loss is the negative ELBO** when β = 1. The test curve is measured on the fixed binarization of
@@ -145,7 +145,7 @@ assert active == model.config.latent and kl_dims.min() > 0.1  # on this run: eve
 # stays put while its variance moves away from 1 is inactive too, and pays KL), so check the dimension's
 # KL as well (`tinyvae.kl_per_dimension`): near 0 for a collapsed one. In this run every dimension is
 # active, and none has a KL near 0 (printed above); inactive ones appear in
-# [notebook 08](08_questions.ipynb).
+# [notebook 09](09_questions.ipynb).
 #
 # ## 4. Samples and reconstructions
 
@@ -164,5 +164,5 @@ plots.plot_reconstructions(model, mnist.test_x[:16])
 # Train longer (`tinyvae train`, the default 10 epochs on all 60 000 digits) for sharper ones; the curves
 # above tell you when more epochs stop helping.
 #
-# Next: [05 · the latent space](05_latent_space.ipynb). Deeper: [the ELBO and its gap](../derivations/elbo.md),
+# Next: [06 · the latent space](06_latent_space.ipynb). Deeper: [the ELBO and its gap](../derivations/elbo.md),
 # [importance sampling](../derivations/importance-sampling.md), and the [IWAE bound](../derivations/iwae.md).

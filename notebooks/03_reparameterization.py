@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 02 · The reparameterization trick, forward and backward
+# # 03 · The reparameterization trick, forward and backward
 #
 # **What you will learn.** How a VAE draws a latent sample and still backpropagates through it:
 # the sample is written as a function, $z = \mu + \sigma \odot \varepsilon$ with $\sigma = \exp(\tfrac12 \log\sigma^2)$
@@ -198,7 +198,7 @@ plt.show()
 # **Takeaways.** (1) `z = mu + exp(0.5 * log_var) * eps`, with ε passed in. (2) `dmu = dz`,
 # `dlog_var = 0.5 * dz * eps * std`, using the forward's own ε and σ. (3) ε is an input, not a parameter.
 # (4) The trick lets backpropagation run through the sample at all, and typically (as on this toy)
-# gives a lower-variance gradient than the score function. Next: [03 · the ELBO and the losses](03_elbo_and_losses.ipynb);
-# to write this backward yourself: [06 · exercises](06_gradient_check_exercises.ipynb). Deeper: the whole
+# gives a lower-variance gradient than the score function. Next: [04 · the ELBO and the losses](04_elbo_and_losses.ipynb);
+# to write this backward yourself: [07 · exercises](07_gradient_check_exercises.ipynb). Deeper: the whole
 # [reparameterization page](../derivations/reparameterization.md), with the variances derived, and
 # [the gradient check](../derivations/gradcheck.md).

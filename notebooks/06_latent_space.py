@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · The latent space: maps, paths, denoising, inpainting
+# # 06 · The latent space: maps, paths, denoising, inpainting
 #
 # **What you will see.** With Z = 2 the whole latent space fits on a page. We take a VAE with two latent
 # dimensions and look at where each digit lands (the posterior means), decode a grid of $z$ (the learned
@@ -377,7 +377,7 @@ assert amortization.mean() > approximation.mean()
 # on their models: the gap is often due to the imperfect encoder rather than to the limited family of
 # $q$, partly because the decoder learns posteriors that the family fits well.
 #
-# Next: [06 · write the backward passes yourself](06_gradient_check_exercises.ipynb). Deeper: the gaps and
+# Next: [07 · write the backward passes yourself](07_gradient_check_exercises.ipynb). Deeper: the gaps and
 # their estimators in [amortization.md](../derivations/amortization.md#eq:inference-gaps), the importance-sampled
 # $\log p(x)$ in [importance-sampling.md](../derivations/importance-sampling.md), and why the prior's mass and the
 # codes' cloud meet in [autoencoder.md](../derivations/autoencoder.md#eq:aggregate-kl).
