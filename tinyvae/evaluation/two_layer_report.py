@@ -1,5 +1,5 @@
 """What ``tinyvae evaluate`` reports per stochastic layer of a two-layer VAE: active units, as in
-Burda, Grosse & Salakhutdinov (2015), sec. 5.2 and Table 2.
+Burda, Grosse & Salakhutdinov (2015), the experiments section (sec. 5) and Table 1.
 
 A unit u of a layer is active when A_u = Cov_x(E_{u ~ q(u|x)}[u]) exceeds 0.01 [eq:hvae-active-units].
 For z1, E_q[z1|x] = μ1(x). For z2, E_q[z2|x] = E_{z1 ~ q(z1|x)}[μ2(z1)]: an average over z1,
