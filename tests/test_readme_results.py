@@ -12,6 +12,7 @@ against the results page.
 import json
 import math
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,23 @@ def test_ratios_quoted_from_the_gaussian_rows_follow_from_the_table(readme, pros
     assert "12 of 20 units are inactive" in prose and "8 of 20 units active" in table_row(readme, fixed)[-1]
     kl_optimal = figure(optimal, r"KL ([\d.]+)")
     assert f"its codes spend {kl_optimal:.0f} nats" in prose
+
+
+CONTENTION = "2026-12-07-contention-cpu.json"
+
+
+def test_results_page_contention_table_is_the_recorded_benchmark(prose):
+    """The busy-machine table quotes benchmarks/bench_contention.py's JSON: medians of the rounds' seconds
+    and the medians of the per-round ratios, as the script prints them."""
+    run = load(CONTENTION)
+    seconds = {k: statistics.median(v) for k, v in run["seconds"].items()}
+    for workload in ("train", "conv", "evaluate"):
+        ratio = {name.split(": ", 1)[1]: r["median"] for name, r in run["ratios"].items() if name.startswith(workload + ":")}
+        cells = [f"{seconds[f'{workload} | default | idle']:.2f}", f"{seconds[f'{workload} | old default | idle']:.2f}",
+                 f"{seconds[f'{workload} | default | busy']:.2f}", f"{seconds[f'{workload} | one thread | busy']:.2f}",
+                 f"{ratio['busy default / busy one thread']:.2f}", f"{ratio['idle default / idle old default']:.2f}"]
+        assert " | ".join(cells) + " |" in prose, (workload, cells)
+    torch_cells = f"| {seconds['torch | default | idle']:.2f} | | {seconds['torch | default | busy']:.2f} |"
+    assert torch_cells in prose, torch_cells
+    rounds = ", ".join(f"{x:.2f}" for x in run["ratios"]["train: idle default / idle old default"]["by_round"])
+    assert f"(rounds {rounds})" in prose
