@@ -20,20 +20,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 Normal = torch.distributions.Normal
 
-
-def torch_network(net):
-    """(Linear, "Tanh") layers in torch from a tinyvae Sequential; Linear.weight is Wᵀ."""
-    layers = []
-    for layer in net.layers:
-        if type(layer).__name__ == "Dense":
-            linear = torch.nn.Linear(layer.d_in, layer.d_out, dtype=torch.float64)
-            with torch.no_grad():
-                linear.weight.copy_(torch.from_numpy(layer.params["W"].T.copy()))
-                linear.bias.copy_(torch.from_numpy(layer.params["b"].copy()))
-            layers.append(linear)
-        else:
-            layers.append("Tanh")
-    return layers
+from test_torch_crosscheck import torch_mlp as torch_network  # noqa: E402  (Linear, "Tanh") pairs; Linear.weight is Wᵀ
 
 
 def run(layers, h):
