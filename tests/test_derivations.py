@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from pathlib import Path
 
@@ -175,3 +176,16 @@ def test_a_citation_of_a_missing_equation_is_caught(tmp_path):
     planted.write_text("y = x  # [eq:kl-closed-form] [eq:no-such-equation]\n", encoding="utf-8")
     found = {eq for eq in CITATION.findall(planted.read_text(encoding="utf-8"))}
     assert found - set(anchors()) == {"eq:no-such-equation"}
+
+
+def test_amortization_page_quotes_the_stored_notebook_run():
+    """amortization.md's MNIST paragraph quotes notebook 06's stored section-6 output."""
+    stored = json.loads((ROOT / "notebooks" / "06_latent_space.ipynb").read_text(encoding="utf-8"))
+    text = "".join("".join(o.get("text", "")) for c in stored["cells"] for o in c.get("outputs", []))
+    found = re.search(r"ELBO of the encoder's q (-[\d.]+), of the fitted q (-[\d.]+) \(after 150 steps (-[\d.]+)\); "
+                      r"log p\(x\) ≈ (-[\d.]+)\s+amortization gap ([\d.]+) nats, approximation gap ([\d.]+) nats", text)
+    assert found, "notebook 06's stored output has no gap line"
+    enc, fit, fit150, logp, amort, approx = (v.lstrip("-") for v in found.groups())
+    page = " ".join((ROOT / "derivations" / "amortization.md").read_text(encoding="utf-8").split())
+    assert f"ELBO of −{enc} nats per digit on average, the fitted $q$ −{fit} (−{fit150} after the first 150 steps)" in page
+    assert f"$\\log p(x)$ is about −{logp}: an amortization gap of {amort} nats and an approximation gap of {approx} nats" in page
