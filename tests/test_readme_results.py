@@ -301,3 +301,10 @@ def test_results_page_contention_table_is_the_recorded_benchmark(prose):
     assert torch_cells in prose, torch_cells
     rounds = ", ".join(f"{x:.2f}" for x in run["ratios"]["train: idle default / idle old default"]["by_round"])
     assert f"(rounds {rounds})" in prose
+
+
+def test_readme_quotes_the_recorded_suite_time(front):
+    """The suite's wall time beside the test command is the recorded CI run's."""
+    run = load("2026-12-07-suite-time.json")
+    text = " ".join(front.split())
+    assert f"the suite took {round(run['pytest_seconds'])} s as `.ci/run` runs it ({run['passed']:,} tests passed and {run['skipped']}" in text
