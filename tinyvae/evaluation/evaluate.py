@@ -358,7 +358,12 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
                       seconds=time.perf_counter() - start)
         return result
     count, variances = active_units(model, x, batch_size=batch_size)
-    result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae else None,
+    flow = is_vae and model.config.flow != "none"
+    if flow:
+        notes.append(f"kl is log q_K(z_K|x) − log p(z_K) sampled once per example (the {model.config.flow} flow has no "
+                     f"closed-form KL); kl_per_dim is not defined for it, and active units are those of q_0's means")
+    result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae and not flow
+                  else None,
                   active_units=count, latent=model.config.latent, mean_variances=variances.tolist(),
                   threshold=ACTIVE_THRESHOLD, notes=notes, seconds=time.perf_counter() - start)
     return result

@@ -40,9 +40,9 @@ def flow_problems(config):
         return []
     problems = []
     if steps < 1:
-        problems.append(f"a {flow} flow needs flow_steps K >= 1 (the steps z_0 -> ... -> z_K), got {steps}")
+        problems.append(f"flow {flow!r} needs flow_steps K >= 1 (--flow-steps K: the steps z_0 -> ... -> z_K), got {steps}")
     if flow == "iaf" and hidden < 1:
-        problems.append(f"an iaf flow needs flow_hidden >= 1 (the width of each step's masked hidden layer "
+        problems.append(f"flow 'iaf' needs flow_hidden >= 1 (the width of each step's masked hidden layer "
                         f"and of the encoder's context), got {hidden}")
     if flow == "planar" and hidden:
         problems.append(f"flow_hidden sets the iaf's hidden width; a planar step has none, got flow_hidden {hidden}")
@@ -52,7 +52,7 @@ def flow_problems(config):
             reason = {"model": "a flow transforms the samples of q(z|x), which the autoencoder does not have",
                       "arch": "flows are built on the mlp encoder",
                       "stochastic_layers": "flows are built for one stochastic layer"}[name]
-            problems.append(f"a {flow} flow needs {name} {value!r} ({reason}), got {getattr(config, name)!r}")
+            problems.append(f"flow {flow!r} needs {name} {value!r} ({reason}), got {getattr(config, name)!r}")
     if config.likelihood == "continuous-bernoulli" or config.obs_var_mode != "fixed" or config.free_bits:
         problems.append(f"a flow samples every term of its bound, which tinyvae supports for the bernoulli and "
                         f"fixed-variance gaussian likelihoods without free bits; got likelihood "
