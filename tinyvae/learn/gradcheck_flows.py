@@ -5,13 +5,14 @@ outputs: L = Σ R ⊙ z' + Σ r · log|det J| with random R and r, so the gradie
 log-determinant is checked as well as the one through z'. Then whole VAEs with a planar flow and with
 an IAF, under the ELBO (β = 0.7: the sampled KL term weighted) and the IWAE bound (K = 3), ε held fixed.
 The parameters are drawn away from their initialization: planar steps with wᵀu < −1, where the
-constraint wᵀû ≥ −1 moves u; IAF heads of unit scale, so that m and s depend on z clearly.
+constraint wᵀû ≥ −1 moves u; IAF heads of unit scale, so that m and s depend on z clearly, and the s bias near its start.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..models.parts.iaf import S_BIAS
 from .gradcheck import check_gradients, check_model
 
 
@@ -28,8 +29,9 @@ def randomize_flow(flow, rng):
         else:
             for key, mask in (("W1", step.m1), ("Wm", step.m2), ("Ws", step.m2)):
                 p[key][...] = rng.normal(0.0, 1.0, p[key].shape) * mask
-            for key in ("V", "b1", "bm", "bs"):
+            for key in ("V", "b1", "bm"):
                 p[key][...] = rng.normal(0.0, 0.5, p[key].shape)
+            p["bs"][...] = rng.normal(S_BIAS, 0.5, p["bs"].shape)  # σ(s) mostly near 1, as it starts
     return flow
 
 
