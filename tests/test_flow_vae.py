@@ -1,5 +1,5 @@
 """The VAE with a flow posterior (tinyvae/models/flow_vae.py): its gradients under the ELBO and the IWAE bound,
-log q_K against the change of variables computed independently, its log weights against its own loss,
+log q_T against the change of variables computed independently, its log weights against its own loss,
 checkpoints, the config's and the command line's refusals, training, evaluation and the divergence guard.
 
 Small float64 models for the math; runs of 512 bundled MNIST digits with tiny layers for the rest.
@@ -56,7 +56,7 @@ def test_gradcheck_suite_lists_every_flow_check_and_passes_them():
 
 @pytest.mark.parametrize("kind", FLOWS)
 def test_log_weights_are_log_p_x_z_plus_log_p_z_minus_log_q0_plus_the_flows_log_det(kind):
-    """log q_K(z_K) = log q_0(z_0) − log|det ∂z_K/∂z_0|, here with log q_0 evaluated at z_0 (not through ε)
+    """log q_T(z_T) = log q_0(z_0) − log|det ∂z_T/∂z_0|, here with log q_0 evaluated at z_0 (not through ε)
     and the determinant of the flow's Jacobian by central differences: an independent computation."""
     model = flow_vae(kind)
     x, eps = data(1, n=2), np.random.default_rng(2).standard_normal((2, 3, 3))
@@ -71,10 +71,10 @@ def test_log_weights_are_log_p_x_z_plus_log_p_z_minus_log_q0_plus_the_flows_log_
                 return model.flow.forward(v[None, :], context[n:n + 1] if context.shape[1] else None)[0][0]
 
             jac = np.stack([(flow(z0 + h * e) - flow(z0 - h * e)) / (2 * h) for e in np.eye(3)], axis=1)
-            z_k = flow(z0)
+            z_t = flow(z0)
             log_qk = log_normal_density(z0, mu[n], log_var[n]) - np.linalg.slogdet(jac)[1]
-            log_p = bernoulli_log_prob(model.decoder.forward(z_k[None, :])[0], x[n]) + log_normal_density(
-                z_k, np.zeros(3), np.zeros(3))
+            log_p = bernoulli_log_prob(model.decoder.forward(z_t[None, :])[0], x[n]) + log_normal_density(
+                z_t, np.zeros(3), np.zeros(3))
             assert log_w[n, s] == pytest.approx(log_p - log_qk, abs=1e-8)
 
 
@@ -150,7 +150,7 @@ def test_the_plain_vae_refuses_a_flow_config():
 
 
 @pytest.mark.parametrize("changes, words", [
-    (dict(flow="planar", flow_steps=0), "flow_steps K >= 1"),
+    (dict(flow="planar", flow_steps=0), "flow_steps T >= 1"),
     (dict(flow="radial", flow_steps=2), "flow must be one of ('none', 'planar', 'iaf'), got 'radial'"),
     (dict(flow="planar", flow_steps=2, model="ae"), "needs model 'vae'"),
     (dict(flow="iaf", flow_steps=2, flow_hidden=4, arch="conv", input_dim=64, image_shape=(8, 8)), "needs arch 'mlp'"),
@@ -174,7 +174,7 @@ RUN_FLAGS = ["--hidden", "32", "--latent", "4", "--activation", "tanh", "--binar
 @pytest.mark.parametrize("flags, words", [
     (["--flow", "planar", "--flow-steps", "0"], "argument --flow-steps: expected an integer >= 1, got '0'"),
     (["--flow", "radial", "--flow-steps", "2"], "argument --flow: invalid choice: 'radial'"),
-    (["--flow", "planar"], "flow_steps K >= 1"),
+    (["--flow", "planar"], "flow_steps T >= 1"),
     (["--model", "ae", "--flow", "planar", "--flow-steps", "2"], "needs model 'vae'"),
     (["--arch", "conv", "--flow", "iaf", "--flow-steps", "2"], "needs arch 'mlp'"),
     (["--flow-steps", "3"], "but flow is 'none'"),

@@ -162,7 +162,7 @@ def test_flow_backward_sends_every_step_the_same_log_det_gradient():
     z = rng.standard_normal((6, 3))
     flow.forward(z)
     r = rng.standard_normal(6)
-    dz, _ = flow.backward(np.zeros((6, 3)), r)  # L = Σ r · Σ_k log|det J_k|
+    dz, _ = flow.backward(np.zeros((6, 3)), r)  # L = Σ r · Σ_t log|det J_t|
 
     def loss(v):
         return (flow.forward(v)[1] * r).sum()

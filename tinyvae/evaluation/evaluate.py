@@ -361,7 +361,7 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
     flow = is_vae and model.config.flow != "none"
     if flow:
         result["flow"] = model.config.flow
-        notes.append(f"kl is log q_K(z_K|x) − log p(z_K) sampled once per example (the {model.config.flow} flow has no "
+        notes.append(f"kl is log q_T(z_T|x) − log p(z_T) sampled once per example (the {model.config.flow} flow has no "
                      f"closed-form KL); kl_per_dim is not defined for it, and active units are those of q_0's means")
     result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae and not flow
                   else None,

@@ -5,7 +5,7 @@ and ``parts/iaf.py`` (inverse autoregressive); the model that uses them in ``flo
 Config fields (``ModelConfig`` and ``TrainConfig``):
 
 * ``flow``: "none", "planar" (Rezende & Mohamed 2015) or "iaf" (Kingma et al. 2016);
-* ``flow_steps``: K ≥ 1, the steps z_0 -> z_1 -> ... -> z_K (0 without a flow);
+* ``flow_steps``: T ≥ 1, the steps z_0 -> z_1 -> ... -> z_T (0 without a flow);
 * ``flow_hidden``: the IAF's width H of each step's masked hidden layer, which is also the width of the
   context h the encoder gives (0 without an IAF).
 
@@ -40,7 +40,7 @@ def flow_problems(config):
         return []
     problems = []
     if steps < 1:
-        problems.append(f"flow {flow!r} needs flow_steps K >= 1 (--flow-steps K: the steps z_0 -> ... -> z_K), got {steps}")
+        problems.append(f"flow {flow!r} needs flow_steps T >= 1 (--flow-steps T: the steps z_0 -> ... -> z_T), got {steps}")
     if flow == "iaf" and hidden < 1:
         problems.append(f"flow 'iaf' needs flow_hidden >= 1 (the width of each step's masked hidden layer "
                         f"and of the encoder's context), got {hidden}")
@@ -66,7 +66,7 @@ def context_width(config):
 
 
 def parameter_count(config):
-    """The flow's own parameters (K steps), from the sizes alone; the encoder's context is counted with
+    """The flow's own parameters (T steps), from the sizes alone; the encoder's context is counted with
     the encoder (``ModelConfig.parameter_count``)."""
     z, h, k = config.latent, config.flow_hidden, config.flow_steps
     if config.flow == "planar":

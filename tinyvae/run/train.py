@@ -204,7 +204,7 @@ def add_parser(subparsers):
     a("--flow", choices=FLOWS, help="the posterior: none (a diagonal Gaussian, the default), or that Gaussian followed "
       "by a planar flow (Rezende & Mohamed 2015) or an inverse autoregressive flow, iaf (Kingma et al. 2016), of "
       "--flow-steps steps")
-    a("--flow-steps", type=_positive_int, metavar="K", help="with --flow: the number of steps, e.g. 10 planar or 2 iaf")
+    a("--flow-steps", type=_positive_int, metavar="T", help="with --flow: the number of steps T, e.g. 10 planar or 2 iaf")
     a("--flow-hidden", type=_positive_int, metavar="H",
       help=f"with --flow iaf: width of each step's masked hidden layer and of the encoder's context (default "
            f"{IAF_HIDDEN})")

@@ -1,13 +1,16 @@
-"""The encoder and the objective of a VAE whose posterior is a flow: q_K, every term sampled.
+"""The encoder and the objective of a VAE whose posterior is a flow: q_T, every term sampled.
 
 * ``ContextEncoder``: the encoder's output (N, 2Z + C) split into μ, log σ² of q_0(z|x) = N(μ, diag σ²)
   and the context h (N, C) the IAF steps read (C = 0 for planar steps); its backward joins the three.
-* ``FlowBound``: the loss from log w = log p(x|z_K) + log p(z_K) − log q_K(z_K|x), with
-  log q_K(z_K|x) = log q_0(z_0|x) − Σ_k log|det J_k| [eq:flow-log-q]. There is no closed-form KL
-  against q_K, so the ELBO samples it:
+* ``FlowBound``: the loss from log w = log p(x|z_T) + log p(z_T) − log q_T(z_T|x), with
+  log q_T(z_T|x) = log q_0(z_0|x) − Σ_t log|det J_t| [eq:flow-log-q]. There is no closed-form KL
+  against q_T, so the ELBO samples it:
 
-      K = 1 (ELBO):  loss = −(1/N) Σ_n [log p(x|z_K) − β (log q_K(z_K) − log p(z_K))]   [eq:flow-elbo]
+      K = 1 (ELBO):  loss = −(1/N) Σ_n [log p(x|z_T) − β (log q_T(z_T) − log p(z_T))]   [eq:flow-elbo]
       K > 1 (IWAE):  loss = −(1/N) Σ_n log (1/K) Σ_k w_nk                             [eq:flow-iwae]
+
+  (β = 1 is −(1/N) Σ_n log w_n; a β ≠ 1 weights the sampled KL term as [eq:vae-loss] weights the closed-form
+  one.) T is the number of flow steps, K that of importance samples.
 
   With z_0 = μ + σ ⊙ ε, log q_0(z_0|x) = −½ Σ_j (log 2π + log σ_j² + ε_j²) [eq:iwae-log-q-eps]: its
   explicit part in log σ² gives every log σ_j² the constant −½ times the row's weight, −½ Σ_k g_nk,
@@ -48,7 +51,7 @@ class ContextEncoder:
 
 
 class FlowBound:
-    """−ELBO (K = 1, with β) or −L_K (K > 1) of a flow posterior q_K (module docstring)."""
+    """−ELBO (K = 1, with β) or −L_K (K > 1) of a flow posterior q_T (module docstring)."""
 
     def __init__(self, name, k, beta=1.0):
         self.name, self.k, self.beta = name, int(k), float(beta)
@@ -70,12 +73,12 @@ class FlowBound:
                              f"got {tuple(eps.shape)}")
         return check_array(eps, "eps", finite=validate)[:, None, :]  # (N, 1, Z)
 
-    def forward(self, x, out, parts, z_k, eps, log_var, log_det):
-        """The loss from the decoder's output ``out`` (N·K, D), z_K (N·K, Z), ε (N, K, Z), log σ² (N, Z) and
+    def forward(self, x, out, parts, z_t, eps, log_var, log_det):
+        """The loss from the decoder's output ``out`` (N·K, D), z_T (N·K, Z), ε (N, K, Z), log σ² (N, Z) and
         the flow's Σ log|det J| (N·K,); keeps each row's weights for the backward."""
         n, k, _ = eps.shape
         log_px, dout = parts.likelihood.log_prob_rows(out.reshape(n, k, -1), x)  # (N, K), (N, K, D)
-        log_pz = parts.prior.log_prob(z_k).reshape(n, k)  # (N, K)  [eq:log-normal-density]
+        log_pz = parts.prior.log_prob(z_t).reshape(n, k)  # (N, K)  [eq:log-normal-density]
         log_q0 = iwae.log_posterior(eps, log_var)  # (N, K)  [eq:iwae-log-q-eps]
         log_qk = log_q0 - log_det.reshape(n, k)  # (N, K)  [eq:flow-log-q]
         rate = log_qk - log_pz  # the sampled KL term
@@ -86,21 +89,21 @@ class FlowBound:
             loss = -(log_px.sum() - self.beta * rate.sum()) / n  # [eq:flow-elbo]
             g_px = get_xp(log_px).full((n, k), 1.0 / n, dtype=log_px.dtype)
             g_rate = g_px * self.beta
-        self._cache = (dout.reshape(n * k, -1), z_k, g_px.astype(z_k.dtype), g_rate.astype(z_k.dtype))
+        self._cache = (dout.reshape(n * k, -1), z_t, g_px.astype(z_t.dtype), g_rate.astype(z_t.dtype))
         self.stats = {"loss": loss, "recon": -log_px.sum() / (n * k), "kl": rate.sum() / (n * k)}
         return loss
 
     def dout(self):
-        """∂loss/∂out (N·K, D): each row's −∂ log p(x|z_K)/∂out times its weight."""
+        """∂loss/∂out (N·K, D): each row's −∂ log p(x|z_T)/∂out times its weight."""
         dout, _, g_px, _ = self._cache
         return dout * g_px.reshape(-1, 1)  # [eq:iwae-grad-out]
 
-    def flow_grads(self, dz_k):
-        """(∂loss/∂z_K (N·K, Z), ∂loss/∂Σ log|det J| (N·K,)) from the decoder's part ``dz_k``, and the
+    def flow_grads(self, dz_t):
+        """(∂loss/∂z_T (N·K, Z), ∂loss/∂Σ log|det J| (N·K,)) from the decoder's part ``dz_t``, and the
         explicit ∂loss/∂log σ² (N, 1) of log q_0 (broadcast over Z)."""
-        _, z_k, _, g_rate = self._cache
+        _, z_t, _, g_rate = self._cache
         g = g_rate.reshape(-1, 1)  # (N·K, 1)
-        dz_k = dz_k + g * z_k  # the prior: loss holds −g log p(z_K), −∂ log p/∂z = z  [eq:iwae-grad-z]
-        dlog_det = -g_rate.reshape(-1)  # loss holds +g log q_K = g (log q_0 − Σ log|det|)  [eq:flow-log-q]
+        dz_t = dz_t + g * z_t  # the prior: loss holds −g log p(z_T), −∂ log p/∂z = z  [eq:iwae-grad-z]
+        dlog_det = -g_rate.reshape(-1)  # loss holds +g log q_T = g (log q_0 − Σ log|det|)  [eq:flow-log-q]
         dlog_var = -0.5 * g_rate.sum(axis=1, keepdims=True)  # log q_0's explicit −½ log σ²  [eq:iwae-log-q-eps]
-        return dz_k, dlog_det, dlog_var
+        return dz_t, dlog_det, dlog_var

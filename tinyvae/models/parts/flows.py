@@ -1,21 +1,22 @@
-"""Normalizing flows after the encoder: z_0 ~ q_0(z|x) pushed through K invertible steps, and planar steps.
+"""Normalizing flows after the encoder: z_0 ~ q_0(z|x) pushed through T invertible steps, and planar steps.
 
-A flow turns the reparameterized sample z_0 = μ + σ ⊙ ε into z_K = f_K ∘ ... ∘ f_1(z_0); by the change
+A flow turns the reparameterized sample z_0 = μ + σ ⊙ ε into z_T = f_T ∘ ... ∘ f_1(z_0); by the change
 of variables [eq:change-of-variables] its density is
 
-    log q_K(z_K) = log q_0(z_0) − Σ_k log |det ∂f_k/∂z_{k−1}|      [eq:flow-log-q]
+    log q_T(z_T) = log q_0(z_0) − Σ_t log |det ∂f_t/∂z_{t−1}|      [eq:flow-log-q]
 
-so every step gives its output and its log-determinant, evaluated at its input z_{k−1}. The bound the
-VAE maximizes then samples log p(z_K) − log q_K(z_K) (``flow_bound.py``; derivations/flows.md).
+so every step gives its output and its log-determinant, evaluated at its input z_{t−1}. The bound the
+VAE maximizes then samples log p(z_T) − log q_T(z_T) (``flow_bound.py``; derivations/flows.md).
 
 * ``PlanarStep``: f(z) = z + û h(wᵀz + b) with h = tanh (Rezende & Mohamed 2015, sec. 4.1 and
   appendix A.1), whose log-determinant is log |1 + ûᵀψ(z)|, ψ(z) = h′(wᵀz + b) w; û is u moved along w
   so that wᵀû ≥ −1, which keeps the step invertible;
-* ``Flow``: K steps in a row, one parameter container (``params``/``grads`` named ``"<step>.<key>"``)
+* ``Flow``: T steps in a row, one parameter container (``params``/``grads`` named ``"<step>.<key>"``)
   that ``models.base.Model`` binds into its single buffer;
 * ``build_flow(config, rng, dtype)``: the flow a config asks for (the IAF's steps are in ``iaf.py``).
 
-Shapes: R rows (N examples times the samples of each), Z latent, C context (the IAF's; planar steps
+The flow has T steps (the papers write K; here, as in derivations/flows.md, K is the number of importance
+samples). Shapes: R rows (N examples times the samples of each), Z latent, C context (the IAF's; planar steps
 ignore it). Every step has ``forward(z, context) -> (z_next, log_det)`` and ``backward(dz_next,
 dlog_det) -> (dz, dcontext)``, where dlog_det (R,) is ∂loss/∂log|det J| of each row.
 """
@@ -71,7 +72,8 @@ class PlanarStep(Layer):
         da = (dz_next @ u_hat) * dh + dlog_det * c * (-2.0 * h * dh) / det  # (R,)  [eq:planar-backward]
         du_hat = h @ dz_next  # (Z,) Σ_r h_r ∂L/∂f_r
         dc = (dlog_det * dh / det).sum()  # ∂L/∂(wᵀû), through the log-det
-        # û = u + α w/q with α = m(s) − s, q = ‖w‖², s = wᵀu; c = m(s); m′(s) = σ(s)
+        # û = u + α w/q with α = m(s) − s, q = ‖w‖², s = wᵀu; and c = wᵀû = m(s) exactly, so c's gradient
+        # reaches u and w through s, m′(s) = σ(s) (the page's route through û and w gives the same sums)
         q, alpha, sig = w @ w, c - s, sigmoid(s)
         dproj = du_hat @ w / q  # (dû · w)/q
         ds = dproj * (sig - 1.0) + dc * sig  # ∂L/∂s
@@ -85,7 +87,7 @@ class PlanarStep(Layer):
 
 
 class Flow:
-    """K steps z_0 -> z_1 -> ... -> z_K: ``forward(z0, context) -> (z_K, Σ_k log|det J_k|)``, ``backward``."""
+    """T steps z_0 -> z_1 -> ... -> z_T: ``forward(z0, context) -> (z_T, Σ_t log|det J_t|)``, ``backward``."""
 
     def __init__(self, steps, context=0):
         self.layers = list(steps)
@@ -97,16 +99,16 @@ class Flow:
         self.grads = {f"{i}.{k}": v for i, step in enumerate(self.layers) for k, v in step.grads.items()}
 
     def forward(self, z, context=None):
-        """z_K (R, Z) and the summed log-determinant (R,) of z_0 = ``z`` (R, Z), context (R, C) or None."""
+        """z_T (R, Z) and the summed log-determinant (R,) of z_0 = ``z`` (R, Z), context (R, C) or None."""
         xp = get_xp(z)
         log_det = xp.zeros(z.shape[0], dtype=z.dtype)  # (R,)
         for step in self.layers:
-            z, ld = step.forward(z, context)  # the log-det at the step's input z_{k−1}
+            z, ld = step.forward(z, context)  # the log-det at the step's input z_{t−1}
             log_det += ld  # [eq:flow-log-q]
         return z, log_det
 
     def backward(self, dz, dlog_det):
-        """(dL/dz_0 (R, Z), dL/dcontext (R, C) or None) from dL/dz_K (R, Z) and dL/dΣ log|det| (R,).
+        """(dL/dz_0 (R, Z), dL/dcontext (R, C) or None) from dL/dz_T (R, Z) and dL/dΣ log|det| (R,).
 
         Every step's log-det enters the sum with weight 1, so each gets the same dlog_det.
         """
