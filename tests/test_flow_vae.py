@@ -217,3 +217,25 @@ def test_a_planted_nan_in_a_flow_is_stopped_by_the_divergence_guard_naming_the_f
         run_quietly(small(tmp_path / "run", flow="planar", flow_steps=2, epochs=1), mnist, on_step=plant)
     message = str(info.value)
     assert "flow.1.u" in message and "planar flow (2 steps" in message
+
+
+def test_the_flows_benchmark_runs_a_tiny_setting_and_writes_bounds_in_their_order(tmp_path, capsys):
+    import importlib.util  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "flows_mnist.py"
+    spec = importlib.util.spec_from_file_location("flows_mnist", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.stage_epochs(4) == 1 + 3 + 9 + 27
+    out = tmp_path / "flows.json"
+    bench.main(["--rows", "diagonal", "iaf-2", "--epochs", "1", "--limit-train", "256", "--test-limit", "6",
+                "--iw-samples", "20", "--share-rounds", "1", "--share-steps", "2", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["rows"]) == {"diagonal", "iaf-2"} and result["iw_samples"] == 20
+    for row in result["rows"].values():
+        assert row["test_nll"] <= row["test_neg_elbo"]  # log of a mean >= mean of logs, digit by digit
+        assert 0 <= row["flow_share"] < 1
+    iaf = result["rows"]["iaf-2"]
+    assert iaf["nll_minus_diagonal"] == pytest.approx(iaf["test_nll"] - result["rows"]["diagonal"]["test_nll"])
+    assert "NLL − diag." in capsys.readouterr().out
