@@ -239,3 +239,22 @@ def test_the_flows_benchmark_runs_a_tiny_setting_and_writes_bounds_in_their_orde
     iaf = result["rows"]["iaf-2"]
     assert iaf["nll_minus_diagonal"] == pytest.approx(iaf["test_nll"] - result["rows"]["diagonal"]["test_nll"])
     assert "NLL − diag." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", FLOWS)
+def test_flow_vae_runs_on_device_arrays_and_agrees_with_numpy(kind, device_xp):
+    from tinyvae import backend  # noqa: PLC0415
+
+    x, eps = data(8), np.random.default_rng(9).standard_normal((4, 3, 3))
+    host = flow_vae(kind, objective="iwae", k=3)
+    dev = flow_vae(kind, objective="iwae", k=3).to(device_xp)
+    loss = host.forward(x, eps)
+    host.backward()
+    dev_loss = dev.forward(backend.to_device(x, device_xp), backend.to_device(eps, device_xp))
+    dev.backward()
+    assert backend.to_float(dev_loss) == pytest.approx(float(loss), rel=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(dev.grad), host.grad, rtol=1e-12, atol=1e-14)
+    log_w = dev.log_weights(backend.to_device(x, device_xp), backend.to_device(eps, device_xp))
+    np.testing.assert_allclose(backend.to_numpy(log_w), host.log_weights(x, eps), rtol=1e-12)
+    dev.to("cpu")  # and back: the masks follow
+    assert float(dev.forward(x, eps)) == pytest.approx(float(loss), rel=1e-12)

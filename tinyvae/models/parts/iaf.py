@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...backend import get_xp
+from ...backend import get_xp, to_device
 from ...nn import Layer, init_weights, sigmoid
 from .flows import softplus
 
@@ -73,7 +73,7 @@ class IAFStep(Layer):
 
     def _masks(self, xp):
         if self._masks_on is not xp:  # the masks follow the parameters onto the device
-            self.m1, self.m2, self._masks_on = xp.asarray(self.m1), xp.asarray(self.m2), xp
+            self.m1, self.m2, self._masks_on = to_device(self.m1, xp), to_device(self.m2, xp), xp
         return self.m1, self.m2
 
     def made(self, z, context):
