@@ -179,3 +179,17 @@ def test_backward_before_forward_is_an_error():
     step = PlanarStep(2, rng=np.random.default_rng(0), dtype=np.float64)
     with pytest.raises(RuntimeError, match="before forward"):
         step.backward(np.zeros((1, 2)), np.zeros(1))
+
+
+def test_planar_step_agrees_with_the_exercises_independent_reference_solution():
+    from tinyvae.learn import solutions  # noqa: PLC0415
+
+    step = planar_flow(5, 1, 12).layers[0]
+    rng = np.random.default_rng(13)
+    z, dz_out, g = rng.standard_normal((7, 5)), rng.standard_normal((7, 5)), rng.uniform(0.01, 0.2, 7)
+    z_out, log_det = step.forward(z)
+    dz, _ = step.backward(dz_out, -g)  # the reference's loss holds the log-det as −Σ g · log-det
+    p = step.params
+    want = solutions.planar_step(z, p["u"].copy(), p["w"].copy(), float(p["b"][0]), dz_out, g)
+    for got, ref in zip((z_out, log_det, dz, step.grads["u"], step.grads["w"], step.grads["b"][0]), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-13)
