@@ -258,3 +258,13 @@ def test_flow_vae_runs_on_device_arrays_and_agrees_with_numpy(kind, device_xp):
     np.testing.assert_allclose(backend.to_numpy(log_w), host.log_weights(x, eps), rtol=1e-12)
     dev.to("cpu")  # and back: the masks follow
     assert float(dev.forward(x, eps)) == pytest.approx(float(loss), rel=1e-12)
+
+
+def test_a_flow_run_resumed_is_the_run_trained_in_one_go(tmp_path, mnist):  # noqa: F811
+    from test_train import assert_same_run, resume_quietly  # noqa: PLC0415
+
+    changes = dict(flow="iaf", flow_steps=2, flow_hidden=8, activation="tanh")
+    whole, _ = run_quietly(small(tmp_path / "whole", epochs=2, **changes), mnist)
+    first, _ = run_quietly(small(tmp_path / "split", epochs=1, **changes), mnist)
+    resume_quietly(first, mnist, epochs=2)
+    assert_same_run(whole, tmp_path / "split")
