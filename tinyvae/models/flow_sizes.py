@@ -76,6 +76,19 @@ def parameter_count(config):
     return 0
 
 
+def row_floats(config):
+    """Numbers a flow keeps per decoder row through one training step, for the IWAE memory bound
+    (``parts/iwae.py``, ``step_bytes``): counted from what each step caches and its backward's
+    temporaries, not measured. Planar: z and four numbers per step, and z's gradient; IAF: z, m, σ(s)
+    and their gradients per step, the hidden layer and its gradients, and the context once."""
+    z, h, t = config.latent, config.flow_hidden, config.flow_steps
+    if config.flow == "planar":
+        return t * (2 * z + 6)
+    if config.flow == "iaf":
+        return t * (6 * z + 3 * h) + h
+    return 0
+
+
 def describe(config):
     """E.g. ' + planar flow, 10 steps' ('' without a flow)."""
     if config.flow == "none":
