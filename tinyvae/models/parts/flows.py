@@ -60,7 +60,9 @@ class PlanarStep(Layer):
         a = z @ self.params["w"] + self.params["b"]  # (R,)  wᵀz + b
         h = xp.tanh(a)  # (R,)
         dh = 1.0 - h * h  # h′(a) (R,); ψ(z) = h′ w  [eq:planar-psi]
-        det = 1.0 + dh * c  # 1 + ûᵀψ = 1 + h′ wᵀû > 0  [eq:planar-logdet]
+        # 1 + ûᵀψ = 1 + h′ wᵀû ≥ 0; it is 0 only where wᵀu < −37 rounds wᵀû to −1 and h′ = 1, and the
+        # log-det's −inf is then a diverging flow, which training's divergence guard reports
+        det = 1.0 + dh * c  # [eq:planar-logdet]
         self._cache = (z, h, dh, det, u_hat, s, c)
         return z + h[:, None] * u_hat, xp.log(det)  # (R, Z), (R,)  [eq:planar-step] [eq:planar-logdet]
 

@@ -12,8 +12,8 @@ The masks [eq:made-masks] let m_i and s_i read only the z_j that come before z_i
 so ∂z'/∂z is triangular in that ordering with σ(s) on its diagonal. The context enters unmasked: it is
 not z. The first step's ordering is a seeded permutation, and each next step reverses the one before,
 so that every dimension is at the start of some step's ordering and the end of another's.
-The s bias starts at +2 (σ(s) ≈ 0.88), so that each step starts close to a scaling of z, as the paper's
-"forget gate" initialization does.
+The s bias starts at +2 (σ(s) ≈ 0.88) and the heads' weights near 0, so that each step starts close to
+z' = 0.88 z + 0.12 m with m nearly constant: a gate that mostly keeps z.
 
 Shapes: R rows, Z latent, H hidden, C context.
 """
