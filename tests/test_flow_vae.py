@@ -13,7 +13,7 @@ import pytest
 
 from tinyvae import cli
 from tinyvae.checkpoint import CheckpointError
-from tinyvae.evaluation.evaluate import evaluate_checkpoint
+from tinyvae.evaluation.evaluate import evaluate_checkpoint, kl_per_dimension
 from tinyvae.learn.gradcheck import check_model, standard_suite
 from tinyvae.learn.gradcheck_flows import randomize_flow
 from tinyvae.models.config import ModelConfig
@@ -204,6 +204,8 @@ def test_cli_trains_a_flow_vae_and_evaluate_scores_its_importance_weighted_nll(k
     result = evaluate_checkpoint(out, iw_samples=20, limit=40)
     assert math.isfinite(result["nll"]) and result["nll"] <= result["loss"] + 3 * result["nll_sem"]
     assert result["kl_per_dim"] is None and any("flow" in note for note in result["notes"])
+    with pytest.raises(TypeError, match=f"the {kind} flow's q_T has no KL per dimension"):
+        kl_per_dimension(load_model(out / "checkpoint.npz"), np.zeros((2, 784), np.uint8))
     assert cli.main(["evaluate", str(out), "--iw-samples", "5", "--limit", "20"]) == 0
     assert "negative ELBO" in capsys.readouterr().out
 

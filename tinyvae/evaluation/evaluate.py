@@ -192,6 +192,9 @@ def kl_per_dimension(model, x, *, batch_size=1000):
 
     Sums to the KL term of the negative ELBO; a dimension near 0 carries no information about x.
     """
+    if getattr(model.config, "flow", "none") != "none":
+        raise TypeError(f"kl_per_dimension needs a diagonal Gaussian posterior; the {model.config.flow} flow's q_T has "
+                        f"no KL per dimension in closed form")
     if not isinstance(model, VAE):
         raise TypeError("kl_per_dimension needs a VAE: an autoencoder has no KL term")
     x = _check_images(model, x)
