@@ -51,6 +51,7 @@ from .models.parts.encoders import Reparameterize
 from .models.vae import VAE, Autoencoder, build_model, load_model
 from .models.two_layer import TwoLayerVAE
 from .models.flow_vae import FlowVAE
+from .models.parts.flows import Flow, PlanarStep
 from .run.train import TrainConfig, resume, train
 from .evaluation.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
                                   importance_weighted_nll, kl_per_dimension, log_mean_exp)
@@ -84,5 +85,5 @@ __all__ = [
     "numerical_gradient", "sigmoid", "to_device", "to_numpy",
     "continuous_bernoulli_log_normalizer", "continuous_bernoulli_log_prob", "continuous_bernoulli_mean",
     "continuous_bernoulli_nll", "free_bits_kl", "gaussian_nll_learned_var", "gaussian_nll_optimal_var",
-    "FlowVAE",
+    "FlowVAE", "Flow", "PlanarStep",
 ]
