@@ -201,10 +201,14 @@ for T in (2, 8):
         fits[k, T] = fit_2d(k, T, ITERATIONS)
 
 # %% [markdown]
-# T = 32 runs 32 steps forward and back at every iteration:
+# T = 32 runs 32 steps forward and back at every iteration, so its fits take two cells:
 
 # %%
-for k in tqdm((1, 2, 3, 4), desc="T = 32"):
+for k in tqdm((1, 2), desc="T = 32"):
+    fits[k, 32] = fit_2d(k, 32, ITERATIONS)
+
+# %%
+for k in tqdm((3, 4), desc="T = 32"):
     fits[k, 32] = fit_2d(k, 32, ITERATIONS)
 
 # %%
@@ -358,7 +362,7 @@ for name, w in where.items():
 assert DIGIT == 11 and gap["flow"][DIGIT] < 0.5 * gap["diagonal"][DIGIT]
 d, f = where["diagonal"], where["flow"]
 assert d["q"][1] < d["posterior"][1] and (d["q_std"] > d["posterior_std"]).all()      # below, and wider
-assert f["q"][1] > f["posterior"][1] + 0.5 and abs(f["q"][1] - f["top"]) < 0.1          # far above, at the top edge
+assert f["q"][1] > f["posterior"][1] + 1 and f["q"][1] > f["top"]                      # far above, above the box
 assert (f["q_t"] < f["posterior"]).all()                                                  # below and to the left
 # The grid is fine enough: twice the cells per side move this digit's log p(x) by under 0.001 nats.
 for name, model in (("diagonal", vae), ("flow", flow_vae)):
@@ -378,8 +382,9 @@ plt.show()
 # %% [markdown]
 # The figure shows, for test digit 11, each model's true posterior and its $q$'s on the same axes. The
 # diagonal model's $q$ sits below its posterior and is wider. The flow model's $q_0$ is centred far above
-# its posterior, at the top edge of the box, and the eight steps move it onto the posterior: $q_T$ overlaps
-# it, its mean slightly below and to the left (the printed means; the asserts check each of these). On this digit the flow model's gap is less than half the diagonal model's (the assert above); on
+# its posterior, above the drawn box (only its lower tail shows, at the top edge), and the eight steps move
+# it onto the posterior: $q_T$ overlaps it, its mean slightly below and to the left (the printed means and
+# standard deviations; the asserts check each of these). On this digit the flow model's gap is less than half the diagonal model's (the assert above); on
 # the 24 digits it is not smaller on average, and smaller on fewer than half of them (printed above). The
 # flow's eight steps are shared by all digits, so what they add to each digit's $q$ depends on what the
 # encoder gives them; section 3 takes that out of the comparison.
