@@ -10,6 +10,9 @@ Learners: check your own answers with
 
 import importlib.util
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -574,6 +577,50 @@ def test_command_line_checks_a_file_of_answers(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"1/{len(NAMES)} exercises pass" in out
     assert main([solutions.__file__]) == 0
+
+
+def run_exercises_command(*args, cwd):
+    """``python -m tinyvae.exercises ARGS`` in a fresh process, as notebook 07 and notebooks/README.md give it."""
+    root = Path(tinyvae.__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "tinyvae.exercises", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)  # a guard against a hang, not a measure of speed
+
+
+def test_the_documented_shell_command_checks_a_file_of_answers(tmp_path):
+    answers = tmp_path / "my_answers.py"
+    answers.write_text("def relu_backward(dy, x):\n    return dy * (x > 0)\n")
+    proc = run_exercises_command(str(answers), cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert f"1/{len(NAMES)} exercises pass" in proc.stdout
+    proc = run_exercises_command(solutions.__file__, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(NAMES)}/{len(NAMES)} exercises pass" in proc.stdout
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--help"], 0, ["usage: python -m tinyvae.exercises"]),
+    (["-h"], 0, ["usage: python -m tinyvae.exercises"]),
+    (["no_such_answers.py"], 2, ["no such file: no_such_answers.py", "usage:"]),
+    ([], 2, ["expected one file of answers, got 0 arguments", "usage:"]),
+    (["a.py", "b.py"], 2, ["got 2 arguments", "usage:"]),
+], ids=["--help", "-h", "missing file", "no file", "two files"])
+def test_the_shell_command_answers_help_and_bad_arguments_with_usage_and_no_traceback(tmp_path, args, code, words):
+    proc = run_exercises_command(*args, cwd=tmp_path)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == code and "Traceback" not in text, text
+    for word in words:
+        assert word in text, text
+
+
+def test_the_shell_command_names_a_broken_answers_file_without_a_traceback(tmp_path):
+    (tmp_path / "broken.py").write_text("def relu_backward(dy, x):\n    return dy *\n")
+    (tmp_path / "notes.txt").write_text("not python")
+    proc = run_exercises_command("broken.py", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "running broken.py raised SyntaxError" in proc.stderr and "line 2" in proc.stderr, proc.stderr
+    proc = run_exercises_command("notes.txt", cwd=tmp_path)
+    assert proc.returncode == 2 and "expected a Python file ending in .py" in proc.stderr, proc.stderr
 
 
 # --------------------------------------------------------------------------- the learner's own file
