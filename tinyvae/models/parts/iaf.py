@@ -43,8 +43,9 @@ def made_masks(order, hidden):
     Hidden unit k gets degree d_k = k mod max(Z − 1, 1), the degrees 0 .. Z−2 in turn: it may read the inputs
     at positions ≤ d_k and feed the outputs at positions > d_k. So output i sees input j only through units
     with order[j] ≤ d_k < order[i]: only when order[j] < order[i]  [eq:made-masks]. With H ≥ Z − 1 every
-    degree has a unit, so every such pair has a path; a missing degree d would cut every path from the
-    inputs at positions ≤ d to the outputs at positions > d, which is why fewer units are refused.
+    degree has a unit, so every such pair has a path; with no unit of degree d, the output at position
+    d + 1 could not read the input at position d (no unit has order[j] ≤ d_k < order[i] for that pair),
+    which is why fewer units are refused.
     """
     z_dim = len(order)
     if hidden < z_dim - 1:
