@@ -30,6 +30,10 @@ def planar_step(z, u, w, b, dz_out, g):
     raise NotImplementedError
 
 
+# Below: the reference step and the catalogued mistakes built from it, which the checker compares with.
+# It is a complete solution of the exercise; try the exercise first.
+
+
 def _planar(c, constrain=True, psi_with_h=False, logdet_sign=1.0, logdet_grad=True, grad_sign=-1.0,
             through_u_hat=True, weights=None):
     """The step and its gradients, or a catalogued mistake's version of them (the flags say which).
