@@ -41,7 +41,7 @@ import numpy as np
 import pytest
 
 import tinyvae.evaluation.plots  # noqa: F401  (imported before any fork: the child imports nothing new)
-from tinyvae import backend, cli
+from tinyvae import cli
 from tinyvae.checkpoint import CheckpointError, load_arrays, remove_stale_temporaries
 from tinyvae.checks import ShapeError
 from tinyvae.data import DataError, MNIST_FILES, load_split
@@ -590,7 +590,6 @@ def _in_unprivileged_child(cases):
         results = {}
         try:
             os.close(read)
-            backend._pool = None  # the parent's worker threads do not exist here
             os.environ["TINYVAE_THREADS"] = "1"
             if os.geteuid() == 0:
                 os.setgroups([])
