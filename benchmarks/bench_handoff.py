@@ -93,7 +93,10 @@ def workloads():
     model = build_model(TrainConfig().model_config(784, (28, 28)))  # the default 784-400-20 MLP
     x = load_dataset().train_x[:128].astype(np.float32) / 255.0  # (N, D)
     eps = rng.standard_normal((128, 20), dtype=np.float32)  # (N, Z)
-    step_opt, adam = Adam(model), Adam(model)  # `adam` steps with whatever gradients the model holds
+    step_opt = Adam(model)
+    other = build_model(TrainConfig().model_config(784, (28, 28)))  # Adam alone steps this one
+    other.grad[...] = rng.standard_normal(other.grad.shape, dtype=np.float32) * 1e-3
+    adam = Adam(other)
 
     def step():
         model.forward(x, eps, beta=1.0, validate=False)
@@ -107,22 +110,24 @@ def workloads():
 
 
 def time_calls(fn, calls):
+    """(median wall microseconds per call, mean CPU microseconds per call of the whole process)."""
     for _ in range(max(3, calls // 10)):  # warm-up: threads started, caches filled
         fn()
     seconds = []
+    cpu = time.process_time()
     for _ in range(calls):
         start = time.perf_counter()
         fn()
         seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds) * 1e6
+    return statistics.median(seconds) * 1e6, (time.process_time() - cpu) / calls * 1e6
 
 
-def measure(setting, fn, calls, pinned):
-    """Median microseconds of ``fn`` under ``setting``."""
+def measure(setting, fn, calls):
+    """``time_calls(fn, calls)`` under ``setting``."""
     if setting == "BLAS 2 threads":
         with threadpool_limits(limits=threads._blas["started"][0], user_api="blas"):
             return time_calls(fn, calls)  # outside blas_pinned: no product is split
-    with pinned():
+    with threads.blas_pinned():
         split = {"one thread": run_split_serial, "futures": run_split_futures, "tinyvae": None}[setting]
         original = backend.run_split
         if split is not None:
@@ -145,18 +150,22 @@ def main(argv=None):
     print("BLAS: " + ", ".join(f"{k} {v}" for k, v in blas.items() if k != "filepath"), flush=True)
     fns = {name: fn for name, fn in workloads().items() if name in args.workloads}
     us = {f"{w} | {s}": [] for w in fns for s in SETTINGS}
+    cpu = {f"{w} | {s}": [] for w in fns for s in SETTINGS}
     loads = []
     for r in range(args.rounds):
         loads.append(os.getloadavg()[0])
         order = SETTINGS[r % len(SETTINGS):] + SETTINGS[:r % len(SETTINGS)]
         for w, fn in fns.items():
             for s in order:
-                us[f"{w} | {s}"].append(measure(s, fn, args.calls, threads.blas_pinned))
-        print(f"round {r + 1}/{args.rounds} (load average {loads[-1]:.1f} before it): " +
+                wall, used = measure(s, fn, args.calls)
+                us[f"{w} | {s}"].append(wall)
+                cpu[f"{w} | {s}"].append(used)
+        print(f"round {r + 1}/{args.rounds} (load average {loads[-1]:.1f} before it), wall us " +
+              ", ".join(SETTINGS) + ": " +
               "  ".join(f"{w} " + "/".join(f"{us[f'{w} | {s}'][-1]:.0f}" for s in SETTINGS) for w in fns), flush=True)
     report = {"date": time.strftime("%Y-%m-%d"), "cores": threads.usable_cores(), "rounds": args.rounds,
-              "calls": args.calls, "blas": blas, "load_average_before_rounds": loads, "microseconds": us,
-              "ratios": ratios(us, fns, args.rounds)}
+              "calls": args.calls, "blas": blas, "load_average_before_rounds": loads, "wall_microseconds": us,
+              "cpu_microseconds": cpu, "ratios": ratios(us, fns, args.rounds)}
     print_table(report, fns)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -174,14 +183,15 @@ def ratios(us, fns, rounds):
 
 
 def print_table(report, fns):
-    us = report["microseconds"]
     loads = report["load_average_before_rounds"]
-    print(f"\nmedian microseconds per call over {report['rounds']} paired rounds of {report['calls']} calls "
-          f"(load average {min(loads):.1f} to {max(loads):.1f} on {report['cores']} cores)")
-    print(f"{'':<9}" + "".join(f"{s:>16}" for s in SETTINGS))
-    for w in fns:
-        print(f"{w:<9}" + "".join(f"{statistics.median(us[f'{w} | {s}']):>16.0f}" for s in SETTINGS))
-    print("\nratios (median of the per-round ratios)")
+    print(f"\nmedians over {report['rounds']} paired rounds of {report['calls']} calls "
+          f"(load average {min(loads):.1f} to {max(loads):.1f} on {report['cores']} cores before the rounds)")
+    for title, key in (("wall microseconds per call (median)", "wall_microseconds"),
+                       ("CPU microseconds per call, all threads (mean)", "cpu_microseconds")):
+        print(f"{title}\n{'':<9}" + "".join(f"{s:>16}" for s in SETTINGS))
+        for w in fns:
+            print(f"{w:<9}" + "".join(f"{statistics.median(report[key][f'{w} | {s}']):>16.0f}" for s in SETTINGS))
+    print("ratios of wall times (median of the per-round ratios)")
     for name, r in report["ratios"].items():
         print(f"  {name:<34} {r['median']:6.2f}")
 
