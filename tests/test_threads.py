@@ -216,6 +216,17 @@ def test_a_product_split_into_pieces_has_the_bits_of_the_whole(m, k, n, pieces, 
     np.testing.assert_array_equal(transposed, whole_t)
 
 
+def test_the_calling_thread_takes_the_largest_piece_of_a_split_product(monkeypatch):
+    monkeypatch.setenv("TINYVAE_THREADS", "2")
+    a, b = np.ones((128, 784), dtype=np.float32), np.ones((784, 400), dtype=np.float32)
+    handed = []
+    with threads.blas_pinned():
+        monkeypatch.setattr(backend, "run_split", lambda fn, parts: handed.append(parts) or [fn(*p) for p in parts])
+        backend.matmul(a, b)
+    widths = [s.stop - s.start for (s,) in handed[0]]  # run_split runs the first part on the calling thread
+    assert widths == [208, 192]
+
+
 @pytest.fixture(scope="module")
 def digits():
     full = load_dataset()
