@@ -2,6 +2,7 @@
 while training, the user's settings honoured, and no result that depends on any of it."""
 
 import json
+import signal
 import threading
 import time
 import warnings
@@ -138,6 +139,39 @@ def test_an_error_in_the_caller_piece_still_waits_for_the_worker(load):
         backend.run_split(piece, [(0,), (1,)])
     assert finished == [1]  # done before run_split returned: no piece outlives the call
     assert backend.run_split(lambda i: -i, [(1,), (2,)]) == [-1, -2]
+
+
+def test_a_split_left_by_ctrl_c_during_its_wait_gives_the_next_split_its_own_results(load):
+    load(0)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # while this thread waits for the worker's piece
+        with pytest.raises(Interrupted):
+            backend.run_split(lambda i: time.sleep(0.3 * i) or ("slow", i), [(0,), (1,)])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert split_within_seconds(lambda i: ("next", i), 10) == [("next", 0), ("next", 1)]
+    time.sleep(0.3)  # the interrupted piece ends meanwhile
+    assert split_within_seconds(lambda i: ("after", i), 10) == [("after", 0), ("after", 1)]
+
+
+def split_within_seconds(fn, seconds):
+    """``backend.run_split(fn, [(0,), (1,)])`` from a thread of its own: its result, or a failure (not a
+    hang) when it has not returned within ``seconds``."""
+    got = []
+    caller = threading.Thread(target=lambda: got.append(backend.run_split(fn, [(0,), (1,)])), daemon=True)
+    caller.start()
+    caller.join(seconds)
+    assert got, f"run_split did not return within {seconds} s"
+    return got[0]
 
 
 def test_a_split_inside_a_piece_runs_on_that_thread_instead_of_waiting_for_busy_workers(load):

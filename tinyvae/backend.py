@@ -208,24 +208,31 @@ def run_split(fn, parts):
     workers = threads.concurrency(len(parts), _threads_setting()) - 1 if threads_available() else 0
     if workers == 0 or not _handoff.acquire(blocking=False):
         return [fn(*part) for part in parts]
+    out = []  # the workers that hold a group of this call and have not handed it back yet
     try:
         while len(_workers) < workers:
             _workers.append(_Worker(f"tinyvae_{len(_workers)}"))
         settings = np.geterr()  # np.errstate is per thread: the workers follow the caller's
         rest = parts[1:]
-        for w in range(workers):  # one group per worker: at most `workers` at once besides this thread
-            _workers[w].start(settings, fn, rest[w::workers])
+        for worker, w in zip(_workers, range(workers)):  # one group each: at most `workers` besides this thread
+            out.append(worker)
+            worker.start(settings, fn, rest[w::workers])
         results = [None] * len(parts)
         try:
             results[0] = fn(*parts[0])
         finally:  # every worker is waited for, even when this thread's part raised
-            outcomes = [_workers[w].finish() for w in range(workers)]
+            outcomes = []
+            while out:
+                outcomes.append(out[0].finish())
+                del out[0]
         for w, (group_results, error) in enumerate(outcomes):
             if error is not None:
                 raise error
             results[1 + w::workers] = group_results
         return results
     finally:
+        if out:  # left while a worker still works (Ctrl-C during the wait): it finishes unwatched, and
+            _workers.clear()  # the next call starts new workers rather than read its late result
         _handoff.release()
 
 
