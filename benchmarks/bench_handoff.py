@@ -1,7 +1,9 @@
 """What handing a piece of work to a host thread costs: tinyvae's handoff against a ThreadPoolExecutor.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_handoff.py               # ~1 min
-    ... --rounds 21 --calls 200 --json benchmarks/results/DATE-handoff.json
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_handoff.py   # 11 rounds of 100 calls
+    ... --rounds 7 --json benchmarks/results/DATE-handoff.json    # also write the figures there
+
+(7 rounds of 100 calls took 4 min 20 s on a 2-core machine with a load average of 6 to 10.)
 
 While tinyvae trains it holds BLAS at one thread and splits large products, Adam's update and im2col
 into pieces that run on its own threads (tinyvae/threads.py). Each split costs a handoff: waking a
