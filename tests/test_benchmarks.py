@@ -161,3 +161,15 @@ def test_the_contention_benchmark_counts_the_splits_whose_pieces_ran_at_once(mon
     report = {"splits_at_once": {"a": [1.0, None, 0.5, 0.0], "b": [None]}}
     assert bench.median_share(report, "a") == 0.5 and bench.median_share(report, "b") is None
 
+
+
+def test_the_handoff_benchmark_points_every_splitting_module_at_the_handoff_it_times():
+    from tinyvae.evaluation import importance  # noqa: PLC0415
+    from tinyvae.nn import conv, optim  # noqa: PLC0415
+    from tinyvae.prob import losses  # noqa: PLC0415
+    bench = load_script("bench_handoff")
+    users, original = (backend, optim, losses, conv, importance), backend.run_split
+    with bench.handoff(bench.run_split_futures):
+        assert all(m.run_split is bench.run_split_futures for m in users)
+        assert backend.run_split(lambda i: 2 * i, [(1,), (2,), (3,)]) == [2, 4, 6]
+    assert all(m.run_split is original for m in users)
