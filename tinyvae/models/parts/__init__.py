@@ -7,6 +7,10 @@
   learned or optimal σ_x², each scoring a decoder output against the data and giving back its gradient;
 * ``objectives``: the ELBO with β and free bits, and the autoencoder's reconstruction error;
 * ``iwae``: the importance-weighted bound L_K of Burda et al.;
+* ``flows``: normalizing flows after the encoder, T steps z_0 -> z_T with their summed log-determinant,
+  and the planar step (Rezende & Mohamed 2015); ``iaf``: the inverse autoregressive step with its MADE
+  masks (Kingma et al. 2016); ``flow_bound``: the encoder with a context and the objective of a flow
+  posterior q_T, the ELBO or the IWAE bound with every term sampled (``models/flow_vae.py`` assembles them);
 * ``gaussian_layer``: a Gaussian layer of a hierarchy, an MLP giving (μ, log σ²) from the layer below
   (q(z2|z1), p(z1|z2) and q(z1|x) of ``models/two_layer.py``), and ``Networks``, several of them as one
   parameter container.
