@@ -17,6 +17,7 @@ MNIST written as IDX files, and the model is 784-8-2, so that the module takes s
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import gzip
@@ -591,6 +592,9 @@ def _in_unprivileged_child(cases):
         try:
             os.close(read)
             os.environ["TINYVAE_THREADS"] = "1"
+            # zipfile decodes member names as cp437: load that codec while the interpreter's own files (which
+            # may sit in root's home, as a pyenv install does) are still readable; the faults are about run folders
+            codecs.lookup("cp437")
             if os.geteuid() == 0:
                 os.setgroups([])
                 os.setgid(NOBODY)
