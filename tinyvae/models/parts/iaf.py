@@ -1,4 +1,4 @@
-"""Inverse autoregressive flow steps (Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling 2016, sec. 4),
+"""Inverse autoregressive flow steps (Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling 2016),
 with the MADE masks (Germain, Gregor, Murray & Larochelle 2015) that make each step autoregressive.
 
 One step, from z (R, Z) and the encoder's context h (R, C)::
