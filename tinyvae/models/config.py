@@ -76,8 +76,8 @@ class ModelConfig:
     latent2: int = 0  # Z2, units of the upper stochastic layer z2 (two stochastic layers only)
     hidden2: tuple = HIDDEN2  # widths between z1 and z2, in q(z2|z1) and (reversed) p(z1|z2); two layers only
     flow: str = "none"  # posterior: "none" (diagonal Gaussian), "planar" or "iaf" flow after it (models/flow_vae.py)
-    flow_steps: int = 0  # K, the flow's steps (>= 1 with a flow)
-    flow_hidden: int = 0  # iaf: width of each step's masked hidden layer and of the encoder's context h
+    flow_steps: int = 0  # T, the flow's steps (>= 1 with a flow)
+    flow_hidden: int = 0  # iaf: width (>= latent - 1) of each step's masked hidden layer and of the encoder's context h
 
     def __post_init__(self):
         problems = list(field_problems(self).values())  # each field's type, by its default: latent=2.5 is refused

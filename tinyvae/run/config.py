@@ -83,8 +83,8 @@ class TrainConfig:
     latent2: int = 0  # Z2, units of z2 (two stochastic layers only; --latent Z1 Z2 sets both)
     hidden2: tuple = HIDDEN2  # widths between z1 and z2 in q(z2|z1) and p(z1|z2) (two stochastic layers only)
     flow: str = "none"  # posterior: "none" (diagonal Gaussian), or a "planar" or "iaf" flow after it
-    flow_steps: int = 0  # K, the flow's steps (>= 1 with a flow)
-    flow_hidden: int = 0  # iaf: width of each step's masked hidden layer and of the encoder's context h
+    flow_steps: int = 0  # T, the flow's steps (>= 1 with a flow)
+    flow_hidden: int = 0  # iaf: width (>= latent - 1) of each step's masked hidden layer and of the encoder's context h
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
     validation: int = 0  # training examples held out as a validation set
