@@ -134,8 +134,8 @@ for k in (1, 2, 3, 4):
 # [flows.md](../derivations/flows.md#eq:planar-u-hat); a little noise is added so the steps differ);
 # the target is annealed, $\nabla U$ weighted by β rising from 0.01 to 1 over the first half of the
 # iterations, so that the flow spreads out before the target sharpens; the learning rate decays tenfold
-# over the run. Each fit runs 800 iterations of 512 samples. The flow's
-# $3T$ small arrays are made views of one buffer, so that Adam updates a single array.
+# over the run. Each fit runs 800 iterations of 512 samples. The flow's $3T$ small arrays are made views
+# of one buffer, so that Adam updates a single array.
 #
 # In 2-D, $\log Z$ is a sum over a fine grid, so the printed KL is in nats, 0 for a perfect fit.
 
