@@ -134,7 +134,7 @@ for k in (1, 2, 3, 4):
 # [flows.md](../derivations/flows.md#eq:planar-u-hat); a little noise is added so the steps differ);
 # the target is annealed, $\nabla U$ weighted by β rising from 0.01 to 1 over the first half of the
 # iterations, so that the flow spreads out before the target sharpens; the learning rate decays tenfold
-# over the run. Each fit runs 800 iterations of 512 samples. The flow's $3T$ small arrays are made views
+# over the run. Each fit runs 500 iterations of 512 samples. The flow's $3T$ small arrays are made views
 # of one buffer, so that Adam updates a single array.
 #
 # In 2-D, $\log Z$ is a sum over a fine grid, so the printed KL is in nats, 0 for a perfect fit.
@@ -161,7 +161,7 @@ def one_buffer(steps):
     return theta, grad
 
 
-def fit_2d(k, T, iterations, batch=512, lr=0.03, seed=0):
+def fit_2d(k, T, iterations, batch=512, lr=0.04, seed=0):
     """A T-step planar flow from N(0, I) fitted to exp(−U_k − V) by minimizing KL(q_T ‖ p)."""
     rng = np.random.default_rng(seed)
     steps = near_identity(T, 2, rng, noise=0.1)
@@ -196,7 +196,7 @@ def kl_estimate(k, flow, n=20_000, seed=1):
     return float((log_q + potential(k, z_t)[0]).mean() + log_z[k]), z_t
 
 
-ITERATIONS = 800
+ITERATIONS = 500
 fits = {}
 for T in (2, 8):
     for k in tqdm((1, 2, 3, 4), desc=f"T = {T}"):
@@ -249,7 +249,7 @@ plt.show()
 # $w^\top z$ alone, so two steps leave coarse shapes; more steps follow the targets further, and 32 follow
 # them closely except where $U_3$ and $U_4$ branch. On these runs the KL falls with T for every target (the
 # table and the assert above), and the two-branched $U_3$ and $U_4$ keep the largest KL at T = 32. These are
-# short fits, 800 iterations each.
+# short fits, 500 iterations each.
 
 # %% [markdown]
 # ## 2. A Z = 2 VAE: the true posterior beside q_0 and q_T
