@@ -165,3 +165,46 @@ def test_conditional_gradcheck_fails_when_the_decoder_gradient_is_read_from_the_
     real = model.decoder.backward
     monkeypatch.setattr(model.decoder, "backward", lambda d: np.roll(real(d), -3, axis=1))
     assert not check_model(model, x, eps).passed
+
+
+# ---- the importance-sampled conditional NLL
+
+
+def test_conditional_nll_is_exact_when_the_posterior_is_the_prior_and_the_decoder_ignores_z():
+    """q(z|x, c) = N(0, I) = p(z) makes every weight w_k = p(x_u | c): the estimate is exact for any K."""
+    model = quadrant_cvae(seen=2)
+    model.encoder.layers[-1].params["W"][...] = 0
+    model.encoder.layers[-1].params["b"][...] = 0  # μ = 0, log σ² = 0
+    model.decoder.layers[0].params["W"][:2] = 0  # the z rows of the decoder's first layer: p(x|z, c) = p(x|c)
+    x = RNG.uniform(0, 1, (3, 16))
+    c = model.condition_of(x)
+    logits = model.decode_logits(np.zeros((3, 2)), c)
+    unseen = quadrant_mask(2, (4, 4)) == 0
+    want = [float(bernoulli_nll(logits[i:i + 1, unseen], x[i:i + 1, unseen])[0]) for i in range(3)]
+    np.testing.assert_allclose(tinyvae.conditional_nll(model, x, k=7, seed=3), want, rtol=1e-12)
+
+
+def test_conditional_nll_with_one_sample_averages_to_the_negative_elbo():
+    model = label_cvae()
+    x, y = np.tile(RNG.uniform(0, 1, (1, 6)), (4000, 1)), np.full(4000, 1)
+    nll_one = tinyvae.conditional_nll(model, x, labels=y, k=1, seed=0, batch_size=4000)
+    elbo = tinyvae.evaluate_elbo(model, x[:1], labels=y[:1])  # a sampled recon, the closed-form KL
+    recon = tinyvae.evaluate_elbo(model, x, labels=y, batch_size=4000)["recon"]
+    assert nll_one.mean() == pytest.approx(recon + elbo["kl"], abs=4 * nll_one.std() / np.sqrt(4000))
+
+
+def test_more_importance_samples_tighten_the_conditional_bound_on_average():
+    model = quadrant_cvae(seen=1, latent=3)
+    x = RNG.uniform(0, 1, (200, 16))
+    assert tinyvae.conditional_nll(model, x, k=50).mean() < tinyvae.conditional_nll(model, x, k=1).mean()
+
+
+def test_the_regressors_conditional_nll_is_its_loss_per_example():
+    model = QuadrantRegressor(input_dim=16, image_shape=(4, 4), hidden=(5,), quadrants=1, dtype="float64")
+    x = RNG.uniform(0, 1, (5, 16))
+    assert tinyvae.conditional_nll(model, x).mean() == pytest.approx(float(model.forward(x)), rel=1e-12)
+
+
+def test_conditional_nll_refuses_an_unconditional_model():
+    with pytest.raises(ValueError, match="needs a conditional model .cvae or quadrant-regressor., got a VAE"):
+        tinyvae.conditional_nll(tinyvae.VAE(input_dim=6, hidden=(5,), latent=2), RNG.uniform(0, 1, (2, 6)))
