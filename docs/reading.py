@@ -79,6 +79,9 @@ ELECTIVES = {
         ("convolution", ["dense"]),
         ("nb:conv_vae", ["convolution", "nb:training_mnist"]),
     ],
+    "Conditional models": [
+        ("conditional", ["elbo", "kl", "bernoulli", "importance-sampling"]),
+    ],
     "Rate–distortion": [
         ("rate-distortion", ["elbo", "autoencoder", "ppca"]),
         ("free-bits", ["kl"]),

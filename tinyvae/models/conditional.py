@@ -8,7 +8,7 @@ Conditional VAE, shapes N batch, D pixels, C condition width, Z latent::
              -> reparameterize: z = μ + exp(½ log σ²) ⊙ ε (N, Z), ε passed in
     [z | c] (N, Z + C) -> decoder -> logits (N, D)
              -> score: the ELBO part with p(z) = N(0, I) and the condition's likelihood
-    loss = −log p(x|z, c) + β · KL(q(z|x, c) ‖ N(0, I))      [eq:cvae-loss]
+    loss = −log p(x|z, c) + β · KL(q(z|x, c) ‖ N(0, I))      [eq:cvae-loss], the −ELBO at β = 1 [eq:cvae-elbo]
 
 The condition enters by concatenation into the first dense layer of each network [eq:cvae-concat]; for a
 one-hot label that is a learned embedding of the label added to the layer's pre-activation, so no
@@ -17,7 +17,8 @@ the decoder reads c, so the shift and scale a Gaussian p(z|c) would add can be l
 instead, and the KL keeps its closed form (derivations/conditional.md#why-a-standard-normal-prior).
 
 Quadrant regressor (Sohn et al.'s deterministic baseline): c -> network -> logits (N, D), loss = the
-Bernoulli NLL of the unseen pixels [eq:cvae-unseen-nll], nothing sampled.
+Bernoulli NLL of the unseen pixels [eq:cvae-unseen-nll], nothing sampled. Its best prediction is each
+pixel's conditional mean [eq:cvae-regressor-mean]: grey wherever the plausible completions differ.
 
 Losses are nats per example: summed over the scored pixels and the latent dimensions, averaged over the
 batch.
