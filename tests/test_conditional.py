@@ -208,3 +208,30 @@ def test_the_regressors_conditional_nll_is_its_loss_per_example():
 def test_conditional_nll_refuses_an_unconditional_model():
     with pytest.raises(ValueError, match="needs a conditional model .cvae or quadrant-regressor., got a VAE"):
         tinyvae.conditional_nll(tinyvae.VAE(input_dim=6, hidden=(5,), latent=2), RNG.uniform(0, 1, (2, 6)))
+
+
+# ---- pictures
+
+
+def test_completions_keep_the_seen_pixels_and_differ_between_samples_where_unseen():
+    from tinyvae.evaluation.conditional_pictures import completions, seen_part
+    model = quadrant_cvae(seen=2, latent=3)
+    model.theta[...] = np.random.default_rng(0).normal(0, 0.5, model.theta.shape)
+    x = RNG.uniform(0, 1, (4, 16))
+    filled = completions(model, x, samples=3, seed=1)
+    seen = quadrant_mask(2, (4, 4)) == 1
+    assert filled.shape == (3, 4, 16)
+    np.testing.assert_allclose(filled[:, :, seen], np.broadcast_to(x[:, seen], (3, 4, int(seen.sum()))))
+    assert np.abs(filled[0, :, ~seen] - filled[1, :, ~seen]).max() > 1e-3
+    np.testing.assert_allclose(seen_part(model, x)[:, ~seen], 0.35)
+
+
+def test_style_transfer_decodes_each_digits_posterior_mean_under_every_label():
+    from tinyvae.evaluation.conditional_pictures import style_transfer
+    model = label_cvae(dtype="float32")
+    x, y = RNG.uniform(0, 1, (2, 6)).astype(np.float32), np.array([2, 0])
+    images = style_transfer(model, x, y)
+    assert images.shape == (2, 3, 6)
+    mu, _ = model.encode(x, one_hot(y, 3, np.float32, np))
+    np.testing.assert_allclose(images[1, 2], model.decode(mu[1:2], one_hot(np.array([2]), 3, np.float32, np))[0],
+                               rtol=1e-6)
