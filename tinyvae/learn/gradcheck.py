@@ -292,10 +292,10 @@ def conditional_checks(rng, seed):
     for seen in (1, 3):
         model = ConditionalVAE(latent=2, quadrants=seen, **quadrants)
         rep = check_model(model, x01, rng.standard_normal((n, 2)))
-        rep.label = f"CVAE on {seen} seen quadrant{'s' * (seen > 1)} (4x4, tanh bernoulli of the unseen pixels)"
+        rep.label = f"CVAE on {seen} seen quadrant{'s' * (seen > 1)} (4x4, tanh)"
         reports.append(rep)
     rep = check_model(QuadrantRegressor(quadrants=2, **quadrants), x01)
-    rep.label = "quadrant regressor, 2 seen (4x4, tanh bernoulli of the unseen pixels)"
+    rep.label = "quadrant regressor, 2 seen (4x4, tanh)"
     reports.append(rep)
     return reports
 
