@@ -142,7 +142,10 @@ class M2:
         r = example.shape[0]
         if eps is None:
             eps = self.rng.standard_normal((r, cfg.latent), dtype=self.dtype)
-        check_array(eps, "eps", shape=(r, cfg.latent), finite=validate)
+        if tuple(getattr(eps, "shape", ())) != (r, cfg.latent):
+            raise ShapeError(f"eps: expected shape (R, Z) = {(r, cfg.latent)}, one row per labelled example and "
+                             f"{cfg.classes} per unlabelled one, got {tuple(getattr(eps, 'shape', ()))}")
+        check_array(eps, "eps", finite=validate)
         logits_y = self.classifier.forward(x)  # (N, C)
         y_rows = one_hot(label, cfg.classes, self.dtype)  # (R, C)
         x_rows = x[example]  # (R, D)
