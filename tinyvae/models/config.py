@@ -27,6 +27,7 @@ OBS_VAR_MODES = ("fixed", "learned", "optimal")  # the Gaussian decoder's σ_x²
 OBS_VAR_AVERAGING = 0.01
 OBJECTIVES = ("elbo", "iwae")  # the ELBO, or the importance-weighted bound L_K (tinyvae/models/parts/iwae.py)
 MODELS = ("vae", "ae")
+LATENT_MODELS = ("vae",)  # the models with a latent z and so an ε per example (the others are deterministic)
 ARCHS = ("mlp", "conv")  # dense layers, or the Keras example's convolutions (tinyvae/nn/convnet.py)
 # Fields that only the conv architecture reads: an MLP ignores them (and load_weights does too).
 CONV_ONLY = ("channels", "dense", "image_shape")
