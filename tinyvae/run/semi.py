@@ -29,7 +29,7 @@ import numpy as np
 
 from ..checks import field_problems
 from ..data import BINARIZE_MODES, epoch_permutation, to_float
-from ..errors import file_errors
+from ..errors import UserError, explain, file_errors
 from ..models.m2 import M2, M2Config
 from ..models.parts.classifier import UNLABELLED, check_labels, log_softmax
 from ..nn.optim import Adam
@@ -215,3 +215,36 @@ def train_classifier_alone(config, data, labelled, *, steps=None):
         model.classifier.backward((q / len(y)).astype(model.dtype))
         optimizer.step()
     return model, test_error(model, data.test_x, data.test_y)
+
+
+# --------------------------------------------------------------------------- the command line
+
+# the flags of ``tinyvae train`` that a run of M2 reads (the others are refused with it)
+M2_FLAGS = ("model", "labels", "label_seed", "alpha", "labelled_batch", "classifier_hidden", "hidden", "latent",
+            "activation", "epochs", "batch_size", "lr", "binarize", "data", "limit_train", "limit_test", "seed", "out")
+IGNORED = ("func", "command", "no_progress", "no_pictures")
+
+
+def m2_command(args):
+    """``tinyvae train --model m2 ...``: a clear one-line error for bad input, never a traceback or a run folder."""
+    given = vars(args)
+    other = sorted(f"--{k.replace('_', '-')}" for k in given if k not in M2_FLAGS and k not in IGNORED)
+    if other:
+        print(f"tinyvae train: error: --model m2 does not use {', '.join(other)}; it reads "
+              f"{', '.join('--' + k.replace('_', '-') for k in M2_FLAGS[1:])}", file=sys.stderr)
+        return 2
+    fields = {k: v for k, v in given.items() if k in M2_FLAGS}
+    if "latent" in fields:
+        if len(fields["latent"]) != 1:
+            print(f"tinyvae train: error: --model m2 has one latent size, got {len(fields['latent'])}", file=sys.stderr)
+            return 2
+        fields["latent"] = fields["latent"][0]
+    try:
+        train_m2(SemiConfig(**fields))
+    except ConfigError as err:
+        print(f"tinyvae train: error: {err}", file=sys.stderr)
+        return 2
+    except (UserError, OSError) as err:
+        print(f"tinyvae train: error: {explain(err)}", file=sys.stderr)
+        return 1
+    return 0
