@@ -102,3 +102,22 @@ def test_data_with_labels_outside_0_to_9_or_of_the_wrong_length_is_refused(tmp_p
     assert status != 0
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "m2_labels.py"
+    spec = importlib.util.spec_from_file_location("m2_labels", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "m2.json"
+    result = bench.main(["--tiny", "--labels", "20", "--draws", "2", "--rounds", "1", "--steps", "1", "--out", str(out)])
+    stored = json.loads(out.read_text())
+    assert stored["tiny"] is True and stored["config"]["labels"] == 20
+    errors = stored["m2_test_error_percent"]["values"]
+    assert len(errors) == 2 and stored["m2_test_error_percent"]["mean"] == pytest.approx(np.mean(errors))
+    assert stored["m2_test_error_percent"]["std"] == pytest.approx(np.std(errors, ddof=1))
+    assert len(stored["classifier_alone_test_error_percent"]["values"]) == 2
+    assert stored["m2_step_seconds"] > 0 and stored["vae_step_seconds"] > 0
+    assert result["paper"]["test_error_percent"] == 11.97

@@ -49,7 +49,9 @@ from .models.config import ModelConfig
 from .models.parts.encoders import Reparameterize
 from .models.vae import VAE, Autoencoder, build_model, load_model
 from .models.two_layer import TwoLayerVAE
+from .models.m2 import M2, M2Config
 from .run.train import TrainConfig, resume, train
+from .run.semi import SemiConfig, train_m2
 from .evaluation.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
                                   importance_weighted_nll, kl_per_dimension, log_mean_exp)
 from .models.ppca import PPCA, fit_linear_vae, linear_vae_elbo, linear_vae_from_ppca, ppca_fit, ppca_log_likelihood
@@ -82,4 +84,5 @@ __all__ = [
     "numerical_gradient", "sigmoid", "to_device", "to_numpy",
     "continuous_bernoulli_log_normalizer", "continuous_bernoulli_log_prob", "continuous_bernoulli_mean",
     "continuous_bernoulli_nll", "free_bits_kl", "gaussian_nll_learned_var", "gaussian_nll_optimal_var",
+    "M2", "M2Config", "SemiConfig", "train_m2",
 ]

@@ -34,7 +34,7 @@ from ..models.m2 import M2, M2Config
 from ..models.parts.classifier import UNLABELLED, check_labels, log_softmax
 from ..nn.optim import Adam
 from .config import ConfigError
-from .folder import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, make_run_dir, refuse_existing_run, version
+from .folder import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, make_run_dir, plural, refuse_existing_run, version
 
 CLASSES = 10
 
@@ -139,7 +139,7 @@ def train_m2(config=None, *, dataset=None, log=print, on_epoch=None):
     folder = make_run_dir(config)
     write_config(folder, config, model, labelled, len(unlabelled), len(data.test_x))
     log(f"training {model.config.describe()} ({model.num_params:,} parameters) on {config.labels} labelled and "
-        f"{len(unlabelled):,} unlabelled images, {config.epochs} epochs; run folder {folder}")
+        f"{len(unlabelled):,} unlabelled images, {plural(config.epochs, 'epoch')}; run folder {folder}")
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         sums = train_epoch(model, optimizer, data, labelled, unlabelled, config, epoch)
