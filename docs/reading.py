@@ -87,6 +87,9 @@ ELECTIVES = {
         ("free-bits", ["kl"]),
         ("nb:questions", ["continuous-bernoulli", "sigma-vae", "free-bits", "rate-distortion"]),
     ],
+    "Labels": [
+        ("semi-supervised", ["kl", "bernoulli", "reparameterization"]),
+    ],
 }
 
 

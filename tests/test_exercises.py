@@ -19,6 +19,7 @@ from tinyvae import exercises
 from tinyvae.models.parts import iwae
 from tinyvae.learn import solutions
 from tinyvae.learn.exercises import EXERCISES, check, check_all
+from test_exercise_m2 import answer as m2_answer
 
 NAMES = list(EXERCISES)
 
@@ -391,6 +392,13 @@ PLANTED = [
     ("conv_backward", "divides by N again", lambda *a: (lambda r: (r[0], r[1] / 4, r[2]))(solutions.conv_backward(*a)),
      ["dW", "0.25 ×", "once too often"]),
 ]
+
+
+# (k): the usual mistakes of M2's loss, as tests/test_exercise_m2.py writes them
+PLANTED += [("m2_batch_loss", label, m2_answer(**options), words) for label, options, words in (
+    ("q(y|x) detached", {"detach": True}, ["dlogits", "held constant (detached)"]),
+    ("α on unlabelled data", {"alpha_on_unlabelled": True}, ["dlogits", "α is applied to the unlabelled"]),
+)]
 
 
 @pytest.mark.parametrize("name, label, wrong, words", PLANTED, ids=[f"{p[0]}-{p[1]}" for p in PLANTED])

@@ -51,7 +51,9 @@ from .models.parts.encoders import Reparameterize
 from .models.vae import VAE, Autoencoder, build_model, load_model
 from .models.two_layer import TwoLayerVAE
 from .models.conditional import ConditionalVAE, QuadrantRegressor
+from .models.m2 import M2, M2Config
 from .run.train import TrainConfig, resume, train
+from .run.semi import SemiConfig, train_m2
 from .evaluation.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
                                   importance_weighted_nll, kl_per_dimension, log_mean_exp)
 from .evaluation.conditional import conditional_nll
@@ -86,4 +88,5 @@ __all__ = [
     "continuous_bernoulli_log_normalizer", "continuous_bernoulli_log_prob", "continuous_bernoulli_mean",
     "continuous_bernoulli_nll", "free_bits_kl", "gaussian_nll_learned_var", "gaussian_nll_optimal_var",
     "ConditionalVAE", "QuadrantRegressor", "conditional_nll",
+    "M2", "M2Config", "SemiConfig", "train_m2",
 ]

@@ -227,6 +227,7 @@ def standard_suite(seed=0):
     ae = Autoencoder(input_dim=6, hidden=(5,), latent=2, activation="tanh", dtype="float64", seed=seed)
     reports.append(check_model(ae, x01))
     reports.extend(conv_checks(rng, seed))
+    reports.extend(m2_checks(rng, seed))
     return reports
 
 
@@ -388,3 +389,40 @@ def conv_checks(rng, seed):
     rep.label = "Autoencoder, conv 8x8 c2-c3 (tanh gaussian)"
     reports.append(rep)
     return reports
+
+
+def m2_checks(rng, seed):
+    """The semi-supervised M2 (derivations/semi-supervised.md): its objective from the rows' −L and the
+    classifier's logits, piece by piece (the softmax classifier's cross-entropy with α, the sum over labels
+    weighted by q(y|x), the entropy alone, a mixed batch), and whole models on a mixed batch, ε held fixed."""
+    from ..models.m2 import M2  # noqa: PLC0415
+    from ..models.parts.semi_supervised import m2_loss, row_count  # noqa: PLC0415
+
+    c, reports = 3, []
+
+    def objective(labels, alpha, zero_rows=False):
+        def loss(neg_l, logits):
+            value, d_neg_l, dlogits, _ = m2_loss(0 * neg_l if zero_rows else neg_l, logits, labels, alpha)
+            return (value, dlogits) if zero_rows else (value, d_neg_l, dlogits)
+        return loss
+
+    cases = (("labelled: softmax, −L − α log q(y|x)", np.array([0, 2, 1, 2]), 0.7, False),
+             ("unlabelled: Σ_y q(y|x)(−L) − H", np.array([-1, -1, -1]), 0.7, False),
+             ("the entropy −H(q(y|x)) alone", np.array([-1, -1, -1]), 0.0, True),
+             ("the α term −α log q(y|x) alone", np.array([1, 0, 2]), 2.5, True),
+             ("a mixed batch", np.array([1, -1, 0, -1, 2]), 0.7, False))
+    for label, labels, alpha, zero_rows in cases:
+        inputs = {"neg_l": rng.normal(90.0, 5.0, row_count(labels, c)), "logits": rng.normal(0, 1.5, (len(labels), c))}
+        reports.append(check_loss(objective(labels, alpha, zero_rows), inputs,
+                                  wrt=["neg_l"] * (not zero_rows) + ["logits"], label=f"M2 loss, {label}"))
+    x01, labels = rng.uniform(0, 1, (5, 6)), np.array([1, -1, 0, -1, 2])
+    for act in ("tanh", "softplus"):
+        model = M2(input_dim=6, classes=c, hidden=(5,), classifier_hidden=(4,), latent=2, activation=act, alpha=0.7,
+                   dtype="float64", seed=seed)
+        eps = rng.standard_normal((model.rows(labels), 2))
+        model.forward(x01, labels, eps)
+        model.backward()
+        reports.append(check_gradients(lambda: model.forward(x01, labels, eps), model.params, model.grads,
+                                       label=f"M2 model, mixed batch ({act})"))
+    return reports
+

@@ -11,7 +11,7 @@ import numpy as np
 from ..gradcheck import check_gradients
 
 
-SIZES = {"N": 4, "D": 7, "H": 5, "Z": 3, "K": 6}  # all different: a transpose or a wrong axis cannot hide
+SIZES = {"N": 4, "D": 7, "H": 5, "Z": 3, "K": 6, "C": 10}  # all different: a transpose or a wrong axis cannot hide
 
 
 TOL = 1e-7  # relative error allowed by the gradient check (float64 central differences)

@@ -1,0 +1,123 @@
+"""Training M2 from Python and from ``tinyvae train --model m2``: the labelled subset, the run folder, and bad
+input refused with a clear message, no traceback and no run folder."""
+
+import json
+
+import numpy as np
+import pytest
+
+from test_data import make_fake_mnist, write_idx
+from tinyvae.data import MNIST_FILES, load_dataset
+from tinyvae.run import cli
+from tinyvae.run.config import ConfigError
+from tinyvae.run.semi import SemiConfig, draw_labelled, train_classifier_alone, train_m2, load_data
+
+TINY = dict(hidden=(16,), classifier_hidden=(16,), latent=3, epochs=1, batch_size=50, labelled_batch=20,
+            limit_train=300, limit_test=200)
+
+
+def run_cli(argv, capsys):
+    """(exit status, stdout, stderr) of the command line, whether it returns or exits (argparse's errors)."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_info:
+        status = exit_info.code
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_labelled_subset_is_class_balanced_and_a_pure_function_of_its_seed():
+    y = load_dataset().train_y
+    a, b, c = draw_labelled(y, 100, 0), draw_labelled(y, 100, 0), draw_labelled(y, 100, 1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.bincount(y[a], minlength=10).tolist() == [10] * 10
+    assert len(set(a.tolist())) == 100
+
+
+def test_a_short_m2_run_writes_its_labelled_indices_metrics_and_checkpoint(tmp_path):
+    folder = train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)
+    config = json.loads((folder / "config.json").read_text())
+    y = load_dataset().train_y[:300]
+    assert config["labels"] == 20 and len(config["labelled_indices"]) == 20
+    assert config["labelled_indices"] == draw_labelled(y, 20, 0).tolist()
+    record = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
+    assert 0 <= record["test_error"] <= 1 and np.isfinite(record["train_loss"])
+    from tinyvae.models.m2 import M2
+    assert M2.load(folder / "checkpoint.npz").config.latent == 3
+
+
+def test_classifier_alone_trains_only_on_the_labelled_examples():
+    config = SemiConfig(labels=20, **TINY)
+    data = load_data(config)
+    labelled = draw_labelled(data.train_y, 20, 0)
+    model, error = train_classifier_alone(config, data, labelled, steps=3)
+    assert 0 <= error <= 1
+    assert not np.any(model.grads["encoder.0.W"])  # the generative networks are never touched
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--labels", "65"], "needs a multiple of 10 (the same number of each digit), got 65"),
+    (["--labels", "400", "--limit-train", "300"], "--labels 400 is more than the 300 training examples"),
+    (["--labels", "0"], "expected an integer >= 1, got '0'"),
+    (["--beta", "2"], "--model m2 does not use --beta"),
+    (["--latent", "3", "2"], "one latent size, got 2"),
+])
+def test_bad_m2_settings_get_a_clear_error_and_leave_no_run_folder(tmp_path, capsys, argv, message):
+    out = tmp_path / "run"
+    status, _, err = run_cli(["train", "--model", "m2", *argv, "--out", str(out)], capsys)
+    assert status == 2
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_labels_flag_without_m2_is_refused(tmp_path, capsys):
+    status, _, err = run_cli(["train", "--labels", "100", "--out", str(tmp_path / "run")], capsys)
+    assert status == 2 and "add --model m2" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_class_with_too_few_examples_for_a_balanced_subset_is_named():
+    y = np.array([0] * 50 + [1] * 3 + list(range(2, 10)) * 10, dtype=np.uint8)
+    with pytest.raises(ConfigError, match="needs 5 examples of class 1, but the training set has 3"):
+        draw_labelled(y, 50, 0)
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("label 12", "the training labels: expected integers 0 to 9 (one of 10 classes), got 12 at position 4"),
+    ("short", "40 images in train-images-idx3-ubyte.gz but 30 labels in train-labels-idx1-ubyte.gz"),
+])
+def test_data_with_labels_outside_0_to_9_or_of_the_wrong_length_is_refused(tmp_path, capsys, fault, message):
+    data = tmp_path / "data"
+    arrays = make_fake_mnist(data, n_train=40, n_test=10)
+    labels = arrays["train"][1].copy()
+    if fault == "label 12":
+        labels[4] = 12
+    else:
+        labels = labels[:30]
+    write_idx(data / (MNIST_FILES["train"][1] + ".gz"), labels)
+    out = tmp_path / "run"
+    status, _, err = run_cli(["train", "--model", "m2", "--labels", "10", "--data", str(data), "--out", str(out),
+                              "--hidden", "4", "--classifier-hidden", "4", "--latent", "2"], capsys)
+    assert status != 0
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "m2_labels.py"
+    spec = importlib.util.spec_from_file_location("m2_labels", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "m2.json"
+    result = bench.main(["--tiny", "--labels", "20", "--draws", "2", "--rounds", "1", "--steps", "1", "--out", str(out)])
+    stored = json.loads(out.read_text())
+    assert stored["tiny"] is True and stored["config"]["labels"] == 20
+    errors = stored["m2_test_error_percent"]["values"]
+    assert len(errors) == 2 and stored["m2_test_error_percent"]["mean"] == pytest.approx(np.mean(errors))
+    assert stored["m2_test_error_percent"]["std"] == pytest.approx(np.std(errors, ddof=1))
+    assert len(stored["classifier_alone_test_error_percent"]["values"]) == 2
+    assert stored["m2_step_seconds"] > 0 and stored["vae_step_seconds"] > 0
+    assert result["paper"]["test_error_percent"] == 11.97
