@@ -235,3 +235,19 @@ def test_style_transfer_decodes_each_digits_posterior_mean_under_every_label():
     mu, _ = model.encode(x, one_hot(y, 3, np.float32, np))
     np.testing.assert_allclose(images[1, 2], model.decode(mu[1:2], one_hot(np.array([2]), 3, np.float32, np))[0],
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: label_cvae(), lambda: quadrant_cvae(seen=3)], ids=["label", "quadrants"])
+def test_the_cvae_runs_unchanged_on_a_device_namespace(device_xp, make):
+    from tinyvae import backend
+    x, eps, y = RNG.uniform(0, 1, (4, 16)), RNG.standard_normal((4, 2)), np.array([0, 2, 1, 1])
+    model = make()
+    x = x[:, :model.config.input_dim]
+    extra = {"labels": y} if model.needs_labels else {}
+    loss = float(model.forward(x, eps, **extra))
+    grad = model.backward().copy()
+    on_device = make().to(device_xp)
+    extra = {k: backend.to_device(v, device_xp) for k, v in extra.items()}
+    dloss = float(on_device.forward(backend.to_device(x, device_xp), backend.to_device(eps, device_xp), **extra))
+    assert dloss == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(on_device.backward()), grad, rtol=1e-10, atol=1e-14)

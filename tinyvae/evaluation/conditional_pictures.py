@@ -61,7 +61,7 @@ def completions(model, x, samples=5, seed=0, mask=None):
         raise ValueError(f"completions needs a model with condition 'quadrants', got {model.config.describe()}")
     xb = model_input(model, _as_batch(x))
     c = model.condition_of(xb, mask=mask)
-    m = model.xp.asarray(model.condition.check_mask(mask, xb.shape[0]), dtype=model.dtype)
+    m = model.condition.check_mask(mask, xb.shape[0], model.xp).astype(model.dtype)
     if isinstance(model, QuadrantRegressor):
         filled = model.likelihood.mean(model.decoder.forward(c))[None]  # (1, N, D)
     else:
@@ -74,7 +74,7 @@ def completions(model, x, samples=5, seed=0, mask=None):
 def seen_part(model, x, mask=None):
     """(N, D) host images: the seen pixels of x, the unseen shown grey."""
     xb = to_numpy(model_input(model, _as_batch(x)))
-    m = to_numpy(model.condition.check_mask(mask, xb.shape[0]))
+    m = to_numpy(model.condition.check_mask(mask, xb.shape[0], model.xp))
     return xb * m + UNSEEN_GREY * (1 - m)
 
 
