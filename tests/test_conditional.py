@@ -251,3 +251,18 @@ def test_the_cvae_runs_unchanged_on_a_device_namespace(device_xp, make):
     dloss = float(on_device.forward(backend.to_device(x, device_xp), backend.to_device(eps, device_xp), **extra))
     assert dloss == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(backend.to_numpy(on_device.backward()), grad, rtol=1e-10, atol=1e-14)
+
+
+def test_a_mask_with_values_other_than_0_and_1_is_refused_naming_one():
+    mask = quadrant_mask(2, (4, 4))
+    mask[3] = 0.5
+    with pytest.raises(ValueError, match="mask: expected 1 at the seen pixels and 0 at the unseen, got 1 other values, "
+                                         "the first 0.5"):
+        quadrant_cvae().forward(RNG.uniform(0, 1, (2, 16)), mask=mask)
+
+
+def test_labels_given_to_the_quadrant_condition_and_a_mask_to_the_label_condition_are_refused():
+    with pytest.raises(ValueError, match="labels: the quadrant condition reads the seen pixels, not a label"):
+        quadrant_cvae().forward(RNG.uniform(0, 1, (2, 16)), labels=np.array([1, 2]))
+    with pytest.raises(ValueError, match="mask: the label condition scores every pixel and takes no mask"):
+        label_cvae().forward(RNG.uniform(0, 1, (2, 6)), labels=np.array([1, 2]), mask=np.ones(6))

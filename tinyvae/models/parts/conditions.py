@@ -106,12 +106,15 @@ class QuadrantCondition:
         d = self.mask.size
         if mask is None:
             return self.device_mask(xp)
+        mask = mask if hasattr(mask, "ndim") else np.asarray(mask, dtype=self.mask.dtype)  # a list stays on the host
         if mask.ndim not in (1, 2) or mask.shape[-1] != d or (mask.ndim == 2 and mask.shape[0] != n):
             raise ShapeError(f"mask: expected the seen pixels as shape ({d},) or ({n}, {d}) (1 seen, 0 unseen), "
                              f"got shape {tuple(mask.shape)}")
         xp = get_xp(mask)
-        if not bool(xp.all((mask == 0) | (mask == 1))):
-            raise InputError("mask: expected 1 at the seen pixels and 0 at the unseen, got other values")
+        other = (mask != 0) & (mask != 1)
+        if bool(xp.any(other)):
+            raise InputError(f"mask: expected 1 at the seen pixels and 0 at the unseen, got {int(other.sum())} other "
+                             f"values, the first {float(mask[other][0]):g}")
         return mask
 
     def make(self, x, likelihood=None, labels=None, mask=None, validate=True):
