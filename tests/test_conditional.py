@@ -266,3 +266,13 @@ def test_labels_given_to_the_quadrant_condition_and_a_mask_to_the_label_conditio
         quadrant_cvae().forward(RNG.uniform(0, 1, (2, 16)), labels=np.array([1, 2]))
     with pytest.raises(ValueError, match="mask: the label condition scores every pixel and takes no mask"):
         label_cvae().forward(RNG.uniform(0, 1, (2, 6)), labels=np.array([1, 2]), mask=np.ones(6))
+
+
+def test_the_evaluation_and_the_pictures_refuse_labels_of_the_wrong_length_or_outside_the_classes():
+    from tinyvae.evaluation.conditional_pictures import style_transfer
+    model = label_cvae()
+    x = RNG.uniform(0, 1, (5, 6))
+    with pytest.raises(LabelError, match=r"labels: expected one class per example, shape \(5,\), got shape \(4,\)"):
+        tinyvae.conditional_nll(model, x, labels=np.array([0, 1, 2, 0]), batch_size=2)
+    with pytest.raises(LabelError, match="expected classes 0..2 .3 classes., got 7"):
+        style_transfer(model, x, [0, 1, 2, 0, 7])

@@ -45,6 +45,7 @@ def style_transfer(model, x, labels):
     every label, so that one row keeps x_n's style across the classes."""
     _require(model, ConditionalVAE, "label", "style_transfer")
     xb = model_input(model, _as_batch(x))
+    check_labels(np.asarray(labels), xb.shape[0], model.config.classes)  # one label per digit, each a class
     mu, _ = model.encode(xb, _labels_c(model, labels))  # (N, Z)
     every = _labels_c(model, np.arange(model.config.classes))  # (C, C)
     n, classes = mu.shape[0], model.config.classes
