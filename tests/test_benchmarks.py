@@ -162,3 +162,23 @@ def test_the_cvae_benchmark_table_reads_each_runs_figures_and_the_median_epoch_a
     assert rows["cvae"] == {2: 50.5} and rows["regressor"] == {2: 60.25} and rows["cvae_neg_elbo"] == {2: 52.0}
     assert rows["seconds_per_epoch_vs_vae"][2] == {"cvae": 2.5, "regressor": 1.5}
     assert bench.PYRO_TABLE == {"baseline": {1: 100.4, 2: 61.9, 3: 25.4}, "cvae": {1: 71.8, 2: 51.0, 3: 24.2}}
+
+
+def test_the_cvae_benchmark_runs_end_to_end_on_a_tiny_setting_and_writes_its_json(tmp_path):
+    spec = importlib.util.spec_from_file_location("cvae_quadrants", BENCH.with_name("cvae_quadrants.py"))
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH.parent))
+    sys.modules["cvae_quadrants"] = bench  # its runs are pickled by name into fresh processes
+    try:
+        spec.loader.exec_module(bench)
+        doc = bench.main(["--quadrants", "1", "--epochs", "1", "--limit-train", "128", "--limit-test", "32",
+                          "--hidden", "8", "--latent", "2", "--k", "3", "--vae-epochs", "1",
+                          "--out", str(tmp_path / "cvae.json")])
+    finally:
+        sys.path.remove(str(BENCH.parent))
+        del sys.modules["cvae_quadrants"]
+    import json
+    assert json.loads((tmp_path / "cvae.json").read_text()) == json.loads(json.dumps(doc))
+    assert set(doc["runs"]) == {"vae", "cvae q1", "regressor q1"}
+    assert all(r["peak_rss_mib"] > 0 and len(r["epoch_seconds"]) == 1 for r in doc["runs"].values())
+    assert doc["runs"]["cvae q1"]["test_digits"] == 32 and np.isfinite(doc["table_nats"]["cvae"]["1"])
