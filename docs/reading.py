@@ -72,6 +72,7 @@ ELECTIVES = {
         ("iwae", ["importance-sampling", "reparameterization"]),
         ("kl-direction", ["importance-sampling", "kl"]),
         ("amortization", ["importance-sampling", "ppca", "nb:latent_space"]),
+        ("flows", ["iwae", "amortization"]),
         ("two-layer", ["iwae", "autoencoder"]),
         ("nb:two_layers", ["two-layer", "nb:training_mnist"]),
     ],

@@ -40,6 +40,7 @@
 # | (g) | `iwae_loss(log_w)` | log_w (N, K) | loss (a number), dlog_w (N, K) | [the IWAE gradient](../derivations/iwae.md#eq:iwae-grad-logw) | here |
 # | (h) | `iwae_encoder_backward(weights, dlogpx_dz, z, eps, std)` | weights (N, K), dlogpx_dz (N, K, Z), z (N, K, Z), eps (N, K, Z), std (N, Z) | dmu (N, Z), dlog_var (N, Z) | [log q, twice](../derivations/iwae.md#eq:iwae-log-q-total) | here |
 # | (i) | `conv_backward(dy, x, W, stride, padding)` | dy (N, F, H_out, W_out), x (N, C, R, S), W (F, C, k, k), two ints | dx (N, C, R, S), dW (F, C, k, k), db (F,) | [im2col](../derivations/convolution.md#eq:im2col), [col2im](../derivations/convolution.md#eq:col2im) | [notebook 08](08_conv_vae.ipynb), section 5 |
+# | (j) | `planar_step(z, u, w, b, dz_out, g)` | z (N, Z), u (Z,), w (Z,), b a number, dz_out (N, Z), g (N,) | z_out (N, Z), logdet (N,), dz (N, Z), du (Z,), dw (Z,), db (a number) | [the planar step](../derivations/flows.md#eq:planar-step), [its backward](../derivations/flows.md#eq:planar-backward) | here |
 #
 # **Checking an answer.** In a notebook: `exercises.check("dense_backward", dense_backward)` for one
 # exercise (the cell under each exercise does this), `exercises.check_all(globals())` for all of them.
@@ -230,6 +231,29 @@ def iwae_encoder_backward(weights, dlogpx_dz, z, eps, std):
 exercises.check('iwae_encoder_backward', iwae_encoder_backward)
 
 # %% [markdown]
+# ## (j) A planar flow step
+#
+# A normalizing flow pushes the encoder's sample $z_0$ through invertible steps and keeps track of the
+# density: $\log q_T(z_T) = \log q_0(z_0) - \sum_t \log\lvert\det J_t\rvert$
+# ([eq:flow-log-q](../derivations/flows.md#eq:flow-log-q)). One planar step is
+# $f(z) = z + \hat u \tanh(w^\top z + b)$, whose log-determinant is $\log\lvert 1 + \hat u^\top\psi(z)\rvert$ with
+# $\psi = \tanh'(w^\top z + b) w$ ([eq:planar-logdet](../derivations/flows.md#eq:planar-logdet)), and
+# $\hat u = u + (m(w^\top u) - w^\top u) w/\lVert w\rVert^2$, $m(a) = -1 + \operatorname{softplus}(a)$, keeps the
+# step invertible ([eq:planar-u-hat](../derivations/flows.md#eq:planar-u-hat)). Write `planar_step`: the
+# forward (`z_out`, `logdet`) and the backward of a loss that holds the step's output (its gradient
+# `dz_out` comes from the rest of the model) and the log-determinant as $-\sum_n g_n \log\lvert\det J(z_n)\rvert$,
+# with `g` each example's weight (1/N for the ELBO). Remember that the log-determinant depends on $z$, $u$,
+# $w$ and $b$ too, and that $u$ reaches the loss only through $\hat u$
+# ([eq:planar-backward](../derivations/flows.md#eq:planar-backward)).
+
+# %%
+def planar_step(z, u, w, b, dz_out, g):
+    # return z_out (N, Z), logdet (N,), dz (N, Z), du (Z,), dw (Z,), db (a number)
+    raise NotImplementedError  # your code here
+
+exercises.check('planar_step', planar_step)
+
+# %% [markdown]
 # ## Everything at once
 #
 # `check_all` takes a module or a dict of functions; `globals()` is the dict of everything defined in
@@ -249,4 +273,5 @@ exercises.check_all(globals())
 # Next: [08 · the convolutional VAE](08_conv_vae.ipynb), where exercise (i) waits. Deeper: the whole
 # backward pass of the library's VAE in one place, [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad);
 # how a gradient check decides ([gradcheck.md](../derivations/gradcheck.md)); and the IWAE's gradient
-# ([iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)).
+# ([iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)); and a flow step's, with its log-determinant
+# ([flows.md](../derivations/flows.md#eq:planar-backward)).

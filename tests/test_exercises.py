@@ -259,6 +259,34 @@ def _conv(kernel="transposed", place="+=", db_axes=(0, 2, 3), dW_flip=False):
     return conv_backward
 
 
+def _planar_answer(constraint=True, slope="h'", logdet_in_backward=True, logdet_sign=1.0, dlogdet_sign=-1.0,
+                   chain_u_hat=True):
+    """A learner's planar step, written term by term, with one of the usual mistakes chosen by the arguments."""
+    def planar_step(z, u, w, b, dz_out, g):
+        m = -1.0 + np.log1p(np.exp(w @ u))
+        uh = u + (m - w @ u) * w / (w @ w) if constraint else u
+        a = z @ w + b
+        h = np.tanh(a)
+        hp = 1.0 - h ** 2
+        scale, scale_da = (h, hp) if slope == "h" else (hp, -2.0 * h * hp)  # ψ = scale · w
+        det = 1.0 + scale * (w @ uh)
+        logdet = logdet_sign * np.log(np.abs(det))
+        z_out = z + np.outer(h, uh)
+        dl = dlogdet_sign * g if logdet_in_backward else np.zeros_like(g)  # ∂L/∂log|det J|
+        da = (dz_out @ uh) * hp + dl / det * (w @ uh) * scale_da
+        duh = h @ dz_out + np.sum(dl / det * scale) * w
+        dw = z.T @ da + np.sum(dl / det * scale) * uh
+        if constraint and chain_u_hat:
+            beta, n2 = w @ u, w @ w
+            coef, sig = (m - beta) / n2, 1.0 / (1.0 + np.exp(-beta))
+            du = duh + (sig - 1.0) * (w @ duh) / n2 * w
+            dw = dw + coef * duh + (w @ duh) * ((sig - 1.0) * u / n2 - 2.0 * coef * w / n2)
+        else:
+            du = duh
+        return z_out, logdet, dz_out + np.outer(da, w), du, dw, da.sum()
+    return planar_step
+
+
 def _raises(*args):
     return np.sum(args[0], axis=5)  # an AxisError inside "learner code"
 
@@ -391,6 +419,20 @@ PLANTED = [
         solutions.conv_backward(*a)), ["dW", "two channel axes are swapped"]),
     ("conv_backward", "divides by N again", lambda *a: (lambda r: (r[0], r[1] / 4, r[2]))(solutions.conv_backward(*a)),
      ["dW", "0.25 ×", "once too often"]),
+    ("planar_step", "log-det term left out of the backward", _planar_answer(logdet_in_backward=False),
+     ["dz, du, dw, db", "the log-det term's gradient is missing", "eq:planar-backward"]),
+    ("planar_step", "ψ with h instead of h′", _planar_answer(slope="h"),
+     ["logdet", "ψ computed with h instead of h′", "eq:planar-psi"]),
+    ("planar_step", "invertibility constraint missing", _planar_answer(constraint=False),
+     ["z_out, logdet", "the invertibility constraint is missing", "eq:planar-u-hat"]),
+    ("planar_step", "log-det's sign", _planar_answer(logdet_sign=-1.0, dlogdet_sign=1.0),
+     ["logdet: the log-det's sign", "eq:flow-log-q"]),
+    ("planar_step", "log-det gradient's sign", _planar_answer(dlogdet_sign=1.0),
+     ["dz, du, dw, db", "the log-det term's gradient has the wrong sign"]),
+    ("planar_step", "gradient stopped at û", _planar_answer(chain_u_hat=False), ["du, dw", "the gradient stops at û"]),
+    ("planar_step", "log-det returned as zeros",
+     lambda *a: (lambda r: (r[0], np.zeros(len(a[0])), *r[2:]))(solutions.planar_step(*a)),
+     ["logdet", "the log-determinant is missing"]),
 ]
 
 
@@ -574,3 +616,23 @@ def test_the_conv_exercise_forward_and_solution_agree_with_the_library_layer():
     ref = solutions.conv_backward(dy, x, layer.params["W"], 2, 1)
     for mine, theirs in zip(ref, (dx, layer.grads["W"], layer.grads["b"])):
         np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_the_planar_solution_has_the_log_determinant_of_its_jacobian_and_a_constrained_u():
+    """The reference (j) against slogdet of a central-difference Jacobian, on inputs with wᵀu < −1."""
+    rng = np.random.default_rng(3)
+    z, w = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    u = rng.standard_normal(3)
+    u += (-2.5 - w @ u) * w / (w @ w)
+    b, dz_out, g = 0.4, rng.standard_normal((4, 3)), np.full(4, 0.25)
+    z_out, logdet = solutions.planar_step(z, u, w, b, dz_out, g)[:2]
+    u_hat = (z_out[0] - z[0]) / np.tanh(z[0] @ w + b)
+    assert w @ u < -1 < w @ u_hat
+    for n in range(4):
+        cols = []
+        for e in np.eye(3) * 1e-6:
+            up = solutions.planar_step((z[n] + e)[None], u, w, b, dz_out[:1], g[:1])[0][0]
+            down = solutions.planar_step((z[n] - e)[None], u, w, b, dz_out[:1], g[:1])[0][0]
+            cols.append((up - down) / 2e-6)
+        sign, value = np.linalg.slogdet(np.stack(cols, axis=1))
+        assert sign > 0 and abs(value - logdet[n]) < 1e-8

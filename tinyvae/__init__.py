@@ -8,7 +8,8 @@ conventions); ``nn/``, the building blocks (layers with their backward passes, o
 Bernoulli); ``models/``, the models assembled from parts (``config``: what a model is and its
 validation; ``parts/``: the encoder giving q(z|x), the prior, the decoder's likelihood, the
 objectives ELBO and IWAE, a Gaussian layer of a hierarchy; ``vae``: the VAE and the autoencoder;
-``two_layer``: the VAE with two stochastic layers, ``hierarchy`` its sizes; ``conditional``: the
+``two_layer``: the VAE with two stochastic layers, ``hierarchy`` its sizes; ``flow_vae``: the VAE whose
+posterior is a planar or inverse autoregressive flow, ``flow_sizes`` its config fields; ``conditional``: the
 conditional VAE and the quadrant regressor, ``conditioning`` their config fields; ``ppca``: the linear VAE and
 probabilistic PCA); ``evaluation/``, the bounds, the importance-weighted NLL and the pictures;
 ``learn/``, the learner's tools (the gradient checker, the exercises with their checker, the reference
@@ -52,6 +53,7 @@ from .models.vae import VAE, Autoencoder, build_model, load_model
 from .models.two_layer import TwoLayerVAE
 from .models.conditional import ConditionalVAE, QuadrantRegressor
 from .models.m2 import M2, M2Config
+from .models.flow_vae import FlowVAE
 from .run.train import TrainConfig, resume, train
 from .run.semi import SemiConfig, train_m2
 from .evaluation.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
@@ -89,4 +91,5 @@ __all__ = [
     "continuous_bernoulli_nll", "free_bits_kl", "gaussian_nll_learned_var", "gaussian_nll_optimal_var",
     "ConditionalVAE", "QuadrantRegressor", "conditional_nll",
     "M2", "M2Config", "SemiConfig", "train_m2",
+    "FlowVAE",
 ]

@@ -201,6 +201,9 @@ def kl_per_dimension(model, x, *, batch_size=1000):
 
     Sums to the KL term of the negative ELBO; a dimension near 0 carries no information about x.
     """
+    if getattr(model.config, "flow", "none") != "none":
+        raise TypeError(f"kl_per_dimension needs a diagonal Gaussian posterior; the {model.config.flow} flow's q_T has "
+                        f"no KL per dimension in closed form")
     if not isinstance(model, VAE):
         raise TypeError("kl_per_dimension needs a VAE: an autoencoder has no KL term")
     x = _check_images(model, x)
@@ -379,7 +382,13 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
                       seconds=time.perf_counter() - start)
         return result
     count, variances = active_units(model, x, batch_size=batch_size)
-    result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae else None,
+    flow = is_vae and model.config.flow != "none"
+    if flow:
+        result["flow"] = model.config.flow
+        notes.append(f"kl is log q_T(z_T|x) − log p(z_T) sampled once per example (the {model.config.flow} flow has no "
+                     f"closed-form KL); kl_per_dim is not defined for it, and active units are those of q_0's means")
+    result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae and not flow
+                  else None,
                   active_units=count, latent=model.config.latent, mean_variances=variances.tolist(),
                   threshold=ACTIVE_THRESHOLD, notes=notes, seconds=time.perf_counter() - start)
     return result

@@ -184,6 +184,7 @@ def standard_suite(seed=0):
     from ..prob import losses  # noqa: PLC0415
     from ..models.vae import Autoencoder, VAE  # noqa: PLC0415
     from ..models.parts.encoders import Reparameterize  # noqa: PLC0415
+    from .gradcheck_flows import flow_checks  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     f64 = np.float64
@@ -228,6 +229,7 @@ def standard_suite(seed=0):
     reports.append(check_model(ae, x01))
     reports.extend(conv_checks(rng, seed))
     reports.extend(m2_checks(rng, seed))
+    reports.extend(flow_checks(seed))  # planar and IAF posteriors (gradcheck_flows.py)
     return reports
 
 

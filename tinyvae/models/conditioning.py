@@ -67,11 +67,11 @@ def condition_problems(config):
                         f"{quadrants}")
     if condition == "label" and (isinstance(config.classes, bool) or not config.classes >= 2):
         problems.append(f"classes must be an integer >= 2 for a one-hot label, got {config.classes!r}")
-    wanted = {"arch": "mlp", "stochastic_layers": 1, "objective": "elbo"}
+    wanted = {"arch": "mlp", "stochastic_layers": 1, "objective": "elbo", "flow": "none"}
     if condition == "quadrants" or model == "quadrant-regressor":
         wanted["likelihood"] = "bernoulli"  # the unseen pixels' Bernoulli, as Sohn et al. and Pyro score them
     for name, value in wanted.items():
-        if getattr(config, name) != value:
+        if getattr(config, name, value) != value:
             problems.append(f"the conditional models are built for {name} {value!r}, got {getattr(config, name)!r}")
     shape = tuple(getattr(config, "image_shape", None) or ())
     if condition == "quadrants" and len(shape) == 2 and shape[0] * shape[1] != config.input_dim:

@@ -17,6 +17,7 @@ from ..checks import field_problems
 from ..nn import ACTIVATIONS
 from ..nn.convnet import conv_size_problem, feature_shape
 from . import conditioning
+from . import flow_sizes
 from .hierarchy import describe as hierarchy_describe
 from .hierarchy import HIDDEN2, hierarchy_problems, stored_fields
 from .hierarchy import parameter_count as hierarchy_parameter_count
@@ -79,6 +80,9 @@ class ModelConfig:
     condition: str = "none"  # conditional models: "label" (one-hot y) or "quadrants" (seen pixels and mask)
     classes: int = 10  # condition "label": the one-hot width, labels 0 .. classes − 1
     quadrants: int = 0  # condition "quadrants": how many quadrants of each image are seen, 1, 2 or 3
+    flow: str = "none"  # posterior: "none" (diagonal Gaussian), "planar" or "iaf" flow after it (models/flow_vae.py)
+    flow_steps: int = 0  # K, the flow's steps (>= 1 with a flow)
+    flow_hidden: int = 0  # iaf: width of each step's masked hidden layer and of the encoder's context h
 
     def __post_init__(self):
         problems = list(field_problems(self).values())  # each field's type, by its default: latent=2.5 is refused
@@ -105,6 +109,7 @@ class ModelConfig:
         problems += architecture_problems(self)
         problems += hierarchy_problems(self)
         problems += conditioning.condition_problems(self)
+        problems += flow_sizes.flow_problems(self)
         if not problems:
             problems.extend(self._size_problems())  # before anything is allocated
         if problems:
@@ -116,10 +121,10 @@ class ModelConfig:
             return hierarchy_parameter_count(self)
         if conditioning.is_conditional(self):
             return conditioning.parameter_count(self)
-        enc_out = 2 * self.latent if self.model == "vae" else self.latent
+        enc_out = 2 * self.latent + flow_sizes.context_width(self) if self.model == "vae" else self.latent
         if self.arch == "conv":
             return conv_parameter_count(self, enc_out) + (self.obs_var_mode != "fixed")
-        count = 0
+        count = flow_sizes.parameter_count(self)
         for sizes in ([self.input_dim, *self.hidden, enc_out], [self.latent, *reversed(self.hidden), self.input_dim]):
             count += sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))  # W and b
         return count + (self.obs_var_mode != "fixed")  # a learned or optimal log σ_x²
@@ -139,7 +144,7 @@ class ModelConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
-        return conditioning.stored_fields(self, stored_fields(self, d))
+        return conditioning.stored_fields(self, flow_sizes.stored_flow_fields(self, stored_fields(self, d)))
 
     def describe(self):
         if self.stochastic_layers == 2:
@@ -154,7 +159,7 @@ class ModelConfig:
         text = f"{self.model} {sizes} {self.activation} {self.likelihood}"
         if self.obs_var_mode != "fixed":
             text += f" (σ_x² {self.obs_var_mode})"
-        return text + (f" free bits {self.free_bits:g}" if self.free_bits else "")
+        return text + (f" free bits {self.free_bits:g}" if self.free_bits else "") + flow_sizes.describe(self)
 
 
 def objective_problems(objective, k, model="vae", beta=1.0):

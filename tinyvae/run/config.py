@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..models.config import (ARCHS, LIKELIHOODS, MODELS, ModelConfig, architecture_problems, likelihood_problems,
                              objective_problems)
 from ..models import conditioning
+from ..models.flow_sizes import flow_problems, stored_flow_fields
 from ..models.hierarchy import HIDDEN2, hierarchy_problems, stored_fields
 from ..nn import ACTIVATIONS
 
@@ -85,6 +86,9 @@ class TrainConfig:
     condition: str = "none"  # model "cvae": "label" (one-hot y) or "quadrants"; "quadrant-regressor": "quadrants"
     classes: int = 10  # condition "label": labels 0 .. classes − 1 (MNIST's ten digits)
     quadrants: int = 0  # condition "quadrants": quadrants of each image seen, 1, 2 or 3 (models/conditioning.py)
+    flow: str = "none"  # posterior: "none" (diagonal Gaussian), or a "planar" or "iaf" flow after it
+    flow_steps: int = 0  # K, the flow's steps (>= 1 with a flow)
+    flow_hidden: int = 0  # iaf: width of each step's masked hidden layer and of the encoder's context h
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
     validation: int = 0  # training examples held out as a validation set
@@ -146,6 +150,7 @@ class TrainConfig:
                             "one bias per channel; use output_bias 'zero' with arch 'conv'")
         problems.extend(hierarchy_problems(self))
         problems.extend(conditioning.condition_problems(self))
+        problems.extend(flow_problems(self))
         if self.stochastic_layers == 2 and self.kl_warmup:
             problems.append(f"kl_warmup ramps the one-layer ELBO's closed-form KL; two stochastic layers sample every "
                             f"term and have no KL weight, so kl_warmup must be 0, got {self.kl_warmup:g}")
@@ -164,7 +169,7 @@ class TrainConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
-        return conditioning.stored_fields(self, stored_fields(self, d))
+        return conditioning.stored_fields(self, stored_flow_fields(self, stored_fields(self, d)))
 
     @classmethod
     def from_dict(cls, d):
@@ -194,7 +199,8 @@ class TrainConfig:
                            beta=self.beta, init=self.init, seed=self.seed, dtype="float32",
                            objective=self.objective, k=self.k, stochastic_layers=self.stochastic_layers,
                            latent2=self.latent2, hidden2=self.hidden2, condition=self.condition,
-                           classes=self.classes, quadrants=self.quadrants)
+                           classes=self.classes, quadrants=self.quadrants,
+                           flow=self.flow, flow_steps=self.flow_steps, flow_hidden=self.flow_hidden)
 
 
 def epoch_lr(config, epoch):

@@ -30,6 +30,7 @@ from ..errors import UserError, explain
 from ..models.config import ARCHS, LIKELIHOODS, MODELS, OBJECTIVES
 from ..nn import ACTIVATIONS
 from ..models.conditioning import CONDITIONS
+from ..models.flow_sizes import FLOWS, IAF_HIDDEN
 from ..models.hierarchy import STOCHASTIC_LAYERS
 from .config import (INITS, LR_SCHEDULES, OPTIMIZERS, OUTPUT_BIASES, PRESETS, TWO_LAYER_PRESETS, ConfigError,
                      TrainConfig)
@@ -214,6 +215,13 @@ def add_parser(subparsers):
            "takes their sizes (--latent 100 50, --hidden2 100 100)")
     a("--hidden2", type=_positive_int, nargs="+", metavar="H",
       help="with --stochastic-layers 2: hidden widths between z1 and z2 in q(z2|z1) and p(z1|z2) (default 100 100)")
+    a("--flow", choices=FLOWS, help="the posterior: none (a diagonal Gaussian, the default), or that Gaussian followed "
+      "by a planar flow (Rezende & Mohamed 2015) or an inverse autoregressive flow, iaf (Kingma et al. 2016), of "
+      "--flow-steps steps")
+    a("--flow-steps", type=_positive_int, metavar="T", help="with --flow: the number of steps T, e.g. 10 planar or 2 iaf")
+    a("--flow-hidden", type=_positive_int, metavar="H",
+      help=f"with --flow iaf: width of each step's masked hidden layer and of the encoder's context (default "
+           f"{IAF_HIDDEN})")
     a("--activation", choices=sorted(ACTIVATIONS), help=f"(default {d.activation})")
     a("--likelihood", choices=LIKELIHOODS, help=f"decoder distribution (default {d.likelihood})")
     a("--beta", type=_non_negative_float, help=f"weight of the KL term (default {d.beta:g})")
@@ -318,6 +326,8 @@ def train_command(args):
               f"z2, which only two stochastic layers have: add --stochastic-layers 2 (and --latent Z1 Z2), or drop "
               f"--hidden2", file=sys.stderr)
         return 2
+    if given.get("flow") == "iaf" and "flow_hidden" not in given and not getattr(args, "resume", None):
+        given["flow_hidden"] = IAF_HIDDEN
     unused = None if getattr(args, "resume", None) else _unused_flag(vars(args), given)
     if unused:
         print(f"tinyvae train: error: {unused}", file=sys.stderr)
