@@ -145,3 +145,20 @@ def test_the_contention_ratios_are_taken_within_each_round_then_the_median():
     one, old = bench.settings()["one thread"], bench.settings()["old default"]
     assert one == {"OPENBLAS_NUM_THREADS": "1", "TINYVAE_THREADS": "1"}
     assert old["OPENBLAS_NUM_THREADS"] == str(bench.cores())
+
+
+def test_the_cvae_benchmark_table_reads_each_runs_figures_and_the_median_epoch_against_the_vae():
+    spec = importlib.util.spec_from_file_location("cvae_quadrants", BENCH.with_name("cvae_quadrants.py"))
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH.parent))  # it imports bench_training as a sibling
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    runs = {"vae": {"epoch_seconds": [2.0, 9.0, 2.0]},
+            "cvae q2": {"epoch_seconds": [5.0, 4.0, 6.0], "nll": 50.5, "neg_elbo": 52.0},
+            "regressor q2": {"epoch_seconds": [3.0, 3.0, 3.0], "nll": 60.25}}
+    rows = bench.table(runs, [2])
+    assert rows["cvae"] == {2: 50.5} and rows["regressor"] == {2: 60.25} and rows["cvae_neg_elbo"] == {2: 52.0}
+    assert rows["seconds_per_epoch_vs_vae"][2] == {"cvae": 2.5, "regressor": 1.5}
+    assert bench.PYRO_TABLE == {"baseline": {1: 100.4, 2: 61.9, 3: 25.4}, "cvae": {1: 71.8, 2: 51.0, 3: 24.2}}

@@ -31,6 +31,7 @@ from ..checkpoint import CheckpointError
 from ..checks import check_array, check_unit_interval
 from ..prob.losses import gaussian_kl_per_dim
 from .importance import CURVE_KS
+from ..models.conditioning import is_conditional
 from ..models.config import LATENT_MODELS
 from ..models.vae import VAE, load_model
 
@@ -245,6 +246,18 @@ def sample_sharpness(model, n=SHARPNESS_SAMPLES, seed=0):
 # --------------------------------------------------------------------------- checkpoints and runs
 
 
+def refuse_conditional(model, path, what):
+    """A CheckpointError when ``model`` (loaded from ``path``) is conditional: ``what`` (an unconditional
+    picture or figure) would have to invent its labels or its seen pixels."""
+    if is_conditional(model.config):
+        raise CheckpointError(
+            f"{path} holds a conditional model ({model.config.describe()}); {what} is for unconditional models and "
+            f"has no condition to give it. Evaluate it with tinyvae.conditional_nll (or "
+            f"benchmarks/cvae_quadrants.py) and draw it with tinyvae.plots.plot_digit_grid, plot_style_transfer "
+            f"or plot_completion")
+    return model
+
+
 def find_checkpoint(path):
     """``(checkpoint file, run config dict)`` for a checkpoint file or a run folder.
 
@@ -330,7 +343,7 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
     """
     start = time.perf_counter()
     checkpoint, config = find_checkpoint(path)
-    model = load_model(checkpoint, device)
+    model = refuse_conditional(load_model(checkpoint, device), checkpoint, "tinyvae evaluate")
     binarize = config.get("binarize", "none")
     data_dir = data if data is not None else run_data_dir(config)
     x, _ = load_images(split, data_dir, config, limit)

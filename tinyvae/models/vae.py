@@ -26,6 +26,7 @@ from .parts.encoders import CodeEncoder, GaussianEncoder
 from .parts.iwae import IWAE
 from .parts.objectives import ELBO, Reconstruction
 from .parts.priors import StandardNormal
+from .conditional import CONDITIONAL_CLASSES
 from .two_layer import TwoLayerVAE
 
 
@@ -152,10 +153,11 @@ class Autoencoder(Model):
 
 
 def build_model(config):
-    """A VAE, a VAE with two stochastic layers or an Autoencoder from a ``ModelConfig``."""
+    """A VAE, a VAE with two stochastic layers, an Autoencoder, a ConditionalVAE or a QuadrantRegressor
+    (``models/conditional.py``) from a ``ModelConfig``."""
     if config.stochastic_layers == 2:
         return TwoLayerVAE(config)
-    return {"vae": VAE, "ae": Autoencoder}[config.model](config)
+    return {"vae": VAE, "ae": Autoencoder, **CONDITIONAL_CLASSES}[config.model](config)
 
 
 def load_model(path, device="cpu"):

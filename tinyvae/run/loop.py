@@ -24,7 +24,9 @@ from ..data import DataError, binarize_static, epoch_permutation, load_dataset, 
 from ..errors import UserError, explain
 from ..evaluation.evaluate import evaluate_elbo
 from ..models.parts.iwae import check_memory
+from ..models.conditioning import is_conditional
 from ..models.config import LATENT_MODELS
+from ..models.parts.conditions import LabelError
 from ..models.vae import build_model
 from ..prob.continuous_bernoulli import logits_for_mean
 from .config import EVAL_BINARIZE_SEED, ConfigError, epoch_lr
@@ -53,6 +55,8 @@ class Run:
             except ValueError as err:
                 raise ConfigError(f"--batch-size {config.batch_size} is too large for --k {config.k}: {err}") from err
         self.model = build_model(config.model_config(self.train_x.shape[1], self.image_shape)).to(config.device)
+        if getattr(self.model, "needs_labels", False):  # every label a class of the model, before any folder is made
+            check_run_labels(self.model, config, images)
         if config.optimizer == "adam":
             from ..nn.optim import Adam  # noqa: PLC0415
             self.optimizer = Adam(self.model, lr=config.lr, eps=config.adam_eps)
@@ -98,8 +102,10 @@ class Run:
             self._buffers.clear()
             self.optimizer = None
             write_pictures(self.run_dir, self.log)
+        how = (f"tinyvae.conditional_nll(tinyvae.load_model('{self.run_dir}/{CHECKPOINT_NAME}'), ...)"
+               if is_conditional(self.model.config) else f"tinyvae evaluate {self.run_dir}")
         self.log(f"done: {self.run_dir}/ holds {CONFIG_NAME}, {METRICS_NAME} and {CHECKPOINT_NAME}; "
-                 f"evaluate it with: tinyvae evaluate {self.run_dir}")
+                 f"evaluate it with: {how}")
         return self.run_dir
 
     def _train_epoch(self, epoch, first_step, sums, seconds):
@@ -283,6 +289,18 @@ def load_images(config, dataset):
         test_x = binarize_static(test_x, EVAL_BINARIZE_SEED)
         val_x = binarize_static(val_x, EVAL_BINARIZE_SEED + 1)
     return Images(np.ascontiguousarray(train_x), test_x, val_x, dataset.image_shape, train_y, test_y, val_y)
+
+
+def check_run_labels(model, config, images):
+    """Every label of the run's splits must be one of the model's classes: a LabelError names the split and
+    the label that is not, before the run's folder exists."""
+    classes = model.config.classes
+    for split in ("train", "test", "val"):
+        labels = getattr(images, f"{split}_y")
+        if len(labels) and int(labels.max()) >= classes:
+            where = config.data or "the bundled MNIST"
+            raise LabelError(f"the {split} labels of {where} hold the label {int(labels.max())}; the model "
+                             f"conditions on {classes} classes and expected labels 0..{classes - 1} (--classes)")
 
 
 def reads_are_free(xp):

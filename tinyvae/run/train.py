@@ -29,6 +29,7 @@ from ..data import BINARIZE_MODES, DataError
 from ..errors import UserError, explain
 from ..models.config import ARCHS, LIKELIHOODS, MODELS, OBJECTIVES
 from ..nn import ACTIVATIONS
+from ..models.conditioning import CONDITIONS
 from ..models.hierarchy import STOCHASTIC_LAYERS
 from .config import (INITS, LR_SCHEDULES, OPTIMIZERS, OUTPUT_BIASES, PRESETS, TWO_LAYER_PRESETS, ConfigError,
                      TrainConfig)
@@ -185,8 +186,18 @@ def add_parser(subparsers):
                     "Bernoulli decoder on grey levels, Adam 1e-3, batch 128, 10 epochs) on the bundled MNIST.",
         argument_default=argparse.SUPPRESS)  # absent flags stay absent: --resume can tell what was asked
     a = p.add_argument
-    a("--model", choices=(*MODELS, "m2"), help=f"vae, a plain autoencoder, or m2: the semi-supervised VAE of "
-                                               f"Kingma et al. (2014), with --labels (default {d.model})")
+    a("--model", choices=(*MODELS, "m2"),
+      help=f"vae, a plain autoencoder (ae), a conditional VAE (cvae, with --condition), the deterministic "
+           f"quadrant-regressor (with --quadrants), or m2: the semi-supervised VAE of Kingma et al. (2014), with "
+           f"--labels (default {d.model})")
+    a("--condition", choices=CONDITIONS,
+      help="with --model cvae: label (q(z|x, y), p(x|z, y), y one-hot) or quadrants (given --quadrants of each digit, "
+           "predict the rest; Sohn et al. 2015)")
+    a("--classes", type=_positive_int, metavar="C", help="with --condition label: the classes, labels 0..C-1 "
+                                                        "(default 10)")
+    a("--quadrants", type=_positive_int, metavar="Q",
+      help="with --condition quadrants or --model quadrant-regressor: quadrants seen, 1 (bottom left), 2 (left "
+           "half) or 3 (all but bottom right)")
     a("--arch", choices=ARCHS, help=f"mlp (dense layers) or conv (the Keras example's convolutional VAE: "
                                     f"--channels and --dense set it) (default {d.arch})")
     a("--channels", type=_positive_int, nargs="+", metavar="C",
@@ -293,6 +304,8 @@ def train_command(args):
                   f"got {len(sizes)}: {' '.join(map(str, sizes))}", file=sys.stderr)
             return 2
         given.update(latent=sizes[0], latent2=sizes[1] if len(sizes) == 2 else 0)
+    if given.get("model") == "quadrant-regressor":
+        given.setdefault("condition", "quadrants")  # its only condition
     if getattr(args, "preset", None):
         layers = TWO_LAYER_PRESETS.get(args.preset, {}) if given.get("stochastic_layers") == 2 else {}
         given = {**PRESETS[args.preset], **layers, **given}
