@@ -9,8 +9,8 @@ C classes, Z latent, R rows (one per labelled example, C per unlabelled one)::
     q(z|x, y) = N(μ, diag σ²),  [μ | log σ²] = encoder([x | onehot(y)]),  z = μ + σ ⊙ ε, ε passed in (R, Z)
     loss = (1/N)[Σ_labelled (−L(x, y) − α log q(y|x)) + Σ_unlabelled (−U(x))]      [eq:m2-loss]
 
-y enters both networks by concatenating its one-hot row to their input: one weight column per
-class in the first dense layer, the paper's choice. The objective, the rows and every gradient
+y enters both networks by concatenating its one-hot row to their input, as in the conditional VAE
+(``parts/conditions.py``, [eq:cvae-concat]): one learned vector per class in the first dense layer. The objective, the rows and every gradient
 through q(y|x) are in ``parts/semi_supervised.py``; the math in derivations/semi-supervised.md.
 Labels are integers 0..C−1, −1 for an unlabelled example. The model runs on NumPy arrays (CPU).
 """
@@ -25,7 +25,8 @@ import numpy as np
 from ..checkpoint import CheckpointError, from_json_array, json_array, load_arrays, save_arrays
 from ..checks import ShapeError, check_array, field_problems
 from ..nn import ACTIVATIONS, mlp, sigmoid
-from .parts.classifier import Classifier, check_labels, one_hot
+from .parts.classifier import Classifier, check_labels
+from .parts.conditions import one_hot
 from .parts.gaussian_layer import Networks
 from .parts.semi_supervised import bound_rows, label_rows, m2_loss, row_count
 
@@ -120,7 +121,7 @@ class M2:
         """The mean image σ(logits) (N, D) of p(x|y, z) for z (N, Z) and labels (N,)."""
         check_array(z, "z", shape=(None, self.config.latent))
         labels = check_labels(labels, z.shape[0], self.config.classes, name="labels")
-        return sigmoid(self.decoder.forward(np.concatenate([z, one_hot(labels, self.config.classes, z.dtype)], 1)))
+        return sigmoid(self.decoder.forward(np.concatenate([z, one_hot(labels, self.config.classes, z.dtype, np)], 1)))
 
     def rows(self, labels):
         """R, the rows of a batch with these labels: ε for it is (R, Z)."""
@@ -147,7 +148,7 @@ class M2:
                              f"{cfg.classes} per unlabelled one, got {tuple(getattr(eps, 'shape', ()))}")
         check_array(eps, "eps", finite=validate)
         logits_y = self.classifier.forward(x)  # (N, C)
-        y_rows = one_hot(label, cfg.classes, self.dtype)  # (R, C)
+        y_rows = one_hot(label, cfg.classes, self.dtype, np)  # (R, C)  [eq:cvae-concat]
         x_rows = x[example]  # (R, D)
         h = self.encoder.forward(np.concatenate([x_rows, y_rows], axis=1))  # (R, 2Z)
         mu, log_var = h[:, :cfg.latent], h[:, cfg.latent:]  # (R, Z) each
@@ -166,7 +167,7 @@ class M2:
         d_neg_l, dout, dmu_kl, dlog_var_kl, eps, std, dlogits = self._cache
         z_dim = self.config.latent
         w = d_neg_l[:, None].astype(self.dtype)  # (R, 1) ∂loss/∂(−L) of each row  [eq:m2-grad-rows]
-        dz = self.decoder.backward(dout * w)[:, :z_dim]  # (R, Z): the label columns of [z | y] are data
+        dz = self.decoder.backward(dout * w)[:, :z_dim]  # (R, Z): [z | y]'s label columns are data  [eq:cvae-grad-z]
         dmu = dz + w * dmu_kl  # [eq:reparam-grad-mu] [eq:kl-grad-mu]
         dlog_var = 0.5 * dz * eps * std + w * dlog_var_kl  # [eq:reparam-grad-logvar] [eq:kl-grad-logvar]
         self.encoder.backward(np.concatenate([dmu, dlog_var], axis=1))  # (R, 2Z)  [eq:encoder-output-grad]
