@@ -406,7 +406,7 @@ def m2_checks(rng, seed):
             return (value, dlogits) if zero_rows else (value, d_neg_l, dlogits)
         return loss
 
-    cases = (("labelled: softmax, −L − α log q(y|x)", np.array([0, 2, 1, 2]), 0.7, False),
+    cases = (("labelled: −L − α log q(y|x)", np.array([0, 2, 1, 2]), 0.7, False),
              ("unlabelled: Σ_y q(y|x)(−L) − H", np.array([-1, -1, -1]), 0.7, False),
              ("the entropy −H(q(y|x)) alone", np.array([-1, -1, -1]), 0.0, True),
              ("the α term −α log q(y|x) alone", np.array([1, 0, 2]), 2.5, True),
