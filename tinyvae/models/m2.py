@@ -35,7 +35,8 @@ FORMAT = "tinyvae-m2-1"
 
 @dataclass
 class M2Config:
-    """What an M2 model is; stored beside its weights. The defaults are the paper's sec. 4.1 sizes for MNIST."""
+    """What an M2 model is; stored beside its weights. The defaults: one hidden layer of 500 softplus units and 50
+    latent units, the sizes of the authors' code (github.com/dpkingma/nips14-ssl, run_2layer_ssl.py)."""
 
     input_dim: int = 784  # D, pixels per image
     classes: int = 10  # C, labels 0..C−1
