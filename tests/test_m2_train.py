@@ -121,3 +121,11 @@ def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_
     assert len(stored["classifier_alone_test_error_percent"]["values"]) == 2
     assert stored["m2_step_seconds"] > 0 and stored["vae_step_seconds"] > 0
     assert result["paper"]["test_error_percent"] == 11.97
+
+
+def test_an_m2_run_given_to_the_vae_commands_is_refused_with_what_it_is(tmp_path, capsys):
+    folder = train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)
+    for argv in (["evaluate", str(folder)], ["train", "--resume", str(folder)]):
+        status, _, err = run_cli(argv, capsys)
+        assert status == 1 and "Traceback" not in err
+        assert "It is a semi-supervised M2 model" in err and "tinyvae.M2.load" in err

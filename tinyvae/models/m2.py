@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..checkpoint import CheckpointError, from_json_array, json_array, load_arrays, save_arrays
+from ..checkpoint import FORMAT_NOTES, CheckpointError, from_json_array, json_array, load_arrays, save_arrays
 from ..checks import ShapeError, check_array, field_problems
 from ..nn import ACTIVATIONS, mlp, sigmoid
 from .parts.classifier import Classifier, check_labels
@@ -31,6 +31,9 @@ from .parts.gaussian_layer import Networks
 from .parts.semi_supervised import bound_rows, label_rows, m2_loss, row_count
 
 FORMAT = "tinyvae-m2-1"
+FORMAT_NOTES[FORMAT] = ("a semi-supervised M2 model (format 'tinyvae-m2-1'), which the commands for VAE runs do not "
+                        "read: load it with tinyvae.M2.load(path); the test error of its classifier after each epoch "
+                        "is in its run's metrics.jsonl")
 
 
 @dataclass
