@@ -129,3 +129,11 @@ def test_an_m2_run_given_to_the_vae_commands_is_refused_with_what_it_is(tmp_path
         status, _, err = run_cli(argv, capsys)
         assert status == 1 and "Traceback" not in err
         assert "It is a semi-supervised M2 model" in err and "tinyvae.M2.load" in err
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_sentence_naming_the_step(tmp_path, monkeypatch):
+    from tinyvae.models.m2 import M2
+    from tinyvae.run.semi import TrainingDiverged
+    monkeypatch.setattr(M2, "forward", lambda self, *a, **k: np.float32("nan"))
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 1, step 0: the loss is nan"):
+        train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)

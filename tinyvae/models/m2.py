@@ -25,6 +25,7 @@ import numpy as np
 from ..checkpoint import FORMAT_NOTES, CheckpointError, from_json_array, json_array, load_arrays, save_arrays
 from ..checks import ShapeError, check_array, field_problems
 from ..nn import ACTIVATIONS, mlp, sigmoid
+from .base import check_batch
 from .parts.classifier import Classifier, check_labels
 from .parts.conditions import one_hot
 from .parts.gaussian_layer import Networks
@@ -94,6 +95,7 @@ class M2:
         self.decoder = mlp([z + c, *reversed(config.hidden), d], act, **kw)  # [z | y] -> logits
         self.networks = Networks(classifier=self.classifier.net, encoder=self.encoder, decoder=self.decoder)
         self.rng = np.random.default_rng(config.seed + 1)
+        self.xp = np  # the model runs on the host
         self._cache = None
         self.stats = {}
 
@@ -137,10 +139,7 @@ class M2:
         """The loss [eq:m2-loss] (0-d, nats per example) of x (N, D) with labels (N,) (−1: unlabelled) and noise
         ε (R, Z) for the rows ``label_rows`` makes (drawn from the model's generator when None)."""
         cfg = self.config
-        check_array(x, "x", shape=(None, cfg.input_dim), finite=validate)
-        if x.shape[0] == 0 or x.dtype != self.dtype:
-            raise ShapeError(f"x: expected a non-empty (N, {cfg.input_dim}) batch of {self.dtype}, got shape "
-                             f"{tuple(x.shape)} of {x.dtype}")
+        check_batch(self, x, validate)  # (N, D), N >= 1, the model's dtype, on the host
         labels = check_labels(labels, x.shape[0], cfg.classes, allow_unlabelled=True, name="labels")
         alpha = cfg.alpha if alpha is None else float(alpha)
         example, label, _ = label_rows(labels, cfg.classes)

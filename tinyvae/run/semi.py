@@ -39,6 +39,10 @@ from .folder import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, make_run_dir, pl
 CLASSES = 10
 
 
+class TrainingDiverged(UserError, ArithmeticError):
+    """The loss of a step is NaN or infinite."""
+
+
 @dataclass
 class SemiConfig:
     """A run of M2: stored in its config.json."""
@@ -180,7 +184,11 @@ def train_epoch(model, optimizer, data, labelled, unlabelled, config, epoch):
         x = to_float(data.train_x[np.concatenate([lab, unl])], mode, rng)  # (N, D)
         labels = np.concatenate([data.train_y[lab].astype(np.int64), np.full(len(unl), UNLABELLED)])
         eps = rng.standard_normal((model.rows(labels), config.latent), dtype=np.float32)  # (R, Z)
-        model.forward(x, labels, eps, validate=False)
+        loss = float(model.forward(x, labels, eps, validate=False))
+        if not np.isfinite(loss):
+            raise TrainingDiverged(f"M2 training diverged at epoch {epoch}, step {step}: the loss is {loss}; the run "
+                                   f"folder keeps the checkpoint of the last whole epoch; start again with a lower --lr "
+                                   f"(it was {config.lr:g})")
         model.backward()
         optimizer.step()
         for k, v in model.stats.items():
