@@ -10,7 +10,9 @@ C classes, Z latent, R rows (one per labelled example, C per unlabelled one)::
     loss = (1/N)[Σ_labelled (−L(x, y) − α log q(y|x)) + Σ_unlabelled (−U(x))]      [eq:m2-loss]
 
 y enters both networks by concatenating its one-hot row to their input, as in the conditional VAE
-(``parts/conditions.py``, [eq:cvae-concat]): one learned vector per class in the first dense layer. The objective, the rows and every gradient
+(``parts/conditions.py``, [eq:cvae-concat]): one learned vector per class in the first dense layer.
+The encoder's first layer computes x's product once per example for all its rows
+(``parts/labelled_rows.py``, [eq:m2-shared-first-layer]); everything else runs on the R rows. The objective, the rows and every gradient
 through q(y|x) are in ``parts/semi_supervised.py``; the math in derivations/semi-supervised.md.
 Labels are integers 0..C−1, −1 for an unlabelled example. The model runs on NumPy arrays (CPU).
 """
@@ -29,6 +31,7 @@ from .base import check_batch
 from .parts.classifier import Classifier, check_labels
 from .parts.conditions import one_hot
 from .parts.gaussian_layer import Networks
+from .parts.labelled_rows import LabelledRowsDense
 from .parts.semi_supervised import bound_rows, label_rows, m2_loss, row_count
 
 FORMAT = "tinyvae-m2-1"
@@ -92,6 +95,8 @@ class M2:
         # nothing upstream of the data learns: the first layers of q(y|x) and q(z|x, y) compute no dL/dx
         self.classifier = Classifier(mlp([d, *config.classifier_hidden, c], act, first_needs_dx=False, **kw), c)
         self.encoder = mlp([d + c, *config.hidden, 2 * z], act, first_needs_dx=False, **kw)  # [x | y] -> [μ | log σ²]
+        # its first layer on the rows (x_n, y_r): x_n's product once per example, not once per label
+        self.encoder.layers[0] = LabelledRowsDense(self.encoder.layers[0], d, c)
         self.decoder = mlp([z + c, *reversed(config.hidden), d], act, **kw)  # [z | y] -> logits
         self.networks = Networks(classifier=self.classifier.net, encoder=self.encoder, decoder=self.decoder)
         self.rng = np.random.default_rng(config.seed + 1)
@@ -153,7 +158,7 @@ class M2:
         logits_y = self.classifier.forward(x)  # (N, C)
         y_rows = one_hot(label, cfg.classes, self.dtype, np)  # (R, C)  [eq:cvae-concat]
         x_rows = x[example]  # (R, D)
-        h = self.encoder.forward(np.concatenate([x_rows, y_rows], axis=1))  # (R, 2Z)
+        h = self.encoder.forward((x, example, label))  # (R, 2Z): the dense layers of [x_n | onehot(y_r)]
         mu, log_var = h[:, :cfg.latent], h[:, cfg.latent:]  # (R, Z) each
         std = np.exp(0.5 * log_var)
         z = mu + std * eps  # (R, Z)  [eq:reparam]
