@@ -235,3 +235,44 @@ def test_style_transfer_decodes_each_digits_posterior_mean_under_every_label():
     mu, _ = model.encode(x, one_hot(y, 3, np.float32, np))
     np.testing.assert_allclose(images[1, 2], model.decode(mu[1:2], one_hot(np.array([2]), 3, np.float32, np))[0],
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: label_cvae(), lambda: quadrant_cvae(seen=3)], ids=["label", "quadrants"])
+def test_the_cvae_runs_unchanged_on_a_device_namespace(device_xp, make):
+    from tinyvae import backend
+    x, eps, y = RNG.uniform(0, 1, (4, 16)), RNG.standard_normal((4, 2)), np.array([0, 2, 1, 1])
+    model = make()
+    x = x[:, :model.config.input_dim]
+    extra = {"labels": y} if model.needs_labels else {}
+    loss = float(model.forward(x, eps, **extra))
+    grad = model.backward().copy()
+    on_device = make().to(device_xp)
+    extra = {k: backend.to_device(v, device_xp) for k, v in extra.items()}
+    dloss = float(on_device.forward(backend.to_device(x, device_xp), backend.to_device(eps, device_xp), **extra))
+    assert dloss == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(on_device.backward()), grad, rtol=1e-10, atol=1e-14)
+
+
+def test_a_mask_with_values_other_than_0_and_1_is_refused_naming_one():
+    mask = quadrant_mask(2, (4, 4))
+    mask[3] = 0.5
+    with pytest.raises(ValueError, match="mask: expected 1 at the seen pixels and 0 at the unseen, got 1 other values, "
+                                         "the first 0.5"):
+        quadrant_cvae().forward(RNG.uniform(0, 1, (2, 16)), mask=mask)
+
+
+def test_labels_given_to_the_quadrant_condition_and_a_mask_to_the_label_condition_are_refused():
+    with pytest.raises(ValueError, match="labels: the quadrant condition reads the seen pixels, not a label"):
+        quadrant_cvae().forward(RNG.uniform(0, 1, (2, 16)), labels=np.array([1, 2]))
+    with pytest.raises(ValueError, match="mask: the label condition scores every pixel and takes no mask"):
+        label_cvae().forward(RNG.uniform(0, 1, (2, 6)), labels=np.array([1, 2]), mask=np.ones(6))
+
+
+def test_the_evaluation_and_the_pictures_refuse_labels_of_the_wrong_length_or_outside_the_classes():
+    from tinyvae.evaluation.conditional_pictures import style_transfer
+    model = label_cvae()
+    x = RNG.uniform(0, 1, (5, 6))
+    with pytest.raises(LabelError, match=r"labels: expected one class per example, shape \(5,\), got shape \(4,\)"):
+        tinyvae.conditional_nll(model, x, labels=np.array([0, 1, 2, 0]), batch_size=2)
+    with pytest.raises(LabelError, match="expected classes 0..2 .3 classes., got 7"):
+        style_transfer(model, x, [0, 1, 2, 0, 7])

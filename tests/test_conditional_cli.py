@@ -104,3 +104,25 @@ def test_resuming_a_conditional_run_as_an_unconditional_one_is_refused(tmp_path,
     assert main(["train", "--resume", str(out), "--model", "vae", "--epochs", "2"]) == 2
     err = capsys.readouterr().err
     assert "model: stored 'cvae', asked 'vae'" in err and "Traceback" not in err
+
+
+def test_a_conditional_run_resumes_bit_for_bit_like_an_uninterrupted_one(tmp_path):
+    flags = ["--model", "cvae", "--condition", "label", *SMALL]
+    assert main(["train", *flags, "--epochs", "2", "--out", str(tmp_path / "whole")]) == 0
+    assert main(["train", *flags, "--out", str(tmp_path / "parts")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "parts"), "--epochs", "2", "--no-progress", "--no-pictures"]) == 0
+    whole, parts = (tinyvae.load_model(tmp_path / name / "checkpoint.npz") for name in ("whole", "parts"))
+    np.testing.assert_array_equal(whole.theta, parts.theta)
+
+
+def test_tinyvae_plot_draws_a_conditional_runs_own_pictures_and_the_unconditional_ones_refuse_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "quadrant-regressor", "--quadrants", "2", *SMALL, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "completion.png")
+    for command in (["sample", str(out), "--out", str(tmp_path / "picture.png")], ["plot", str(out), "--traverse"]):
+        assert main(command) != 0
+        err = capsys.readouterr().err
+        assert "holds a conditional model (quadrant-regressor" in err and "Traceback" not in err
+    assert not (tmp_path / "picture.png").exists() and not (out / "traversals.png").exists()

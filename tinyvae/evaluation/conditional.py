@@ -24,7 +24,7 @@ from ..backend import to_numpy
 from ..errors import InputError
 from ..models.conditional import ConditionalVAE, QuadrantRegressor
 from ..models.parts import iwae
-from ..models.parts.conditions import ScoredBernoulli
+from ..models.parts.conditions import ScoredBernoulli, check_labels
 from .evaluate import _check_images, _float_batches, log_mean_exp
 
 
@@ -45,6 +45,8 @@ def conditional_nll(model, x, *, labels=None, mask=None, k=100, seed=0, batch_si
     """
     require_conditional(model, "conditional_nll")
     x = _check_images(model, x)
+    if labels is not None:
+        labels = check_labels(labels, x.shape[0], model.config.classes)  # every label, before any batch
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k: expected a positive integer number of importance samples, got {k!r}")
     noise = backend.default_rng(seed, model.xp)

@@ -45,6 +45,7 @@ def style_transfer(model, x, labels):
     every label, so that one row keeps x_n's style across the classes."""
     _require(model, ConditionalVAE, "label", "style_transfer")
     xb = model_input(model, _as_batch(x))
+    check_labels(np.asarray(labels), xb.shape[0], model.config.classes)  # one label per digit, each a class
     mu, _ = model.encode(xb, _labels_c(model, labels))  # (N, Z)
     every = _labels_c(model, np.arange(model.config.classes))  # (C, C)
     n, classes = mu.shape[0], model.config.classes
@@ -61,7 +62,7 @@ def completions(model, x, samples=5, seed=0, mask=None):
         raise ValueError(f"completions needs a model with condition 'quadrants', got {model.config.describe()}")
     xb = model_input(model, _as_batch(x))
     c = model.condition_of(xb, mask=mask)
-    m = model.xp.asarray(model.condition.check_mask(mask, xb.shape[0]), dtype=model.dtype)
+    m = model.condition.check_mask(mask, xb.shape[0], model.xp).astype(model.dtype)
     if isinstance(model, QuadrantRegressor):
         filled = model.likelihood.mean(model.decoder.forward(c))[None]  # (1, N, D)
     else:
@@ -74,7 +75,7 @@ def completions(model, x, samples=5, seed=0, mask=None):
 def seen_part(model, x, mask=None):
     """(N, D) host images: the seen pixels of x, the unseen shown grey."""
     xb = to_numpy(model_input(model, _as_batch(x)))
-    m = to_numpy(model.condition.check_mask(mask, xb.shape[0]))
+    m = to_numpy(model.condition.check_mask(mask, xb.shape[0], model.xp))
     return xb * m + UNSEEN_GREY * (1 - m)
 
 

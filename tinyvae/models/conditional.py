@@ -80,6 +80,7 @@ class ConditionalVAE(_Conditional):
         self.prior = StandardNormal()  # p(z)
         self._objective_key = None
         self.objective = self._objective_for(None, None)
+        self._likelihood_used = None  # the likelihood part of the last forward (the condition's), for backward
 
     def _build_networks(self, config, rng):
         """The encoder [x | c] -> [μ | log σ²] and the decoder [z | c] -> logits. The encoder's first layer
@@ -142,7 +143,7 @@ class ConditionalVAE(_Conditional):
         self._check_objective(objective)
         if eps is not None:
             self._check_noise(eps)
-        c, likelihood = self.condition.make(x, self.likelihood, labels=labels, mask=mask)  # (N, C)
+        c, likelihood = self.condition.make(x, self.likelihood, labels=labels, mask=mask, validate=validate)  # (N, C)
         score = self._objective_for(beta, free_bits)
         eps = score.noise(self, x.shape[0], eps, validate)
         mu, log_var = self.encode(x, c)  # q(z|x, c): (N, Z) each
@@ -195,7 +196,7 @@ class QuadrantRegressor(_Conditional):
         ``free_bits`` are accepted and ignored (nothing is sampled)."""
         self._check_x(x, validate)
         self._check_objective(objective)
-        c, likelihood = self.condition.make(x, labels=labels, mask=mask)  # (N, 2D)
+        c, likelihood = self.condition.make(x, labels=labels, mask=mask, validate=validate)  # (N, 2D)
         out = self.decoder.forward(c)  # (N, D)
         loss = self.objective.forward(x, out, likelihood, validate, fit_obs_var)  # [eq:cvae-unseen-nll]
         self._cache = self.objective

@@ -7,6 +7,9 @@
   learned or optimal σ_x², each scoring a decoder output against the data and giving back its gradient;
 * ``objectives``: the ELBO with β and free bits, and the autoencoder's reconstruction error;
 * ``iwae``: the importance-weighted bound L_K of Burda et al.;
+* ``conditions``: the condition of a conditional model, a one-hot label or the seen pixels and their
+  mask, as the vector c its networks read beside x and z, and the likelihood of the unseen pixels
+  (``ScoredBernoulli``) that scores an image completion;
 * ``gaussian_layer``: a Gaussian layer of a hierarchy, an MLP giving (μ, log σ²) from the layer below
   (q(z2|z1), p(z1|z2) and q(z1|x) of ``models/two_layer.py``), and ``Networks``, several of them as one
   parameter container.

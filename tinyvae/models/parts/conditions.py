@@ -29,18 +29,21 @@ class LabelError(InputError):
     """Labels that are not one class index per example, each in 0 .. C − 1."""
 
 
-def check_labels(labels, n, classes):
-    """``labels`` as an integer array (N,), or a LabelError naming what was given and what was expected."""
+def check_labels(labels, n, classes, validate=True):
+    """``labels`` as an integer array (N,), or a LabelError naming what was given and what was expected.
+
+    ``validate=False`` skips the range check, which reads the labels' extremes back from their device: the
+    training loop has checked every label of the run once, before its first step.
+    """
     if labels is None:
         raise LabelError(f"labels: this model conditions on each example's class: expected labels, {n} integers "
                          f"in 0..{classes - 1} (forward(x, eps, labels=y)), got None")
-    xp = get_xp(labels) if hasattr(labels, "__array_namespace__") or hasattr(labels, "dtype") else np
-    labels = xp.asarray(labels)
+    labels = labels if hasattr(labels, "ndim") else np.asarray(labels)  # a list or tuple stays on the host
     if labels.ndim != 1 or labels.shape[0] != n:
         raise LabelError(f"labels: expected one class per example, shape ({n},), got shape {tuple(labels.shape)}")
     if labels.dtype.kind not in "iu":
         raise LabelError(f"labels: expected integer class indices 0..{classes - 1}, got dtype {labels.dtype}")
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+    if validate and n and (int(labels.min()) < 0 or int(labels.max()) >= classes):
         bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
         raise LabelError(f"labels: expected classes 0..{classes - 1} ({classes} classes), got {bad}")
     return labels
@@ -75,11 +78,11 @@ class LabelCondition:
         self.classes = classes
         self.width = classes  # C
 
-    def make(self, x, likelihood, labels=None, mask=None):
+    def make(self, x, likelihood, labels=None, mask=None, validate=True):
         """(c (N, C), the likelihood part that scores the batch)."""
         if mask is not None:
             raise InputError("mask: the label condition scores every pixel and takes no mask; pass labels=")
-        labels = check_labels(labels, x.shape[0], self.classes)
+        labels = check_labels(labels, x.shape[0], self.classes, validate)
         return one_hot(labels, self.classes, x.dtype, get_xp(x)), likelihood
 
 
@@ -88,27 +91,38 @@ class QuadrantCondition:
     likelihood scores the unseen pixels 1 − m."""
 
     def __init__(self, quadrants, image_shape, dtype):
-        self.mask = quadrant_mask(quadrants, image_shape, dtype)  # (D,), moved to the data's device on use
+        self.mask = quadrant_mask(quadrants, image_shape, dtype)  # (D,) on the host
         self.width = 2 * self.mask.size  # C = 2D
+        self._on_device = (np, self.mask)  # (namespace, the mask there): copied to a device once, not every step
 
-    def check_mask(self, mask, n):
+    def device_mask(self, xp):
+        """The config's mask (D,) in the namespace ``xp``."""
+        if self._on_device[0] is not xp:
+            self._on_device = (xp, xp.asarray(self.mask))
+        return self._on_device[1]
+
+    def check_mask(self, mask, n, xp=np):
         """The mask to use, (D,) or (N, D), with every entry 0 or 1; a ShapeError names a wrong shape."""
         d = self.mask.size
         if mask is None:
-            return self.mask
+            return self.device_mask(xp)
+        mask = mask if hasattr(mask, "ndim") else np.asarray(mask, dtype=self.mask.dtype)  # a list stays on the host
         if mask.ndim not in (1, 2) or mask.shape[-1] != d or (mask.ndim == 2 and mask.shape[0] != n):
             raise ShapeError(f"mask: expected the seen pixels as shape ({d},) or ({n}, {d}) (1 seen, 0 unseen), "
                              f"got shape {tuple(mask.shape)}")
         xp = get_xp(mask)
-        if not bool(xp.all((mask == 0) | (mask == 1))):
-            raise InputError("mask: expected 1 at the seen pixels and 0 at the unseen, got other values")
+        other = (mask != 0) & (mask != 1)
+        if bool(xp.any(other)):
+            raise InputError(f"mask: expected 1 at the seen pixels and 0 at the unseen, got {int(other.sum())} other "
+                             f"values, the first {float(mask[other][0]):g}")
         return mask
 
-    def make(self, x, likelihood=None, labels=None, mask=None):
+    def make(self, x, likelihood=None, labels=None, mask=None, validate=True):
         if labels is not None:
             raise InputError("labels: the quadrant condition reads the seen pixels, not a label; drop labels=")
         xp = get_xp(x)
-        m = xp.asarray(self.check_mask(mask, x.shape[0]), dtype=x.dtype)  # (D,) or (N, D)
+        m = self.check_mask(mask, x.shape[0], xp)  # (D,) or (N, D)
+        m = m if m.dtype == x.dtype else m.astype(x.dtype)
         m_rows = xp.broadcast_to(m, x.shape)  # (N, D)
         c = xp.concatenate([x * m_rows, m_rows], axis=1)  # (N, 2D)  [eq:cvae-quadrant-condition]
         return c, ScoredBernoulli(1 - m)
