@@ -12,9 +12,11 @@ C classes, Z latent, R rows (one per labelled example, C per unlabelled one)::
 y enters both networks by concatenating its one-hot row to their input, as in the conditional VAE
 (``parts/conditions.py``, [eq:cvae-concat]): one learned vector per class in the first dense layer.
 The encoder's first layer computes x's product once per example for all its rows
-(``parts/labelled_rows.py``, [eq:m2-shared-first-layer]); everything else runs on the R rows. The objective, the rows and every gradient
-through q(y|x) are in ``parts/semi_supervised.py``; the math in derivations/semi-supervised.md.
-Labels are integers 0..C−1, −1 for an unlabelled example. The model runs on NumPy arrays (CPU).
+(``parts/labelled_rows.py``, [eq:m2-shared-first-layer]); everything else runs on the R rows. The
+objective, the rows and every gradient through q(y|x) are in ``parts/semi_supervised.py``; the math
+in derivations/semi-supervised.md. Labels are integers 0..C−1, −1 for an unlabelled example. The
+loss is in nats per example: summed over pixels and latent units, averaged over the N examples of
+the batch. The model runs on NumPy arrays (CPU).
 """
 
 from __future__ import annotations
