@@ -137,3 +137,16 @@ def test_a_non_finite_loss_stops_the_run_with_a_sentence_naming_the_step(tmp_pat
     monkeypatch.setattr(M2, "forward", lambda self, *a, **k: np.float32("nan"))
     with pytest.raises(TrainingDiverged, match="diverged at epoch 1, step 0: the loss is nan"):
         train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)
+
+
+def test_the_command_line_trains_m2_and_records_its_labelled_subset(tmp_path, capsys):
+    out = tmp_path / "run"
+    status, stdout, err = run_cli(["train", "--model", "m2", "--labels", "20", "--label-seed", "3", "--limit-train",
+                                   "300", "--limit-test", "100", "--hidden", "8", "--classifier-hidden", "8",
+                                   "--latent", "2", "--epochs", "1", "--batch-size", "100", "--labelled-batch", "20",
+                                   "--alpha", "2.5", "--out", str(out)], capsys)
+    assert status == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert (config["labels"], config["label_seed"], config["alpha"]) == (20, 3, 2.5)
+    assert config["labelled_indices"] == draw_labelled(load_dataset().train_y[:300], 20, 3).tolist()
+    assert "test error" in stdout and (out / "checkpoint.npz").exists()
