@@ -82,14 +82,12 @@ ELECTIVES = {
     ],
     "Conditional models": [
         ("conditional", ["elbo", "kl", "bernoulli", "importance-sampling"]),
+        ("semi-supervised", ["conditional", "reparameterization"]),
     ],
     "Rate–distortion": [
         ("rate-distortion", ["elbo", "autoencoder", "ppca"]),
         ("free-bits", ["kl"]),
         ("nb:questions", ["continuous-bernoulli", "sigma-vae", "free-bits", "rate-distortion"]),
-    ],
-    "Labels": [
-        ("semi-supervised", ["kl", "bernoulli", "reparameterization"]),
     ],
 }
 

@@ -24,7 +24,7 @@
 # the wrong sign, a fresh ε, σ² in place of σ, a forgotten bias gradient, a wrong shape.
 #
 # Shapes use one alphabet: N batch, D input, H hidden, Z latent, K importance samples (and, for the
-# convolution, C and F channels in and out, R × S images, k × k kernels). Losses sum over D and Z and average
+# convolution, C and F channels in and out, R × S images, k × k kernels; for (k), C classes). Losses sum over D and Z and average
 # over N ([the reduction convention](../derivations/notation.md#eq:loss-reduction)).
 #
 # | exercise | function | inputs | returns | read first | where |
@@ -41,6 +41,7 @@
 # | (h) | `iwae_encoder_backward(weights, dlogpx_dz, z, eps, std)` | weights (N, K), dlogpx_dz (N, K, Z), z (N, K, Z), eps (N, K, Z), std (N, Z) | dmu (N, Z), dlog_var (N, Z) | [log q, twice](../derivations/iwae.md#eq:iwae-log-q-total) | here |
 # | (i) | `conv_backward(dy, x, W, stride, padding)` | dy (N, F, H_out, W_out), x (N, C, R, S), W (F, C, k, k), two ints | dx (N, C, R, S), dW (F, C, k, k), db (F,) | [im2col](../derivations/convolution.md#eq:im2col), [col2im](../derivations/convolution.md#eq:col2im) | [notebook 08](08_conv_vae.ipynb), section 5 |
 # | (j) | `planar_step(z, u, w, b, dz_out, g)` | z (N, Z), u (Z,), w (Z,), b a number, dz_out (N, Z), g (N,) | z_out (N, Z), logdet (N,), dz (N, Z), du (Z,), dw (Z,), db (a number) | [the planar step](../derivations/flows.md#eq:planar-step), [its backward](../derivations/flows.md#eq:planar-backward) | here |
+# | (k) | `m2_batch_loss(neg_l, logits, y_onehot, alpha)` | neg_l (N, C), logits (N, C), y_onehot (N, C), alpha (a number) | loss (a number), dneg_l (N, C), dlogits (N, C) | [the gradient through q(y\|x)](../derivations/semi-supervised.md#eq:m2-grad-logits) | its docstring: `help(exercises.m2_batch_loss)` |
 #
 # **Checking an answer.** In a notebook: `exercises.check("dense_backward", dense_backward)` for one
 # exercise (the cell under each exercise does this), `exercises.check_all(globals())` for all of them.

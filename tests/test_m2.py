@@ -95,7 +95,7 @@ def test_m2_loss_gradients_in_the_rows_and_the_logits_match_central_differences(
 
 def test_every_m2_check_of_the_gradcheck_suite_passes():
     reports = m2_checks(np.random.default_rng(0), 0)
-    assert len(reports) == 7
+    assert len(reports) == 8
     for rep in reports:
         rep.raise_if_failed()
 
@@ -148,3 +148,23 @@ def test_saved_m2_loads_back_with_the_same_weights_and_refuses_a_vae_checkpoint(
     VAE(input_dim=4, hidden=(3,), latent=2).save(tmp_path / "vae.npz")
     with pytest.raises(CheckpointError):
         M2.load(tmp_path / "vae.npz")
+
+
+def test_first_layer_on_the_rows_equals_a_dense_layer_on_the_concatenated_rows():
+    from tinyvae.nn import Dense
+    from tinyvae.models.parts.labelled_rows import LabelledRowsDense
+    rng = np.random.default_rng(6)
+    x, labels = rng.uniform(0, 1, (5, 7)), np.array([2, -1, 0, -1, -1])
+    example, label, _ = label_rows(labels, C)
+    dense = Dense(7 + C, 4, rng=rng, dtype=np.float64)
+    dense.params["b"][...] = rng.standard_normal(4)
+    rows = np.concatenate([x[example], np.eye(C)[label]], axis=1)  # (R, D + C)
+    want = dense.forward(rows)
+    dh = rng.standard_normal(want.shape)
+    dense.backward(dh)
+    want_grads = {k: v.copy() for k, v in dense.grads.items()}
+    layer = LabelledRowsDense(dense, 7, C)  # the same W and b
+    np.testing.assert_allclose(layer.forward((x, example, label)), want, rtol=1e-13, atol=1e-13)
+    assert layer.backward(dh) is None
+    for k in want_grads:
+        np.testing.assert_allclose(layer.grads[k], want_grads[k], rtol=1e-12, atol=1e-13, err_msg=k)

@@ -121,3 +121,32 @@ def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_
     assert len(stored["classifier_alone_test_error_percent"]["values"]) == 2
     assert stored["m2_step_seconds"] > 0 and stored["vae_step_seconds"] > 0
     assert result["paper"]["test_error_percent"] == 11.97
+
+
+def test_an_m2_run_given_to_the_vae_commands_is_refused_with_what_it_is(tmp_path, capsys):
+    folder = train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)
+    for argv in (["evaluate", str(folder)], ["train", "--resume", str(folder)]):
+        status, _, err = run_cli(argv, capsys)
+        assert status == 1 and "Traceback" not in err
+        assert "It is a semi-supervised M2 model" in err and "tinyvae.M2.load" in err
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_sentence_naming_the_step(tmp_path, monkeypatch):
+    from tinyvae.models.m2 import M2
+    from tinyvae.run.semi import TrainingDiverged
+    monkeypatch.setattr(M2, "forward", lambda self, *a, **k: np.float32("nan"))
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 1, step 0: the loss is nan"):
+        train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)
+
+
+def test_the_command_line_trains_m2_and_records_its_labelled_subset(tmp_path, capsys):
+    out = tmp_path / "run"
+    status, stdout, err = run_cli(["train", "--model", "m2", "--labels", "20", "--label-seed", "3", "--limit-train",
+                                   "300", "--limit-test", "100", "--hidden", "8", "--classifier-hidden", "8",
+                                   "--latent", "2", "--epochs", "1", "--batch-size", "100", "--labelled-batch", "20",
+                                   "--alpha", "2.5", "--out", str(out)], capsys)
+    assert status == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert (config["labels"], config["label_seed"], config["alpha"]) == (20, 3, 2.5)
+    assert config["labelled_indices"] == draw_labelled(load_dataset().train_y[:300], 20, 3).tolist()
+    assert "test error" in stdout and (out / "checkpoint.npz").exists()

@@ -8,6 +8,7 @@ q(y|x) in the unlabelled bound included; loss and every gradient must agree with
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,10 +22,21 @@ Normal = torch.distributions.Normal
 from test_torch_crosscheck import run_mlp, torch_mlp  # noqa: E402
 
 
+def torch_encoder(net):
+    """The encoder in torch as a plain MLP on the concatenated rows [x | onehot(y)]: its first layer, which tinyvae
+    computes once per example (LabelledRowsDense), is an ordinary Linear of the same W (D + C, H) here."""
+    first = net.layers[0]
+    linear = torch.nn.Linear(first.d + first.classes, first.d_out, dtype=torch.float64)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(first.params["W"].T.copy()))
+        linear.bias.copy_(torch.from_numpy(first.params["b"].copy()))
+    return [linear] + torch_mlp(SimpleNamespace(layers=net.layers[1:]))
+
+
 def torch_m2_loss(model, x_np, labels_np, eps_np, alpha, act):
     """(loss, {tinyvae parameter name: gradient}) of ``model`` in torch."""
     cfg, c = model.config, model.config.classes
-    nets = {"classifier": torch_mlp(model.classifier.net), "encoder": torch_mlp(model.encoder),
+    nets = {"classifier": torch_mlp(model.classifier.net), "encoder": torch_encoder(model.encoder),
             "decoder": torch_mlp(model.decoder)}
     x, labels, eps = torch.from_numpy(x_np), torch.from_numpy(labels_np), torch.from_numpy(eps_np)
     log_q = F.log_softmax(run_mlp(nets["classifier"], x, act), dim=1)  # (N, C)

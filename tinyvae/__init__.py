@@ -10,11 +10,12 @@ validation; ``parts/``: the encoder giving q(z|x), the prior, the decoder's like
 objectives ELBO and IWAE, a Gaussian layer of a hierarchy; ``vae``: the VAE and the autoencoder;
 ``two_layer``: the VAE with two stochastic layers, ``hierarchy`` its sizes; ``flow_vae``: the VAE whose
 posterior is a planar or inverse autoregressive flow, ``flow_sizes`` its config fields; ``conditional``: the
-conditional VAE and the quadrant regressor, ``conditioning`` their config fields; ``ppca``: the linear VAE and
-probabilistic PCA); ``evaluation/``, the bounds, the importance-weighted NLL and the pictures;
+conditional VAE and the quadrant regressor, ``conditioning`` their config fields; ``m2``: the
+semi-supervised VAE M2 with its classifier q(y|x); ``ppca``: the linear VAE and probabilistic PCA);
+``evaluation/``, the bounds, the importance-weighted NLL and the pictures;
 ``learn/``, the learner's tools (the gradient checker, the exercises with their checker, the reference
-solutions); ``run/``, running (the training loop, the run folder, stopping, the ``tinyvae``
-command); and ``pretrained/``, small trained models with the recipes that rebuild them. The math
+solutions); ``run/``, running (the training loop, the run folder, stopping, M2's training on a few
+labels, the ``tinyvae`` command); and ``pretrained/``, small trained models with the recipes that rebuild them. The math
 behind each piece is in the repository's ``derivations/`` folder, cited from the code as
 ``# [eq:...]``.
 

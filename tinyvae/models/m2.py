@@ -9,10 +9,14 @@ C classes, Z latent, R rows (one per labelled example, C per unlabelled one)::
     q(z|x, y) = N(μ, diag σ²),  [μ | log σ²] = encoder([x | onehot(y)]),  z = μ + σ ⊙ ε, ε passed in (R, Z)
     loss = (1/N)[Σ_labelled (−L(x, y) − α log q(y|x)) + Σ_unlabelled (−U(x))]      [eq:m2-loss]
 
-y enters both networks by concatenating its one-hot row to their input: one weight column per
-class in the first dense layer, the paper's choice. The objective, the rows and every gradient
-through q(y|x) are in ``parts/semi_supervised.py``; the math in derivations/semi-supervised.md.
-Labels are integers 0..C−1, −1 for an unlabelled example. The model runs on NumPy arrays (CPU).
+y enters both networks by concatenating its one-hot row to their input, as in the conditional VAE
+(``parts/conditions.py``, [eq:cvae-concat]): one learned vector per class in the first dense layer.
+The encoder's first layer computes x's product once per example for all its rows
+(``parts/labelled_rows.py``, [eq:m2-shared-first-layer]); everything else runs on the R rows. The
+objective, the rows and every gradient through q(y|x) are in ``parts/semi_supervised.py``; the math
+in derivations/semi-supervised.md. Labels are integers 0..C−1, −1 for an unlabelled example. The
+loss is in nats per example: summed over pixels and latent units, averaged over the N examples of
+the batch. The model runs on NumPy arrays (CPU).
 """
 
 from __future__ import annotations
@@ -22,19 +26,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..checkpoint import CheckpointError, from_json_array, json_array, load_arrays, save_arrays
+from ..checkpoint import FORMAT_NOTES, CheckpointError, from_json_array, json_array, load_arrays, save_arrays
 from ..checks import ShapeError, check_array, field_problems
 from ..nn import ACTIVATIONS, mlp, sigmoid
-from .parts.classifier import Classifier, check_labels, one_hot
+from .base import check_batch
+from .parts.classifier import Classifier, check_labels
+from .parts.conditions import one_hot
 from .parts.gaussian_layer import Networks
+from .parts.labelled_rows import LabelledRowsDense
 from .parts.semi_supervised import bound_rows, label_rows, m2_loss, row_count
 
 FORMAT = "tinyvae-m2-1"
+FORMAT_NOTES[FORMAT] = ("a semi-supervised M2 model (format 'tinyvae-m2-1'), which the commands for VAE runs do not "
+                        "read: load it with tinyvae.M2.load(path); the test error of its classifier after each epoch "
+                        "is in its run's metrics.jsonl")
 
 
 @dataclass
 class M2Config:
-    """What an M2 model is; stored beside its weights. The defaults are the paper's sec. 4.1 sizes for MNIST."""
+    """What an M2 model is; stored beside its weights. The defaults: one hidden layer of 500 softplus units and 50
+    latent units, the sizes of the authors' code (github.com/dpkingma/nips14-ssl, run_2layer_ssl.py)."""
 
     input_dim: int = 784  # D, pixels per image
     classes: int = 10  # C, labels 0..C−1
@@ -86,9 +97,12 @@ class M2:
         # nothing upstream of the data learns: the first layers of q(y|x) and q(z|x, y) compute no dL/dx
         self.classifier = Classifier(mlp([d, *config.classifier_hidden, c], act, first_needs_dx=False, **kw), c)
         self.encoder = mlp([d + c, *config.hidden, 2 * z], act, first_needs_dx=False, **kw)  # [x | y] -> [μ | log σ²]
+        # its first layer on the rows (x_n, y_r): x_n's product once per example, not once per label
+        self.encoder.layers[0] = LabelledRowsDense(self.encoder.layers[0], d, c)
         self.decoder = mlp([z + c, *reversed(config.hidden), d], act, **kw)  # [z | y] -> logits
         self.networks = Networks(classifier=self.classifier.net, encoder=self.encoder, decoder=self.decoder)
         self.rng = np.random.default_rng(config.seed + 1)
+        self.xp = np  # the model runs on the host
         self._cache = None
         self.stats = {}
 
@@ -120,7 +134,7 @@ class M2:
         """The mean image σ(logits) (N, D) of p(x|y, z) for z (N, Z) and labels (N,)."""
         check_array(z, "z", shape=(None, self.config.latent))
         labels = check_labels(labels, z.shape[0], self.config.classes, name="labels")
-        return sigmoid(self.decoder.forward(np.concatenate([z, one_hot(labels, self.config.classes, z.dtype)], 1)))
+        return sigmoid(self.decoder.forward(np.concatenate([z, one_hot(labels, self.config.classes, z.dtype, np)], 1)))
 
     def rows(self, labels):
         """R, the rows of a batch with these labels: ε for it is (R, Z)."""
@@ -132,10 +146,7 @@ class M2:
         """The loss [eq:m2-loss] (0-d, nats per example) of x (N, D) with labels (N,) (−1: unlabelled) and noise
         ε (R, Z) for the rows ``label_rows`` makes (drawn from the model's generator when None)."""
         cfg = self.config
-        check_array(x, "x", shape=(None, cfg.input_dim), finite=validate)
-        if x.shape[0] == 0 or x.dtype != self.dtype:
-            raise ShapeError(f"x: expected a non-empty (N, {cfg.input_dim}) batch of {self.dtype}, got shape "
-                             f"{tuple(x.shape)} of {x.dtype}")
+        check_batch(self, x, validate)  # (N, D), N >= 1, the model's dtype, on the host
         labels = check_labels(labels, x.shape[0], cfg.classes, allow_unlabelled=True, name="labels")
         alpha = cfg.alpha if alpha is None else float(alpha)
         example, label, _ = label_rows(labels, cfg.classes)
@@ -147,9 +158,9 @@ class M2:
                              f"{cfg.classes} per unlabelled one, got {tuple(getattr(eps, 'shape', ()))}")
         check_array(eps, "eps", finite=validate)
         logits_y = self.classifier.forward(x)  # (N, C)
-        y_rows = one_hot(label, cfg.classes, self.dtype)  # (R, C)
+        y_rows = one_hot(label, cfg.classes, self.dtype, np)  # (R, C)  [eq:cvae-concat]
         x_rows = x[example]  # (R, D)
-        h = self.encoder.forward(np.concatenate([x_rows, y_rows], axis=1))  # (R, 2Z)
+        h = self.encoder.forward((x, example, label))  # (R, 2Z): the dense layers of [x_n | onehot(y_r)]
         mu, log_var = h[:, :cfg.latent], h[:, cfg.latent:]  # (R, Z) each
         std = np.exp(0.5 * log_var)
         z = mu + std * eps  # (R, Z)  [eq:reparam]
@@ -166,7 +177,7 @@ class M2:
         d_neg_l, dout, dmu_kl, dlog_var_kl, eps, std, dlogits = self._cache
         z_dim = self.config.latent
         w = d_neg_l[:, None].astype(self.dtype)  # (R, 1) ∂loss/∂(−L) of each row  [eq:m2-grad-rows]
-        dz = self.decoder.backward(dout * w)[:, :z_dim]  # (R, Z): the label columns of [z | y] are data
+        dz = self.decoder.backward(dout * w)[:, :z_dim]  # (R, Z): [z | y]'s label columns are data  [eq:cvae-grad-z]
         dmu = dz + w * dmu_kl  # [eq:reparam-grad-mu] [eq:kl-grad-mu]
         dlog_var = 0.5 * dz * eps * std + w * dlog_var_kl  # [eq:reparam-grad-logvar] [eq:kl-grad-logvar]
         self.encoder.backward(np.concatenate([dmu, dlog_var], axis=1))  # (R, 2Z)  [eq:encoder-output-grad]

@@ -39,6 +39,10 @@ from .folder import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, make_run_dir, pl
 CLASSES = 10
 
 
+class TrainingDiverged(UserError, ArithmeticError):
+    """The loss of a step is NaN or infinite."""
+
+
 @dataclass
 class SemiConfig:
     """A run of M2: stored in its config.json."""
@@ -47,15 +51,17 @@ class SemiConfig:
     labels: int = 100  # labelled training examples, drawn class-balanced: labels/10 of each digit
     label_seed: int = 0  # which labelled subset: another seed, another draw of the same size
     alpha: float = 0.1  # weight of −log q(y|x) per labelled example of the batch mean; 0.1 with equal labelled and
-    # unlabelled batches gives the labelled cross-entropy the paper's share α = 0.1·N (derivations/semi-supervised.md)
-    hidden: tuple = (500,)  # q(z|x, y)'s hidden widths (p(x|y, z) mirrors them); the paper's one layer of 500
+    # unlabelled batches gives the labelled cross-entropy the share of Kingma et al.'s α = 0.1·N
+    # (derivations/semi-supervised.md, 'Why α is needed, and which α')
+    hidden: tuple = (500,)  # q(z|x, y)'s hidden widths (p(x|y, z) mirrors them); one layer of 500, as in the
+    # authors' code (nips14-ssl, run_2layer_ssl.py: 500, and 300 for its 100-label run)
     classifier_hidden: tuple = (500,)  # q(y|x)'s hidden widths
-    latent: int = 50  # Z, the paper's 50
-    activation: str = "softplus"  # the paper's
+    latent: int = 50  # Z, 50 as in the authors' code
+    activation: str = "softplus"  # as in the authors' code
     epochs: int = 10  # passes over the unlabelled images
     batch_size: int = 100  # unlabelled images per step
     labelled_batch: int = 100  # labelled examples per step (at most all of them)
-    lr: float = 3e-4  # Adam's learning rate (the paper's 3e-4)
+    lr: float = 3e-4  # Adam's learning rate (3e-4 in the authors' code, learn_yz_x_ss.py)
     binarize: str = "dynamic"  # "none", "static" or "dynamic": a fresh Bernoulli draw of each batch
     data: str | None = None  # folder of MNIST-format IDX files; None: the bundled MNIST
     limit_train: int = 0  # the first N training images only (0: all)
@@ -178,7 +184,11 @@ def train_epoch(model, optimizer, data, labelled, unlabelled, config, epoch):
         x = to_float(data.train_x[np.concatenate([lab, unl])], mode, rng)  # (N, D)
         labels = np.concatenate([data.train_y[lab].astype(np.int64), np.full(len(unl), UNLABELLED)])
         eps = rng.standard_normal((model.rows(labels), config.latent), dtype=np.float32)  # (R, Z)
-        model.forward(x, labels, eps, validate=False)
+        loss = float(model.forward(x, labels, eps, validate=False))
+        if not np.isfinite(loss):
+            raise TrainingDiverged(f"M2 training diverged at epoch {epoch}, step {step}: the loss is {loss}; the run "
+                                   f"folder keeps the checkpoint of the last whole epoch; start again with a lower --lr "
+                                   f"(it was {config.lr:g})")
         model.backward()
         optimizer.step()
         for k, v in model.stats.items():

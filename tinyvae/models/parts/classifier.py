@@ -7,7 +7,8 @@ Kingma, Rezende, Mohamed & Welling, *Semi-supervised learning with deep generati
   a − logsumexp(a) (N, C) [eq:m2-log-softmax]; ``backward(dlogits)`` carries ∂loss/∂a into the network.
 * ``check_labels``: labels are integers 0..C−1, one per example; −1 marks an unlabelled example
   where ``allow_unlabelled`` says so. A clear error names what was given and what was expected.
-* ``one_hot``: the (N, C) indicator rows that q(z|x, y) and p(x|y, z) read beside x and z.
+The one-hot rows that q(z|x, y) and p(x|y, z) read beside x and z are the conditional VAE's
+(``conditions.one_hot``), fed in by concatenation as there [eq:cvae-concat].
 
 Shapes: N batch, D input, C classes (derivations/semi-supervised.md).
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import get_xp
-from ...checks import ShapeError
+from .conditions import LabelError
 
 UNLABELLED = -1  # the label of an example whose class is not given
 
@@ -48,30 +49,22 @@ class Classifier:
         return self.net.backward(dlogits)
 
 
-def one_hot(labels, classes, dtype):
-    """(N, C) rows with a 1 at each label (labels 0..C−1 on the host or the device)."""
-    xp = get_xp(labels)
-    out = xp.zeros((labels.shape[0], classes), dtype=dtype)
-    out[xp.arange(labels.shape[0]), labels] = 1
-    return out
-
-
 def check_labels(labels, n, classes, *, allow_unlabelled=False, name="y"):
-    """``labels`` as an int64 array of n labels in 0..C−1 (−1 too with ``allow_unlabelled``), or a ShapeError
-    / ValueError naming what was wrong, what was given and what was expected."""
+    """``labels`` as an int64 array of n labels in 0..C−1 (−1 too with ``allow_unlabelled``), or a LabelError
+    naming what was wrong, what was given and what was expected."""
     xp = get_xp(labels) if hasattr(labels, "shape") else np
     arr = labels if hasattr(labels, "shape") else np.asarray(labels)
     low = UNLABELLED if allow_unlabelled else 0
     want = f"integers {low} to {classes - 1}" + (" (−1: unlabelled)" if allow_unlabelled else "")
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ShapeError(f"{name}: expected one label per example, shape ({n},), got shape {tuple(arr.shape)}")
+        raise LabelError(f"{name}: expected one label per example, shape ({n},), got shape {tuple(arr.shape)}")
     if arr.dtype.kind not in "iu":
         if arr.dtype.kind != "f" or not bool(xp.all(arr == xp.round(arr))):
-            raise ValueError(f"{name}: expected {want}, got an array of dtype {arr.dtype}")
+            raise LabelError(f"{name}: expected {want}, got an array of dtype {arr.dtype}")
     arr = arr.astype(np.int64)
     bad = (arr < low) | (arr >= classes)
     if bool(bad.any()):
         first = int(xp.argmax(bad))
-        raise ValueError(f"{name}: expected {want} (one of {classes} classes), got {int(arr[first])} at "
+        raise LabelError(f"{name}: expected {want} (one of {classes} classes), got {int(arr[first])} at "
                          f"position {first}" + (f" and {int(bad.sum()) - 1} more out of range" if bad.sum() > 1 else ""))
     return arr
