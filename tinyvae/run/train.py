@@ -253,8 +253,8 @@ def add_parser(subparsers):
            "the other training images are unlabelled (default 100)")
     a("--label-seed", type=_count, metavar="S", help="with --model m2: which labelled subset is drawn (default 0)")
     a("--alpha", type=_non_negative_float, metavar="A",
-      help="with --model m2: weight of the classifier's cross-entropy per labelled example (default 0.1, the paper's "
-           "share with equal labelled and unlabelled batches)")
+      help="with --model m2: α_batch, the weight of the classifier's cross-entropy per labelled example of the batch "
+           "mean (default 0.1: about the paper's share with equal labelled and unlabelled batches)")
     a("--labelled-batch", type=_positive_int, metavar="N",
       help="with --model m2: labelled examples in each step beside --batch-size unlabelled ones (default 100)")
     a("--classifier-hidden", type=_positive_int, nargs="+", metavar="H",
