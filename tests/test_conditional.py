@@ -144,6 +144,8 @@ def test_a_conditional_checkpoint_loaded_into_an_unconditional_model_is_refused_
     (dict(model="cvae", condition="quadrants", quadrants=4), "got 4"),
     (dict(model="quadrant-regressor", condition="label"), "needs condition 'quadrants'"),
     (dict(model="vae", condition="label"), "needs a conditional model"),
+    (dict(model="vae", classes=5), "needs a conditional model"),
+    (dict(model="cvae", condition="quadrants", quadrants=1, classes=5), "condition 'quadrants' reads no label"),
     (dict(model="cvae", condition="label", objective="iwae"), "objective 'iwae' needs a VAE"),
     (dict(model="cvae", condition="quadrants", quadrants=2, likelihood="gaussian"), "likelihood 'bernoulli'"),
 ])
