@@ -243,9 +243,12 @@ exercises.check('iwae_encoder_backward', iwae_encoder_backward)
 # step invertible ([eq:planar-u-hat](../derivations/flows.md#eq:planar-u-hat)). Write `planar_step`: the
 # forward (`z_out`, `logdet`) and the backward of a loss that holds the step's output (its gradient
 # `dz_out` comes from the rest of the model) and the log-determinant as $-\sum_n g_n \log\lvert\det J(z_n)\rvert$,
-# with `g` each example's weight (1/N for the ELBO). Remember that the log-determinant depends on $z$, $u$,
-# $w$ and $b$ too, and that $u$ reaches the loss only through $\hat u$
-# ([eq:planar-backward](../derivations/flows.md#eq:planar-backward)).
+# with `g` each example's weight (1/N for the ELBO; the check's `g` differs from example to example, so use
+# it). Remember that the log-determinant depends on $z$, $u$, $w$ and $b$ too, and that $u$ reaches the loss
+# only through $\hat u$ ([eq:planar-backward](../derivations/flows.md#eq:planar-backward)).
+#
+# Work from the equations, and try this before you read the numeric check of flows.md: its block that
+# defines `planar_backward` is a complete solution of this exercise.
 
 # %%
 def planar_step(z, u, w, b, dz_out, g):

@@ -155,6 +155,7 @@ def test_the_plain_vae_refuses_a_flow_config():
     (dict(flow="planar", flow_steps=2, model="ae"), "needs model 'vae'"),
     (dict(flow="iaf", flow_steps=2, flow_hidden=4, arch="conv", input_dim=64, image_shape=(8, 8)), "needs arch 'mlp'"),
     (dict(flow="iaf", flow_steps=2), "flow_hidden >= 1"),
+    (dict(flow="iaf", flow_steps=2, flow_hidden=4, latent=6), "flow_hidden >= latent - 1 = 5"),
     (dict(flow="planar", flow_steps=2, flow_hidden=3), "a planar step has none"),
     (dict(flow_steps=4), "but flow is 'none'"),
     (dict(flow="planar", flow_steps=2, likelihood="gaussian", obs_var_mode="learned"), "fixed-variance gaussian"),

@@ -123,6 +123,17 @@ def test_made_masks_follow_the_degree_rule():
             assert (paths[j, i] > 0) == (order[j] < order[i])
 
 
+def test_made_masks_give_every_degree_a_hidden_unit_and_refuse_too_few_units():
+    for z_dim, hidden in ((2, 1), (5, 4), (5, 9), (7, 100)):
+        order = orderings(z_dim, 1)[0]
+        m1, m2 = made_masks(order, hidden)
+        paths = m1 @ m2  # (Z, Z): paths from input j to output i
+        earlier = order[:, None] < order[None, :]  # entry (j, i): position of j before position of i
+        assert (paths[earlier] > 0).all() and (paths[~earlier] == 0).all(), (z_dim, hidden)
+    with pytest.raises(ValueError, match="Z = 5 needs at least Z − 1 = 4 hidden units, one for each degree, got 3"):
+        made_masks(orderings(5, 1)[0], 3)
+
+
 def test_orderings_are_a_fixed_seeded_permutation_reversed_each_step():
     first = np.random.default_rng(ORDERING_SEED).permutation(7)
     steps = orderings(7, 4)

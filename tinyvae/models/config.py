@@ -81,8 +81,8 @@ class ModelConfig:
     classes: int = 10  # condition "label": the one-hot width, labels 0 .. classes − 1
     quadrants: int = 0  # condition "quadrants": how many quadrants of each image are seen, 1, 2 or 3
     flow: str = "none"  # posterior: "none" (diagonal Gaussian), "planar" or "iaf" flow after it (models/flow_vae.py)
-    flow_steps: int = 0  # K, the flow's steps (>= 1 with a flow)
-    flow_hidden: int = 0  # iaf: width of each step's masked hidden layer and of the encoder's context h
+    flow_steps: int = 0  # T, the flow's steps (>= 1 with a flow)
+    flow_hidden: int = 0  # iaf: width (>= latent - 1) of each step's masked hidden layer and of the encoder's context h
 
     def __post_init__(self):
         problems = list(field_problems(self).values())  # each field's type, by its default: latent=2.5 is refused

@@ -6,8 +6,8 @@ Config fields (``ModelConfig`` and ``TrainConfig``):
 
 * ``flow``: "none", "planar" (Rezende & Mohamed 2015) or "iaf" (Kingma et al. 2016);
 * ``flow_steps``: T ≥ 1, the steps z_0 -> z_1 -> ... -> z_T (0 without a flow);
-* ``flow_hidden``: the IAF's width H of each step's masked hidden layer, which is also the width of the
-  context h the encoder gives (0 without an IAF).
+* ``flow_hidden``: the IAF's width H ≥ Z − 1 of each step's masked hidden layer, which is also the width of
+  the context h the encoder gives (0 without an IAF).
 
 Like ``hierarchy.py``, this module imports nothing of the model, so that both configs can ask it.
 """
@@ -44,6 +44,10 @@ def flow_problems(config):
     if flow == "iaf" and hidden < 1:
         problems.append(f"flow 'iaf' needs flow_hidden >= 1 (the width of each step's masked hidden layer "
                         f"and of the encoder's context), got {hidden}")
+    if flow == "iaf" and 1 <= hidden < config.latent - 1:
+        problems.append(f"flow 'iaf' needs flow_hidden >= latent - 1 = {config.latent - 1} (each step's masked "
+                        f"hidden layer gives every degree 1 .. Z-1 a unit; one missing cuts dependencies), "
+                        f"got {hidden}")
     if flow == "planar" and hidden:
         problems.append(f"flow_hidden sets the iaf's hidden width; a planar step has none, got flow_hidden {hidden}")
     wanted = {"model": "vae", "arch": "mlp", "stochastic_layers": 1}

@@ -1,7 +1,7 @@
 """A VAE whose posterior is a normalizing flow: q_0(z|x) = N(μ, diag σ²) from the encoder, then T steps.
 
-Rezende & Mohamed, *Variational Inference with Normalizing Flows* (ICML 2015), sec. 4 (planar steps);
-Kingma et al., *Improved Variational Inference with Inverse Autoregressive Flow* (NeurIPS 2016), sec. 4.
+Rezende & Mohamed, *Variational Inference with Normalizing Flows* (ICML 2015) (planar steps);
+Kingma et al., *Improved Variational Inference with Inverse Autoregressive Flow* (NeurIPS 2016) (IAF steps).
 Shapes: N batch, K samples per example (1 for the ELBO), D input, Z latent, C context::
 
     x (N, D) -> encoder -> μ, log σ² (N, Z), context h (N, C; C = 0 for planar steps)  parts/flow_bound.py

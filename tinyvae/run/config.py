@@ -87,8 +87,8 @@ class TrainConfig:
     classes: int = 10  # condition "label": labels 0 .. classes − 1 (MNIST's ten digits)
     quadrants: int = 0  # condition "quadrants": quadrants of each image seen, 1, 2 or 3 (models/conditioning.py)
     flow: str = "none"  # posterior: "none" (diagonal Gaussian), or a "planar" or "iaf" flow after it
-    flow_steps: int = 0  # K, the flow's steps (>= 1 with a flow)
-    flow_hidden: int = 0  # iaf: width of each step's masked hidden layer and of the encoder's context h
+    flow_steps: int = 0  # T, the flow's steps (>= 1 with a flow)
+    flow_hidden: int = 0  # iaf: width (>= latent - 1) of each step's masked hidden layer and of the encoder's context h
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
     validation: int = 0  # training examples held out as a validation set

@@ -220,8 +220,8 @@ def add_parser(subparsers):
       "--flow-steps steps")
     a("--flow-steps", type=_positive_int, metavar="T", help="with --flow: the number of steps T, e.g. 10 planar or 2 iaf")
     a("--flow-hidden", type=_positive_int, metavar="H",
-      help=f"with --flow iaf: width of each step's masked hidden layer and of the encoder's context (default "
-           f"{IAF_HIDDEN})")
+      help=f"with --flow iaf: width of each step's masked hidden layer and of the encoder's context, at least "
+           f"--latent minus 1 (default {IAF_HIDDEN})")
     a("--activation", choices=sorted(ACTIVATIONS), help=f"(default {d.activation})")
     a("--likelihood", choices=LIKELIHOODS, help=f"decoder distribution (default {d.likelihood})")
     a("--beta", type=_non_negative_float, help=f"weight of the KL term (default {d.beta:g})")

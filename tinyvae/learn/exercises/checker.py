@@ -79,7 +79,7 @@ def check(name, fn=None, *, seed=0):
     if name not in EXERCISES:
         raise ValueError(f"no exercise named {name!r}; the exercises are {list(EXERCISES)}")
     ex = EXERCISES[name]
-    read = sorted({DERIV + link for link in ex.read.values()})
+    read = _read_links(ex)
     case = ex.make_case(np.random.default_rng(1000 + list(EXERCISES).index(name) + seed))
     ref = _as_outputs(ex, _call(getattr(solutions, name), ex, case)[0])
 
@@ -90,7 +90,7 @@ def check(name, fn=None, *, seed=0):
         return Feedback(name, "error", [_explain_exception(error, ex, case)], read=read)
 
     problems = []
-    got = _as_outputs(ex, result, problems)
+    got = _as_outputs(ex, result, problems, ref)
     again, error2 = _call(fn, ex, case)
     if error2 is None and not _same(got, _as_outputs(ex, again)):
         problems.append("your function gives different answers for the same inputs: it draws fresh random "
@@ -120,6 +120,11 @@ def check(name, fn=None, *, seed=0):
     return Feedback(name, status, problems, report, read)
 
 
+def _read_links(ex):
+    """The derivation links of an exercise's "Read:" line."""
+    return sorted({DERIV + link for link in (*ex.read.values(), *ex.also_read)})
+
+
 def check_all(answers, *, seed=0):
     """Check every exercise found in ``answers`` (a module or a dict of functions). Returns a Summary."""
     get = answers.get if isinstance(answers, dict) else lambda k: getattr(answers, k, None)
@@ -127,7 +132,7 @@ def check_all(answers, *, seed=0):
     for name, ex in EXERCISES.items():
         fn = get(name)
         if fn is None:
-            out.append(Feedback(name, "not implemented", read=sorted({DERIV + v for v in ex.read.values()})))
+            out.append(Feedback(name, "not implemented", read=_read_links(ex)))
         else:
             out.append(check(name, fn, seed=seed))
     return Summary(out)

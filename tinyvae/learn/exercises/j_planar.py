@@ -17,10 +17,10 @@ def planar_step(z, u, w, b, dz_out, g):
 
     Inputs: z (N, Z), the step's input (one example per row); u (Z,), w (Z,) and b (a number), the
     step's parameters; dz_out (N, Z) = ∂L/∂z_out from the rest of the model; g (N,), each example's
-    weight in the loss (1/N for the ELBO, w̃/N for the IWAE bound). The loss holds the step's
+    weight in the loss (1/N for the ELBO, w̃/N for the IWAE bound; here it differs per example, so use g). The loss holds the step's
     log-determinant as −Σ_n g_n logdet_n, because log q_T(z_T) = log q_0(z_0) − Σ log|det J| and the
     loss is −log w.
-    Use û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(a) = −1 + softplus(a), which keeps wᵀû > −1 (these inputs
+    Use û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(β) = −1 + softplus(β), which keeps wᵀû > −1 (these inputs
     have wᵀu < −1).
     Return: (z_out, logdet, dz, du, dw, db): z_out (N, Z), logdet (N,) = log|det ∂z_out/∂z| per example,
     and ∂L/∂z (N, Z), ∂L/∂u (Z,), ∂L/∂w (Z,), ∂L/∂b (a number).
@@ -30,10 +30,16 @@ def planar_step(z, u, w, b, dz_out, g):
     raise NotImplementedError
 
 
+# Below: the reference step and the catalogued mistakes built from it, which the checker compares with.
+# It is a complete solution of the exercise; try the exercise first.
+
+
 def _planar(c, constrain=True, psi_with_h=False, logdet_sign=1.0, logdet_grad=True, grad_sign=-1.0,
-            through_u_hat=True):
-    """The step and its gradients, or a catalogued mistake's version of them (the flags say which)."""
+            through_u_hat=True, weights=None):
+    """The step and its gradients, or a catalogued mistake's version of them (the flags say which).
+    ``weights``: what stands in for g in the backward, e.g. 1/N where the learner ignored g."""
     z, u, w, b, dz_out, g = (c[k] for k in ("z", "u", "w", "b", "dz_out", "g"))
+    g = g if weights is None else np.full_like(g, weights(len(g)))
     beta, ww = w @ u, w @ w
     gamma = (np.logaddexp(0.0, beta) - 1.0 - beta) / ww if constrain else 0.0
     u_hat = u + gamma * w  # [eq:planar-u-hat]
@@ -84,11 +90,17 @@ GRADS = ("dz", "du", "dw", "db")
 
 
 def _mistakes():
+    log_det_terms = ("it adds −g·r·c·h″(a) to da and −g·r·h′(a) to dc, with r = 1/(1 + ûᵀψ) "
+                     "[eq:flow-elbo] [eq:planar-backward]")
+    ignored_g = ("the weights g are ignored: each example's log-det enters the loss as −g_n logdet_n, and g "
+                 "differs from example to example (w̃/N for the IWAE bound; these inputs draw it at random), "
+                 "so ∂L/∂logdet_n = −g_n, not −1/N or −1 [eq:flow-elbo] [eq:planar-backward]")
     named = [
         (dict(logdet_grad=False), GRADS,
          "the log-det term's gradient is missing: the loss holds −Σ_n g_n log|1 + ûᵀψ(z_n)|, which depends on z, "
-         "u, w and b as well; it adds −g·r·c·h″(a) to da and −g·r·h′(a) to dc, with r = 1/(1 + ûᵀψ) "
-         "[eq:flow-elbo] [eq:planar-backward]"),
+         "u, w and b as well; " + log_det_terms),
+        (dict(weights=lambda n: 1.0 / n), GRADS, ignored_g),
+        (dict(weights=lambda n: 1.0), GRADS, ignored_g),
         (dict(psi_with_h=True), ("logdet",) + GRADS,
          "ψ computed with h instead of h′: the Jacobian is I + û ψᵀ with ψ = h′(wᵀz + b) w, the derivative "
          "1 − tanh²(a), not tanh(a) itself [eq:planar-psi] [eq:planar-logdet]"),
@@ -106,7 +118,8 @@ def _mistakes():
          "the gradient stops at û: u and w reach the loss through û = u + (m(wᵀu) − wᵀu) w/‖w‖² as well, "
          "so du = dû + (sigmoid(wᵀu) − 1)(wᵀdû) w/‖w‖², and dw gets û's terms too [eq:planar-backward]"),
     ]
-    out = [Mistake(name, hint, lambda c, flags=flags, name=name: _planar(c, **flags)[name])
+    partial = {named[0][2]: "part of the log-det term's gradient is missing: " + log_det_terms}
+    out = [Mistake(name, hint, lambda c, flags=flags, name=name: _planar(c, **flags)[name], partial.get(hint, ""))
            for flags, names, hint in named for name in names]
     out.append(Mistake("logdet", "the log-determinant is missing: log|det J| = log|1 + ûᵀψ(z)| is not zero "
                                  "unless the step is the identity [eq:planar-logdet]",
@@ -118,7 +131,8 @@ EXERCISE = Exercise(
     name="planar_step", letter="j", outputs=("z_out", "logdet", "dz", "du", "dw", "db"),
     shapes={"z_out": ("N", "Z"), "logdet": ("N",), "dz": ("N", "Z"), "du": ("Z",), "dw": ("Z",), "db": ()},
     read={"z_out": "flows.md#eq:planar-step", "logdet": "flows.md#eq:planar-logdet",
-          "dz": "flows.md#eq:planar-backward", "du": "flows.md#eq:planar-u-hat", "dw": "flows.md#eq:planar-backward",
+          "dz": "flows.md#eq:planar-backward", "du": "flows.md#eq:planar-backward", "dw": "flows.md#eq:planar-backward",
           "db": "flows.md#eq:planar-backward"},
+    also_read=("flows.md#eq:planar-u-hat",),
     make_case=_planar_case, args=("z", "u", "w", "b", "dz_out", "g"), values=("z_out", "logdet"),
     numeric=_planar_numeric, mistakes=_mistakes())

@@ -27,6 +27,7 @@ class Mistake:
     output: str
     hint: str
     wrong: object  # case -> the array this mistake produces
+    partial: str = ""  # the hint's wording when an answer shows the mistake in only some of these outputs
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Exercise:
     values: tuple = ()  # outputs compared by value (a loss, a sample), not by gradient check
     mistakes: list = field(default_factory=list)
     scale_note: str = ""  # added to a "1/N too small" diagnosis
+    also_read: tuple = ()  # derivation links for the "Read:" line beyond those of ``read``
 
 
 def _away_from_zero(rng, shape):

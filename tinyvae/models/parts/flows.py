@@ -8,8 +8,8 @@ of variables [eq:change-of-variables] its density is
 so every step gives its output and its log-determinant, evaluated at its input z_{t−1}. The bound the
 VAE maximizes then samples log p(z_T) − log q_T(z_T) (``flow_bound.py``; derivations/flows.md).
 
-* ``PlanarStep``: f(z) = z + û h(wᵀz + b) with h = tanh (Rezende & Mohamed 2015, sec. 4.1 and
-  appendix A.1), whose log-determinant is log |1 + ûᵀψ(z)|, ψ(z) = h′(wᵀz + b) w; û is u moved along w
+* ``PlanarStep``: f(z) = z + û h(wᵀz + b) with h = tanh (Rezende & Mohamed 2015: planar flows,
+  and the invertibility condition in their appendix), whose log-determinant is log |1 + ûᵀψ(z)|, ψ(z) = h′(wᵀz + b) w; û is u moved along w
   so that wᵀû ≥ −1, which keeps the step invertible;
 * ``Flow``: T steps in a row, one parameter container (``params``/``grads`` named ``"<step>.<key>"``)
   that ``models.base.Model`` binds into its single buffer;
@@ -60,8 +60,9 @@ class PlanarStep(Layer):
         a = z @ self.params["w"] + self.params["b"]  # (R,)  wᵀz + b
         h = xp.tanh(a)  # (R,)
         dh = 1.0 - h * h  # h′(a) (R,); ψ(z) = h′ w  [eq:planar-psi]
-        # 1 + ûᵀψ = 1 + h′ wᵀû ≥ 0; it is 0 only where wᵀu < −37 rounds wᵀû to −1 and h′ = 1, and the
-        # log-det's −inf is then a diverging flow, which training's divergence guard reports
+        # 1 + ûᵀψ = 1 + h′ wᵀû ≥ 0 up to round-off; it reaches 0 only where wᵀu below about −17 (float32;
+        # −37 in float64) rounds wᵀû to −1 and h′ = 1, and the log-det's −inf is then a diverging flow,
+        # which training's divergence guard reports
         det = 1.0 + dh * c  # [eq:planar-logdet]
         self._cache = (z, h, dh, det, u_hat, s, c)
         return z + h[:, None] * u_hat, xp.log(det)  # (R, Z), (R,)  [eq:planar-step] [eq:planar-logdet]

@@ -1,4 +1,4 @@
-"""Inverse autoregressive flow steps (Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling 2016, sec. 4),
+"""Inverse autoregressive flow steps (Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling 2016),
 with the MADE masks (Germain, Gregor, Murray & Larochelle 2015) that make each step autoregressive.
 
 One step, from z (R, Z) and the encoder's context h (R, C)::
@@ -40,11 +40,17 @@ def orderings(z_dim, steps):
 def made_masks(order, hidden):
     """(M1 (Z, H), M2 (H, Z)) for a MADE with one hidden layer and the ordering ``order`` (Z,).
 
-    Hidden unit k gets degree d_k = k mod max(Z − 1, 1): it may read the inputs at positions ≤ d_k and
-    feed the outputs at positions > d_k. So output i sees input j only through units with
-    order[j] ≤ d_k < order[i]: only when order[j] < order[i]  [eq:made-masks].
+    Hidden unit k gets degree d_k = k mod max(Z − 1, 1), the degrees 0 .. Z−2 in turn: it may read the inputs
+    at positions ≤ d_k and feed the outputs at positions > d_k. So output i sees input j only through units
+    with order[j] ≤ d_k < order[i]: only when order[j] < order[i]  [eq:made-masks]. With H ≥ Z − 1 every
+    degree has a unit, so every such pair has a path; with no unit of degree d, the output at position
+    d + 1 could not read the input at position d (no unit has order[j] ≤ d_k < order[i] for that pair),
+    which is why fewer units are refused.
     """
     z_dim = len(order)
+    if hidden < z_dim - 1:
+        raise ValueError(f"a MADE layer for Z = {z_dim} needs at least Z − 1 = {z_dim - 1} hidden units, one "
+                         f"for each degree, got {hidden}")
     degrees = np.arange(hidden) % max(z_dim - 1, 1)  # (H,)
     m1 = (order[:, None] <= degrees[None, :]).astype(np.float64)  # (Z, H)  [eq:made-masks]
     m2 = (degrees[:, None] < order[None, :]).astype(np.float64)  # (H, Z)  [eq:made-masks]
