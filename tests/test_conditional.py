@@ -9,7 +9,8 @@ import pytest
 import tinyvae
 from tinyvae.checkpoint import CheckpointError
 from tinyvae.checks import ShapeError
-from tinyvae.learn.gradcheck import check_gradients, check_model, conditional_checks
+from tinyvae.learn.gradcheck import check_gradients, check_model
+from tinyvae.learn.gradcheck_conditional import conditional_checks
 from tinyvae.models.conditional import ConditionalVAE, QuadrantRegressor
 from tinyvae.models.config import ModelConfig
 from tinyvae.models.parts.conditions import LabelError, one_hot, quadrant_mask
