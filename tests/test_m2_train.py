@@ -57,8 +57,10 @@ def test_classifier_alone_trains_only_on_the_labelled_examples():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--labels", "65"], "needs a multiple of 10 (the same number of each digit), got 65"),
-    (["--labels", "400", "--limit-train", "300"], "--labels 400 is more than the 300 training examples"),
+    (["--labels", "65"], "--labels 65: a class-balanced subset needs a multiple of 10 (the same number of each "
+                         "digit); use 60 or 70"),
+    (["--labels", "5"], "--labels 5: a class-balanced subset needs a multiple of 10 (the same number of each digit); "
+                        "use 10"),
     (["--labels", "0"], "expected an integer >= 1, got '0'"),
     (["--beta", "2"], "--model m2 does not use --beta"),
     (["--latent", "3", "2"], "one latent size, got 2"),
@@ -79,8 +81,43 @@ def test_labels_flag_without_m2_is_refused(tmp_path, capsys):
 
 def test_a_class_with_too_few_examples_for_a_balanced_subset_is_named():
     y = np.array([0] * 50 + [1] * 3 + list(range(2, 10)) * 10, dtype=np.uint8)
-    with pytest.raises(ConfigError, match="needs 5 examples of class 1, but the training set has 3"):
+    with pytest.raises(ConfigError, match="--labels 50: a class-balanced subset takes 5 examples of each class, but "
+                                          "class 1 has only 3 in the 133 training images; ask for at most 30 "
+                                          r"\(a multiple of 10\)"):
         draw_labelled(y, 50, 0)
+
+
+def test_the_largest_labels_the_error_suggests_is_accepted_and_the_next_multiple_is_not():
+    y = load_dataset().train_y
+    most = 10 * int(np.bincount(y, minlength=10).min())  # the rarest digit sets it: 5,421 fives in MNIST's 60,000
+    assert most == 54210
+    for too_many in (60000, 59230, most + 10):
+        with pytest.raises(ConfigError, match=f"class 5 has only 5,421 in the 60,000 training images; ask for at most "
+                                              f"{most} "):
+            draw_labelled(y, too_many, 0)
+    assert np.bincount(y[draw_labelled(y, most, 0)]).tolist() == [most // 10] * 10
+
+
+def test_labels_beyond_the_limit_train_subset_are_refused_with_its_true_maximum(tmp_path, capsys):
+    counts = np.bincount(load_dataset().train_y[:300], minlength=10)
+    most = 10 * int(counts.min())
+    out = tmp_path / "run"
+    status, _, err = run_cli(["train", "--model", "m2", "--labels", str(most + 10), "--limit-train", "300",
+                              "--out", str(out)], capsys)
+    assert status == 2 and "Traceback" not in err and not out.exists()
+    assert (f"--labels {most + 10}: a class-balanced subset takes {most // 10 + 1} examples of each class, but class "
+            f"{int(counts.argmin())} has only {most // 10} in the 300 training images that --limit-train 300 keeps; "
+            f"ask for at most {most} (a multiple of 10)") in err
+
+
+def test_labels_that_would_leave_no_unlabelled_image_are_refused():
+    y = np.tile(np.arange(10, dtype=np.uint8), 5)  # five of each digit
+    with pytest.raises(ConfigError, match="--labels 50: it would label every one of the 50 training images, and M2 "
+                                          r"needs unlabelled images too; ask for at most 40 \(a multiple of 10\)"):
+        draw_labelled(y, 50, 0)
+    assert len(draw_labelled(y, 40, 0)) == 40
+    with pytest.raises(ConfigError, match="no class-balanced subset leaves an image unlabelled: class 0 has 1"):
+        draw_labelled(np.arange(10, dtype=np.uint8), 10, 0)
 
 
 @pytest.mark.parametrize("fault, message", [
@@ -150,3 +187,24 @@ def test_the_command_line_trains_m2_and_records_its_labelled_subset(tmp_path, ca
     assert (config["labels"], config["label_seed"], config["alpha"]) == (20, 3, 2.5)
     assert config["labelled_indices"] == draw_labelled(load_dataset().train_y[:300], 20, 3).tolist()
     assert "test error" in stdout and (out / "checkpoint.npz").exists()
+
+
+def test_train_help_gives_m2s_own_defaults_and_every_flag_m2_reads(capsys):
+    from tinyvae.run.semi import M2_FLAGS  # noqa: PLC0415
+
+    status, out, _ = run_cli(["train", "--help"], capsys)
+    assert status == 0
+    text = " ".join(out.split())  # argparse wraps the lines
+    assert ("--model m2 has its own defaults: --labels 100 --label-seed 0 --alpha 0.1 --labelled-batch 100 "
+            "--batch-size 100 --hidden 500 --classifier-hidden 500 --latent 50 --activation softplus --lr 0.0003 "
+            "--binarize dynamic --epochs 10 --seed 0; it reads only these flags and --data, --limit-train, "
+            "--limit-test and --out.") in text
+    own = text[text.index("--model m2 has its own defaults"):]
+    assert all(f"--{flag.replace('_', '-')}" in own for flag in M2_FLAGS[1:])
+    assert "m2 has its own defaults, listed below the flags" in text
+
+
+def test_m2_model_and_its_training_run_default_to_the_same_alpha():
+    from tinyvae.models.m2 import M2Config  # noqa: PLC0415
+
+    assert M2Config().alpha == SemiConfig().alpha == 0.1

@@ -45,7 +45,9 @@ FORMAT_NOTES[FORMAT] = ("a semi-supervised M2 model (format 'tinyvae-m2-1'), whi
 @dataclass
 class M2Config:
     """What an M2 model is; stored beside its weights. The defaults: one hidden layer of 500 softplus units and 50
-    latent units, the sizes of the authors' code (github.com/dpkingma/nips14-ssl, run_2layer_ssl.py)."""
+    latent units, the sizes of the authors' code (github.com/dpkingma/nips14-ssl, run_2layer_ssl.py) for its runs
+    with more than 100 labels, in which M2 models the features of a pretrained M1 rather than pixels; α_batch 0.1,
+    the default of ``SemiConfig`` and ``tinyvae train --model m2``."""
 
     input_dim: int = 784  # D, pixels per image
     classes: int = 10  # C, labels 0..C−1
@@ -53,7 +55,7 @@ class M2Config:
     classifier_hidden: tuple = (500,)  # widths of q(y|x)'s hidden layers
     latent: int = 50  # Z
     activation: str = "softplus"  # between dense layers
-    alpha: float = 1.0  # weight of −log q(y|x) on labelled examples, per example of the batch mean [eq:m2-loss]
+    alpha: float = 0.1  # α_batch: weight of −log q(y|x) per labelled example of the batch mean [eq:m2-loss]
     init: str = "auto"  # dense layers' initialization (nn.mlp)
     seed: int = 0  # initial weights
     dtype: str = "float32"  # "float64" for gradient checks

@@ -50,11 +50,12 @@ class SemiConfig:
     model: str = "m2"  # the family (the run folder's name reads it)
     labels: int = 100  # labelled training examples, drawn class-balanced: labels/10 of each digit
     label_seed: int = 0  # which labelled subset: another seed, another draw of the same size
-    alpha: float = 0.1  # weight of −log q(y|x) per labelled example of the batch mean; 0.1 with equal labelled and
-    # unlabelled batches gives the labelled cross-entropy the share of Kingma et al.'s α = 0.1·N
-    # (derivations/semi-supervised.md, 'Why α is needed, and which α')
+    alpha: float = 0.1  # α_batch, the weight of −log q(y|x) per labelled example of the batch mean (M2Config's
+    # default too); 0.1 with equal labelled and unlabelled batches gives the labelled cross-entropy about the share
+    # of Kingma et al.'s α = 0.1·N_train (derivations/semi-supervised.md, 'Why α is needed, and which α')
     hidden: tuple = (500,)  # q(z|x, y)'s hidden widths (p(x|y, z) mirrors them); one layer of 500, as in the
-    # authors' code (nips14-ssl, run_2layer_ssl.py: 500, and 300 for its 100-label run)
+    # authors' code (nips14-ssl, run_2layer_ssl.py: 500, and 300 for its 100-label run; there M2 models the
+    # features of a pretrained M1, not pixels)
     classifier_hidden: tuple = (500,)  # q(y|x)'s hidden widths
     latent: int = 50  # Z, 50 as in the authors' code
     activation: str = "softplus"  # as in the authors' code
@@ -77,9 +78,8 @@ class SemiConfig:
             for name in ("labels", "epochs", "batch_size", "labelled_batch", "latent"):
                 if getattr(self, name) < 1:
                     problems.append(f"{name} must be an integer >= 1, got {getattr(self, name)}")
-            if self.labels % CLASSES:
-                problems.append(f"labels: a class-balanced subset needs a multiple of {CLASSES} (the same number of "
-                                f"each digit), got {self.labels}")
+            if self.labels >= 1 and self.labels % CLASSES:
+                problems.append(not_a_multiple(self.labels, CLASSES))
             if not (np.isfinite(self.alpha) and self.alpha >= 0):
                 problems.append(f"alpha must be a finite number >= 0, got {self.alpha}")
             if not (np.isfinite(self.lr) and self.lr > 0):
@@ -99,20 +99,45 @@ class SemiConfig:
         return {**dataclasses.asdict(self), "hidden": list(self.hidden), "classifier_hidden": list(self.classifier_hidden)}
 
 
-def draw_labelled(train_y, n_labels, seed, classes=CLASSES):
-    """Indices (sorted) of ``n_labels`` training examples, n_labels/C of each class, drawn with ``seed``."""
+def not_a_multiple(n_labels, classes):
+    """The error for a --labels that no class-balanced subset has, with the nearest values that one has."""
+    below = n_labels // classes * classes
+    nearest = f"{below} or {below + classes}" if below else f"{classes}"
+    return (f"--labels {n_labels}: a class-balanced subset needs a multiple of {classes} (the same number of each "
+            f"digit); use {nearest}")
+
+
+def most_labels(counts, n):
+    """The largest class-balanced subset of a training set with ``counts`` (C,) examples per class and ``n`` in all
+    that leaves at least one example unlabelled: C times the smallest count (one fewer each if that takes all n)."""
+    per_class = int(counts.min())
+    if per_class * len(counts) >= n:
+        per_class -= 1
+    return len(counts) * max(per_class, 0)
+
+
+def draw_labelled(train_y, n_labels, seed, classes=CLASSES, *, source=None):
+    """Indices (sorted) of ``n_labels`` training examples, n_labels/C of each class, drawn with ``seed``; at least
+    one example is left unlabelled. ``source`` names the training set in the errors."""
     n = len(train_y)
-    if n_labels > n:
-        raise ConfigError(f"--labels {n_labels} is more than the {n:,} training examples; ask for at most {n}")
+    source = source or f"the {n:,} training images"
     if n_labels % classes:
-        raise ConfigError(f"--labels {n_labels}: a class-balanced subset needs a multiple of {classes}")
-    per_class, rng, chosen = n_labels // classes, np.random.default_rng(seed), []
+        raise ConfigError(not_a_multiple(n_labels, classes))
+    counts = np.bincount(train_y, minlength=classes)[:classes]  # (C,)
+    most, per_class = most_labels(counts, n), n_labels // classes
+    if n_labels > most:
+        rare = int(np.argmin(counts))
+        if per_class > counts[rare]:
+            why = (f"a class-balanced subset takes {per_class:,} examples of each class, but class {rare} has only "
+                   f"{counts[rare]:,} in {source}")
+        else:
+            why = f"it would label every one of {source}, and M2 needs unlabelled images too"
+        advice = (f"ask for at most {most} (a multiple of {classes})" if most else
+                  f"no class-balanced subset leaves an image unlabelled: class {rare} has {counts[rare]:,}")
+        raise ConfigError(f"--labels {n_labels}: {why}; {advice}")
+    rng, chosen = np.random.default_rng(seed), []
     for c in range(classes):
-        of_class = np.flatnonzero(train_y == c)
-        if len(of_class) < per_class:
-            raise ConfigError(f"--labels {n_labels} needs {per_class} examples of class {c}, but the training set "
-                              f"has {len(of_class)}; ask for at most {classes * len(of_class)} labels")
-        chosen.append(rng.choice(of_class, size=per_class, replace=False))
+        chosen.append(rng.choice(np.flatnonzero(train_y == c), size=per_class, replace=False))
     return np.sort(np.concatenate(chosen))
 
 
@@ -136,10 +161,10 @@ def train_m2(config=None, *, dataset=None, log=print, on_epoch=None):
     if config.out is not None:
         refuse_existing_run(Path(config.out))
     data = load_data(config, dataset)
-    labelled = draw_labelled(data.train_y, config.labels, config.label_seed)
+    source = f"the {len(data.train_y):,} training images" + (
+        f" that --limit-train {config.limit_train} keeps" if config.limit_train else "")
+    labelled = draw_labelled(data.train_y, config.labels, config.label_seed, source=source)
     unlabelled = np.setdiff1d(np.arange(len(data.train_x)), labelled)
-    if len(unlabelled) == 0:
-        raise ConfigError(f"--labels {config.labels} labels every training example: M2 needs unlabelled ones too")
     model = M2(config.model_config(data.train_x.shape[1]))
     optimizer = Adam(model.params, model.grads, lr=config.lr)
     folder = make_run_dir(config)
@@ -233,6 +258,16 @@ def train_classifier_alone(config, data, labelled, *, steps=None):
 M2_FLAGS = ("model", "labels", "label_seed", "alpha", "labelled_batch", "classifier_hidden", "hidden", "latent",
             "activation", "epochs", "batch_size", "lr", "binarize", "data", "limit_train", "limit_test", "seed", "out")
 IGNORED = ("func", "command", "no_progress", "no_pictures")
+
+
+def m2_defaults():
+    """The line of ``tinyvae train --help`` that gives --model m2's own defaults, read from SemiConfig."""
+    d = SemiConfig()
+    return (f"--model m2 has its own defaults: --labels {d.labels} --label-seed {d.label_seed} --alpha {d.alpha:g} "
+            f"--labelled-batch {d.labelled_batch} --batch-size {d.batch_size} --hidden {' '.join(map(str, d.hidden))} "
+            f"--classifier-hidden {' '.join(map(str, d.classifier_hidden))} --latent {d.latent} --activation "
+            f"{d.activation} --lr {d.lr:g} --binarize {d.binarize} --epochs {d.epochs} --seed {d.seed}; it reads only "
+            f"these flags and --data, --limit-train, --limit-test and --out.")
 
 
 def m2_command(args):

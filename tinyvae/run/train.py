@@ -39,6 +39,7 @@ from .folder import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, RunExistsError,
                      refuse_existing_run, refuse_lost_checkpoint, trim_metrics, write_run_config)
 from .loop import SGD_MOMENTUM, Run, init_output_bias
 from .stopping import TrainingDiverged, TrainingInterrupted
+from .semi import m2_command, m2_defaults
 
 M2_ONLY = ("labels", "label_seed", "alpha", "labelled_batch", "classifier_hidden")  # the flags of --model m2 alone
 
@@ -185,12 +186,13 @@ def add_parser(subparsers):
         "train", help="train a VAE (or an autoencoder) on MNIST",
         description="Train a VAE or an autoencoder. With no flags: the PyTorch examples VAE (784-400-20, ReLU, "
                     "Bernoulli decoder on grey levels, Adam 1e-3, batch 128, 10 epochs) on the bundled MNIST.",
+        epilog=m2_defaults(),
         argument_default=argparse.SUPPRESS)  # absent flags stay absent: --resume can tell what was asked
     a = p.add_argument
     a("--model", choices=(*MODELS, "m2"),
       help=f"vae, a plain autoencoder (ae), a conditional VAE (cvae, with --condition), the deterministic "
            f"quadrant-regressor (with --quadrants), or m2: the semi-supervised VAE of Kingma et al. (2014), with "
-           f"--labels (default {d.model})")
+           f"--labels; m2 has its own defaults, listed below the flags (default {d.model})")
     a("--condition", choices=CONDITIONS,
       help="with --model cvae: label (q(z|x, y), p(x|z, y), y one-hot) or quadrants (given --quadrants of each digit, "
            "predict the rest; Sohn et al. 2015)")
@@ -294,7 +296,6 @@ def _unused_flag(flags, config):
 
 def train_command(args):
     if getattr(args, "model", None) == "m2":
-        from .semi import m2_command  # noqa: PLC0415
         return m2_command(args)
     m2_only = [f"--{k.replace('_', '-')}" for k in M2_ONLY if hasattr(args, k)]
     if m2_only:

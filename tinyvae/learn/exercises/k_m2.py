@@ -19,11 +19,14 @@ def m2_batch_loss(neg_l, logits, y_onehot, alpha):
     Inputs: neg_l (N, C), −L(x_n, y) for every example n and every label y (the labelled bound of
     the pair, already computed by the encoder and decoder); logits (N, C) of the classifier,
     q(y|x) = softmax(logits); y_onehot (N, C), the one-hot label of a labelled example and a row of
-    zeros for an unlabelled one; alpha, the weight of the classifier's cross-entropy.
+    zeros for an unlabelled one; alpha, α_batch, the weight of the classifier's cross-entropy per
+    labelled example of the batch mean.
     Return (loss, dneg_l, dlogits):
     loss = (1/N) [Σ_labelled (−L(x, y) − α log q(y|x)) + Σ_unlabelled −U(x)], one number, with
     −U(x) = Σ_y q(y|x)(−L(x, y)) − H(q(y|x)); dneg_l = ∂loss/∂neg_l and dlogits = ∂loss/∂logits,
-    (N, C) each. q(y|x) is a function of the logits everywhere it appears.
+    (N, C) each. q(y|x) is a function of the logits everywhere it appears. For a labelled example n
+    with label y only neg_l[n, y] enters the loss: its other C − 1 columns are unused, and dneg_l is 0
+    there. (The page's rows are the entries of neg_l that enter the loss.)
     Read: derivations/semi-supervised.md#eq:m2-unlabelled, #eq:m2-loss, #eq:m2-grad-rows,
     #eq:m2-grad-logits and #eq:m2-grad-alpha.
     """
@@ -100,7 +103,8 @@ def _m2_mistakes():
                            "and the classifier never learns from the bounds [eq:m2-grad-logits]",
                 lambda c: _unlabelled_logits(c, entropy_part(c))),
         Mistake("dlogits", "no gradient reaches the unlabelled examples' logits: q(y|x) is a function of the logits "
-                           "in the weights and in the entropy [eq:m2-grad-logits]",
+                           "in the weights and in the entropy (holding every weight q(y|x) constant leaves only the "
+                           "sum inside the log, which is zero) [eq:m2-grad-logits]",
                 lambda c: _unlabelled_logits(c, np.zeros_like(c["logits"]))),
         Mistake("dlogits", "α is applied to the unlabelled examples too: α(q − y_onehot)/N on a zero row adds αq/N; "
                            "the cross-entropy term exists only for labelled pairs, whose label is known "
@@ -117,6 +121,8 @@ EXERCISE = Exercise(
     shapes={"loss": (), "dneg_l": ("N", "C"), "dlogits": ("N", "C")},
     read={"loss": "semi-supervised.md#eq:m2-loss", "dneg_l": "semi-supervised.md#eq:m2-grad-rows",
           "dlogits": "semi-supervised.md#eq:m2-grad-logits"},
+    also_read=("semi-supervised.md#eq:m2-unlabelled", "semi-supervised.md#eq:m2-grad-alpha"),
+    case_note="In this check's batch, examples 0 and 2 (rows 0 and 2 of each array) are labelled; 1 and 3 are not.",
     make_case=_m2_case, args=("neg_l", "logits", "y_onehot", "alpha"), values=("loss",),
     numeric=_loss_numeric(solutions.m2_batch_loss, ("neg_l", "logits", "y_onehot", "alpha"), ["neg_l", "logits"],
                           "M2 loss of a mixed batch"),

@@ -44,6 +44,7 @@ class Exercise:
     mistakes: list = field(default_factory=list)
     scale_note: str = ""  # added to a "1/N too small" diagnosis
     also_read: tuple = ()  # derivation links for the "Read:" line beyond those of ``read``
+    case_note: str = ""  # what a failing answer is told about the check's inputs (which rows are which)
 
 
 def _away_from_zero(rng, shape):
