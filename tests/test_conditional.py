@@ -9,7 +9,8 @@ import pytest
 import tinyvae
 from tinyvae.checkpoint import CheckpointError
 from tinyvae.checks import ShapeError
-from tinyvae.learn.gradcheck import check_gradients, check_model, conditional_checks
+from tinyvae.learn.gradcheck import check_gradients, check_model
+from tinyvae.learn.gradcheck_conditional import conditional_checks
 from tinyvae.models.conditional import ConditionalVAE, QuadrantRegressor
 from tinyvae.models.config import ModelConfig
 from tinyvae.models.parts.conditions import LabelError, one_hot, quadrant_mask
@@ -144,6 +145,8 @@ def test_a_conditional_checkpoint_loaded_into_an_unconditional_model_is_refused_
     (dict(model="cvae", condition="quadrants", quadrants=4), "got 4"),
     (dict(model="quadrant-regressor", condition="label"), "needs condition 'quadrants'"),
     (dict(model="vae", condition="label"), "needs a conditional model"),
+    (dict(model="vae", classes=5), "needs a conditional model"),
+    (dict(model="cvae", condition="quadrants", quadrants=1, classes=5), "condition 'quadrants' reads no label"),
     (dict(model="cvae", condition="label", objective="iwae"), "objective 'iwae' needs a VAE"),
     (dict(model="cvae", condition="quadrants", quadrants=2, likelihood="gaussian"), "likelihood 'bernoulli'"),
 ])

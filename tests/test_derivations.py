@@ -53,8 +53,6 @@ NOT_COMPUTED = {
                               "sigma-vae.md",
     "eq:cvae-kl-conditional-prior": "the KL to a prior network p(z|c), which tinyvae does not build; checked on "
                                     "conditional.md",
-    "eq:cvae-prior-absorbed": "the KL's invariance that lets a decoder absorb a Gaussian prior network; the argument "
-                              "for N(0, I), checked on conditional.md",
     "eq:m2-unlabelled-min": "the minimum of M2's unlabelled bound over q(y|x), which explains what the classifier "
                             "learns from unlabelled data; checked on semi-supervised.md and in tests/test_m2.py",
     "eq:iw-bias-rate": "the large-K bias of the importance-weighted bound, which says how far K = 5000 is from "

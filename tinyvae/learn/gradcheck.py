@@ -184,6 +184,7 @@ def standard_suite(seed=0):
     from ..prob import losses  # noqa: PLC0415
     from ..models.vae import Autoencoder, VAE  # noqa: PLC0415
     from ..models.parts.encoders import Reparameterize  # noqa: PLC0415
+    from .gradcheck_conditional import conditional_checks  # noqa: PLC0415
     from .gradcheck_flows import flow_checks  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
@@ -224,7 +225,7 @@ def standard_suite(seed=0):
     reports.extend(iwae_checks(rng, seed, x01))
     reports.extend(two_layer_checks(rng, seed, x01))
     reports.extend(likelihood_checks(rng, seed, x01))
-    reports.extend(conditional_checks(rng, seed))
+    reports.extend(conditional_checks(rng, seed))  # the conditional VAE and the regressor (gradcheck_conditional.py)
     ae = Autoencoder(input_dim=6, hidden=(5,), latent=2, activation="tanh", dtype="float64", seed=seed)
     reports.append(check_model(ae, x01))
     reports.extend(conv_checks(rng, seed))
@@ -270,36 +271,6 @@ def two_layer_checks(rng, seed, x01):
         rep = check_model(model, x01, eps)
         rep.label = f"two stochastic layers, {objective.upper()}" + (f" K={k}" if objective == "iwae" else "")
         reports.append(rep)
-    return reports
-
-
-def conditional_checks(rng, seed):
-    """The conditional VAE on a label (tanh Bernoulli, β 0.7, and softplus with a learned Gaussian σ_x²) and on
-    the seen quadrants of 4×4 images (1 and 3 seen), and the quadrant regressor, ε held fixed and the labels or
-    seen pixels given (derivations/conditional.md)."""
-    from ..models.conditional import ConditionalVAE, QuadrantRegressor  # noqa: PLC0415
-
-    n, reports = 4, []
-    x01, labels = rng.uniform(0, 1, (n, 16)), np.array([0, 2, 1, 2])
-    for act, options in (("tanh", {"beta": 0.7}),
-                         ("softplus", {"likelihood": "gaussian", "obs_var_mode": "learned", "obs_var": 0.2})):
-        model = ConditionalVAE(input_dim=6, hidden=(5,), latent=2, activation=act, classes=3, dtype="float64",
-                               seed=seed, **options)
-        eps = rng.standard_normal((n, 2))
-        model.forward(x01[:, :6], eps, labels=labels)
-        model.backward()
-        reports.append(check_gradients(lambda m=model, e=eps: m.forward(x01[:, :6], e, labels=labels), model.params,
-                                       model.grads, label=f"CVAE on a label ({act} {model.config.likelihood})"))
-    quadrants = dict(input_dim=16, image_shape=(4, 4), hidden=(5,), activation="tanh", condition="quadrants",
-                     dtype="float64", seed=seed)
-    for seen in (1, 3):
-        model = ConditionalVAE(latent=2, quadrants=seen, **quadrants)
-        rep = check_model(model, x01, rng.standard_normal((n, 2)))
-        rep.label = f"CVAE on {seen} seen quadrant{'s' * (seen > 1)} (4x4, tanh)"
-        reports.append(rep)
-    rep = check_model(QuadrantRegressor(quadrants=2, **quadrants), x01)
-    rep.label = "quadrant regressor, 2 seen (4x4, tanh)"
-    reports.append(rep)
     return reports
 
 

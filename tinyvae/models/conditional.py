@@ -13,8 +13,8 @@ Conditional VAE, shapes N batch, D pixels, C condition width, Z latent::
 The condition enters by concatenation into the first dense layer of each network [eq:cvae-concat]; for a
 one-hot label that is a learned embedding of the label added to the layer's pre-activation, so no
 separate embedding is built. The prior is N(0, I), not a prior network p(z|c) as in Sohn et al. (2015):
-the decoder reads c, so the shift and scale a Gaussian p(z|c) would add can be learned by the decoder
-instead, and the KL keeps its closed form (derivations/conditional.md#why-a-standard-normal-prior).
+the decoder reads c, so the shift and scale a Gaussian p(z|c) would add can be learned by a decoder
+flexible enough [eq:cvae-prior-absorbed], and the KL keeps its closed form (derivations/conditional.md#why-a-standard-normal-prior).
 
 Quadrant regressor (Sohn et al.'s deterministic baseline): c -> network -> logits (N, D), loss = the
 Bernoulli NLL of the unseen pixels [eq:cvae-unseen-nll], nothing sampled. Its best prediction is each
@@ -62,7 +62,7 @@ class _Conditional(Model):
         check_array(x, "x", shape=(None, self.config.input_dim))
         return self.condition.make(x, self.likelihood, labels=labels, mask=mask)[0]
 
-    def _check_objective(self, objective, free_bits=None):
+    def _check_objective(self, objective):
         if objective not in (None, "elbo"):
             raise InputError(f"objective: the conditional models train on the ELBO, got {objective!r}")
 

@@ -49,9 +49,10 @@ def condition_problems(config):
     sentence each ([] when nothing is). Works on a ModelConfig and on a TrainConfig."""
     model, condition, quadrants = config.model, config.condition, config.quadrants
     if not is_conditional(config):
-        if condition != "none" or quadrants:
-            return [f"condition {condition!r} (quadrants {quadrants}) needs a conditional model: --model cvae, or "
-                    f"--model quadrant-regressor with --condition quadrants; got model {model!r}"]
+        if condition != "none" or quadrants or config.classes != DEFAULTS["classes"]:
+            return [f"condition {condition!r} (quadrants {quadrants}, classes {config.classes}) needs a conditional "
+                    f"model: --model cvae, or --model quadrant-regressor with --condition quadrants; got model "
+                    f"{model!r}"]
         return []
     problems = []
     if condition not in CONDITIONS:
@@ -65,6 +66,9 @@ def condition_problems(config):
     if condition == "label" and quadrants:
         problems.append(f"--quadrants sets the quadrant condition; condition 'label' has none, got quadrants "
                         f"{quadrants}")
+    if condition == "quadrants" and config.classes != DEFAULTS["classes"]:
+        problems.append(f"--classes sets the label condition; condition 'quadrants' reads no label, got classes "
+                        f"{config.classes}")
     if condition == "label" and (isinstance(config.classes, bool) or not config.classes >= 2):
         problems.append(f"classes must be an integer >= 2 for a one-hot label, got {config.classes!r}")
     wanted = {"arch": "mlp", "stochastic_layers": 1, "objective": "elbo", "flow": "none"}
