@@ -198,7 +198,8 @@ def test_amortization_page_quotes_the_stored_notebook_run():
 def test_semi_supervised_page_shows_what_its_numeric_check_prints(capsys):
     """The text block under semi-supervised.md's numeric check is the line the check prints."""
     text = (DERIVATIONS / "semi-supervised.md").read_text(encoding="utf-8")
-    exec(compile(CODE_BLOCK.findall(text)[0], "semi-supervised.md[block 0]", "exec"), {"__name__": "m2_page"})  # noqa: S102
+    block = compile(CODE_BLOCK.findall(text)[0], "semi-supervised.md[block 0]", "exec")
+    exec(block, {"__name__": "m2_page"})  # noqa: S102
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("worst relative gradient error")
     assert f"It prints\n\n```text\n{printed}\n```" in text
