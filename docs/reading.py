@@ -81,6 +81,10 @@ ELECTIVES = {
         ("convolution", ["dense"]),
         ("nb:conv_vae", ["convolution", "nb:training_mnist"]),
     ],
+    "Conditional models": [
+        ("conditional", ["elbo", "kl", "bernoulli", "importance-sampling"]),
+        ("semi-supervised", ["conditional", "reparameterization"]),
+    ],
     "Rate–distortion": [
         ("rate-distortion", ["elbo", "autoencoder", "ppca"]),
         ("free-bits", ["kl"]),

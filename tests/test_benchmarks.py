@@ -173,3 +173,40 @@ def test_the_handoff_benchmark_points_every_splitting_module_at_the_handoff_it_t
         assert all(m.run_split is bench.run_split_futures for m in users)
         assert backend.run_split(lambda i: 2 * i, [(1,), (2,), (3,)]) == [2, 4, 6]
     assert all(m.run_split is original for m in users)
+
+
+def test_the_cvae_benchmark_table_reads_each_runs_figures_and_the_median_epoch_against_the_vae():
+    spec = importlib.util.spec_from_file_location("cvae_quadrants", BENCH.with_name("cvae_quadrants.py"))
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH.parent))  # it imports bench_training as a sibling
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    runs = {"vae": {"epoch_seconds": [2.0, 9.0, 2.0]},
+            "cvae q2": {"epoch_seconds": [5.0, 4.0, 6.0], "nll": 50.5, "neg_elbo": 52.0},
+            "regressor q2": {"epoch_seconds": [3.0, 3.0, 3.0], "nll": 60.25}}
+    rows = bench.table(runs, [2])
+    assert rows["cvae"] == {2: 50.5} and rows["regressor"] == {2: 60.25} and rows["cvae_neg_elbo"] == {2: 52.0}
+    assert rows["seconds_per_epoch_vs_vae"][2] == {"cvae": 2.5, "regressor": 1.5}
+    assert bench.PYRO_TABLE == {"baseline": {1: 100.4, 2: 61.9, 3: 25.4}, "cvae": {1: 71.8, 2: 51.0, 3: 24.2}}
+
+
+def test_the_cvae_benchmark_runs_end_to_end_on_a_tiny_setting_and_writes_its_json(tmp_path):
+    spec = importlib.util.spec_from_file_location("cvae_quadrants", BENCH.with_name("cvae_quadrants.py"))
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH.parent))
+    sys.modules["cvae_quadrants"] = bench  # its runs are pickled by name into fresh processes
+    try:
+        spec.loader.exec_module(bench)
+        doc = bench.main(["--quadrants", "1", "--epochs", "1", "--limit-train", "128", "--limit-test", "32",
+                          "--hidden", "8", "--latent", "2", "--k", "3", "--vae-epochs", "1",
+                          "--out", str(tmp_path / "cvae.json")])
+    finally:
+        sys.path.remove(str(BENCH.parent))
+        del sys.modules["cvae_quadrants"]
+    import json
+    assert json.loads((tmp_path / "cvae.json").read_text()) == json.loads(json.dumps(doc))
+    assert set(doc["runs"]) == {"vae", "cvae q1", "regressor q1"}
+    assert all(r["peak_rss_mib"] > 0 and len(r["epoch_seconds"]) == 1 for r in doc["runs"].values())
+    assert doc["runs"]["cvae q1"]["test_digits"] == 32 and np.isfinite(doc["table_nats"]["cvae"]["1"])

@@ -22,6 +22,7 @@ from tinyvae import exercises
 from tinyvae.models.parts import iwae
 from tinyvae.learn import solutions
 from tinyvae.learn.exercises import EXERCISES, check, check_all
+from test_exercise_m2 import answer as m2_answer
 
 NAMES = list(EXERCISES)
 
@@ -59,7 +60,17 @@ def test_check_all_lists_every_exercise_and_counts_passes():
     assert text.startswith(f"1/{len(NAMES)} exercises pass")
     assert "dense_backward" in text and "PASS" in text
     assert "gaussian_kl" in text and "FAIL" in text
-    assert text.count("not implemented yet") == len(NAMES) - 2
+    absent = [f"({EXERCISES[name].letter})" for name in NAMES if name not in mixed]
+    assert text.count("not implemented yet") == 0  # the answers lack the others: one line says so
+    assert f"\n  not defined in these answers, so not checked: {', '.join(absent)}\n" in text + "\n"
+    assert len(absent) == len(NAMES) - 2
+
+
+def test_check_all_lists_a_defined_stub_as_not_implemented_yet():
+    text = str(check_all({"dense_backward": exercises.dense_backward, "relu_backward": solutions.relu_backward}))
+    assert "(a)   dense_backward           not implemented yet" in text
+    assert "(b1)  relu_backward            PASS" in text
+    assert "not defined in these answers, so not checked: (b2), (c)," in text
 
 
 def test_check_accepts_a_function_named_after_its_exercise():
@@ -446,6 +457,13 @@ PLANTED = [
      lambda *a: (lambda r: (r[0], np.zeros(len(a[0])), *r[2:]))(solutions.planar_step(*a)),
      ["logdet", "the log-determinant is missing"]),
 ]
+
+
+# (k): the usual mistakes of M2's loss, as tests/test_exercise_m2.py writes them
+PLANTED += [("m2_batch_loss", label, m2_answer(**options), words) for label, options, words in (
+    ("q(y|x) detached", {"detach": True}, ["dlogits", "held constant (detached)"]),
+    ("α on unlabelled data", {"alpha_on_unlabelled": True}, ["dlogits", "α is applied to the unlabelled"]),
+)]
 
 
 @pytest.mark.parametrize("name, label, wrong, words", PLANTED, ids=[f"{p[0]}-{p[1]}" for p in PLANTED])

@@ -15,7 +15,7 @@ import numpy as np
 __all__ = [
     "bce_with_logits", "dense_backward", "gaussian_kl", "relu_backward", "reparameterize",
     "reparameterize_backward", "tanh_backward", "vae_backward", "iwae_loss", "iwae_encoder_backward",
-    "conv_backward", "planar_step",
+    "conv_backward", "planar_step", "m2_batch_loss",
 ]
 
 
@@ -213,3 +213,23 @@ def planar_step(z, u, w, b, dz_out, g):
     du = du_hat + (sig - 1.0) * s / ww * w  # through û to u
     dw = dw + gamma * du_hat + s * ((sig - 1.0) * u / ww - 2.0 * gamma * w / ww)  # and to w
     return z_out, logdet, dz, du, dw, float(db)
+
+
+# --------------------------------------------------------------------------- (k) the M2 loss through q(y|x)
+
+
+def m2_batch_loss(neg_l, logits, y_onehot, alpha):
+    """M2's loss of a batch from −L(x_n, y) for every example and label (N, C), the classifier's logits (N, C),
+    the labels as one-hot rows (N, C; a zero row: unlabelled) and α. Returns (loss, dneg_l, dlogits)."""
+    n = neg_l.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_q = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, C)  [eq:m2-log-softmax]
+    q = np.exp(log_q)
+    labelled = y_onehot.sum(axis=1, keepdims=True)  # (N, 1): 1 labelled, 0 unlabelled
+    neg_u = (q * (neg_l + log_q)).sum(axis=1, keepdims=True)  # (N, 1) −U(x)  [eq:m2-unlabelled]
+    per_example = labelled * (y_onehot * (neg_l - alpha * log_q)).sum(axis=1, keepdims=True) + (1 - labelled) * neg_u
+    loss = per_example.sum() / n  # [eq:m2-loss]
+    dneg_l = (y_onehot + (1 - labelled) * q) / n  # its label's row once; every row weighted by q  [eq:m2-grad-rows]
+    dlogits = (labelled * alpha * (q - y_onehot)  # [eq:m2-grad-alpha]
+               + (1 - labelled) * q * (neg_l + log_q - neg_u)) / n  # [eq:m2-grad-logits]
+    return float(loss), dneg_l, dlogits

@@ -51,6 +51,9 @@ class Model:
     """What the VAE and the autoencoder share: the networks, one parameter buffer, I/O."""
 
     kind = None  # the config.model a subclass builds ("vae", "ae")
+    # True for a model whose forward reads each example's class, forward(x, eps, labels=y) with y (N,) integers:
+    # the training loop and ``evaluate_elbo`` then pass the batch's labels beside its images
+    needs_labels = False
 
     def __init__(self, config=None, **overrides):
         if config is None and self.kind is not None:

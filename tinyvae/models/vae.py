@@ -26,6 +26,7 @@ from .parts.encoders import CodeEncoder, GaussianEncoder
 from .parts.iwae import IWAE
 from .parts.objectives import ELBO, Reconstruction
 from .parts.priors import StandardNormal
+from .conditional import CONDITIONAL_CLASSES
 from .flow_vae import FlowVAE
 from .two_layer import TwoLayerVAE
 
@@ -156,12 +157,13 @@ class Autoencoder(Model):
 
 
 def build_model(config):
-    """A VAE, a VAE with two stochastic layers, a VAE with a flow posterior or an Autoencoder from a ``ModelConfig``."""
+    """A VAE, a VAE with two stochastic layers, a VAE with a flow posterior, an Autoencoder, a ConditionalVAE or a
+    QuadrantRegressor (``models/conditional.py``) from a ``ModelConfig``."""
     if config.stochastic_layers == 2:
         return TwoLayerVAE(config)
     if config.flow != "none":
         return FlowVAE(config)
-    return {"vae": VAE, "ae": Autoencoder}[config.model](config)
+    return {"vae": VAE, "ae": Autoencoder, **CONDITIONAL_CLASSES}[config.model](config)
 
 
 def load_model(path, device="cpu"):
