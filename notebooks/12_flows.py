@@ -52,7 +52,7 @@ mnist = data.load_dataset()                          # the bundled MNIST, uint8
 #
 # Rezende & Mohamed (*Variational Inference with Normalizing Flows*, ICML 2015) define four potentials
 # in their Table 1 and fit flows to the densities $p(z) \propto e^{-U(z)}$ in their Figure 3. With
-# $w_1(z) = \sin(2\pi z_1/4)$, $w_2(z) = 3\exp(-\tfrac12((z_1-1)/0.6)^2)$ and $w_3(z) = 3\,\sigma((z_1-1)/0.3)$:
+# $w_1(z) = \sin(2\pi z_1/4)$, $w_2(z) = 3\exp(-\tfrac12((z_1-1)/0.6)^2)$ and $w_3(z) = 3\sigma((z_1-1)/0.3)$:
 #
 # | | $U(z)$ |
 # | --- | --- |
@@ -62,18 +62,18 @@ mnist = data.load_dataset()                          # the bundled MNIST, uint8
 # | $U_4$ | $-\log\big(e^{-\frac12((z_2-w_1)/0.4)^2} + e^{-\frac12((z_2-w_1+w_3)/0.35)^2}\big)$ |
 #
 # One change. $U_2$, $U_3$ and $U_4$ stop depending on $z_1$ far from the origin ($w_1$, $w_2$, $w_3$ are
-# bounded), so $e^{-U}$ has infinite mass along $z_1$, and $\mathrm{KL}(q \,\|\, p)$ has no minimum: a $q$
+# bounded), so $e^{-U}$ has infinite mass along $z_1$, and $\mathrm{KL}(q \Vert p)$ has no minimum: a $q$
 # stretched ever further along $z_1$ always does better. We confine all four to the square that the figure
 # shows with a wall, $V(z) = \tfrac12\big(\max(0, \lvert z_1\rvert - 4)/0.2\big)^2$, added to each $U$.
 #
 # The flow needs $\nabla U$, by hand. Each of $U_3$, $U_4$ and the second term of $U_1$ has the form
 # $-\log(e^{a} + e^{b})$ with $a = -\tfrac12 (d_a/s_a)^2$, $b = -\tfrac12 (d_b/s_b)^2$; its gradient is
-# $\pi_a\, (d_a/s_a^2)\,\nabla d_a + \pi_b\, (d_b/s_b^2)\,\nabla d_b$ with the weights
+# $\pi_a  (d_a/s_a^2) \nabla d_a + \pi_b  (d_b/s_b^2) \nabla d_b$ with the weights
 # $\pi_a = e^{a}/(e^{a} + e^{b})$ and $\pi_b = 1 - \pi_a$. The distances are $z_1 \mp 2$ (gradient $(1, 0)$),
 # $z_2 - w_1$ (gradient $(-w_1', 1)$) and $z_2 - w_1 + w_j$ (gradient $(-w_1' + w_j', 1)$), with
-# $w_1' = \tfrac{\pi}{2}\cos(\pi z_1/2)$, $w_2' = -w_2\,(z_1 - 1)/0.36$ and $w_3' = 3\,\sigma(1-\sigma)/0.3$.
-# The ring term of $U_1$ has gradient $\frac{\lVert z\rVert - 2}{0.16}\,\frac{z}{\lVert z\rVert}$, $U_2$ has
-# $\frac{z_2 - w_1}{0.16}\,(-w_1', 1)$, and the wall $\big(\operatorname{sign}(z_1)\max(0, \lvert z_1\rvert - 4)/0.04,\ 0\big)$.
+# $w_1' = \tfrac{\pi}{2}\cos(\pi z_1/2)$, $w_2' = -w_2 (z_1 - 1)/0.36$ and $w_3' = 3 \sigma(1-\sigma)/0.3$.
+# The ring term of $U_1$ has gradient $\frac{\lVert z\rVert - 2}{0.16} \frac{z}{\lVert z\rVert}$, $U_2$ has
+# $\frac{z_2 - w_1}{0.16} (-w_1', 1)$, and the wall $\big(\operatorname{sign}(z_1)\max(0, \lvert z_1\rvert - 4)/0.04,\ 0\big)$.
 # Central differences check all four:
 
 # %%
@@ -123,14 +123,16 @@ for k in (1, 2, 3, 4):
 # **The objective.** With $z_0 \sim q_0 = \mathcal N(0, I)$ and $z_T = f_T \circ \dots \circ f_1(z_0)$,
 # [the flow's log density](../derivations/flows.md#eq:flow-log-q) turns the KL into an expectation over $z_0$:
 #
-# $$\mathrm{KL}(q_T \,\|\, p) = \mathbb E_{q_0}\Big[\log q_0(z_0) - \sum_{t=1}^{T} \log\lvert\det J_t\rvert + U(z_T)\Big] + \log Z,
-# \qquad Z = \int e^{-U(z)}\,dz .$$
+# ```math
+# \mathrm{KL}(q_T \Vert p) = \mathbb E_{q_0}\Big[\log q_0(z_0) - \sum_{t=1}^{T} \log\lvert\det J_t\rvert + U(z_T)\Big] + \log Z,
+# \qquad Z = \int e^{-U(z)}\,dz .
+# ```
 #
 # $\log q_0(z_0)$ and $\log Z$ do not depend on the flow, so its gradient needs only two upstream
 # gradients, for a batch of N samples: $\nabla U(z_T)/N$ for $z_T$, and $-1/N$ for each sample's summed
 # log-determinant. `Flow.backward` takes exactly these two and writes every step's gradient; Adam
 # (`tinyvae.Adam`) steps. Three choices keep the fits short: every step starts close to the identity
-# ($u = \ln(e-1)\,w/\lVert w\rVert^2$ gives $\hat u = 0$, the identity, by the numeric check of
+# ($u = \ln(e-1) w/\lVert w\rVert^2$ gives $\hat u = 0$, the identity, by the numeric check of
 # [flows.md](../derivations/flows.md#eq:planar-u-hat); a little noise is added so the steps differ);
 # the target is annealed, $\nabla U$ weighted by β rising from 0.01 to 1 over the first half of the
 # iterations, so that the flow spreads out before the target sharpens; the learning rate decays tenfold
@@ -254,7 +256,7 @@ plt.show()
 # %% [markdown]
 # ## 2. A Z = 2 VAE: the true posterior beside q_0 and q_T
 #
-# With two latent dimensions the true posterior $p(z \mid x) \propto p(x \mid z)\,p(z)$ of a digit can be
+# With two latent dimensions the true posterior $p(z \mid x) \propto p(x \mid z) p(z)$ of a digit can be
 # computed on a grid, and $\log p(x)$ with it, by summing the grid. Two models, both 784-128-2 VAEs trained
 # the same way (5 epochs on 20,000 dynamically binarized digits, Adam at 2e-3, seed 0): the bundled diagonal
 # one of notebook 06, and the same recipe with 8 planar steps after the encoder
@@ -273,11 +275,11 @@ print(f"    {pretrained.command('vae-z2-binary')} --flow planar --flow-steps 8 -
 
 # %% [markdown]
 # The posterior on a grid: a coarse pass of 61 × 61 cells over $[-6, 6]^2$ finds where
-# $p(x \mid z)\,p(z)$ lies within $e^{-14}$ of its largest value, and a fine grid of 61 × 61 cells over
+# $p(x \mid z) p(z)$ lies within $e^{-14}$ of its largest value, and a fine grid of 61 × 61 cells over
 # that box (one coarse cell wider on each side) gives the density and
-# $\log p(x) = \log \sum_{\text{cells}} p(x \mid z)\,p(z)\,\Delta z_1 \Delta z_2$. The ELBO of each model's
+# $\log p(x) = \log \sum_{\text{cells}} p(x \mid z) p(z) \Delta z_1 \Delta z_2$. The ELBO of each model's
 # $q$ is sampled (2,000 samples; for the flow, [the ELBO with q_T](../derivations/flows.md#eq:flow-elbo)), so
-# $\log p(x) - \mathrm{ELBO}$ is each model's inference gap, $\mathrm{KL}(q \,\|\, p(z \mid x))$, on the 24
+# $\log p(x) - \mathrm{ELBO}$ is each model's inference gap, $\mathrm{KL}(q \Vert  p(z \mid x))$, on the 24
 # binary test digits of notebook 06.
 
 # %%
