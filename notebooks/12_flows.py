@@ -160,8 +160,9 @@ for k in (1, 2, 3, 4):
 # log-determinant. `Flow.backward` takes exactly these two and writes every step's gradient; Adam
 # (`tinyvae.Adam`) steps. Three choices keep the fits short: every step starts close to the identity
 # ($u = \ln(e-1) w/\lVert w\rVert^2$, as above; [flows.md](../derivations/flows.md#eq:planar-u-hat) derives it
-# and its numeric check asserts it; a little noise is added so that the steps differ); the target is annealed, $\nabla U$ weighted by λ rising from 0.01 to 1 over the first half of the
-# iterations, so that the flow spreads out before the target sharpens; the learning rate decays tenfold
+# and its numeric check asserts it; a little noise is added so that the steps differ); the target is
+# annealed, $\nabla U$ weighted by λ rising from 0.01 to 1 over the first half of the iterations, so that the
+# flow spreads out before the target sharpens; the learning rate decays tenfold
 # over the run. Each fit runs 500 iterations of 512 samples. The flow's $3T$ small arrays are made views
 # of one buffer, only for speed: Adam then makes one vectorized update per iteration instead of $3T$ small
 # ones (section 3 gives Adam a list of arrays, which it also accepts).
@@ -399,9 +400,8 @@ assert log_px["flow"].mean() > log_px["diagonal"].mean()
 
 # %% [markdown]
 # Two checks of the grid on every digit. Twice the fine grid's cells per side, over the same box, must leave
-# $\log p(x)$ where it is; and
-# importance sampling with each model's $q$ (K = 2000) estimates $\log p(x)$ from below in expectation, so
-# the grid should sit above it on average, within the noise of single estimates.
+# $\log p(x)$ where it is; and importance sampling with each model's $q$ (K = 2000) estimates $\log p(x)$ from
+# below in expectation, so the grid should sit above it on average, within the noise of single estimates.
 
 # %%
 finer = {}
@@ -421,9 +421,9 @@ for name in gap:
     assert 0 < diff.mean() < 0.05 and np.abs(diff).max() < 0.35
 
 # %% [markdown]
-# On every digit, twice the fine grid's cells per side move the grid's $\log p(x)$ by under 0.001 nats, and importance
-# sampling agrees with the grid to under 0.05 nats on average over the digits, within 0.35 nats on each
-# (the noise of single estimates; printed and asserted above).
+# On every digit, twice the fine grid's cells per side move the grid's $\log p(x)$ by under 0.001 nats, and
+# importance sampling agrees with the grid to under 0.05 nats on average over the digits and within 0.35 nats
+# on each (the noise of single estimates; printed and asserted above).
 #
 # The digit drawn below is the one whose diagonal $q$ misses its posterior by the most: test digit 11, the
 # twelfth of the 24 (index 11, counting from 0). Its $q$'s are drawn on the cells of its posterior's grid,
@@ -503,7 +503,8 @@ plt.show()
 # diagonal model's $q$ sits below its posterior and is wider. The optimal diagonal Gaussian under
 # $\mathrm{KL}(q \Vert p)$ is typically narrower than the posterior's marginals (for a Gaussian posterior its
 # variances are $1/\Lambda_{jj}$, $\Lambda$ the posterior's precision, at most the marginal variances), so this
-# width is the encoder's error for this digit, the amortization gap of section 3, not a limit of the family.
+# $q$'s extra width is most likely the encoder's error for this digit (what section 3 calls the amortization
+# gap) rather than a limit of the diagonal family.
 # The flow model's $q_0$ is centred far above its posterior, above the drawn box: only its lower tail shows,
 # at the top edge, and it is drawn bright because that panel is scaled to its own maximum, not because
 # $q_0$ peaks there. The eight steps carry it down by about 1.7 in $z_2$, past the posterior: $q_T$'s mean
@@ -679,8 +680,9 @@ plt.show()
 # model and digits. The ELBOs agree (−119.30 here, −119.27 in notebook 06's stored run); the difference is the
 # estimate of $\log p(x)$, −117.24 here against −117.47 there. Of those 0.23 nats, the Gaussian proposal
 # here gives 0.06 (another search, sampled rather than closed-form KL, and other samples: −117.41), the
-# flow proposal 0.13 more (−117.28), and the larger-of-two 0.04 more. So notebook 06's estimate of
-# $\log p(x)$ was about 0.2 nats short at least, and its approximation gap an underestimate by as much.
+# flow proposal 0.13 more (−117.28), and the larger-of-two 0.04 more. Each proposal's estimate is a lower
+# bound in expectation, so notebook 06's estimate of $\log p(x)$ was short by about 0.2 nats at least (the
+# flow proposal's 0.06 + 0.13), and its approximation gap an underestimate by about as much.
 #
 # The amortization gap, the fitted Gaussian's ELBO minus the encoder's, is 4.57 nats here: larger than
 # either approximation gap, so on this model the shared encoder was the larger loss to begin with. And in
