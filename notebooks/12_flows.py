@@ -439,6 +439,21 @@ def mass_levels(log_density, masses=(0.99, 0.9, 0.5)):
     return [values[np.searchsorted(cumulative, m)] for m in masses]
 
 
+def best_diagonal(centres_, log_post_, mu, std, steps=100, lr=0.5):
+    """The diagonal Gaussian nearest a posterior given on grid cells, in KL(q ‖ p), by gradient descent with
+    the expectations taken over the cells: its mean, its standard deviations and that KL."""
+    log_var = 2 * np.log(std)
+    for _ in range(steps + 1):
+        log_q = tinyvae.log_normal_density(centres_, mu, log_var)               # (G,)
+        q = np.exp(log_q - log_q.max()); q /= q.sum()                           # q's weight on each cell
+        r = log_q - log_post_.ravel()
+        kl_q, r = q @ r, r - q @ r                                              # KL, and log q − log p centred
+        d, var = centres_ - mu, np.exp(log_var)                                 # (G, 2), (2,)
+        # ∂KL/∂μ = E_q[r (z − μ)/σ²], ∂KL/∂log σ² = ½ E_q[r ((z − μ)²/σ² − 1)]; steps scaled by σ² for μ
+        mu, log_var = mu - lr * (q * r) @ d, log_var - lr * 0.5 * (q * r) @ (d ** 2 / var - 1)
+    return mu, np.exp(0.5 * log_var), kl_q
+
+
 DIGIT = int(np.argmax(gap["diagonal"]))
 x = xb[DIGIT]
 panels, where = [], {}
@@ -448,7 +463,7 @@ for name, model in (("diagonal", vae), ("flow", flow_vae)):
     p = np.exp(log_post.ravel()) / np.exp(log_post).sum()                       # cell weights of the posterior
     mean = p @ post_centres
     where[name] = dict(posterior=mean, posterior_std=np.sqrt(p @ (post_centres - mean) ** 2), q=mu,
-                       q_std=np.exp(0.5 * log_var), top=e2[-1])
+                       q_std=np.exp(0.5 * log_var), top=e2[-1], cells=post_centres, log_post=log_post)
     q0 = np.exp(tinyvae.log_normal_density(post_centres, mu, log_var)).reshape(log_post.shape)
     panels += [(f"{name} VAE: p(z|x)", e1, e2, np.exp(log_post), None),
                (f"{name} VAE: " + ("q_0(z|x)" if model is flow_vae else "q(z|x)"), e1, e2, q0, log_post)]
@@ -467,6 +482,10 @@ for name, info in where.items():
           f"q{'_0' if name == 'flow' else ''} mean {info['q']}, std {info['q_std']}"
           + (f"; q_T mean {info['q_t']}, std {info['q_t_std']}" if "q_t" in info else ""))
 d, f = where["diagonal"], where["flow"]
+best_mu, best_std, best_kl = best_diagonal(d["cells"], d["log_post"], d["q"], d["q_std"])
+print(f"diagonal VAE: the best diagonal Gaussian for this posterior, from the encoder's q: mean {best_mu}, "
+      f"std {best_std}, KL(q ‖ p(z|x)) {best_kl:.3f} nats")
+assert best_kl < 0.01 and np.allclose(best_std, d["posterior_std"], rtol=0.02) and (best_std < d["q_std"]).all()
 offset = (f["q_t"] - f["posterior"]) / f["posterior_std"]
 print(f"flow VAE: q_T's mean minus the posterior's, in posterior standard deviations: {offset}; "
       f"q_0 → q_T moved the mean by {f['q_t'] - f['q']}")
@@ -500,11 +519,11 @@ plt.show()
 
 # %% [markdown]
 # The figure shows, for test digit 11, each model's true posterior and its $q$'s on its own axes. The
-# diagonal model's $q$ sits below its posterior and is wider. The optimal diagonal Gaussian under
-# $\mathrm{KL}(q \Vert p)$ is typically narrower than the posterior's marginals (for a Gaussian posterior its
-# variances are $1/\Lambda_{jj}$, $\Lambda$ the posterior's precision, at most the marginal variances), so this
-# $q$'s extra width is most likely the encoder's error for this digit (what section 3 calls the amortization
-# gap) rather than a limit of the diagonal family.
+# diagonal model's $q$ sits below its posterior and is wider. That is not a limit of the diagonal family: the
+# diagonal Gaussian nearest this posterior in $\mathrm{KL}(q \Vert p)$, found on the grid from the encoder's $q$,
+# has the posterior's standard deviations to within 2 % and misses it by under 0.01 nats (printed and
+# asserted above). On this digit nearly all of the diagonal model's 4.16-nat gap is the encoder's error for
+# this digit, what section 3 calls the amortization gap.
 # The flow model's $q_0$ is centred far above its posterior, above the drawn box: only its lower tail shows,
 # at the top edge, and it is drawn bright because that panel is scaled to its own maximum, not because
 # $q_0$ peaks there. The eight steps carry it down by about 1.7 in $z_2$, past the posterior: $q_T$'s mean
