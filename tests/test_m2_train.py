@@ -59,8 +59,8 @@ def test_classifier_alone_trains_only_on_the_labelled_examples():
 def test_classifier_alone_from_its_config_alone_uses_the_data_and_labels_of_the_m2_run():
     config = SemiConfig(labels=20, binarize="dynamic", **TINY)
     data = load_data(config)
-    given, given_error = train_classifier_alone(config, data, draw_labelled(data.train_y, 20, 0), steps=3)
-    default, default_error = train_classifier_alone(config, steps=3)
+    given, given_error = train_classifier_alone(config, data, draw_labelled(data.train_y, 20, 0), steps=30)
+    default, default_error = train_classifier_alone(config, steps=30)
     assert default_error == given_error
     for name, value in given.params.items():
         np.testing.assert_array_equal(default.params[name], value, err_msg=name)
