@@ -83,6 +83,7 @@ ELECTIVES = {
     "Conditional models": [
         ("conditional", ["elbo", "kl", "bernoulli", "importance-sampling"]),
         ("semi-supervised", ["conditional", "reparameterization"]),
+        ("nb:conditional_and_semi_supervised", ["conditional", "semi-supervised", "nb:training_mnist"]),
     ],
     "Rate–distortion": [
         ("rate-distortion", ["elbo", "autoencoder", "ppca"]),
