@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 11 · Conditional and semi-supervised VAEs: the digit you ask for, a digit a quarter seen, 100 labels
+# # 11 · Conditional and semi-supervised VAEs: the digit you ask for, a digit from one quadrant, 100 labels
 #
 # **What you will see.** Three models that add a condition or a label to the VAE, each trained
 # briefly here. (1) A VAE conditioned on the digit's label, $q(z \mid x, y)$ and $p(x \mid z, y)$: draw
@@ -118,8 +118,8 @@ plots.plot_style_transfer(label_cvae, mnist.test_x[:6], mnist.test_y[:6])
 
 # %% [markdown]
 # In the figure, the two thin 1s (rows 3 and 6) give thin, slanted digits along their rows, and the wide 2
-# and 0 give wide ones. Where the style is wide, the 1 comes out faint and smeared: on this model the
-# column of 1s is the weakest. The judge's share of the 60 images:
+# and 0 give wide ones. Where the style is wide, the 1 comes out faint and smeared. The judge's share of
+# the 60 images:
 
 # %%
 transfer_agreement = agreement(plots.style_transfer(label_cvae, mnist.test_x[:6], mnist.test_y[:6]))
@@ -166,7 +166,7 @@ assert row_share(grid2) < 0.5 < agreement(grid2)
 # ## 2. Complete a digit from one quadrant
 #
 # Now the condition is the seen part of the image: $c = [x \odot m \mid m]$ for a mask $m$ of the seen
-# pixels, here the bottom-left quadrant (Sohn et al.'s and Pyro's layout for one quadrant). The loss scores
+# pixels, here the bottom-left quadrant (the layout of Pyro's CVAE example for one quadrant). The loss scores
 # only the three unseen quadrants ([eq:cvae-unseen-nll](../derivations/conditional.md#eq:cvae-unseen-nll)).
 # Beside the CVAE ($Z = 2$) we train the deterministic baseline, `QuadrantRegressor`: one network from $c$
 # to a Bernoulli mean per pixel, on the same loss, with the same hidden layer, data and budget.
@@ -186,12 +186,13 @@ regressor = train("quadrant-regressor", model="quadrant-regressor", condition="q
 plots.plot_completion(quadrant_cvae, mnist.test_x[:10], regressor, samples=5, seed=0)
 
 # %% [markdown]
-# The regressor's row is grey wherever the seen quadrant leaves the digit open: the mean of the completions
-# it has seen, as [eq:cvae-regressor-mean](../derivations/conditional.md#eq:cvae-regressor-mean) says it
-# must be. The CVAE's completions are soft too, and alike on most digits: each is the mean image given its
-# $z$, and on this budget $z$ holds little (its KL term is a few nats, printed below). They differ where
-# the quadrant is most ambiguous, e.g. in the fifth and eighth columns, a 4 in some completions and a 9 in
-# others. In numbers: the digits whose five completions the judge does not give one same label, and the
+# The regressor's row is grey wherever the seen quadrant leaves the digit open: the best prediction under
+# its loss is each pixel's mean over the completions that fit the quadrant
+# ([eq:cvae-regressor-mean](../derivations/conditional.md#eq:cvae-regressor-mean)), and a mean of different
+# completions is grey where they differ. The CVAE's completions are soft too, and alike on most digits:
+# each is the mean image given its $z$, and on this budget $z$ holds little (its KL term is a few nats,
+# printed below). They differ on a few digits, e.g. in the fifth and eighth columns, a 4 in some
+# completions and a 9 in others. In numbers: the digits whose five completions the judge does not give one same label, and the
 # pixel variance across the five, summed over the image and averaged over the ten digits.
 
 # %%
@@ -293,10 +294,11 @@ assert max(alone_errors) - min(alone_errors) < 0.02                  # which is 
 # steeply over the first epochs (by more than 20 points, the first assert), but falls back before the
 # end (by more than 3 points from its best, the second), and at every point it stays below the baseline's
 # (the third). The classifier alone reaches its test error within the first 98 steps and hardly moves
-# after (by less than 2 points, the fourth). M2's classifier learns from the labels only through α times their cross-entropy, and from the
-# unlabelled digits only through the bounds of a generative model that has had a few hundred steps on
-# 4,900 digits. A larger α weights the labels more and the unlabelled bound less (the section on α of
-# [semi-supervised.md](../derivations/semi-supervised.md)).
+# after (by less than 2 points, the fourth). M2's classifier gets a gradient from a labelled digit only
+# through α times its cross-entropy; the rest of what it learns comes through the unlabelled bound, which
+# pulls $q(y \mid x)$ toward the labels under which the generative model explains the digit best
+# ([eq:m2-unlabelled-min](../derivations/semi-supervised.md#eq:m2-unlabelled-min)), and here that model has had a few hundred steps on 4,900 digits. A larger α weights the labels more and the
+# unlabelled bound less (the section on α of [semi-supervised.md](../derivations/semi-supervised.md)).
 #
 # What M2 can do with 100 labels is a question for full-length runs, not for a notebook of a minute:
 # `benchmarks/m2_labels.py` trains it at the size of the authors' code (784-500-50 networks) on all 60,000
