@@ -60,7 +60,10 @@ def test_one_hot_concatenation_is_a_learned_vector_per_class_added_to_the_first_
     dense = model.encoder.layers[0]
     x = RNG.uniform(0, 1, (3, 6))
     y = np.array([0, 2, 1])
-    pre = np.concatenate([x, one_hot(y, 3, np.float64, np)], axis=1) @ dense.params["W"] + dense.params["b"]
+    c = one_hot(y, 3, np.float64, np)
+    model.encode(x, c)  # the model's own concatenation reaches its first layer as [x | c]
+    np.testing.assert_array_equal(dense._cache, np.concatenate([x, c], axis=1))
+    pre = dense.forward(dense._cache)  # the real layer's forward
     w_y = dense.params["W"][6:]  # (C, H): one row per class
     np.testing.assert_allclose(pre, x @ dense.params["W"][:6] + dense.params["b"] + w_y[y], rtol=1e-14, atol=1e-14)
 
