@@ -151,7 +151,8 @@ def main(argv=None):
             with context.Pool(1) as pool:
                 results[name] = pool.apply(train_and_score, (job,))
             r = results[name]
-            figure = f"  NLL {r['nll']:.2f} ± {r['nll_sem']:.2f}" if "nll" in r else ""
+            what = "NLL" if args.binarize != "none" else "cross-entropy"
+            figure = f"  {what} {r['nll']:.2f} ± {r['nll_sem']:.2f}" if "nll" in r else ""
             print(f"{name:14s} {statistics.median(r['epoch_seconds']):7.2f} s/epoch  peak {r['peak_rss_mib']:7.0f} MiB"
                   f"{figure}", flush=True)
     rows = table(results, args.quadrants)
@@ -159,7 +160,7 @@ def main(argv=None):
     print(f"\nnats per digit, unseen quadrants{grey}   " + "   ".join(f"{q} seen" for q in args.quadrants))
     for model, label in row_labels(args.binarize, args.k):
         print(f"{label:34s}" + "".join(f"{rows[model][q]:9.2f}" for q in args.quadrants))
-    print(f"{'Pyro tutorial baseline / CVAE':34s}" + "".join(
+    print(f"{'Pyro tutorial base/CVAE (grey)':34s}" + "".join(
         f"{PYRO_TABLE['baseline'][q]:5.1f}/{PYRO_TABLE['cvae'][q]:.1f}" for q in args.quadrants))
     doc = {"command": "python benchmarks/cvae_quadrants.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "cpu": platform.processor(),
