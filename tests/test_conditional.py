@@ -143,15 +143,16 @@ def test_a_conditional_checkpoint_loaded_into_an_unconditional_model_is_refused_
 
 
 @pytest.mark.parametrize("fields, says", [
-    (dict(model="cvae"), "needs a condition"),
-    (dict(model="cvae", condition="quadrants"), "needs the number of quadrants seen"),
-    (dict(model="cvae", condition="quadrants", quadrants=4), "got 4"),
-    (dict(model="quadrant-regressor", condition="label"), "needs condition 'quadrants'"),
-    (dict(model="vae", condition="label"), "needs a conditional model"),
-    (dict(model="vae", classes=5), "needs a conditional model"),
+    (dict(model="cvae"), "needs a condition, and no --condition was given"),
+    (dict(model="cvae", condition="quadrants"), "needs the number of quadrants seen, and no --quadrants was given"),
+    (dict(model="cvae", condition="quadrants", quadrants=4), "--quadrants: expected 1, 2 or 3 quadrants seen, got 4"),
+    (dict(model="quadrant-regressor", condition="label"), "reads no label, got --condition label: drop --condition"),
+    (dict(model="vae", condition="label"), "--condition label sets a condition, which only a conditional model reads"),
+    (dict(model="vae", classes=5), "--classes 5 sets a condition, which only a conditional model reads"),
     (dict(model="cvae", condition="quadrants", quadrants=1, classes=5), "condition 'quadrants' reads no label"),
-    (dict(model="cvae", condition="label", objective="iwae"), "objective 'iwae' needs a VAE"),
-    (dict(model="cvae", condition="quadrants", quadrants=2, likelihood="gaussian"), "likelihood 'bernoulli'"),
+    (dict(model="cvae", condition="label", objective="iwae"), "built for objective 'elbo', got 'iwae'"),
+    (dict(model="cvae", condition="quadrants", quadrants=2, likelihood="gaussian"),
+     "scores the unseen pixels with a Bernoulli"),
 ])
 def test_impossible_conditional_configs_are_refused(fields, says):
     with pytest.raises(ValueError, match=says):
