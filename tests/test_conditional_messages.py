@@ -103,6 +103,10 @@ def test_the_help_texts_name_the_conditional_and_semi_supervised_models(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "a conditional VAE (--model cvae" in text and "--model quadrant-regressor" in text and "--model m2" in text
+    for command in ("evaluate", "sample"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "Unconditional models only" in " ".join(capsys.readouterr().out.split())
     readme = (PAGE.parents[1] / "README.md").read_text(encoding="utf-8")
     assert "[--model vae|ae|cvae|quadrant-regressor|m2]" in readme
 

@@ -231,7 +231,9 @@ def write_traversals(run_dir, seed=0):
 
 def add_parser(subparsers):
     s = subparsers.add_parser("sample", help="decode draws from the prior into a PNG grid",
-                              description="Decode z ~ N(0, I) with a trained model and save the mean images.")
+                              description="Decode z ~ N(0, I) with a trained model and save the mean images. "
+                                          "Unconditional models only: tinyvae plot RUN draws a cvae run's digits "
+                                          "by label, or its completions.")
     s.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN", help="a checkpoint .npz or a run folder")
     s.add_argument("--n", type=_positive, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=arguments.count, default=0, help="seed of z (default 0)")
