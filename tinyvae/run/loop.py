@@ -162,7 +162,9 @@ class Run:
         if bar is not None and (last_step + 1 - bar.n >= READ_EVERY or last_step == self.steps_per_epoch - 1):
             seen = min((last_step + 1) * self.config.batch_size, len(self.train_x))
             bar.n = last_step + 1
-            bar.set_postfix_str(f"loss {sums[0] / seen:.2f}  recon {sums[1] / seen:.2f}  KL {sums[2] / seen:.2f}")
+            terms = (f"  recon {sums[1] / seen:.2f}  KL {sums[2] / seen:.2f}"
+                     if self.model.config.model != "quadrant-regressor" else "")  # no latent, no KL
+            bar.set_postfix_str(f"loss {sums[0] / seen:.2f}{terms}")
         pending.clear()
 
     def _labels(self, labels, index=None):
