@@ -73,6 +73,7 @@ ELECTIVES = {
         ("kl-direction", ["importance-sampling", "kl"]),
         ("amortization", ["importance-sampling", "ppca", "nb:latent_space"]),
         ("flows", ["iwae", "amortization"]),
+        ("nb:flows", ["flows", "nb:latent_space"]),
         ("two-layer", ["iwae", "autoencoder"]),
         ("nb:two_layers", ["two-layer", "nb:training_mnist"]),
     ],
