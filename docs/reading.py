@@ -73,6 +73,7 @@ ELECTIVES = {
         ("kl-direction", ["importance-sampling", "kl"]),
         ("amortization", ["importance-sampling", "ppca", "nb:latent_space"]),
         ("flows", ["iwae", "amortization"]),
+        ("nb:flows", ["flows", "nb:latent_space"]),
         ("two-layer", ["iwae", "autoencoder"]),
         ("nb:two_layers", ["two-layer", "nb:training_mnist"]),
     ],
@@ -81,7 +82,7 @@ ELECTIVES = {
         ("nb:conv_vae", ["convolution", "nb:training_mnist"]),
     ],
     "Conditional models": [
-        ("conditional", ["elbo", "kl", "bernoulli", "importance-sampling"]),
+        ("conditional", ["notation", "dense", "reparameterization", "elbo", "kl", "bernoulli", "importance-sampling"]),
         ("semi-supervised", ["conditional", "reparameterization"]),
         ("nb:conditional_and_semi_supervised", ["conditional", "semi-supervised", "nb:training_mnist"]),
     ],

@@ -17,7 +17,7 @@
 #
 # **What you will do.** Implement the VAE's backward passes one piece at a time, from a dense layer
 # to the whole model, and have each one checked. `tinyvae.exercises.check(name, your_function)` runs
-# your function on seeded float64 inputs of awkward shapes (N = 4, D = 7, H = 5, Z = 3, K = 6: nothing is
+# your function on seeded float64 inputs of awkward shapes (N = 4, D = 7, H = 5, Z = 3, K = 6, C = 10: nothing is
 # square, so a missing transpose shows, and N > 1, so a sum-for-mean mix-up shows), compares its
 # gradients with central differences, and when something is off it says which gradient is wrong, by how
 # much, and the likely cause: a missing transpose, a missing ½, a sum where the batch mean is meant,
@@ -41,7 +41,7 @@
 # | (h) | `iwae_encoder_backward(weights, dlogpx_dz, z, eps, std)` | weights (N, K), dlogpx_dz (N, K, Z), z (N, K, Z), eps (N, K, Z), std (N, Z) | dmu (N, Z), dlog_var (N, Z) | [log q, twice](../derivations/iwae.md#eq:iwae-log-q-total) | here |
 # | (i) | `conv_backward(dy, x, W, stride, padding)` | dy (N, F, H_out, W_out), x (N, C, R, S), W (F, C, k, k), two ints | dx (N, C, R, S), dW (F, C, k, k), db (F,) | [im2col](../derivations/convolution.md#eq:im2col), [col2im](../derivations/convolution.md#eq:col2im) | [notebook 08](08_conv_vae.ipynb), section 5 |
 # | (j) | `planar_step(z, u, w, b, dz_out, g)` | z (N, Z), u (Z,), w (Z,), b a number, dz_out (N, Z), g (N,) | z_out (N, Z), logdet (N,), dz (N, Z), du (Z,), dw (Z,), db (a number) | [the planar step](../derivations/flows.md#eq:planar-step), [its backward](../derivations/flows.md#eq:planar-backward) | here |
-# | (k) | `m2_batch_loss(neg_l, logits, y_onehot, alpha)` | neg_l (N, C), logits (N, C), y_onehot (N, C), alpha (a number) | loss (a number), dneg_l (N, C), dlogits (N, C) | [the gradient through q(y\|x)](../derivations/semi-supervised.md#eq:m2-grad-logits) | its docstring: `help(exercises.m2_batch_loss)` |
+# | (k) | `m2_batch_loss(neg_l, logits, y_onehot, alpha)` | neg_l (N, C), logits (N, C), y_onehot (N, C), alpha (a number) | loss (a number), dneg_l (N, C), dlogits (N, C) | [the gradient through q(y\|x)](../derivations/semi-supervised.md#eq:m2-grad-logits) | here |
 #
 # **Checking an answer.** In a notebook: `exercises.check("dense_backward", dense_backward)` for one
 # exercise (the cell under each exercise does this), `exercises.check_all(globals())` for all of them.
@@ -258,11 +258,36 @@ def planar_step(z, u, w, b, dz_out, g):
 exercises.check('planar_step', planar_step)
 
 # %% [markdown]
+# ## (k) The loss of the semi-supervised M2
+#
+# M2 ([semi-supervised.md](../derivations/semi-supervised.md)) has a classifier, $q(y \mid x) = \mathrm{softmax}$
+# of its logits, and scores each pair (x, y) with the negative labelled bound $-\mathcal L(x, y)$
+# ([eq:m2-labelled](../derivations/semi-supervised.md#eq:m2-labelled)). A labelled example adds
+# $-\mathcal L(x, y) - \alpha \log q(y \mid x)$; an unlabelled one adds
+# $-\mathcal U(x) = \sum_y q(y \mid x)\big(-\mathcal L(x, y) + \log q(y \mid x)\big)$
+# ([eq:m2-unlabelled](../derivations/semi-supervised.md#eq:m2-unlabelled)); the loss is their mean over the N
+# examples ([eq:m2-loss](../derivations/semi-supervised.md#eq:m2-loss), where α is called $\alpha_{\text{batch}}$).
+# Write `m2_batch_loss`: the loss and its gradients with respect to `neg_l` and `logits`. `neg_l` (N, C) holds
+# $-\mathcal L(x_n, y)$ for every example and every label; for a labelled example only its label's column enters
+# the loss, so `dneg_l` is 0 in its other columns. `y_onehot` marks the labelled examples (a row of zeros: an
+# unlabelled one). Remember that $q(y \mid x)$ appears twice in $-\mathcal U$, as the weights and inside the log
+# ([eq:m2-grad-logits](../derivations/semi-supervised.md#eq:m2-grad-logits)), and that the α term is the
+# classifier's only gradient from a labelled example
+# ([eq:m2-grad-alpha](../derivations/semi-supervised.md#eq:m2-grad-alpha)).
+
+# %%
+def m2_batch_loss(neg_l, logits, y_onehot, alpha):
+    # return loss (a number), dneg_l (N, C), dlogits (N, C)
+    raise NotImplementedError  # your code here
+
+exercises.check('m2_batch_loss', m2_batch_loss)
+
+# %% [markdown]
 # ## Everything at once
 #
 # `check_all` takes a module or a dict of functions; `globals()` is the dict of everything defined in
 # this notebook, so this checks all your answers together. Exercise (i), `conv_backward`, is posed in
-# notebook 08, so here it stays "not implemented yet".
+# notebook 08 and is not defined here: the summary's last line lists it among those not checked.
 
 # %%
 exercises.check_all(globals())
@@ -277,5 +302,6 @@ exercises.check_all(globals())
 # Next: [08 · the convolutional VAE](08_conv_vae.ipynb), where exercise (i) waits. Deeper: the whole
 # backward pass of the library's VAE in one place, [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad);
 # how a gradient check decides ([gradcheck.md](../derivations/gradcheck.md)); and the IWAE's gradient
-# ([iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)); and a flow step's, with its log-determinant
-# ([flows.md](../derivations/flows.md#eq:planar-backward)).
+# ([iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)); a flow step's, with its log-determinant
+# ([flows.md](../derivations/flows.md#eq:planar-backward)); and M2's, through the classifier's two roles
+# ([semi-supervised.md](../derivations/semi-supervised.md#eq:m2-grad-logits)).

@@ -193,3 +193,23 @@ def test_amortization_page_quotes_the_stored_notebook_run():
     page = " ".join((ROOT / "derivations" / "amortization.md").read_text(encoding="utf-8").split())
     assert f"ELBO of −{enc} nats per digit on average, the fitted $q$ −{fit} (−{fit150} after the first 150 steps)" in page
     assert f"$\\log p(x)$ is about −{logp}: an amortization gap of {amort} nats and an approximation gap of {approx} nats" in page
+
+
+def test_semi_supervised_page_shows_what_its_numeric_check_prints(capsys):
+    """The text block under semi-supervised.md's numeric check is the line the check prints."""
+    text = (DERIVATIONS / "semi-supervised.md").read_text(encoding="utf-8")
+    block = compile(CODE_BLOCK.findall(text)[0], "semi-supervised.md[block 0]", "exec")
+    exec(block, {"__name__": "m2_page"})  # noqa: S102
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("worst relative gradient error")
+    assert f"It prints\n\n```text\n{printed}\n```" in text
+
+
+def test_conditional_page_shows_what_its_numeric_check_prints(capsys):
+    """The text block under conditional.md's numeric check is the line the check prints."""
+    text = (DERIVATIONS / "conditional.md").read_text(encoding="utf-8")
+    block = compile(CODE_BLOCK.findall(text)[0], "conditional.md[block 0]", "exec")
+    exec(block, {"__name__": "conditional_page"})  # noqa: S102
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("regressor 2.77 nats, latent mixture 0.69")
+    assert f"It prints\n\n```text\n{printed}\n```" in text

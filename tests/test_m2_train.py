@@ -218,3 +218,18 @@ def test_m2_model_and_its_training_run_default_to_the_same_alpha():
     from tinyvae.models.m2 import M2Config  # noqa: PLC0415
 
     assert M2Config().alpha == SemiConfig().alpha == 0.1
+
+
+def test_the_semi_supervised_page_states_the_defaults_of_its_try_it_command():
+    from pathlib import Path  # noqa: PLC0415
+
+    d = SemiConfig()
+    page = " ".join((Path(__file__).resolve().parents[1] / "derivations" / "semi-supervised.md").read_text(
+        encoding="utf-8").split())
+    steps = -(-(60000 - d.labels) // d.batch_size)  # an epoch over MNIST's unlabelled training images
+    quick = -(-(2000 - d.labels) // d.batch_size)
+    assert (f"`tinyvae train --model m2 --labels {d.labels}` trains M2 on MNIST with {d.labels} labels" in page)
+    assert (f"batches of {d.batch_size} + {d.labelled_batch}, $\\alpha_{{\\text{{batch}}}}$ {d.alpha:g}, "
+            f"{d.epochs} epochs of {steps} steps" in page)
+    assert (f"--labels {d.labels} --limit-train 2000 --limit-test 500 --epochs 2`, {quick} steps an epoch on its "
+            f"{2000 - d.labels:,} unlabelled images" in page)

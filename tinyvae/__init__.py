@@ -55,6 +55,7 @@ from .models.two_layer import TwoLayerVAE
 from .models.conditional import ConditionalVAE, QuadrantRegressor
 from .models.m2 import M2, M2Config
 from .models.flow_vae import FlowVAE
+from .models.parts.flows import Flow, PlanarStep
 from .run.train import TrainConfig, resume, train
 from .run.semi import SemiConfig, train_classifier_alone, train_m2
 from .evaluation.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
@@ -92,5 +93,5 @@ __all__ = [
     "continuous_bernoulli_nll", "free_bits_kl", "gaussian_nll_learned_var", "gaussian_nll_optimal_var",
     "ConditionalVAE", "QuadrantRegressor", "conditional_nll",
     "M2", "M2Config", "SemiConfig", "train_classifier_alone", "train_m2",
-    "FlowVAE",
+    "FlowVAE", "Flow", "PlanarStep",
 ]

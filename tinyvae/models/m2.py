@@ -1,7 +1,7 @@
 """The semi-supervised VAE M2 (Kingma, Rezende, Mohamed & Welling 2014), forward and backward by hand.
 
 Kingma et al., *Semi-supervised learning with deep generative models* (NeurIPS 2014), sec. 2.2 (the
-generative model M2) and 3.1.2 (its inference model and objective). Shapes: N batch, D input,
+generative model M2) and 3.1 (its inference model, the bounds and the objective). Shapes: N batch, D input,
 C classes, Z latent, R rows (one per labelled example, C per unlabelled one)::
 
     p(y) = Cat(1/C),  p(z) = N(0, I),  p(x|y, z) = Bernoulli(σ(decoder([z | onehot(y)])))
