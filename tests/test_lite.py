@@ -258,6 +258,7 @@ def test_a_site_with_the_browser_edition_links_every_notebook_page_to_its_copy(t
         assert f"](../lite/notebooks/index.html?path={notebook.name})" in first["source"]
     landing = (tmp_path / "index.md").read_text(encoding="utf-8")
     assert "## Run it in your browser" in landing and "tens of seconds" in landing and "66 MB" in landing
+    assert "many times slower" in landing and "run a shorter version there" in landing
     page = (tmp_path / "docs" / "browser.md").read_text(encoding="utf-8")
     assert "| numpy | 2.4.3 | BSD-3-Clause | open-webui 0.12.4's bundle |" in page and "<!--" not in page
 
@@ -284,6 +285,12 @@ def test_the_browser_page_shows_the_newest_measured_times_of_every_notebook_agai
         assert ("within the limit" in line) == within and ("over the limit" in line) == (t["ok"] and not within)
     if max(t["load_average_1min"] for t in timings["runs"]) > timings["cores"]:
         assert "shared with other work" in timings["note"]
+
+
+def test_the_readmes_first_screen_offers_the_browser_and_says_what_to_expect():
+    first_screen = "\n".join((ROOT / "README.md").read_text(encoding="utf-8").split("\n")[:24])
+    assert "**Run it in your browser**" in first_screen and "tens of seconds" in first_screen
+    assert "many times slower" in first_screen and "(docs/browser.md)" in first_screen
 
 
 def test_the_times_table_says_by_how_much_a_notebook_missed_its_limit():
