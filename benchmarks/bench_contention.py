@@ -28,6 +28,11 @@ busy; the ratios are taken within a round (paired) and the medians over rounds a
 * busy default / busy one thread (target: at most 1.3),
 * idle default / idle old default (target: about 1, within the spread of the rounds).
 
+Each measurement also gives the share of tinyvae's splits (products, Adam's update, im2col) whose
+pieces ran at once rather than one after another: the policy's reading of the load. Idle, the
+default should run nearly all of them at once; where it did not, other programs were running and
+the idle figures are not idle ones.
+
 The run prints the BLAS library and kernel (threadpoolctl): OpenBLAS picks its kernel by CPU
 unless OPENBLAS_CORETYPE says otherwise, so run it with that (and OPENBLAS_L2_SIZE) unset.
 """
@@ -67,8 +72,32 @@ def settings():
 # --------------------------------------------------------------------------- one measurement, in its own process
 
 
+def count_splits():
+    """Count, from now on in this process, the splits that tinyvae ran and those it ran at once (its pieces
+    on two or more threads): {"splits": n, "at_once": n}. On a machine that is idle they are all at once."""
+    from tinyvae import threads  # noqa: PLC0415
+    tally, decide = {"splits": 0, "at_once": 0}, threads.concurrency
+
+    def counted(pieces, fixed=None):
+        at_once = decide(pieces, fixed)
+        if pieces > 1:
+            tally["splits"] += 1
+            tally["at_once"] += at_once > 1
+        return at_once
+    threads.concurrency = counted
+    return tally
+
+
 def worker(kind, digits, k, run):
-    """Seconds of one measurement of ``kind``, printed as the last line (JSON)."""
+    """{"seconds": one measurement of ``kind``, "at_once": the share of tinyvae's splits that ran at once
+    (None where none was split)}, printed as the last line (JSON)."""
+    tally = count_splits()
+    seconds = measurement(kind, digits, k, run)
+    return {"seconds": seconds, "at_once": tally["at_once"] / tally["splits"] if tally["splits"] else None}
+
+
+def measurement(kind, digits, k, run):
+    """Seconds of one measurement of ``kind``."""
     if kind in ("train", "conv"):
         from tinyvae.run.train import TrainConfig, train  # noqa: PLC0415
         with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +135,8 @@ def measure(kind, setting, digits, k, run):
             env[name] = value
     cmd = [sys.executable, __file__, "--worker", kind, "--digits", str(digits), "--k", str(k), "--run", str(run)]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["seconds"], result["at_once"]
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -175,6 +205,7 @@ def main(argv=None):
     cases = [(w, s) for w in workloads for s in (("default",) if w == "torch" else settings())]
     seconds = {f"{w} | {s} | {state}": [] for w, s in cases for state in ("idle", "busy")
                if not (state == "busy" and s == "old default")}
+    at_once = {key: [] for key in seconds}
     loads = []
     with tempfile.TemporaryDirectory() as tmp:
         run = small_run(Path(tmp) / "run") if "evaluate" in workloads else ""
@@ -188,11 +219,14 @@ def main(argv=None):
                         if key not in seconds:
                             continue  # the old default is timed idle only (busy, it takes minutes)
                         digits = sizes["torch busy"] if (w, state) == ("torch", "busy") else sizes[w]
-                        seconds[key].append(measure(w, s, digits, sizes["k"], run))
-                        print(f"  {key:<36} {seconds[key][-1]:8.2f} s", flush=True)
+                        took, share = measure(w, s, digits, sizes["k"], run)
+                        seconds[key].append(took)
+                        at_once[key].append(share)
+                        print(f"  {key:<36} {took:8.2f} s" +
+                              ("" if share is None else f"   {share:4.0%} of the splits at once"), flush=True)
     report = {"date": time.strftime("%Y-%m-%d"), "cores": cores(), "busy_processes": busy, "rounds": rounds,
               "sizes": sizes, "blas": blas, "load_average_before_rounds": loads, "seconds": seconds,
-              "ratios": ratios(seconds, workloads, rounds)}
+              "splits_at_once": at_once, "ratios": ratios(seconds, workloads, rounds)}
     print_table(report, workloads)
     if max(loads) > 0.5 * cores():
         print(f"note: the machine was not idle (load average up to {max(loads):.1f} on {cores()} cores before a round): "
@@ -228,16 +262,24 @@ def print_table(report, workloads):
           f"epoch (scaled from {report['sizes']['train']:,}, {report['sizes']['conv']:,} and "
           f"{report['sizes']['torch']:,} / {report['sizes']['torch busy']:,} busy digits), evaluate: the whole call "
           f"(K = {report['sizes']['k']}, {report['sizes']['evaluate']} test digits)")
-    print(f"{'':<10} {'setting':<12} {'idle s':>9} {'busy s':>9}")
+    print(f"{'':<10} {'setting':<12} {'idle s':>9} {'busy s':>9}   splits at once, idle / busy (median)")
     for w in workloads:
         for setting in (("default",) if w == "torch" else settings()):
             idle, busy = med.get(f"{w} | {setting} | idle"), med.get(f"{w} | {setting} | busy")
+            shares = [median_share(report, f"{w} | {setting} | {state}") for state in ("idle", "busy")]
             print(f"{w:<10} {setting if w != 'torch' else 'PyTorch':<12} {idle:>9.2f} "
-                  f"{'(not run)' if busy is None else f'{busy:9.2f}':>9}")
+                  f"{'(not run)' if busy is None else f'{busy:9.2f}':>9}   " +
+                  " / ".join("-" if x is None else f"{x:.0%}" for x in shares))
     print("\nratios (median of the per-round ratios; targets: busy default / busy one thread <= 1.3, "
           "idle default / idle old default about 1)")
     for name, r in report["ratios"].items():
         print(f"  {name:<52} {r['median']:6.2f}   rounds: " + " ".join(f"{x:.2f}" for x in r["by_round"]))
+
+
+def median_share(report, key):
+    """The median share of splits run at once for ``key`` (None where it split nothing or was not run)."""
+    shares = [x for x in report.get("splits_at_once", {}).get(key, []) if x is not None]
+    return statistics.median(shares) if shares else None
 
 
 if __name__ == "__main__":

@@ -72,12 +72,18 @@ ELECTIVES = {
         ("iwae", ["importance-sampling", "reparameterization"]),
         ("kl-direction", ["importance-sampling", "kl"]),
         ("amortization", ["importance-sampling", "ppca", "nb:latent_space"]),
+        ("flows", ["iwae", "amortization"]),
+        ("nb:flows", ["flows", "nb:latent_space"]),
         ("two-layer", ["iwae", "autoencoder"]),
         ("nb:two_layers", ["two-layer", "nb:training_mnist"]),
     ],
     "Convolution": [
         ("convolution", ["dense"]),
         ("nb:conv_vae", ["convolution", "nb:training_mnist"]),
+    ],
+    "Conditional models": [
+        ("conditional", ["elbo", "kl", "bernoulli", "importance-sampling"]),
+        ("semi-supervised", ["conditional", "reparameterization"]),
     ],
     "Rate–distortion": [
         ("rate-distortion", ["elbo", "autoencoder", "ppca"]),

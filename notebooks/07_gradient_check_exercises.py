@@ -17,14 +17,14 @@
 #
 # **What you will do.** Implement the VAE's backward passes one piece at a time, from a dense layer
 # to the whole model, and have each one checked. `tinyvae.exercises.check(name, your_function)` runs
-# your function on seeded float64 inputs of awkward shapes (N = 4, D = 7, H = 5, Z = 3, K = 6: nothing is
+# your function on seeded float64 inputs of awkward shapes (N = 4, D = 7, H = 5, Z = 3, K = 6, C = 10: nothing is
 # square, so a missing transpose shows, and N > 1, so a sum-for-mean mix-up shows), compares its
 # gradients with central differences, and when something is off it says which gradient is wrong, by how
 # much, and the likely cause: a missing transpose, a missing ½, a sum where the batch mean is meant,
 # the wrong sign, a fresh ε, σ² in place of σ, a forgotten bias gradient, a wrong shape.
 #
 # Shapes use one alphabet: N batch, D input, H hidden, Z latent, K importance samples (and, for the
-# convolution, C and F channels in and out, R × S images, k × k kernels). Losses sum over D and Z and average
+# convolution, C and F channels in and out, R × S images, k × k kernels; for (k), C classes). Losses sum over D and Z and average
 # over N ([the reduction convention](../derivations/notation.md#eq:loss-reduction)).
 #
 # | exercise | function | inputs | returns | read first | where |
@@ -40,6 +40,8 @@
 # | (g) | `iwae_loss(log_w)` | log_w (N, K) | loss (a number), dlog_w (N, K) | [the IWAE gradient](../derivations/iwae.md#eq:iwae-grad-logw) | here |
 # | (h) | `iwae_encoder_backward(weights, dlogpx_dz, z, eps, std)` | weights (N, K), dlogpx_dz (N, K, Z), z (N, K, Z), eps (N, K, Z), std (N, Z) | dmu (N, Z), dlog_var (N, Z) | [log q, twice](../derivations/iwae.md#eq:iwae-log-q-total) | here |
 # | (i) | `conv_backward(dy, x, W, stride, padding)` | dy (N, F, H_out, W_out), x (N, C, R, S), W (F, C, k, k), two ints | dx (N, C, R, S), dW (F, C, k, k), db (F,) | [im2col](../derivations/convolution.md#eq:im2col), [col2im](../derivations/convolution.md#eq:col2im) | [notebook 08](08_conv_vae.ipynb), section 5 |
+# | (j) | `planar_step(z, u, w, b, dz_out, g)` | z (N, Z), u (Z,), w (Z,), b a number, dz_out (N, Z), g (N,) | z_out (N, Z), logdet (N,), dz (N, Z), du (Z,), dw (Z,), db (a number) | [the planar step](../derivations/flows.md#eq:planar-step), [its backward](../derivations/flows.md#eq:planar-backward) | here |
+# | (k) | `m2_batch_loss(neg_l, logits, y_onehot, alpha)` | neg_l (N, C), logits (N, C), y_onehot (N, C), alpha (a number) | loss (a number), dneg_l (N, C), dlogits (N, C) | [the gradient through q(y\|x)](../derivations/semi-supervised.md#eq:m2-grad-logits) | here |
 #
 # **Checking an answer.** In a notebook: `exercises.check("dense_backward", dense_backward)` for one
 # exercise (the cell under each exercise does this), `exercises.check_all(globals())` for all of them.
@@ -230,11 +232,62 @@ def iwae_encoder_backward(weights, dlogpx_dz, z, eps, std):
 exercises.check('iwae_encoder_backward', iwae_encoder_backward)
 
 # %% [markdown]
+# ## (j) A planar flow step
+#
+# A normalizing flow pushes the encoder's sample $z_0$ through invertible steps and keeps track of the
+# density: $\log q_T(z_T) = \log q_0(z_0) - \sum_t \log\lvert\det J_t\rvert$
+# ([eq:flow-log-q](../derivations/flows.md#eq:flow-log-q)). One planar step is
+# $f(z) = z + \hat u \tanh(w^\top z + b)$, whose log-determinant is $\log\lvert 1 + \hat u^\top\psi(z)\rvert$ with
+# $\psi = \tanh'(w^\top z + b) w$ ([eq:planar-logdet](../derivations/flows.md#eq:planar-logdet)), and
+# $\hat u = u + (m(w^\top u) - w^\top u) w/\lVert w\rVert^2$, $m(a) = -1 + \operatorname{softplus}(a)$, keeps the
+# step invertible ([eq:planar-u-hat](../derivations/flows.md#eq:planar-u-hat)). Write `planar_step`: the
+# forward (`z_out`, `logdet`) and the backward of a loss that holds the step's output (its gradient
+# `dz_out` comes from the rest of the model) and the log-determinant as $-\sum_n g_n \log\lvert\det J(z_n)\rvert$,
+# with `g` each example's weight (1/N for the ELBO; the check's `g` differs from example to example, so use
+# it). Remember that the log-determinant depends on $z$, $u$, $w$ and $b$ too, and that $u$ reaches the loss
+# only through $\hat u$ ([eq:planar-backward](../derivations/flows.md#eq:planar-backward)).
+#
+# Work from the equations, and try this before you read the numeric check of flows.md: its block that
+# defines `planar_backward` is a complete solution of this exercise.
+
+# %%
+def planar_step(z, u, w, b, dz_out, g):
+    # return z_out (N, Z), logdet (N,), dz (N, Z), du (Z,), dw (Z,), db (a number)
+    raise NotImplementedError  # your code here
+
+exercises.check('planar_step', planar_step)
+
+# %% [markdown]
+# ## (k) The loss of the semi-supervised M2
+#
+# M2 ([semi-supervised.md](../derivations/semi-supervised.md)) has a classifier, $q(y \mid x) = \mathrm{softmax}$
+# of its logits, and scores each pair (x, y) with the negative labelled bound $-\mathcal L(x, y)$
+# ([eq:m2-labelled](../derivations/semi-supervised.md#eq:m2-labelled)). A labelled example adds
+# $-\mathcal L(x, y) - \alpha \log q(y \mid x)$; an unlabelled one adds
+# $-\mathcal U(x) = \sum_y q(y \mid x)\big(-\mathcal L(x, y) + \log q(y \mid x)\big)$
+# ([eq:m2-unlabelled](../derivations/semi-supervised.md#eq:m2-unlabelled)); the loss is their mean over the N
+# examples ([eq:m2-loss](../derivations/semi-supervised.md#eq:m2-loss), where α is called $\alpha_{\text{batch}}$).
+# Write `m2_batch_loss`: the loss and its gradients with respect to `neg_l` and `logits`. `neg_l` (N, C) holds
+# $-\mathcal L(x_n, y)$ for every example and every label; for a labelled example only its label's column enters
+# the loss, so `dneg_l` is 0 in its other columns. `y_onehot` marks the labelled examples (a row of zeros: an
+# unlabelled one). Remember that $q(y \mid x)$ appears twice in $-\mathcal U$, as the weights and inside the log
+# ([eq:m2-grad-logits](../derivations/semi-supervised.md#eq:m2-grad-logits)), and that the α term is the
+# classifier's only gradient from a labelled example
+# ([eq:m2-grad-alpha](../derivations/semi-supervised.md#eq:m2-grad-alpha)).
+
+# %%
+def m2_batch_loss(neg_l, logits, y_onehot, alpha):
+    # return loss (a number), dneg_l (N, C), dlogits (N, C)
+    raise NotImplementedError  # your code here
+
+exercises.check('m2_batch_loss', m2_batch_loss)
+
+# %% [markdown]
 # ## Everything at once
 #
 # `check_all` takes a module or a dict of functions; `globals()` is the dict of everything defined in
 # this notebook, so this checks all your answers together. Exercise (i), `conv_backward`, is posed in
-# notebook 08, so here it stays "not implemented yet".
+# notebook 08 and is not defined here: the summary's last line lists it among those not checked.
 
 # %%
 exercises.check_all(globals())
@@ -249,4 +302,6 @@ exercises.check_all(globals())
 # Next: [08 · the convolutional VAE](08_conv_vae.ipynb), where exercise (i) waits. Deeper: the whole
 # backward pass of the library's VAE in one place, [the encoder's two paths](../derivations/reparameterization.md#eq:encoder-output-grad);
 # how a gradient check decides ([gradcheck.md](../derivations/gradcheck.md)); and the IWAE's gradient
-# ([iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)).
+# ([iwae.md](../derivations/iwae.md#eq:iwae-grad-logw)); a flow step's, with its log-determinant
+# ([flows.md](../derivations/flows.md#eq:planar-backward)); and M2's, through the classifier's two roles
+# ([semi-supervised.md](../derivations/semi-supervised.md#eq:m2-grad-logits)).

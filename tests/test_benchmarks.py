@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyvae import backend, threads
 from tinyvae.models.vae import VAE
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
@@ -145,3 +146,67 @@ def test_the_contention_ratios_are_taken_within_each_round_then_the_median():
     one, old = bench.settings()["one thread"], bench.settings()["old default"]
     assert one == {"OPENBLAS_NUM_THREADS": "1", "TINYVAE_THREADS": "1"}
     assert old["OPENBLAS_NUM_THREADS"] == str(bench.cores())
+
+
+def test_the_contention_benchmark_counts_the_splits_whose_pieces_ran_at_once(monkeypatch):
+    bench = load_script("bench_contention")
+    monkeypatch.setattr(threads, "concurrency", threads.concurrency)  # count_splits replaces it: put it back after
+    tally = bench.count_splits()
+    monkeypatch.setenv("TINYVAE_THREADS", "2")
+    backend.run_split(lambda i: i, [(0,), (1,)])  # two pieces, at once
+    backend.run_split(lambda i: i, [(0,)])  # one piece: no split
+    monkeypatch.setenv("TINYVAE_THREADS", "1")
+    backend.run_split(lambda i: i, [(0,), (1,)])  # two pieces, one after the other
+    assert tally == {"splits": 2, "at_once": 1}
+    report = {"splits_at_once": {"a": [1.0, None, 0.5, 0.0], "b": [None]}}
+    assert bench.median_share(report, "a") == 0.5 and bench.median_share(report, "b") is None
+
+
+
+def test_the_handoff_benchmark_points_every_splitting_module_at_the_handoff_it_times():
+    from tinyvae.evaluation import importance  # noqa: PLC0415
+    from tinyvae.nn import conv, optim  # noqa: PLC0415
+    from tinyvae.prob import losses  # noqa: PLC0415
+    bench = load_script("bench_handoff")
+    users, original = (backend, optim, losses, conv, importance), backend.run_split
+    with bench.handoff(bench.run_split_futures):
+        assert all(m.run_split is bench.run_split_futures for m in users)
+        assert backend.run_split(lambda i: 2 * i, [(1,), (2,), (3,)]) == [2, 4, 6]
+    assert all(m.run_split is original for m in users)
+
+
+def test_the_cvae_benchmark_table_reads_each_runs_figures_and_the_median_epoch_against_the_vae():
+    spec = importlib.util.spec_from_file_location("cvae_quadrants", BENCH.with_name("cvae_quadrants.py"))
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH.parent))  # it imports bench_training as a sibling
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    runs = {"vae": {"epoch_seconds": [2.0, 9.0, 2.0]},
+            "cvae q2": {"epoch_seconds": [5.0, 4.0, 6.0], "nll": 50.5, "neg_elbo": 52.0},
+            "regressor q2": {"epoch_seconds": [3.0, 3.0, 3.0], "nll": 60.25}}
+    rows = bench.table(runs, [2])
+    assert rows["cvae"] == {2: 50.5} and rows["regressor"] == {2: 60.25} and rows["cvae_neg_elbo"] == {2: 52.0}
+    assert rows["seconds_per_epoch_vs_vae"][2] == {"cvae": 2.5, "regressor": 1.5}
+    assert bench.PYRO_TABLE == {"baseline": {1: 100.4, 2: 61.9, 3: 25.4}, "cvae": {1: 71.8, 2: 51.0, 3: 24.2}}
+
+
+def test_the_cvae_benchmark_runs_end_to_end_on_a_tiny_setting_and_writes_its_json(tmp_path):
+    spec = importlib.util.spec_from_file_location("cvae_quadrants", BENCH.with_name("cvae_quadrants.py"))
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH.parent))
+    sys.modules["cvae_quadrants"] = bench  # its runs are pickled by name into fresh processes
+    try:
+        spec.loader.exec_module(bench)
+        doc = bench.main(["--quadrants", "1", "--epochs", "1", "--limit-train", "128", "--limit-test", "32",
+                          "--hidden", "8", "--latent", "2", "--k", "3", "--vae-epochs", "1",
+                          "--out", str(tmp_path / "cvae.json")])
+    finally:
+        sys.path.remove(str(BENCH.parent))
+        del sys.modules["cvae_quadrants"]
+    import json
+    assert json.loads((tmp_path / "cvae.json").read_text()) == json.loads(json.dumps(doc))
+    assert set(doc["runs"]) == {"vae", "cvae q1", "regressor q1"}
+    assert all(r["peak_rss_mib"] > 0 and len(r["epoch_seconds"]) == 1 for r in doc["runs"].values())
+    assert doc["runs"]["cvae q1"]["test_digits"] == 32 and np.isfinite(doc["table_nats"]["cvae"]["1"])

@@ -28,7 +28,7 @@ def browser_platform(monkeypatch):
 
     monkeypatch.setattr(sys, "platform", "emscripten")
     monkeypatch.setattr(threading.Thread, "start", refuse)
-    monkeypatch.setattr(backend, "_pool", None)  # a pool made earlier in this process holds live threads
+    monkeypatch.setattr(backend, "_workers", [])  # workers started earlier in this process are live threads
     monkeypatch.setenv("TINYVAE_THREADS", "2")  # even when asked for two
 
 
@@ -56,7 +56,7 @@ def test_importance_weights_in_the_browser_draw_noise_inline_with_the_same_resul
     with monkeypatch.context() as m:
         m.setattr(sys, "platform", "emscripten")
         m.setattr(threading.Thread, "start", lambda self: (_ for _ in ()).throw(RuntimeError("can't start new thread")))
-        m.setattr(backend, "_pool", None)
+        m.setattr(backend, "_workers", [])
         browser = _log_weights()
     np.testing.assert_array_equal(browser, native)
 

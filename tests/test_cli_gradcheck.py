@@ -60,7 +60,7 @@ def test_a_wrong_backward_makes_gradcheck_exit_non_zero_and_name_the_function(mo
     assert "passed, worst relative error" in out and not out.count(f"{len(table)}/{len(table)} passed")
 
 
-def test_a_wrong_kl_gradient_inside_the_model_fails_exactly_the_vae_checks(monkeypatch, capsys):
+def test_a_wrong_kl_gradient_inside_the_model_fails_exactly_the_vae_and_cvae_checks(monkeypatch, capsys):
     original = tinyvae.models.parts.priors.gaussian_kl
 
     def kl_with_the_wrong_sign(mu, log_var, *, validate=True):
@@ -71,7 +71,7 @@ def test_a_wrong_kl_gradient_inside_the_model_fails_exactly_the_vae_checks(monke
     assert main(["gradcheck"]) == 1
     table = rows(capsys.readouterr().out)
     assert [label for label, result in table.items() if result == "FAIL"] == [
-        label for label in table if label.startswith("VAE")]
+        label for label in table if label.startswith(("VAE", "CVAE"))]  # the CVAE's KL is the same prior part
 
 
 def test_gradcheck_refuses_unknown_flags_naming_them(capsys):

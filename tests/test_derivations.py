@@ -51,6 +51,10 @@ NOT_COMPUTED = {
                                 "sigma-vae.md",
     "eq:sigma-vae-shrinkage": "the linear decoder's shrinkage, which explains why a large sigma^2 blurs; checked on "
                               "sigma-vae.md",
+    "eq:cvae-kl-conditional-prior": "the KL to a prior network p(z|c), which tinyvae does not build; checked on "
+                                    "conditional.md",
+    "eq:m2-unlabelled-min": "the minimum of M2's unlabelled bound over q(y|x), which explains what the classifier "
+                            "learns from unlabelled data; checked on semi-supervised.md and in tests/test_m2.py",
     "eq:iw-bias-rate": "the large-K bias of the importance-weighted bound, which says how far K = 5000 is from "
                        "log p(x); checked by sampling on importance-sampling.md",
 }
@@ -189,3 +193,13 @@ def test_amortization_page_quotes_the_stored_notebook_run():
     page = " ".join((ROOT / "derivations" / "amortization.md").read_text(encoding="utf-8").split())
     assert f"ELBO of −{enc} nats per digit on average, the fitted $q$ −{fit} (−{fit150} after the first 150 steps)" in page
     assert f"$\\log p(x)$ is about −{logp}: an amortization gap of {amort} nats and an approximation gap of {approx} nats" in page
+
+
+def test_semi_supervised_page_shows_what_its_numeric_check_prints(capsys):
+    """The text block under semi-supervised.md's numeric check is the line the check prints."""
+    text = (DERIVATIONS / "semi-supervised.md").read_text(encoding="utf-8")
+    block = compile(CODE_BLOCK.findall(text)[0], "semi-supervised.md[block 0]", "exec")
+    exec(block, {"__name__": "m2_page"})  # noqa: S102
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("worst relative gradient error")
+    assert f"It prints\n\n```text\n{printed}\n```" in text

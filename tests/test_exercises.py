@@ -10,6 +10,9 @@ Learners: check your own answers with
 
 import importlib.util
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from tinyvae import exercises
 from tinyvae.models.parts import iwae
 from tinyvae.learn import solutions
 from tinyvae.learn.exercises import EXERCISES, check, check_all
+from test_exercise_m2 import answer as m2_answer
 
 NAMES = list(EXERCISES)
 
@@ -56,7 +60,17 @@ def test_check_all_lists_every_exercise_and_counts_passes():
     assert text.startswith(f"1/{len(NAMES)} exercises pass")
     assert "dense_backward" in text and "PASS" in text
     assert "gaussian_kl" in text and "FAIL" in text
-    assert text.count("not implemented yet") == len(NAMES) - 2
+    absent = [f"({EXERCISES[name].letter})" for name in NAMES if name not in mixed]
+    assert text.count("not implemented yet") == 0  # the answers lack the others: one line says so
+    assert f"\n  not defined in these answers, so not checked: {', '.join(absent)}\n" in text + "\n"
+    assert len(absent) == len(NAMES) - 2
+
+
+def test_check_all_lists_a_defined_stub_as_not_implemented_yet():
+    text = str(check_all({"dense_backward": exercises.dense_backward, "relu_backward": solutions.relu_backward}))
+    assert "(a)   dense_backward           not implemented yet" in text
+    assert "(b1)  relu_backward            PASS" in text
+    assert "not defined in these answers, so not checked: (b2), (c)," in text
 
 
 def test_check_accepts_a_function_named_after_its_exercise():
@@ -258,6 +272,37 @@ def _conv(kernel="transposed", place="+=", db_axes=(0, 2, 3), dW_flip=False):
     return conv_backward
 
 
+def _planar_answer(constraint=True, slope="h'", logdet_in_backward=True, logdet_sign=1.0, dlogdet_sign=-1.0,
+                   chain_u_hat=True, weight="g", logdet_in_da=True, logdet_in_dc=True, slope_in_da="h'"):
+    """A learner's planar step, written term by term, with one of the usual mistakes chosen by the arguments."""
+    def planar_step(z, u, w, b, dz_out, g):
+        g = {"g": g, "1/N": np.full_like(g, 1.0 / len(g)), "1": np.ones_like(g)}[weight]
+        m = -1.0 + np.log1p(np.exp(w @ u))
+        uh = u + (m - w @ u) * w / (w @ w) if constraint else u
+        a = z @ w + b
+        h = np.tanh(a)
+        hp = 1.0 - h ** 2
+        scale, scale_da = (h, hp) if slope == "h" else (hp, -2.0 * h * hp)  # ψ = scale · w
+        det = 1.0 + scale * (w @ uh)
+        logdet = logdet_sign * np.log(np.abs(det))
+        z_out = z + np.outer(h, uh)
+        dl = dlogdet_sign * g if logdet_in_backward else np.zeros_like(g)  # ∂L/∂log|det J|
+        dl_a = dl if logdet_in_da else np.zeros_like(dl)
+        da = (dz_out @ uh) * (h if slope_in_da == "h" else hp) + dl_a / det * (w @ uh) * scale_da
+        dl_c = dl if logdet_in_dc else np.zeros_like(dl)
+        duh = h @ dz_out + np.sum(dl_c / det * scale) * w
+        dw = z.T @ da + np.sum(dl_c / det * scale) * uh
+        if constraint and chain_u_hat:
+            beta, n2 = w @ u, w @ w
+            coef, sig = (m - beta) / n2, 1.0 / (1.0 + np.exp(-beta))
+            du = duh + (sig - 1.0) * (w @ duh) / n2 * w
+            dw = dw + coef * duh + (w @ duh) * ((sig - 1.0) * u / n2 - 2.0 * coef * w / n2)
+        else:
+            du = duh
+        return z_out, logdet, dz_out + np.outer(da, w), du, dw, da.sum()
+    return planar_step
+
+
 def _raises(*args):
     return np.sum(args[0], axis=5)  # an AxisError inside "learner code"
 
@@ -390,7 +435,35 @@ PLANTED = [
         solutions.conv_backward(*a)), ["dW", "two channel axes are swapped"]),
     ("conv_backward", "divides by N again", lambda *a: (lambda r: (r[0], r[1] / 4, r[2]))(solutions.conv_backward(*a)),
      ["dW", "0.25 ×", "once too often"]),
+    ("planar_step", "log-det term left out of the backward", _planar_answer(logdet_in_backward=False),
+     ["dz, du, dw, db", "the log-det term's gradient is missing", "eq:planar-backward"]),
+    ("planar_step", "ψ with h instead of h′", _planar_answer(slope="h"),
+     ["logdet", "ψ computed with h instead of h′", "eq:planar-psi"]),
+    ("planar_step", "invertibility constraint missing", _planar_answer(constraint=False),
+     ["z_out, logdet", "the invertibility constraint is missing", "eq:planar-u-hat"]),
+    ("planar_step", "log-det's sign", _planar_answer(logdet_sign=-1.0, dlogdet_sign=1.0),
+     ["logdet: the log-det's sign", "eq:flow-log-q"]),
+    ("planar_step", "log-det gradient's sign", _planar_answer(dlogdet_sign=1.0),
+     ["dz, du, dw, db", "the log-det term's gradient has the wrong sign"]),
+    ("planar_step", "gradient stopped at û", _planar_answer(chain_u_hat=False), ["du, dw", "the gradient stops at û"]),
+    ("planar_step", "g ignored: 1/N", _planar_answer(weight="1/N"), ["dz, du, dw, db", "the weights g are ignored"]),
+    ("planar_step", "g ignored: 1", _planar_answer(weight="1"), ["dz, du, dw, db", "the weights g are ignored"]),
+    ("planar_step", "log-det term dropped from da only", _planar_answer(logdet_in_da=False),
+     ["dz, db: part of the log-det term's gradient is missing", "eq:planar-backward",
+      "dw is wrong", "may follow from the mistake named above"]),
+    ("planar_step", "log-det term dropped from dc only", _planar_answer(logdet_in_dc=False),
+     ["du: part of the log-det term's gradient is missing", "dw is wrong", "may follow from the mistake named above"]),
+    ("planar_step", "log-det returned as zeros",
+     lambda *a: (lambda r: (r[0], np.zeros(len(a[0])), *r[2:]))(solutions.planar_step(*a)),
+     ["logdet", "the log-determinant is missing"]),
 ]
+
+
+# (k): the usual mistakes of M2's loss, as tests/test_exercise_m2.py writes them
+PLANTED += [("m2_batch_loss", label, m2_answer(**options), words) for label, options, words in (
+    ("q(y|x) detached", {"detach": True}, ["dlogits", "held constant (detached)"]),
+    ("α on unlabelled data", {"alpha_on_unlabelled": True}, ["dlogits", "α is applied to the unlabelled"]),
+)]
 
 
 @pytest.mark.parametrize("name, label, wrong, words", PLANTED, ids=[f"{p[0]}-{p[1]}" for p in PLANTED])
@@ -400,6 +473,33 @@ def test_planted_mistake_fails_with_the_matching_hint(name, label, wrong, words)
     assert not feedback.passed, f"{label} passed:\n{text}"
     for word in words:
         assert word in text, f"{label}: expected {word!r} in the feedback:\n{text}"
+
+
+def test_a_named_planar_mistake_comes_first_and_the_other_wrong_outputs_are_marked_as_possibly_caused_by_it():
+    feedback = check("planar_step", _planar_answer(slope="h", slope_in_da="h"))  # tanh for h′ everywhere
+    first, *rest = feedback.problems
+    assert first.startswith("logdet, du: ψ computed with h instead of h′"), first
+    assert rest and all("may follow from the mistake named above; fix that one first" in p for p in rest), rest
+
+
+def test_a_planar_bias_gradient_with_an_axis_is_told_it_has_the_bias_shape_not_the_loss_reduction():
+    text = str(check("planar_step", lambda *a: (lambda r: (*r[:5], np.atleast_1d(r[5])))(solutions.planar_step(*a))))
+    assert "db: expected shape () = (), got (1,)" in text and "b is a single number, so db is one too" in text
+    assert "the loss is one number" not in text and "eq:planar-backward" in text
+
+
+def test_too_few_planar_values_of_other_shapes_say_which_positions_and_do_not_guess_db():
+    text = str(check("planar_step", lambda *a: solutions.planar_step(*a)[2:]))  # z_out and logdet left out
+    assert "returned 4 values, expected 6: (z_out, logdet, dz, du, dw, db)" in text
+    assert "which are missing cannot be told" in text and "are z_out, logdet left out?" in text
+    assert "db is missing" not in text and "dense-grad-b" not in text
+
+
+def test_a_wrong_du_outside_the_catalogue_points_at_the_planar_backward_and_says_what_relative_means():
+    text = str(check("planar_step", lambda *a: (lambda r: (*r[:3], r[3] * 1.1 + 0.01, *r[4:]))(solutions.planar_step(*a))))
+    line = next(ln for ln in text.splitlines() if "du is wrong" in ln)
+    assert "(the largest difference over the largest entry)" in line and line.endswith("[eq:planar-backward]")
+    assert "flows.md#eq:planar-u-hat" in text.splitlines()[-1]  # û's page stays on the Read line
 
 
 # Answers to (e2) that use the forward's very ε but a wrong factor: each gets its own name, and none
@@ -534,6 +634,50 @@ def test_command_line_checks_a_file_of_answers(tmp_path, capsys):
     assert main([solutions.__file__]) == 0
 
 
+def run_exercises_command(*args, cwd):
+    """``python -m tinyvae.exercises ARGS`` in a fresh process, as notebook 07 and notebooks/README.md give it."""
+    root = Path(tinyvae.__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "tinyvae.exercises", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)  # a guard against a hang, not a measure of speed
+
+
+def test_the_documented_shell_command_checks_a_file_of_answers(tmp_path):
+    answers = tmp_path / "my_answers.py"
+    answers.write_text("def relu_backward(dy, x):\n    return dy * (x > 0)\n")
+    proc = run_exercises_command(str(answers), cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert f"1/{len(NAMES)} exercises pass" in proc.stdout
+    proc = run_exercises_command(solutions.__file__, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(NAMES)}/{len(NAMES)} exercises pass" in proc.stdout
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--help"], 0, ["usage: python -m tinyvae.exercises"]),
+    (["-h"], 0, ["usage: python -m tinyvae.exercises"]),
+    (["no_such_answers.py"], 2, ["no such file: no_such_answers.py", "usage:"]),
+    ([], 2, ["expected one file of answers, got 0 arguments", "usage:"]),
+    (["a.py", "b.py"], 2, ["got 2 arguments", "usage:"]),
+], ids=["--help", "-h", "missing file", "no file", "two files"])
+def test_the_shell_command_answers_help_and_bad_arguments_with_usage_and_no_traceback(tmp_path, args, code, words):
+    proc = run_exercises_command(*args, cwd=tmp_path)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == code and "Traceback" not in text, text
+    for word in words:
+        assert word in text, text
+
+
+def test_the_shell_command_names_a_broken_answers_file_without_a_traceback(tmp_path):
+    (tmp_path / "broken.py").write_text("def relu_backward(dy, x):\n    return dy *\n")
+    (tmp_path / "notes.txt").write_text("not python")
+    proc = run_exercises_command("broken.py", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "running broken.py raised SyntaxError" in proc.stderr and "line 2" in proc.stderr, proc.stderr
+    proc = run_exercises_command("notes.txt", cwd=tmp_path)
+    assert proc.returncode == 2 and "expected a Python file ending in .py" in proc.stderr, proc.stderr
+
+
 # --------------------------------------------------------------------------- the learner's own file
 
 
@@ -566,3 +710,23 @@ def test_the_conv_exercise_forward_and_solution_agree_with_the_library_layer():
     ref = solutions.conv_backward(dy, x, layer.params["W"], 2, 1)
     for mine, theirs in zip(ref, (dx, layer.grads["W"], layer.grads["b"])):
         np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_the_planar_solution_has_the_log_determinant_of_its_jacobian_and_a_constrained_u():
+    """The reference (j) against slogdet of a central-difference Jacobian, on inputs with wᵀu < −1."""
+    rng = np.random.default_rng(3)
+    z, w = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    u = rng.standard_normal(3)
+    u += (-2.5 - w @ u) * w / (w @ w)
+    b, dz_out, g = 0.4, rng.standard_normal((4, 3)), np.full(4, 0.25)
+    z_out, logdet = solutions.planar_step(z, u, w, b, dz_out, g)[:2]
+    u_hat = (z_out[0] - z[0]) / np.tanh(z[0] @ w + b)
+    assert w @ u < -1 < w @ u_hat
+    for n in range(4):
+        cols = []
+        for e in np.eye(3) * 1e-6:
+            up = solutions.planar_step((z[n] + e)[None], u, w, b, dz_out[:1], g[:1])[0][0]
+            down = solutions.planar_step((z[n] - e)[None], u, w, b, dz_out[:1], g[:1])[0][0]
+            cols.append((up - down) / 2e-6)
+        sign, value = np.linalg.slogdet(np.stack(cols, axis=1))
+        assert sign > 0 and abs(value - logdet[n]) < 1e-8

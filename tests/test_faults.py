@@ -17,6 +17,7 @@ MNIST written as IDX files, and the model is 784-8-2, so that the module takes s
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import gzip
@@ -41,7 +42,7 @@ import numpy as np
 import pytest
 
 import tinyvae.evaluation.plots  # noqa: F401  (imported before any fork: the child imports nothing new)
-from tinyvae import backend, cli
+from tinyvae import cli
 from tinyvae.checkpoint import CheckpointError, load_arrays, remove_stale_temporaries
 from tinyvae.checks import ShapeError
 from tinyvae.data import DataError, MNIST_FILES, load_split
@@ -590,8 +591,10 @@ def _in_unprivileged_child(cases):
         results = {}
         try:
             os.close(read)
-            backend._pool = None  # the parent's worker threads do not exist here
             os.environ["TINYVAE_THREADS"] = "1"
+            # zipfile decodes member names as cp437: load that codec while the interpreter's own files (which
+            # may sit in root's home, as a pyenv install does) are still readable; the faults are about run folders
+            codecs.lookup("cp437")
             if os.geteuid() == 0:
                 os.setgroups([])
                 os.setgid(NOBODY)
@@ -1111,20 +1114,40 @@ def test_resume_starts_again_a_run_stopped_before_its_first_checkpoint_was_writt
 
 
 TWO_PRESSES_IN_ONE_C_CALL = """
-import importlib, sys
-import numpy as np
+import ctypes, importlib, os, sys, threading, time
+libc = ctypes.CDLL(None)
+mutex = ctypes.create_string_buffer(64)  # a pthread mutex: all zeros is PTHREAD_MUTEX_INITIALIZER (glibc)
 t = importlib.import_module("tinyvae.run.loop")
 real, calls = t.evaluate_elbo, []
+
+def hold(flag, release):
+    # Hold the mutex until the test creates `release`. Say `flag` only once the main thread waits for it:
+    # glibc's futex word (the mutex's first int) becomes 2 when a thread sleeps on a held mutex.
+    libc.pthread_mutex_lock(mutex)
+    held.set()
+    word, deadline = ctypes.c_int.from_buffer(mutex), time.monotonic() + 10
+    while word.value != 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    open(flag, "w").close()
+    while not os.path.exists(release):
+        time.sleep(0.001)
+    libc.pthread_mutex_unlock(mutex)
+
 def evaluate(*args, **kwargs):  # the second epoch's evaluation: one long C call while Ctrl-C is pressed twice
     calls.append(1)
     if len(calls) == 2:
-        x = np.random.default_rng(0).random(4 * 10**6)
-        open(sys.argv[1], "w").close()
-        np.sort(x)  # a quarter of a second or more in C: Python runs its SIGINT handler once, after it, for both
+        threading.Thread(target=hold, args=(sys.argv[1], sys.argv[2])).start()
+        held.wait()
+        # Blocks in C until the test has seen both presses delivered: no signal ends the wait (a mutex
+        # never returns EINTR), so Python runs its SIGINT handler once, after it, for both presses.
+        libc.pthread_mutex_lock(mutex)
+        libc.pthread_mutex_unlock(mutex)
     return real(*args, **kwargs)
+
+held = threading.Event()
 t.evaluate_elbo = evaluate
 from tinyvae.run.cli import main
-sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[3:]))
 """
 
 
@@ -1142,16 +1165,17 @@ def _wait_until_delivered(pid, signum, timeout=60):
 
 
 def test_two_quick_ctrl_c_stop_at_once_keeping_the_last_checkpoint(data, baseline, tmp_path, capsys):
-    out, flag = tmp_path / "run", tmp_path / "evaluating"
-    proc = subprocess.Popen([sys.executable, "-c", TWO_PRESSES_IN_ONE_C_CALL, flag, *map(str, train_args(data, out))],
+    out, flag, release = tmp_path / "run", tmp_path / "evaluating", tmp_path / "release"
+    proc = subprocess.Popen([sys.executable, "-c", TWO_PRESSES_IN_ONE_C_CALL, flag, release,
+                             *map(str, train_args(data, out))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(flag, proc)
+        _wait_for(flag, proc)  # the child's main thread now waits inside one C call until `release` exists
         checkpoint = files(out / "checkpoint.npz")  # after epoch 1; epoch 2 is being evaluated
-        proc.send_signal(signal.SIGINT)
-        _wait_until_delivered(proc.pid, signal.SIGINT)
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        for _ in range(2):
+            proc.send_signal(signal.SIGINT)
+            _wait_until_delivered(proc.pid, signal.SIGINT)  # two arrivals, not one merged pending signal
+        release.touch()
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

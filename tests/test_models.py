@@ -377,7 +377,7 @@ def test_a_float32_training_step_never_upcasts(make, opt, xp, monkeypatch):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model", "gan", r"model must be one of \('vae', 'ae'\), got 'gan'"),
+    ("model", "gan", r"model must be one of \('vae', 'ae', 'cvae', 'quadrant-regressor'\), got 'gan'"),
     ("likelihood", "poisson", r"likelihood must be one of \('bernoulli', 'gaussian', 'continuous-bernoulli'\), got 'poisson'"),
     ("activation", "swish", r"activation must be one of \['leaky_relu', 'relu', 'sigmoid', 'softplus', 'tanh'\], got 'swish'"),
     ("init", "xavier", r"init must be one of \('auto', 'glorot', 'he', 'uniform'\), got 'xavier'"),

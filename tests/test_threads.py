@@ -2,8 +2,10 @@
 while training, the user's settings honoured, and no result that depends on any of it."""
 
 import json
+import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -93,16 +95,103 @@ def test_tinyvae_threads_overrides_the_load(load, monkeypatch):
 def test_pieces_come_back_in_order_and_no_more_run_at_once_than_were_chosen(load, monkeypatch):
     load(0)  # two usable cores, both free: two at once, though the pool may hold more threads
     monkeypatch.setenv("TINYVAE_THREADS", "4")
-    backend.run_split(lambda i: i, [(i,) for i in range(4)])  # a pool of three workers now exists
+    backend.run_split(lambda i: i, [(i,) for i in range(4)])  # three workers exist now
     monkeypatch.delenv("TINYVAE_THREADS")
 
     def piece(i):
-        time.sleep(0.02)  # long enough for every idle pool thread to take a piece if it were offered one
+        time.sleep(0.02)  # long enough for every idle worker thread to take a piece if it were offered one
         return i, threading.current_thread().name
 
     out = backend.run_split(piece, [(i,) for i in range(7)])
     assert [i for i, _ in out] == list(range(7))
     assert len({name for _, name in out}) == 2
+
+
+def test_an_error_in_a_worker_piece_reaches_the_caller_after_every_piece_is_done(load):
+    load(0)
+    finished = []
+
+    def piece(i):
+        time.sleep(0.02 * (i == 0))  # the caller's piece ends last: the worker's error waits for it
+        finished.append(i)
+        if i == 1:
+            raise ValueError("piece 1 failed")
+        return i
+
+    with pytest.raises(ValueError, match="piece 1 failed"):
+        backend.run_split(piece, [(0,), (1,)])
+    assert sorted(finished) == [0, 1]
+    assert backend.run_split(lambda i: i * 10, [(1,), (2,)]) == [10, 20]  # the worker serves the next call
+
+
+def test_an_error_in_the_caller_piece_still_waits_for_the_worker(load):
+    load(0)
+    finished = []
+
+    def piece(i):
+        if i == 0:
+            raise KeyError("piece 0")
+        time.sleep(0.02)
+        finished.append(i)
+        return i
+
+    with pytest.raises(KeyError):
+        backend.run_split(piece, [(0,), (1,)])
+    assert finished == [1]  # done before run_split returned: no piece outlives the call
+    assert backend.run_split(lambda i: -i, [(1,), (2,)]) == [-1, -2]
+
+
+def test_a_split_left_by_ctrl_c_during_its_wait_gives_the_next_split_its_own_results(load):
+    load(0)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # while this thread waits for the worker's piece
+        with pytest.raises(Interrupted):
+            backend.run_split(lambda i: time.sleep(0.3 * i) or ("slow", i), [(0,), (1,)])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert split_within_seconds(lambda i: ("next", i), 10) == [("next", 0), ("next", 1)]
+    time.sleep(0.3)  # the interrupted piece ends meanwhile
+    assert split_within_seconds(lambda i: ("after", i), 10) == [("after", 0), ("after", 1)]
+
+
+def split_within_seconds(fn, seconds):
+    """``backend.run_split(fn, [(0,), (1,)])`` from a thread of its own: its result, or a failure (not a
+    hang) when it has not returned within ``seconds``."""
+    got = []
+    caller = threading.Thread(target=lambda: got.append(backend.run_split(fn, [(0,), (1,)])), daemon=True)
+    caller.start()
+    caller.join(seconds)
+    assert got, f"run_split did not return within {seconds} s"
+    return got[0]
+
+
+def test_a_split_inside_a_piece_runs_on_that_thread_instead_of_waiting_for_busy_workers(load):
+    load(0)
+    names = lambda i: threading.current_thread().name  # noqa: E731
+    out = backend.run_split(lambda i: backend.run_split(names, [(0,), (1,)]), [(0,), (1,)])
+    assert len(set(out[0])) == 1 and len(set(out[1])) == 1  # each inner split stayed on its own thread
+    assert out[0][0] != out[1][0]
+
+
+def test_pieces_on_workers_follow_the_caller_floating_point_error_settings(load):
+    load(0)
+    small, big = np.array([1.0], dtype=np.float32), np.array([1e38], dtype=np.float32)
+    for _ in range(2):  # a worker that has served a call under other settings takes the new ones
+        with np.errstate(over="raise"):
+            with pytest.raises(FloatingPointError):  # raised by the second piece, on a worker
+                backend.run_split(lambda x: x * 10, [(small,), (big,)])
+        with np.errstate(over="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error")  # not even a warning
+            assert np.isinf(backend.run_split(lambda x: x * 10, [(small,), (big,)])[1]).all()
 
 
 # --------------------------------------------------------------------------- BLAS
@@ -159,6 +248,17 @@ def test_a_product_split_into_pieces_has_the_bits_of_the_whole(m, k, n, pieces, 
     assert calls and max(calls) > 1 or m * n * k < 2 * backend.MIN_PIECE_MACS  # split, unless too small
     np.testing.assert_array_equal(split, whole)
     np.testing.assert_array_equal(transposed, whole_t)
+
+
+def test_the_calling_thread_takes_the_largest_piece_of_a_split_product(monkeypatch):
+    monkeypatch.setenv("TINYVAE_THREADS", "2")
+    a, b = np.ones((128, 784), dtype=np.float32), np.ones((784, 400), dtype=np.float32)
+    handed = []
+    with threads.blas_pinned():
+        monkeypatch.setattr(backend, "run_split", lambda fn, parts: handed.append(parts) or [fn(*p) for p in parts])
+        backend.matmul(a, b)
+    widths = [s.stop - s.start for (s,) in handed[0]]  # run_split runs the first part on the calling thread
+    assert widths == [208, 192]
 
 
 @pytest.fixture(scope="module")

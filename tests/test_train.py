@@ -421,3 +421,11 @@ def test_the_gpu_path_runs_on_a_strict_stand_in_and_matches_the_cpu(tmp_path, mn
                     on_step=lambda run: run.request_stop() if (run.epoch, run.step) == (1, 9) else None)
     resume_quietly(tmp_path / "mid", mnist)
     assert [r["epoch"] for r in metrics(tmp_path / "mid")] == [1, 2]
+
+
+def test_run_data_carries_each_examples_label_beside_its_image(tmp_path, mnist):
+    images = loop_module.load_images(small(tmp_path, limit_train=50, limit_test=20), mnist)
+    np.testing.assert_array_equal(images.train_x, mnist.train_x[:50])
+    np.testing.assert_array_equal(images.train_y, mnist.train_y[:50])
+    np.testing.assert_array_equal(images.test_y, mnist.test_y[:20])
+    assert len(images.val_y) == len(images.val_x)

@@ -8,11 +8,14 @@ conventions); ``nn/``, the building blocks (layers with their backward passes, o
 Bernoulli); ``models/``, the models assembled from parts (``config``: what a model is and its
 validation; ``parts/``: the encoder giving q(z|x), the prior, the decoder's likelihood, the
 objectives ELBO and IWAE, a Gaussian layer of a hierarchy; ``vae``: the VAE and the autoencoder;
-``two_layer``: the VAE with two stochastic layers, ``hierarchy`` its sizes; ``ppca``: the linear VAE and
-probabilistic PCA); ``evaluation/``, the bounds, the importance-weighted NLL and the pictures;
+``two_layer``: the VAE with two stochastic layers, ``hierarchy`` its sizes; ``flow_vae``: the VAE whose
+posterior is a planar or inverse autoregressive flow, ``flow_sizes`` its config fields; ``conditional``: the
+conditional VAE and the quadrant regressor, ``conditioning`` their config fields; ``m2``: the
+semi-supervised VAE M2 with its classifier q(y|x); ``ppca``: the linear VAE and probabilistic PCA);
+``evaluation/``, the bounds, the importance-weighted NLL and the pictures;
 ``learn/``, the learner's tools (the gradient checker, the exercises with their checker, the reference
-solutions); ``run/``, running (the training loop, the run folder, stopping, the ``tinyvae``
-command); and ``pretrained/``, small trained models with the recipes that rebuild them. The math
+solutions); ``run/``, running (the training loop, the run folder, stopping, M2's training on a few
+labels, the ``tinyvae`` command); and ``pretrained/``, small trained models with the recipes that rebuild them. The math
 behind each piece is in the repository's ``derivations/`` folder, cited from the code as
 ``# [eq:...]``.
 
@@ -49,9 +52,15 @@ from .models.config import ModelConfig
 from .models.parts.encoders import Reparameterize
 from .models.vae import VAE, Autoencoder, build_model, load_model
 from .models.two_layer import TwoLayerVAE
+from .models.conditional import ConditionalVAE, QuadrantRegressor
+from .models.m2 import M2, M2Config
+from .models.flow_vae import FlowVAE
+from .models.parts.flows import Flow, PlanarStep
 from .run.train import TrainConfig, resume, train
+from .run.semi import SemiConfig, train_m2
 from .evaluation.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
                                   importance_weighted_nll, kl_per_dimension, log_mean_exp)
+from .evaluation.conditional import conditional_nll
 from .models.ppca import PPCA, fit_linear_vae, linear_vae_elbo, linear_vae_from_ppca, ppca_fit, ppca_log_likelihood
 
 # The modules users import by their short names (`from tinyvae import plots`, `python -m tinyvae.exercises`,
@@ -82,4 +91,7 @@ __all__ = [
     "numerical_gradient", "sigmoid", "to_device", "to_numpy",
     "continuous_bernoulli_log_normalizer", "continuous_bernoulli_log_prob", "continuous_bernoulli_mean",
     "continuous_bernoulli_nll", "free_bits_kl", "gaussian_nll_learned_var", "gaussian_nll_optimal_var",
+    "ConditionalVAE", "QuadrantRegressor", "conditional_nll",
+    "M2", "M2Config", "SemiConfig", "train_m2",
+    "FlowVAE", "Flow", "PlanarStep",
 ]

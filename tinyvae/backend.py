@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
 
 import numpy as np
 
@@ -169,7 +169,6 @@ def available_memory(xp=np):
 # parameters are bit-identical either way (each element sees the same operations), only the
 # summation order of a split loss value depends on the number of pieces, in its last digits.
 
-_pool = None
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
 ALIGN = 64  # a product's pieces start at multiples of this many rows or columns (see matmul)
 # No piece of a split product is smaller than this many multiply-adds: OpenBLAS on one thread may run a
@@ -203,28 +202,93 @@ def host_threads(xp):
 
 
 def run_split(fn, parts):
-    """``[fn(*part) for part in parts]``: the first part on this thread, the others on pool threads,
-    as many at once as there are free cores (all on this thread when only one is free)."""
-    global _pool
+    """``[fn(*part) for part in parts]``: the first part on this thread, the others on host threads,
+    as many at once as there are free cores (all on this thread when only one is free, and when the
+    threads are already busy: a call from one of them, or from another thread of the program)."""
     workers = threads.concurrency(len(parts), _threads_setting()) - 1 if threads_available() else 0
-    if workers == 0:
+    if workers == 0 or not _handoff.acquire(blocking=False):
         return [fn(*part) for part in parts]
-    if _pool is None or _pool._max_workers < workers:
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinyvae")
-    settings = np.geterr()  # np.errstate is per thread: the pool's threads follow the caller's
-    rest = parts[1:]
-    groups = [rest[w::workers] for w in range(workers)]  # one task per worker: at most `workers` at once
-    futures = [_pool.submit(_under_errstate, settings, fn, group) for group in groups]
-    results = [fn(*parts[0])] + [None] * len(rest)
-    for w, future in enumerate(futures):
-        results[1 + w::workers] = future.result()
-    return results
+    out = []  # the workers that hold a group of this call and have not handed it back yet
+    try:
+        while len(_workers) < workers:
+            _workers.append(_Worker(f"tinyvae_{len(_workers)}"))
+        settings = np.geterr()  # np.errstate is per thread: the workers follow the caller's
+        rest = parts[1:]
+        for worker, w in zip(_workers, range(workers)):  # one group each: at most `workers` besides this thread
+            out.append(worker)
+            worker.start(settings, fn, rest[w::workers])
+        results = [None] * len(parts)
+        try:
+            results[0] = fn(*parts[0])
+        finally:  # every worker is waited for, even when this thread's part raised
+            outcomes = []
+            while out:
+                outcomes.append(out[0].finish())
+                del out[0]
+        for w, (group_results, error) in enumerate(outcomes):
+            if error is not None:
+                raise error
+            results[1 + w::workers] = group_results
+        return results
+    finally:
+        if out:  # left while a worker still works (Ctrl-C during the wait): it finishes unwatched, and
+            _workers.clear()  # the next call starts new workers rather than read its late result
+        _handoff.release()
 
 
-def _under_errstate(settings, fn, group):
-    """``[fn(*part) for part in group]`` with NumPy's floating-point error handling set as ``settings``."""
-    with np.errstate(**settings):
-        return [fn(*part) for part in group]
+class _Worker:
+    """A host thread that sleeps on a lock until it is handed a group of parts.
+
+    Two locks and a slot, no queue and no future per call: the handoff costs a lock release on
+    each side (benchmarks/bench_handoff.py measures it against a ThreadPoolExecutor).
+    """
+
+    def __init__(self, name):
+        self.go, self.done = threading.Lock(), threading.Lock()
+        self.go.acquire()
+        self.done.acquire()
+        self.task = self.outcome = None
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def start(self, settings, fn, group):
+        self.task = (settings, fn, group)
+        self.go.release()
+
+    def finish(self):
+        """(the group's results, None) or (None, the exception it raised), once the thread is done."""
+        self.done.acquire()
+        outcome, self.outcome = self.outcome, None
+        return outcome
+
+    def _serve(self):
+        settings = None
+        while True:
+            self.go.acquire()
+            (wanted, fn, group), self.task = self.task, None
+            try:
+                if wanted != settings:
+                    np.seterr(**wanted)
+                    settings = wanted
+                self.outcome = ([fn(*part) for part in group], None)
+            except BaseException as err:  # noqa: BLE001  (handed to the caller, raised there)
+                self.outcome = (None, err)
+            del fn, group
+            self.done.release()
+
+
+_workers = []  # the host threads started so far, reused by every call
+_handoff = threading.Lock()  # held while a call's parts are out on the workers
+
+
+def _forget_workers():
+    """In a forked child the workers' threads are gone: start new ones when next needed."""
+    global _handoff
+    _workers.clear()
+    _handoff = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
 
 
 def matmul(a, b, out=None):
@@ -243,11 +307,13 @@ def matmul(a, b, out=None):
     m, n = a.shape[0], b.shape[-1]
     if out is None:
         out = xp.empty((m, n), dtype=xp.result_type(a, b))
-    by_rows = m >= n
-    if by_rows:
-        run_split(lambda s: xp.matmul(a[s], b, out=out[s]), [(s,) for s in spans])
+    # The calling thread takes the largest piece: it starts at once, while a worker starts only when
+    # the system has woken it, so the two then finish closer together.
+    parts = [(s,) for s in sorted(spans, key=lambda s: s.start - s.stop)]
+    if m >= n:
+        run_split(lambda s: xp.matmul(a[s], b, out=out[s]), parts)
     else:
-        run_split(lambda s: xp.matmul(a, b[:, s], out=out[:, s]), [(s,) for s in spans])
+        run_split(lambda s: xp.matmul(a, b[:, s], out=out[:, s]), parts)
     return out
 
 

@@ -123,6 +123,11 @@ def save_arrays(path, arrays, after=None):
 # --------------------------------------------------------------------------- reading
 
 
+# What a checkpoint of another kind is, by its "format" array, added to the refusal of a reader that expects
+# other arrays: each module that writes such checkpoints adds its sentence (models/m2.py).
+FORMAT_NOTES = {}
+
+
 def load_arrays(path, required=(), *, texts=(), counters=(), floats=()):
     """Read and check every array of the checkpoint at ``path``; a clear CheckpointError when it is unusable.
 
@@ -145,7 +150,10 @@ def load_arrays(path, required=(), *, texts=(), counters=(), floats=()):
         arrays = _read_npz(f, path)
     missing = [name for name in dict.fromkeys((*required, *texts, *counters, *floats)) if name not in arrays]
     if missing:
-        raise CheckpointError(f"checkpoint {path}: missing arrays {missing}; it holds {sorted(arrays)}")
+        fmt = arrays.get("format")
+        note = FORMAT_NOTES.get(str(fmt[()])) if fmt is not None and fmt.dtype.kind == "U" and fmt.ndim == 0 else None
+        raise CheckpointError(f"checkpoint {path}: missing arrays {missing}; it holds {sorted(arrays)}"
+                              + (f". It is {note}" if note else ""))
     kinds = {**KNOWN_KINDS, **dict.fromkeys(texts, TEXT), **dict.fromkeys(counters, COUNTER),
              **dict.fromkeys(floats, FLOATS)}
     problems = []

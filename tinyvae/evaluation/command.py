@@ -20,7 +20,7 @@ def format_report(result):
              f"evaluated on   {result['evaluated_on']}",
              f"negative ELBO  {result['loss']:.3f} nats per example "
              f"(reconstruction {result['recon']:.3f} + KL {result['kl']:.3f}; ε sampled)"
-             if result["kl_per_dim"] is not None or "layers" in result else
+             if result["kl_per_dim"] is not None or "layers" in result or result.get("flow", "none") != "none" else
              f"reconstruction {result['loss']:.3f} nats per example (an autoencoder has no KL term and no ELBO)"]
     if result.get("nll") is not None:
         lines.append(f"NLL (IW, K={result['iw_samples']})  {result['nll']:.3f} nats per example "
@@ -34,7 +34,8 @@ def format_report(result):
                      f"{result['data_sharpness']:.4f} (mean squared difference of neighbouring pixels; blur lowers it)")
     if "layers" in result:  # two stochastic layers
         return "\n".join([*lines, *format_layers(result), "", *result["notes"], f"evaluated in {result['seconds']:.1f} s"])
-    unit = "posterior mean" if result["kl_per_dim"] is not None else "code"
+    unit = {"none": "posterior mean"}.get(result.get("flow", "none"), "posterior mean of q_0") \
+        if result["kl_per_dim"] is not None or result.get("flow", "none") != "none" else "code"
     lines.append(f"active units   {result['active_units']} / {result['latent']} "
                  f"(variance over the data of the {unit} > {result['threshold']:g})")
     lines.append("")

@@ -31,6 +31,8 @@ from ..checkpoint import CheckpointError
 from ..checks import check_array, check_unit_interval
 from ..prob.losses import gaussian_kl_per_dim
 from .importance import CURVE_KS
+from ..models.conditioning import is_conditional
+from ..models.config import LATENT_MODELS
 from ..models.vae import VAE, load_model
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2
@@ -116,25 +118,32 @@ def _means(model, xb):
 # --------------------------------------------------------------------------- the bounds
 
 
-def evaluate_elbo(model, x, *, binarize="none", seed=0, batch_size=1000):
+def evaluate_elbo(model, x, *, binarize="none", seed=0, batch_size=1000, labels=None):
     """The negative ELBO of ``x`` with ε ~ N(0, I) sampled from ``seed``: dict(loss, recon, kl).
 
     ``x``: (N, D) uint8 images (made floats per batch with ``data.to_float(.., binarize)``) or floats
     in [0, 1]. ``loss = recon + kl`` in nats per example, with β = 1 whatever the model was trained
     with, so that it is the ELBO. One draw of ε per example, as in training; the result is
     reproducible for a seed. For an autoencoder kl is 0 and loss is its reconstruction error.
+    ``labels``: (N,) class indices, for a model whose forward reads them (``model.needs_labels``), given to
+    it batch by batch beside the images.
     """
     x = _check_images(model, x, binarize)
+    if labels is not None and len(labels) != x.shape[0]:
+        raise ValueError(f"labels: expected one per example, {x.shape[0]}, got {len(labels)}")
     xp, z_dim = model.xp, model.config.latent + model.config.latent2  # two stochastic layers: ε = [ε1 | ε2]
     noise = backend.default_rng(seed, xp)  # ε lives where the model does
     pixels = np.random.default_rng([seed, 1])  # dynamic binarization happens on the host
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    start = 0
     for xb in _float_batches(model, x, batch_size, binarize, pixels):
         n = xb.shape[0]
-        eps = noise.standard_normal((n, z_dim), dtype=model.dtype) if model.config.model == "vae" else None
+        eps = noise.standard_normal((n, z_dim), dtype=model.dtype) if model.config.model in LATENT_MODELS else None
+        extra = {} if labels is None else {"labels": labels[start:start + n]}
+        start += n
         # the ELBO is the β = 1 loss [eq:vae-loss], whatever objective the model was trained with
         # (no free bits; a learned or optimal σ_x² as the model holds it, not refitted to the test batch)
-        model.forward(xb, eps, beta=1.0, validate=False, objective="elbo", free_bits=0.0, fit_obs_var=False)
+        model.forward(xb, eps, beta=1.0, validate=False, objective="elbo", free_bits=0.0, fit_obs_var=False, **extra)
         for key in totals:  # device scalars: no host sync inside the loop
             totals[key] = totals[key] + xp.asarray(model.stats[key], dtype=xp.float64) * n
     return {key: to_float(value) / x.shape[0] for key, value in totals.items()}
@@ -192,6 +201,9 @@ def kl_per_dimension(model, x, *, batch_size=1000):
 
     Sums to the KL term of the negative ELBO; a dimension near 0 carries no information about x.
     """
+    if getattr(model.config, "flow", "none") != "none":
+        raise TypeError(f"kl_per_dimension needs a diagonal Gaussian posterior; the {model.config.flow} flow's q_T has "
+                        f"no KL per dimension in closed form")
     if not isinstance(model, VAE):
         raise TypeError("kl_per_dimension needs a VAE: an autoencoder has no KL term")
     x = _check_images(model, x)
@@ -235,6 +247,18 @@ def sample_sharpness(model, n=SHARPNESS_SAMPLES, seed=0):
 
 
 # --------------------------------------------------------------------------- checkpoints and runs
+
+
+def refuse_conditional(model, path, what):
+    """A CheckpointError when ``model`` (loaded from ``path``) is conditional: ``what`` (an unconditional
+    picture or figure) would have to invent its labels or its seen pixels."""
+    if is_conditional(model.config):
+        raise CheckpointError(
+            f"{path} holds a conditional model ({model.config.describe()}); {what} is for unconditional models and "
+            f"has no condition to give it. Evaluate it with tinyvae.conditional_nll (or "
+            f"benchmarks/cvae_quadrants.py) and draw it with tinyvae.plots.plot_digit_grid, plot_style_transfer "
+            f"or plot_completion")
+    return model
 
 
 def find_checkpoint(path):
@@ -322,7 +346,7 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
     """
     start = time.perf_counter()
     checkpoint, config = find_checkpoint(path)
-    model = load_model(checkpoint, device)
+    model = refuse_conditional(load_model(checkpoint, device), checkpoint, "tinyvae evaluate")
     binarize = config.get("binarize", "none")
     data_dir = data if data is not None else run_data_dir(config)
     x, _ = load_images(split, data_dir, config, limit)
@@ -358,7 +382,13 @@ def evaluate_checkpoint(path, *, data=None, iw_samples=0, split="test", device="
                       seconds=time.perf_counter() - start)
         return result
     count, variances = active_units(model, x, batch_size=batch_size)
-    result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae else None,
+    flow = is_vae and model.config.flow != "none"
+    if flow:
+        result["flow"] = model.config.flow
+        notes.append(f"kl is log q_T(z_T|x) − log p(z_T) sampled once per example (the {model.config.flow} flow has no "
+                     f"closed-form KL); kl_per_dim is not defined for it, and active units are those of q_0's means")
+    result.update(kl_per_dim=kl_per_dimension(model, x, batch_size=batch_size).tolist() if is_vae and not flow
+                  else None,
                   active_units=count, latent=model.config.latent, mean_variances=variances.tolist(),
                   threshold=ACTIVE_THRESHOLD, notes=notes, seconds=time.perf_counter() - start)
     return result

@@ -130,10 +130,10 @@ def _generic(model, xb, k, noise, rows):
 
     A batch whose B·K rows fit goes through at once; otherwise one example at a time, its samples
     in chunks. ε is drawn in that order either way: the same stream. A model with two stochastic
-    layers computes its own log weights, from ε = [ε1 | ε2].
+    layers computes its own log weights, from ε = [ε1 | ε2], and so does a VAE with a flow posterior.
     """
     n, z_dim = xb.shape[0], model.config.latent + model.config.latent2
-    if model.config.stochastic_layers == 2:
+    if hasattr(model, "log_weights"):  # two stochastic layers, a flow posterior
         block = lambda i, eps: model.log_weights(xb[i], eps)  # noqa: E731
     else:
         mu, log_var = model.encode(xb)  # (B, Z) each
@@ -179,7 +179,7 @@ FAST_ACTIVATIONS = {Tanh: _tanh, ReLU: _relu}  # computed into a preallocated bu
 
 def _fast_path_applies(model):
     layers = model.decoder.layers
-    return (model.config.stochastic_layers == 1 and is_numpy(model.xp) and model.config.likelihood == "bernoulli" and len(layers) % 2 == 1
+    return (not hasattr(model, "log_weights") and is_numpy(model.xp) and model.config.likelihood == "bernoulli" and len(layers) % 2 == 1
             and all(isinstance(d, Dense) for d in layers[0::2])
             and all(type(a) in FAST_ACTIVATIONS for a in layers[1::2]))
 

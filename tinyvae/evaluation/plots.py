@@ -27,10 +27,15 @@ from ..checkpoint import CheckpointError
 from ..errors import UserError, explain, file_errors
 from .evaluate import evaluation_images, find_checkpoint, load_images, model_input, run_data_dir
 from .figures import _as_batch, _figure, _finish, _grid, _host_images, _prior_samples, _show, output_file
+# the conditional models' pictures, part of this module's face (tinyvae.plots.plot_digit_grid, ...)
+from .conditional_pictures import (completions, digit_grid, plot_completion, plot_digit_grid,  # noqa: F401
+                                   plot_style_transfer, style_transfer)
 # the latent space's pictures, part of this module's face (tinyvae.plots.plot_latent, ...)
 from .latent_pictures import (inverse_normal_cdf_grid, most_active_dimensions, plot_interpolation,  # noqa: F401
                               plot_latent, plot_manifold, plot_traversals, traversal_codes)
+from ..models.conditioning import is_conditional
 from ..models.vae import load_model
+from .evaluate import refuse_conditional
 
 SCATTER_DIGITS = 2000  # test digits in a run's latent scatter: enough to see the classes, fast to draw
 METRICS_NAME = "metrics.jsonl"
@@ -160,10 +165,14 @@ def plot_ae_vs_vae(ae, vae, x, n=10, seed=0, path=None):
 # --------------------------------------------------------------------------- a run folder
 
 
-def _run(path, device="cpu"):
-    """(model, run config, run folder) of a checkpoint file or run folder."""
+def _run(path, device="cpu", conditional=False):
+    """(model, run config, run folder) of a checkpoint file or run folder; a conditional model only where the
+    caller draws it (``conditional``)."""
     checkpoint, config = find_checkpoint(path)
-    return load_model(checkpoint, device), config, checkpoint.parent
+    model = load_model(checkpoint, device)
+    if not conditional:
+        refuse_conditional(model, checkpoint, "this picture")
+    return model, config, checkpoint.parent
 
 
 def _run_test_images(config, seed, limit):
@@ -183,9 +192,12 @@ def write_run_pictures(run_dir, seed=0):
     """Write samples, reconstructions, curves, latent, interpolation (and manifold when Z = 2) PNGs
     into the run folder; returns their paths. Curves need the run's ``metrics.jsonl``."""
     run_dir = Path(run_dir)
-    model, config, folder = _run(run_dir)
+    model, config, folder = _run(run_dir, conditional=True)
     x, y = _run_test_images(config, seed, SCATTER_DIGITS)
     rows = read_metrics(folder / METRICS_NAME) if (folder / METRICS_NAME).is_file() else None  # checked first
+    if is_conditional(model.config):  # its own pictures: digits by label, style transfer, completions
+        from .conditional_pictures import write_conditional_pictures  # noqa: PLC0415
+        return write_conditional_pictures(model, x, y, folder, seed)
     written = []
 
     def save(name, draw, *args, **kwargs):

@@ -184,6 +184,8 @@ def standard_suite(seed=0):
     from ..prob import losses  # noqa: PLC0415
     from ..models.vae import Autoencoder, VAE  # noqa: PLC0415
     from ..models.parts.encoders import Reparameterize  # noqa: PLC0415
+    from .gradcheck_conditional import conditional_checks  # noqa: PLC0415
+    from .gradcheck_flows import flow_checks  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     f64 = np.float64
@@ -223,9 +225,12 @@ def standard_suite(seed=0):
     reports.extend(iwae_checks(rng, seed, x01))
     reports.extend(two_layer_checks(rng, seed, x01))
     reports.extend(likelihood_checks(rng, seed, x01))
+    reports.extend(conditional_checks(rng, seed))  # the conditional VAE and the regressor (gradcheck_conditional.py)
     ae = Autoencoder(input_dim=6, hidden=(5,), latent=2, activation="tanh", dtype="float64", seed=seed)
     reports.append(check_model(ae, x01))
     reports.extend(conv_checks(rng, seed))
+    reports.extend(m2_checks(rng, seed))
+    reports.extend(flow_checks(seed))  # planar and IAF posteriors (gradcheck_flows.py)
     return reports
 
 
@@ -357,3 +362,57 @@ def conv_checks(rng, seed):
     rep.label = "Autoencoder, conv 8x8 c2-c3 (tanh gaussian)"
     reports.append(rep)
     return reports
+
+
+def labelled_rows_check(rng, x, labels, classes):
+    """The first layer of M2's q(z|x, y) on the rows of a mixed batch (x's product once per example)."""
+    from .. import nn as layers  # noqa: PLC0415
+    from ..models.parts.labelled_rows import LabelledRowsDense  # noqa: PLC0415
+    from ..models.parts.semi_supervised import label_rows  # noqa: PLC0415
+
+    example, label, _ = label_rows(labels, classes)
+    layer = LabelledRowsDense(layers.Dense(x.shape[1] + classes, 4, rng=rng, dtype=np.float64), x.shape[1], classes)
+    layer.params["b"][...] = rng.standard_normal(4)
+    upstream = rng.standard_normal((len(example), 4))
+    layer.forward((x, example, label))
+    layer.backward(upstream)
+    return check_gradients(lambda: (layer.forward((x, example, label)) * upstream).sum(), layer.params, layer.grads,
+                           label="M2 first layer on the rows [x | y]")
+
+
+def m2_checks(rng, seed):
+    """The semi-supervised M2 (derivations/semi-supervised.md): its objective from the rows' −L and the
+    classifier's logits, piece by piece (the softmax classifier's cross-entropy with α, the sum over labels
+    weighted by q(y|x), the entropy alone, a mixed batch), and whole models on a mixed batch, ε held fixed."""
+    from ..models.m2 import M2  # noqa: PLC0415
+    from ..models.parts.semi_supervised import m2_loss, row_count  # noqa: PLC0415
+
+    c, reports = 3, []
+
+    def objective(labels, alpha, zero_rows=False):
+        def loss(neg_l, logits):
+            value, d_neg_l, dlogits, _ = m2_loss(0 * neg_l if zero_rows else neg_l, logits, labels, alpha)
+            return (value, dlogits) if zero_rows else (value, d_neg_l, dlogits)
+        return loss
+
+    cases = (("labelled: −L − α log q(y|x)", np.array([0, 2, 1, 2]), 0.7, False),
+             ("unlabelled: Σ_y q(y|x)(−L) − H", np.array([-1, -1, -1]), 0.7, False),
+             ("the entropy −H(q(y|x)) alone", np.array([-1, -1, -1]), 0.0, True),
+             ("the α term −α log q(y|x) alone", np.array([1, 0, 2]), 2.5, True),
+             ("a mixed batch", np.array([1, -1, 0, -1, 2]), 0.7, False))
+    for label, labels, alpha, zero_rows in cases:
+        inputs = {"neg_l": rng.normal(90.0, 5.0, row_count(labels, c)), "logits": rng.normal(0, 1.5, (len(labels), c))}
+        reports.append(check_loss(objective(labels, alpha, zero_rows), inputs,
+                                  wrt=["neg_l"] * (not zero_rows) + ["logits"], label=f"M2 loss, {label}"))
+    x01, labels = rng.uniform(0, 1, (5, 6)), np.array([1, -1, 0, -1, 2])
+    reports.append(labelled_rows_check(rng, x01, labels, c))
+    for act in ("tanh", "softplus"):
+        model = M2(input_dim=6, classes=c, hidden=(5,), classifier_hidden=(4,), latent=2, activation=act, alpha=0.7,
+                   dtype="float64", seed=seed)
+        eps = rng.standard_normal((model.rows(labels), 2))
+        model.forward(x01, labels, eps)
+        model.backward()
+        reports.append(check_gradients(lambda: model.forward(x01, labels, eps), model.params, model.grads,
+                                       label=f"M2 model, mixed batch ({act})"))
+    return reports
+

@@ -15,7 +15,7 @@ import numpy as np
 __all__ = [
     "bce_with_logits", "dense_backward", "gaussian_kl", "relu_backward", "reparameterize",
     "reparameterize_backward", "tanh_backward", "vae_backward", "iwae_loss", "iwae_encoder_backward",
-    "conv_backward",
+    "conv_backward", "planar_step", "m2_batch_loss",
 ]
 
 
@@ -180,3 +180,56 @@ def conv_backward(dy, x, W, stride, padding):
             dx_pad[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] += dcols[:, i, j]  # [eq:col2im]
     dx = dx_pad[:, :, p:p + rows, p:p + cols_].transpose(1, 0, 2, 3)  # [eq:conv-grad-x]
     return dx, dW, db
+
+
+# --------------------------------------------------------------------------- (j) a planar flow step
+
+
+def planar_step(z, u, w, b, dz_out, g):
+    """f(z) = z + û tanh(wᵀz + b) on z (N, Z), with u, w (Z,) and b a number, and its backward, for a loss
+    that holds the step's log-determinant as −Σ_n g_n logdet_n (g (N,): 1/N, or w̃/N for the IWAE).
+
+    Returns (z_out, logdet, dz, du, dw, db): (N, Z), (N,), (N, Z), (Z,), (Z,) and a number.
+    """
+    beta, ww = w @ u, w @ w
+    gamma = (np.logaddexp(0.0, beta) - 1.0 - beta) / ww  # (m(β) − β)/‖w‖², m(β) = −1 + softplus(β)
+    u_hat = u + gamma * w  # wᵀû = m(wᵀu) > −1: invertible  [eq:planar-u-hat]
+    a = z @ w + b  # (N,)
+    t = np.tanh(a)
+    z_out = z + t[:, None] * u_hat  # (N, Z)  [eq:planar-step]
+    h1 = 1.0 - t * t  # h′(a); ψ = h′(a) w  [eq:planar-psi]
+    c = w @ u_hat
+    det = 1.0 + h1 * c  # 1 + ûᵀψ, the matrix determinant lemma
+    logdet = np.log(np.abs(det))  # (N,)  [eq:planar-logdet]
+    dlogdet = -g  # the loss is −log w, and log w holds +logdet  [eq:flow-elbo]
+    # Backward, every term of [eq:planar-backward]: through z_out, then through the log-determinant.
+    da = h1 * (dz_out @ u_hat) + dlogdet * c * (-2.0 * t * h1) / det  # (N,): h″(a) = −2 t h′(a)
+    dc = np.sum(dlogdet * h1 / det)
+    dz = dz_out + da[:, None] * w  # (N, Z)
+    db = da.sum()
+    du_hat = t @ dz_out + dc * w  # (Z,)
+    dw = da @ z + dc * u_hat
+    s, sig = w @ du_hat, 0.5 * (1.0 + np.tanh(0.5 * beta))  # m′(β) = sigmoid(β)
+    du = du_hat + (sig - 1.0) * s / ww * w  # through û to u
+    dw = dw + gamma * du_hat + s * ((sig - 1.0) * u / ww - 2.0 * gamma * w / ww)  # and to w
+    return z_out, logdet, dz, du, dw, float(db)
+
+
+# --------------------------------------------------------------------------- (k) the M2 loss through q(y|x)
+
+
+def m2_batch_loss(neg_l, logits, y_onehot, alpha):
+    """M2's loss of a batch from −L(x_n, y) for every example and label (N, C), the classifier's logits (N, C),
+    the labels as one-hot rows (N, C; a zero row: unlabelled) and α. Returns (loss, dneg_l, dlogits)."""
+    n = neg_l.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_q = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, C)  [eq:m2-log-softmax]
+    q = np.exp(log_q)
+    labelled = y_onehot.sum(axis=1, keepdims=True)  # (N, 1): 1 labelled, 0 unlabelled
+    neg_u = (q * (neg_l + log_q)).sum(axis=1, keepdims=True)  # (N, 1) −U(x)  [eq:m2-unlabelled]
+    per_example = labelled * (y_onehot * (neg_l - alpha * log_q)).sum(axis=1, keepdims=True) + (1 - labelled) * neg_u
+    loss = per_example.sum() / n  # [eq:m2-loss]
+    dneg_l = (y_onehot + (1 - labelled) * q) / n  # its label's row once; every row weighted by q  [eq:m2-grad-rows]
+    dlogits = (labelled * alpha * (q - y_onehot)  # [eq:m2-grad-alpha]
+               + (1 - labelled) * q * (neg_l + log_q - neg_u)) / n  # [eq:m2-grad-logits]
+    return float(loss), dneg_l, dlogits

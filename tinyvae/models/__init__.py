@@ -1,4 +1,5 @@
 """The models, each assembled from parts (``parts/``): what a model is (``config``), what every model
 shares (``base``: networks, one parameter buffer, device, checkpoint file), the VAE and the autoencoder
-(``vae``), and the linear VAE beside probabilistic PCA (``ppca``).
+(``vae``), the VAE with a flow posterior (``flow_vae``; its config fields in ``flow_sizes``), and the
+linear VAE beside probabilistic PCA (``ppca``).
 """

@@ -3,7 +3,7 @@
 All parameters of a model live in one contiguous buffer ``theta`` and all gradients in one
 buffer ``grad`` of the same layout; each layer's ``params``/``grads`` entries are views into
 them. The optimizers then update every parameter with a few vectorized operations, and moving a
-model to the GPU is a single copy. The order in ``theta`` (encoder, decoder, then a learned or
+model to the GPU is a single copy. The order in ``theta`` (encoder, decoder, a flow's steps, then a learned or
 optimal σ_x²) is the checkpoint format ``tinyvae-model-1`` (``weights.py``).
 """
 
@@ -20,6 +20,7 @@ from ..checks import ShapeError, check_array
 from ..nn import mlp
 from ..nn.convnet import conv_decoder, conv_encoder
 from .config import CONV_MAX_ROWS, ModelConfig
+from .flow_sizes import context_width
 from .parts.likelihoods import make_likelihood
 from .weights import load_weights, read_model_config, save_model
 
@@ -30,7 +31,7 @@ def build_networks(config, dtype, rng):
     The encoder's output is 2Z wide for a VAE ([μ | log σ²]) and Z for an autoencoder's code.
     """
     d, z = config.input_dim, config.latent
-    enc_out = 2 * z if config.model == "vae" else z
+    enc_out = 2 * z + context_width(config) if config.model == "vae" else z  # a flow's context h after [μ | log σ²]
     if config.arch == "conv":
         init = config.init if config.init != "auto" else (
             "he" if config.activation in ("relu", "leaky_relu") else "glorot")
@@ -50,6 +51,9 @@ class Model:
     """What the VAE and the autoencoder share: the networks, one parameter buffer, I/O."""
 
     kind = None  # the config.model a subclass builds ("vae", "ae")
+    # True for a model whose forward reads each example's class, forward(x, eps, labels=y) with y (N,) integers:
+    # the training loop and ``evaluate_elbo`` then pass the batch's labels beside its images
+    needs_labels = False
 
     def __init__(self, config=None, **overrides):
         if config is None and self.kind is not None:
@@ -63,7 +67,7 @@ class Model:
         self.encoder, self.decoder = self._build_networks(config, rng)
         self.likelihood = make_likelihood(config, self.dtype)  # p(x|z), with its σ_x² if it has one
         self._slots = [(name, net, layer, key)
-                       for name, net in (("encoder", self.encoder), ("decoder", self.decoder))
+                       for name, net in self._named_networks()
                        for i, layer in enumerate(net.layers) for key in layer.params]
         if self.obs_var is not None:  # a learned or optimal σ_x²: one more parameter, after the networks'
             self._slots.append(("obs_var", None, self.obs_var, "log_var"))
@@ -77,6 +81,10 @@ class Model:
         """(encoder, decoder) of this model, initialized from ``rng``; a model family with other networks
         (``two_layer.TwoLayerVAE``) overrides it and returns its own parameter containers."""
         return build_networks(config, self.dtype, rng)
+
+    def _named_networks(self):
+        """(name, parameter container) in the order of ``theta``; a model with more parts (a flow) adds them."""
+        return [("encoder", self.encoder), ("decoder", self.decoder)]
 
     @property
     def obs_var(self):
@@ -100,23 +108,21 @@ class Model:
             layer.params[key] = self.theta[offset:offset + size].reshape(shape)
             layer.grads[key] = self.grad[offset:offset + size].reshape(shape)
             offset += size
-        for net in (self.encoder, self.decoder):
+        for _, net in self._named_networks():
             net._refresh()
         self.xp = xp
 
     @property
     def params(self):
         """Every parameter by name (``"encoder.0.W"``, ``"obs_var.log_var"``), as views into ``theta``."""
-        named = {f"{n}.{k}": v for n, net in (("encoder", self.encoder), ("decoder", self.decoder))
-                 for k, v in net.params.items()}
+        named = {f"{n}.{k}": v for n, net in self._named_networks() for k, v in net.params.items()}
         if self.obs_var is not None:
             named["obs_var.log_var"] = self.obs_var.params["log_var"]
         return named
 
     @property
     def grads(self):
-        named = {f"{n}.{k}": v for n, net in (("encoder", self.encoder), ("decoder", self.decoder))
-                 for k, v in net.grads.items()}
+        named = {f"{n}.{k}": v for n, net in self._named_networks() for k, v in net.grads.items()}
         if self.obs_var is not None:
             named["obs_var.log_var"] = self.obs_var.grads["log_var"]
         return named

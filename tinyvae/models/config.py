@@ -16,6 +16,8 @@ import numpy as np
 from ..checks import field_problems
 from ..nn import ACTIVATIONS
 from ..nn.convnet import conv_size_problem, feature_shape
+from . import conditioning
+from . import flow_sizes
 from .hierarchy import describe as hierarchy_describe
 from .hierarchy import HIDDEN2, hierarchy_problems, stored_fields
 from .hierarchy import parameter_count as hierarchy_parameter_count
@@ -26,7 +28,8 @@ OBS_VAR_MODES = ("fixed", "learned", "optimal")  # the Gaussian decoder's σ_x²
 # with this weight on the newest: the MSE over roughly the last 100 batches, steadier than the last one alone.
 OBS_VAR_AVERAGING = 0.01
 OBJECTIVES = ("elbo", "iwae")  # the ELBO, or the importance-weighted bound L_K (tinyvae/models/parts/iwae.py)
-MODELS = ("vae", "ae")
+MODELS = ("vae", "ae", "cvae", "quadrant-regressor")  # the last two: conditional models (models/conditional.py)
+LATENT_MODELS = ("vae", "cvae")  # the models with a latent z and so an ε per example (the others are deterministic)
 ARCHS = ("mlp", "conv")  # dense layers, or the Keras example's convolutions (tinyvae/nn/convnet.py)
 # Fields that only the conv architecture reads: an MLP ignores them (and load_weights does too).
 CONV_ONLY = ("channels", "dense", "image_shape")
@@ -74,6 +77,12 @@ class ModelConfig:
     stochastic_layers: int = 1  # 1: z ~ q(z|x); 2: z1 (latent units) and z2 (latent2), models/two_layer.py
     latent2: int = 0  # Z2, units of the upper stochastic layer z2 (two stochastic layers only)
     hidden2: tuple = HIDDEN2  # widths between z1 and z2, in q(z2|z1) and (reversed) p(z1|z2); two layers only
+    condition: str = "none"  # conditional models: "label" (one-hot y) or "quadrants" (seen pixels and mask)
+    classes: int = 10  # condition "label": the one-hot width, labels 0 .. classes − 1
+    quadrants: int = 0  # condition "quadrants": how many quadrants of each image are seen, 1, 2 or 3
+    flow: str = "none"  # posterior: "none" (diagonal Gaussian), "planar" or "iaf" flow after it (models/flow_vae.py)
+    flow_steps: int = 0  # T, the flow's steps (>= 1 with a flow)
+    flow_hidden: int = 0  # iaf: width (>= latent - 1) of each step's masked hidden layer and of the encoder's context h
 
     def __post_init__(self):
         problems = list(field_problems(self).values())  # each field's type, by its default: latent=2.5 is refused
@@ -99,6 +108,8 @@ class ModelConfig:
         problems += likelihood_problems(self)
         problems += architecture_problems(self)
         problems += hierarchy_problems(self)
+        problems += conditioning.condition_problems(self)
+        problems += flow_sizes.flow_problems(self)
         if not problems:
             problems.extend(self._size_problems())  # before anything is allocated
         if problems:
@@ -108,10 +119,12 @@ class ModelConfig:
         """Weights and biases of encoder and decoder, counted from the sizes without allocating anything."""
         if self.stochastic_layers == 2:
             return hierarchy_parameter_count(self)
-        enc_out = 2 * self.latent if self.model == "vae" else self.latent
+        if conditioning.is_conditional(self):
+            return conditioning.parameter_count(self)
+        enc_out = 2 * self.latent + flow_sizes.context_width(self) if self.model == "vae" else self.latent
         if self.arch == "conv":
             return conv_parameter_count(self, enc_out) + (self.obs_var_mode != "fixed")
-        count = 0
+        count = flow_sizes.parameter_count(self)
         for sizes in ([self.input_dim, *self.hidden, enc_out], [self.latent, *reversed(self.hidden), self.input_dim]):
             count += sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))  # W and b
         return count + (self.obs_var_mode != "fixed")  # a learned or optimal log σ_x²
@@ -131,11 +144,13 @@ class ModelConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
-        return stored_fields(self, d)
+        return conditioning.stored_fields(self, flow_sizes.stored_flow_fields(self, stored_fields(self, d)))
 
     def describe(self):
         if self.stochastic_layers == 2:
             return hierarchy_describe(self)
+        if conditioning.is_conditional(self):
+            return conditioning.describe(self)
         sizes = "-".join(map(str, (self.input_dim, *self.hidden, self.latent)))
         if self.arch == "conv":
             rows, cols = self.image_shape
@@ -144,7 +159,7 @@ class ModelConfig:
         text = f"{self.model} {sizes} {self.activation} {self.likelihood}"
         if self.obs_var_mode != "fixed":
             text += f" (σ_x² {self.obs_var_mode})"
-        return text + (f" free bits {self.free_bits:g}" if self.free_bits else "")
+        return text + (f" free bits {self.free_bits:g}" if self.free_bits else "") + flow_sizes.describe(self)
 
 
 def objective_problems(objective, k, model="vae", beta=1.0):
@@ -207,7 +222,7 @@ def likelihood_problems(config):
                         f"{config.likelihood} likelihood has no σ_x², got likelihood={config.likelihood!r}")
     if not config.free_bits >= 0:
         problems.append(f"free_bits must be >= 0 nats per latent dimension, got {config.free_bits:g}")
-    elif config.free_bits > 0 and config.model != "vae":
+    elif config.free_bits > 0 and config.model not in LATENT_MODELS:
         problems.append(f"free_bits acts on the KL term of a VAE; the {config.model!r} model has none "
                         f"(got free_bits={config.free_bits:g})")
     objective = getattr(config, "objective", "elbo")

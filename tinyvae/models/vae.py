@@ -26,6 +26,8 @@ from .parts.encoders import CodeEncoder, GaussianEncoder
 from .parts.iwae import IWAE
 from .parts.objectives import ELBO, Reconstruction
 from .parts.priors import StandardNormal
+from .conditional import CONDITIONAL_CLASSES
+from .flow_vae import FlowVAE
 from .two_layer import TwoLayerVAE
 
 
@@ -48,6 +50,9 @@ class VAE(Model):
         super().__init__(config, **overrides)
         if self.config.stochastic_layers != 1:
             raise ValueError(f"VAE has one stochastic layer; this config asks for {self.config.stochastic_layers} "
+                             f"(build it with tinyvae.build_model, or load it with tinyvae.load_model)")
+        if self.config.flow != "none":
+            raise ValueError(f"VAE has a diagonal Gaussian posterior; this config asks for a {self.config.flow} flow "
                              f"(build it with tinyvae.build_model, or load it with tinyvae.load_model)")
         self.q = GaussianEncoder(self.encoder, self.config.latent, self.dtype)  # q(z|x)
         self.prior = StandardNormal()  # p(z)
@@ -152,10 +157,13 @@ class Autoencoder(Model):
 
 
 def build_model(config):
-    """A VAE, a VAE with two stochastic layers or an Autoencoder from a ``ModelConfig``."""
+    """A VAE, a VAE with two stochastic layers, a VAE with a flow posterior, an Autoencoder, a ConditionalVAE or a
+    QuadrantRegressor (``models/conditional.py``) from a ``ModelConfig``."""
     if config.stochastic_layers == 2:
         return TwoLayerVAE(config)
-    return {"vae": VAE, "ae": Autoencoder}[config.model](config)
+    if config.flow != "none":
+        return FlowVAE(config)
+    return {"vae": VAE, "ae": Autoencoder, **CONDITIONAL_CLASSES}[config.model](config)
 
 
 def load_model(path, device="cpu"):

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..checkpoint import CheckpointError, from_json_array, json_array, load_arrays, save_arrays
+from .conditioning import is_conditional
 from .config import CHECKPOINT_FORMAT, CONV_ONLY, WEIGHT_INDEPENDENT, ModelConfig
 
 
@@ -51,6 +52,14 @@ def load_weights(model, path):
     mine, theirs = _every_field(model.config), _every_field(config)
     ignore = WEIGHT_INDEPENDENT + (CONV_ONLY if mine.get("arch") == theirs.get("arch") == "mlp" else ())
     diff = {k: (theirs[k], mine[k]) for k in mine if k not in ignore and mine[k] != theirs.get(k)}
+    if is_conditional(config) != is_conditional(model.config):
+        def what(c):
+            return (f"a conditional {c.model} (condition {c.condition!r})" if is_conditional(c)
+                    else f"an unconditional {c.model}")
+        raise CheckpointError(
+            f"{path} holds {what(config)}, but this model is {what(model.config)}: a conditional model's networks "
+            f"read the condition beside x and z, so the weights cannot be shared; load the file with "
+            f"tinyvae.load_model, which builds the model the file describes")
     if diff:
         raise CheckpointError(
             f"{path} holds a {config.describe()} ({arrays['theta'].size} parameters), "

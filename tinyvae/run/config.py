@@ -18,6 +18,8 @@ from ..data import BINARIZE_MODES
 from ..errors import UserError
 from ..models.config import (ARCHS, LIKELIHOODS, MODELS, ModelConfig, architecture_problems, likelihood_problems,
                              objective_problems)
+from ..models import conditioning
+from ..models.flow_sizes import flow_problems, stored_flow_fields
 from ..models.hierarchy import HIDDEN2, hierarchy_problems, stored_fields
 from ..nn import ACTIVATIONS
 
@@ -81,6 +83,12 @@ class TrainConfig:
     stochastic_layers: int = 1  # 1, or 2: z1 (latent units) and z2 (latent2 units), models/two_layer.py
     latent2: int = 0  # Z2, units of z2 (two stochastic layers only; --latent Z1 Z2 sets both)
     hidden2: tuple = HIDDEN2  # widths between z1 and z2 in q(z2|z1) and p(z1|z2) (two stochastic layers only)
+    condition: str = "none"  # model "cvae": "label" (one-hot y) or "quadrants"; "quadrant-regressor": "quadrants"
+    classes: int = 10  # condition "label": labels 0 .. classes − 1 (MNIST's ten digits)
+    quadrants: int = 0  # condition "quadrants": quadrants of each image seen, 1, 2 or 3 (models/conditioning.py)
+    flow: str = "none"  # posterior: "none" (diagonal Gaussian), or a "planar" or "iaf" flow after it
+    flow_steps: int = 0  # T, the flow's steps (>= 1 with a flow)
+    flow_hidden: int = 0  # iaf: width (>= latent - 1) of each step's masked hidden layer and of the encoder's context h
     # the data
     binarize: str = "none"  # "none" (grey levels), "static" (one sample at load), "dynamic" (fresh per batch)
     validation: int = 0  # training examples held out as a validation set
@@ -141,6 +149,8 @@ class TrainConfig:
             problems.append("output_bias 'data-mean' sets one bias per pixel, but the conv decoder's last layer has "
                             "one bias per channel; use output_bias 'zero' with arch 'conv'")
         problems.extend(hierarchy_problems(self))
+        problems.extend(conditioning.condition_problems(self))
+        problems.extend(flow_problems(self))
         if self.stochastic_layers == 2 and self.kl_warmup:
             problems.append(f"kl_warmup ramps the one-layer ELBO's closed-form KL; two stochastic layers sample every "
                             f"term and have no KL weight, so kl_warmup must be 0, got {self.kl_warmup:g}")
@@ -159,7 +169,7 @@ class TrainConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
-        return stored_fields(self, d)
+        return conditioning.stored_fields(self, stored_flow_fields(self, stored_fields(self, d)))
 
     @classmethod
     def from_dict(cls, d):
@@ -180,7 +190,7 @@ class TrainConfig:
 
     def _model_config(self, input_dim, image_shape):
         conv = {"channels": self.channels, "dense": self.dense}
-        if self.arch == "conv":
+        if self.arch == "conv" or self.condition == "quadrants":  # the quadrants are cut from (rows, cols)
             conv["image_shape"] = tuple(image_shape) if image_shape is not None else (1, int(input_dim))
         return ModelConfig(model=self.model, input_dim=int(input_dim), hidden=self.hidden, latent=self.latent,
                            arch=self.arch, **conv,
@@ -188,7 +198,9 @@ class TrainConfig:
                            obs_var_mode=self.obs_var_mode, free_bits=self.free_bits,
                            beta=self.beta, init=self.init, seed=self.seed, dtype="float32",
                            objective=self.objective, k=self.k, stochastic_layers=self.stochastic_layers,
-                           latent2=self.latent2, hidden2=self.hidden2)
+                           latent2=self.latent2, hidden2=self.hidden2, condition=self.condition,
+                           classes=self.classes, quadrants=self.quadrants,
+                           flow=self.flow, flow_steps=self.flow_steps, flow_hidden=self.flow_hidden)
 
 
 def epoch_lr(config, epoch):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from ..data import DataError, binarize_static, epoch_permutation, load_dataset, 
 from ..errors import UserError, explain
 from ..evaluation.evaluate import evaluate_elbo
 from ..models.parts.iwae import check_memory
+from ..models.conditioning import is_conditional
+from ..models.config import LATENT_MODELS
+from ..models.parts.conditions import LabelError
 from ..models.vae import build_model
 from ..prob.continuous_bernoulli import logits_for_mean
 from .config import EVAL_BINARIZE_SEED, ConfigError, epoch_lr
@@ -41,7 +45,9 @@ class Run:
         self.config, self.log, self.on_step, self.pictures = config, log, on_step, pictures
         self.progress = progress and (sys.stderr.isatty() or "ipykernel" in sys.modules)  # not in CI logs
         self.xp = backend.namespace(config.device)  # fails now, not after loading data, if there is no GPU
-        self.train_x, self.test_x, self.val_x, self.image_shape = load_images(config, dataset)
+        images = load_images(config, dataset)
+        self.train_x, self.test_x, self.val_x, self.image_shape = images[:4]
+        self.train_y, self.test_y, self.val_y = images.train_y, images.test_y, images.val_y  # (N,) uint8 each
         if config.objective == "iwae":  # refuse a batch whose N·K decoder rows cannot fit, before allocating any
             try:
                 check_memory(config.batch_size, config.k, config.model_config(self.train_x.shape[1], self.image_shape),
@@ -49,6 +55,8 @@ class Run:
             except ValueError as err:
                 raise ConfigError(f"--batch-size {config.batch_size} is too large for --k {config.k}: {err}") from err
         self.model = build_model(config.model_config(self.train_x.shape[1], self.image_shape)).to(config.device)
+        if getattr(self.model, "needs_labels", False):  # every label a class of the model, before any folder is made
+            check_run_labels(self.model, config, images)
         if config.optimizer == "adam":
             from ..nn.optim import Adam  # noqa: PLC0415
             self.optimizer = Adam(self.model, lr=config.lr, eps=config.adam_eps)
@@ -94,8 +102,10 @@ class Run:
             self._buffers.clear()
             self.optimizer = None
             write_pictures(self.run_dir, self.log)
+        how = (f"tinyvae.conditional_nll(tinyvae.load_model('{self.run_dir}/{CHECKPOINT_NAME}'), ...)"
+               if is_conditional(self.model.config) else f"tinyvae evaluate {self.run_dir}")
         self.log(f"done: {self.run_dir}/ holds {CONFIG_NAME}, {METRICS_NAME} and {CHECKPOINT_NAME}; "
-                 f"evaluate it with: tinyvae evaluate {self.run_dir}")
+                 f"evaluate it with: {how}")
         return self.run_dir
 
     def _train_epoch(self, epoch, first_step, sums, seconds):
@@ -120,7 +130,7 @@ class Run:
             if eps is not None:
                 rng.standard_normal(dtype=np.float32, out=eps)  # (N, Z)
             model.forward(backend.to_device(x, xp), None if eps is None else backend.to_device(eps, xp),
-                          beta=self._beta(epoch, step), validate=False)
+                          beta=self._beta(epoch, step), validate=False, **self._labels(self.train_y, index))
             model.backward()
             opt.step()
             stats = model.stats
@@ -154,6 +164,13 @@ class Run:
             bar.set_postfix_str(f"loss {sums[0] / seen:.2f}  recon {sums[1] / seen:.2f}  KL {sums[2] / seen:.2f}")
         pending.clear()
 
+    def _labels(self, labels, index=None):
+        """``{"labels": ...}`` for a model whose forward reads each example's class (``model.needs_labels``),
+        the rows ``index`` of ``labels`` (all when None) on the model's device; ``{}`` for any other model."""
+        if not getattr(self.model, "needs_labels", False):
+            return {}
+        return {"labels": backend.to_device(labels if index is None else labels[index], self.xp)}
+
     def _beta(self, epoch, step):
         """β at this step: ramps linearly from 0 to beta over kl_warmup epochs, step by step."""
         cfg = self.config
@@ -171,10 +188,10 @@ class Run:
         self.stopping.check_savable(self.model, self.optimizer, epoch, 0, sums)
         record = {"epoch": epoch, "step": epoch * self.steps_per_epoch}
         record.update({f"train_{k}": s / n for k, s in zip(LOSS_TERMS, sums)})
-        for split, x in (("test", self.test_x), ("val", self.val_x)):
+        for split, x, y in (("test", self.test_x, self.test_y), ("val", self.val_x, self.val_y)):
             if len(x):
                 result = evaluate_elbo(self.model, x, binarize="none", seed=eval_seed(cfg.seed, epoch),
-                                       batch_size=EVAL_BATCH)
+                                       batch_size=EVAL_BATCH, **self._labels(y))
                 record.update({f"{split}_{k}": float(result[k]) for k in LOSS_TERMS})
         if self.model.obs_var is not None:  # a learned or optimal σ_x², as the model now holds it
             record["obs_var"] = self.model.observation_variance()
@@ -206,7 +223,7 @@ def batch_buffers(buffers, n, d, config):
     if found is None:
         z = config.latent + config.latent2  # ε = [ε1 | ε2] for two stochastic layers
         shape = (n, config.k, z) if config.objective == "iwae" else (n, z)
-        eps = np.empty(shape, dtype=np.float32) if config.model == "vae" else None
+        eps = np.empty(shape, dtype=np.float32) if config.model in LATENT_MODELS else None
         found = buffers[n] = (np.empty((n, d), dtype=np.uint8), np.empty((n, d), dtype=np.float32), eps)
     return found
 
@@ -238,8 +255,22 @@ def init_output_bias(model, train_x, how):
     bias[...] = backend.to_device(value.astype(model.dtype), model.xp)
 
 
+class Images(NamedTuple):
+    """A run's data: uint8 images (N, D) of each split, (rows, cols), and each split's labels (N,) uint8."""
+
+    train_x: np.ndarray
+    test_x: np.ndarray
+    val_x: np.ndarray
+    image_shape: tuple
+    train_y: np.ndarray
+    test_y: np.ndarray
+    val_y: np.ndarray
+
+
 def load_images(config, dataset):
-    """(train, test, validation) uint8 images, subset and binarized as the config says, and (rows, cols)."""
+    """(train, test, validation) uint8 images, subset and binarized as the config says, (rows, cols), and the
+    labels of the same examples in the same order (``Images``): a model that reads labels gets them beside
+    its images, and any other model ignores them."""
     if dataset is None:
         try:
             dataset = load_dataset(config.data, validation=config.validation, seed=config.seed)
@@ -247,8 +278,9 @@ def load_images(config, dataset):
             raise
         except ValueError as err:  # e.g. more validation examples than training examples
             raise ConfigError(str(err)) from err
-    train_x = dataset.train_x[:config.limit_train or None]
+    train_x, train_y = dataset.train_x[:config.limit_train or None], dataset.train_y[:config.limit_train or None]
     test_x, val_x = dataset.test_x[:config.limit_test or None], dataset.val_x
+    test_y, val_y = dataset.test_y[:config.limit_test or None], dataset.val_y
     if len(train_x) == 0:
         raise ConfigError("there are no training examples")
     if config.binarize == "static":
@@ -256,7 +288,19 @@ def load_images(config, dataset):
     if config.binarize != "none":
         test_x = binarize_static(test_x, EVAL_BINARIZE_SEED)
         val_x = binarize_static(val_x, EVAL_BINARIZE_SEED + 1)
-    return np.ascontiguousarray(train_x), test_x, val_x, dataset.image_shape
+    return Images(np.ascontiguousarray(train_x), test_x, val_x, dataset.image_shape, train_y, test_y, val_y)
+
+
+def check_run_labels(model, config, images):
+    """Every label of the run's splits must be one of the model's classes: a LabelError names the split and
+    the label that is not, before the run's folder exists."""
+    classes = model.config.classes
+    for split in ("train", "test", "val"):
+        labels = getattr(images, f"{split}_y")
+        if len(labels) and int(labels.max()) >= classes:
+            where = config.data or "the bundled MNIST"
+            raise LabelError(f"the {split} labels of {where} hold the label {int(labels.max())}; the model "
+                             f"conditions on {classes} classes and expected labels 0..{classes - 1} (--classes)")
 
 
 def reads_are_free(xp):

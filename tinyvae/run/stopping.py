@@ -87,8 +87,12 @@ class Stopping:
         else:
             kept = (f"the last good checkpoint, {self.folder.position(*self.folder.good_checkpoint)}, is intact at "
                     f"{self.folder.checkpoint}")
+        flow = getattr(self.config, "flow", "none")
+        hint = "" if flow == "none" else (
+            f" The posterior's {flow} flow ({self.config.flow_steps} steps, parameters flow.*) can diverge first: "
+            f"try fewer --flow-steps or a smaller --lr.")
         return (f"training diverged {where}{params}. Nothing was saved; {kept}. "
-                f"Try a smaller --lr (now {self.config.lr:g}) or --kl-warmup.")
+                f"Try a smaller --lr (now {self.config.lr:g}) or --kl-warmup.{hint}")
 
 
 def nonfinite_parameters(model, optimizer):

@@ -29,6 +29,8 @@ from ..data import BINARIZE_MODES, DataError
 from ..errors import UserError, explain
 from ..models.config import ARCHS, LIKELIHOODS, MODELS, OBJECTIVES
 from ..nn import ACTIVATIONS
+from ..models.conditioning import CONDITIONS
+from ..models.flow_sizes import FLOWS, IAF_HIDDEN
 from ..models.hierarchy import STOCHASTIC_LAYERS
 from .config import (INITS, LR_SCHEDULES, OPTIMIZERS, OUTPUT_BIASES, PRESETS, TWO_LAYER_PRESETS, ConfigError,
                      TrainConfig)
@@ -37,6 +39,9 @@ from .folder import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, RunExistsError,
                      refuse_existing_run, refuse_lost_checkpoint, trim_metrics, write_run_config)
 from .loop import SGD_MOMENTUM, Run, init_output_bias
 from .stopping import TrainingDiverged, TrainingInterrupted
+from .semi import m2_command, m2_defaults
+
+M2_ONLY = ("labels", "label_seed", "alpha", "labelled_batch", "classifier_hidden")  # the flags of --model m2 alone
 
 __all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "METRICS_NAME", "ConfigError", "RunExistsError", "TrainConfig",
            "TrainingDiverged", "TrainingInterrupted", "resume", "train"]
@@ -181,9 +186,21 @@ def add_parser(subparsers):
         "train", help="train a VAE (or an autoencoder) on MNIST",
         description="Train a VAE or an autoencoder. With no flags: the PyTorch examples VAE (784-400-20, ReLU, "
                     "Bernoulli decoder on grey levels, Adam 1e-3, batch 128, 10 epochs) on the bundled MNIST.",
+        epilog=m2_defaults(),
         argument_default=argparse.SUPPRESS)  # absent flags stay absent: --resume can tell what was asked
     a = p.add_argument
-    a("--model", choices=MODELS, help=f"vae or a plain autoencoder (default {d.model})")
+    a("--model", choices=(*MODELS, "m2"),
+      help=f"vae, a plain autoencoder (ae), a conditional VAE (cvae, with --condition), the deterministic "
+           f"quadrant-regressor (with --quadrants), or m2: the semi-supervised VAE of Kingma et al. (2014), with "
+           f"--labels; m2 has its own defaults, listed below the flags (default {d.model})")
+    a("--condition", choices=CONDITIONS,
+      help="with --model cvae: label (q(z|x, y), p(x|z, y), y one-hot) or quadrants (given --quadrants of each digit, "
+           "predict the rest; Sohn et al. 2015)")
+    a("--classes", type=_positive_int, metavar="C", help="with --condition label: the classes, labels 0..C-1 "
+                                                        "(default 10)")
+    a("--quadrants", type=_positive_int, metavar="Q",
+      help="with --condition quadrants or --model quadrant-regressor: quadrants seen, 1 (bottom left), 2 (left "
+           "half) or 3 (all but bottom right)")
     a("--arch", choices=ARCHS, help=f"mlp (dense layers) or conv (the Keras example's convolutional VAE: "
                                     f"--channels and --dense set it) (default {d.arch})")
     a("--channels", type=_positive_int, nargs="+", metavar="C",
@@ -200,6 +217,13 @@ def add_parser(subparsers):
            "takes their sizes (--latent 100 50, --hidden2 100 100)")
     a("--hidden2", type=_positive_int, nargs="+", metavar="H",
       help="with --stochastic-layers 2: hidden widths between z1 and z2 in q(z2|z1) and p(z1|z2) (default 100 100)")
+    a("--flow", choices=FLOWS, help="the posterior: none (a diagonal Gaussian, the default), or that Gaussian followed "
+      "by a planar flow (Rezende & Mohamed 2015) or an inverse autoregressive flow, iaf (Kingma et al. 2016), of "
+      "--flow-steps steps")
+    a("--flow-steps", type=_positive_int, metavar="T", help="with --flow: the number of steps T, e.g. 10 planar or 2 iaf")
+    a("--flow-hidden", type=_positive_int, metavar="H",
+      help=f"with --flow iaf: width of each step's masked hidden layer and of the encoder's context, at least "
+           f"--latent minus 1 (default {IAF_HIDDEN})")
     a("--activation", choices=sorted(ACTIVATIONS), help=f"(default {d.activation})")
     a("--likelihood", choices=LIKELIHOODS, help=f"decoder distribution (default {d.likelihood})")
     a("--beta", type=_non_negative_float, help=f"weight of the KL term (default {d.beta:g})")
@@ -224,6 +248,17 @@ def add_parser(subparsers):
            "example; --objective iwae --k 1 is the ELBO with its KL term estimated by Monte Carlo from the one "
            "sample instead of in closed form")
     a("--k", type=_positive_int, metavar="K", help="importance samples per example, with --objective iwae (default 1)")
+    a("--labels", type=_positive_int, metavar="N",
+      help="with --model m2: labelled training examples, drawn class-balanced (N/10 of each digit) from --label-seed; "
+           "the other training images are unlabelled (default 100)")
+    a("--label-seed", type=_count, metavar="S", help="with --model m2: which labelled subset is drawn (default 0)")
+    a("--alpha", type=_non_negative_float, metavar="A",
+      help="with --model m2: α_batch, the weight of the classifier's cross-entropy per labelled example of the batch "
+           "mean (default 0.1: about the paper's share with equal labelled and unlabelled batches)")
+    a("--labelled-batch", type=_positive_int, metavar="N",
+      help="with --model m2: labelled examples in each step beside --batch-size unlabelled ones (default 100)")
+    a("--classifier-hidden", type=_positive_int, nargs="+", metavar="H",
+      help="with --model m2: hidden widths of the classifier q(y|x) (default 500)")
     a("--preset", choices=sorted(PRESETS),
       help="a published configuration; flags given beside it override its values. iwae-paper: Burda et al. "
            "(2015): 784-200-200-50 tanh, Glorot, dynamic binarization, Adam eps 1e-4, 3,280 epochs on their "
@@ -260,6 +295,13 @@ def _unused_flag(flags, config):
 
 
 def train_command(args):
+    if getattr(args, "model", None) == "m2":
+        return m2_command(args)
+    m2_only = [f"--{k.replace('_', '-')}" for k in M2_ONLY if hasattr(args, k)]
+    if m2_only:
+        print(f"tinyvae train: error: {' '.join(m2_only)} sets the semi-supervised model: add --model m2, or drop "
+              f"{'it' if len(m2_only) == 1 else 'them'}", file=sys.stderr)
+        return 2
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
     if isinstance(given.get("obs_var"), str):  # --obs-var learned / optimal
@@ -271,6 +313,8 @@ def train_command(args):
                   f"got {len(sizes)}: {' '.join(map(str, sizes))}", file=sys.stderr)
             return 2
         given.update(latent=sizes[0], latent2=sizes[1] if len(sizes) == 2 else 0)
+    if given.get("model") == "quadrant-regressor":
+        given.setdefault("condition", "quadrants")  # its only condition
     if getattr(args, "preset", None):
         layers = TWO_LAYER_PRESETS.get(args.preset, {}) if given.get("stochastic_layers") == 2 else {}
         given = {**PRESETS[args.preset], **layers, **given}
@@ -283,6 +327,8 @@ def train_command(args):
               f"z2, which only two stochastic layers have: add --stochastic-layers 2 (and --latent Z1 Z2), or drop "
               f"--hidden2", file=sys.stderr)
         return 2
+    if given.get("flow") == "iaf" and "flow_hidden" not in given and not getattr(args, "resume", None):
+        given["flow_hidden"] = IAF_HIDDEN
     unused = None if getattr(args, "resume", None) else _unused_flag(vars(args), given)
     if unused:
         print(f"tinyvae train: error: {unused}", file=sys.stderr)

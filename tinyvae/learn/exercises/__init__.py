@@ -1,8 +1,9 @@
 """Graded exercises: write the VAE's backward passes yourself and be told exactly what is wrong.
 
-Eleven functions, from one dense layer to the whole VAE, the importance-weighted (IWAE) bound and
-a convolution layer's backward pass, one file each (``a_dense.py`` ... ``i_conv.py``). Each
-stub states its shapes (N batch, D input, H hidden, Z latent, K importance samples), its reduction (losses sum over D and Z and average over N,
+Thirteen functions, from one dense layer to the whole VAE, the importance-weighted (IWAE) bound, a
+convolution layer's backward pass, a planar flow step and the semi-supervised M2's loss through q(y|x), one
+file each (``a_dense.py`` ... ``k_m2.py``). Each stub states its shapes (N batch, D input, H hidden, Z latent,
+K importance samples, C classes), its reduction (losses sum over D and Z and average over N,
 in nats per example [eq:loss-reduction]) and the derivation to read first. Write your version
 with the same signature, then::
 
@@ -37,10 +38,12 @@ from .f_vae import init_vae_params, vae_backward, vae_forward
 from .g_iwae_loss import iwae_loss
 from .h_iwae_encoder import iwae_encoder_backward
 from .i_conv import conv_backward, conv_forward
+from .j_planar import planar_step
+from .k_m2 import m2_batch_loss
 
 __all__ = [
     "EXERCISES", "Feedback", "Summary", "bce_with_logits", "check", "check_all", "dense_backward",
     "gaussian_kl", "init_vae_params", "relu_backward", "reparameterize", "reparameterize_backward",
     "tanh_backward", "vae_backward", "vae_forward", "iwae_loss", "iwae_encoder_backward", "conv_backward",
-    "conv_forward",
+    "conv_forward", "planar_step", "m2_batch_loss",
 ]

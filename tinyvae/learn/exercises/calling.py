@@ -29,8 +29,12 @@ def _call(fn, ex, case):
         return None, err
 
 
-def _as_outputs(ex, result, problems=None):
-    """The learner's return value as {output name: value}; missing ones become None (and a problem)."""
+def _as_outputs(ex, result, problems=None, ref=None):
+    """The learner's return value as {output name: value}; missing ones become None (and a problem).
+
+    Too few values are read in order only when their shapes are those of the first outputs of ``ref``
+    (the reference's answer); otherwise which ones are missing cannot be told, and none is read.
+    """
     problems = [] if problems is None else problems
     names = ex.outputs
     if ex.name == "vae_backward":
@@ -53,8 +57,18 @@ def _as_outputs(ex, result, problems=None):
         return dict.fromkeys(names)
     if len(result) != len(names):
         missing = names[len(result):]
+        if len(result) < len(names) and ref is not None and not _leading_shapes_match(result, names, ref):
+            yours = ", ".join(str(np.shape(v)) if _is_numeric(v) else type(v).__name__ for v in result)
+            last = names[len(names) - len(result):]
+            guess = (f" (they have the shapes of the last {len(result)}, ({', '.join(last)}): are "
+                     f"{', '.join(names[:len(names) - len(result)])} left out?)"
+                     if _leading_shapes_match(result, last, ref) else "")
+            problems.append(f"returned {len(result)} values, expected {len(names)}: ({', '.join(names)}). Yours have "
+                            f"the shapes {yours}, which are not those of the first {len(result)}, so which are "
+                            f"missing cannot be told{guess}: return all {len(names)}, in this order")
+            return dict.fromkeys(names)
         if len(result) < len(names):
-            hint = "the bias gradient db is missing" if "db" in missing else f"{', '.join(missing)} missing"
+            hint = "the bias gradient db is missing" if list(missing) == ["db"] else f"{', '.join(missing)} missing"
         elif "eps" in ex.args:
             hint = ("ε gets no gradient: it is an input, a draw of N(0, I) held fixed, not a parameter, so return "
                     f"only ({', '.join(names)}) [eq:reparam-grad-logvar]")
@@ -63,6 +77,10 @@ def _as_outputs(ex, result, problems=None):
         problems.append(f"returned {len(result)} values, expected {len(names)}: ({', '.join(names)}); {hint}")
         return {k: (result[i] if i < len(result) and len(result) < len(names) else None) for i, k in enumerate(names)}
     return dict(zip(names, result))
+
+
+def _leading_shapes_match(result, names, ref):
+    return all(_is_numeric(v) and np.shape(v) == np.shape(ref[k]) for v, k in zip(result, names))
 
 
 def _is_numeric(v):

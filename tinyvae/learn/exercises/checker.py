@@ -25,6 +25,7 @@ class Feedback:
     problems: list = field(default_factory=list)  # one readable line (or paragraph) per problem
     report: GradcheckReport | None = None
     read: list = field(default_factory=list)  # derivation links
+    defined: bool = True  # False: the answers checked by ``check_all`` have no function of this name
 
     @property
     def passed(self):
@@ -46,6 +47,8 @@ class Feedback:
         lines += ["  - " + p.replace("\n", "\n    ") for p in self.problems]
         if self.report is not None and not self.report.passed:
             lines.append("  " + str(self.report).replace("\n", "\n  "))
+        if ex.case_note:
+            lines.append("  " + ex.case_note)
         lines.append("  Read: " + ", ".join(self.read))
         return "\n".join(lines)
 
@@ -65,7 +68,11 @@ class Summary:
     def __str__(self):
         marks = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "not implemented": "not implemented yet"}
         head = [f"{sum(f.passed for f in self.feedback)}/{len(self.feedback)} exercises pass"]
-        head += [f"  {'(' + EXERCISES[f.exercise].letter + ')':<5} {f.exercise:<24} {marks[f.status]}" for f in self.feedback]
+        head += [f"  {'(' + EXERCISES[f.exercise].letter + ')':<5} {f.exercise:<24} {marks[f.status]}"
+                 for f in self.feedback if f.defined]
+        absent = [f"({EXERCISES[f.exercise].letter})" for f in self.feedback if not f.defined]
+        if absent:  # one line, however many: a file of one answer is not told twelve times what it lacks
+            head.append(f"  not defined in these answers, so not checked: {', '.join(absent)}")
         details = [str(f) for f in self.feedback if f.status in ("fail", "error")]
         return "\n".join(head) + ("\n\n" + "\n\n".join(details) if details else "")
 
@@ -79,7 +86,7 @@ def check(name, fn=None, *, seed=0):
     if name not in EXERCISES:
         raise ValueError(f"no exercise named {name!r}; the exercises are {list(EXERCISES)}")
     ex = EXERCISES[name]
-    read = sorted({DERIV + link for link in ex.read.values()})
+    read = _read_links(ex)
     case = ex.make_case(np.random.default_rng(1000 + list(EXERCISES).index(name) + seed))
     ref = _as_outputs(ex, _call(getattr(solutions, name), ex, case)[0])
 
@@ -90,7 +97,7 @@ def check(name, fn=None, *, seed=0):
         return Feedback(name, "error", [_explain_exception(error, ex, case)], read=read)
 
     problems = []
-    got = _as_outputs(ex, result, problems)
+    got = _as_outputs(ex, result, problems, ref)
     again, error2 = _call(fn, ex, case)
     if error2 is None and not _same(got, _as_outputs(ex, again)):
         problems.append("your function gives different answers for the same inputs: it draws fresh random "
@@ -120,6 +127,11 @@ def check(name, fn=None, *, seed=0):
     return Feedback(name, status, problems, report, read)
 
 
+def _read_links(ex):
+    """The derivation links of an exercise's "Read:" line."""
+    return sorted({DERIV + link for link in (*ex.read.values(), *ex.also_read)})
+
+
 def check_all(answers, *, seed=0):
     """Check every exercise found in ``answers`` (a module or a dict of functions). Returns a Summary."""
     get = answers.get if isinstance(answers, dict) else lambda k: getattr(answers, k, None)
@@ -127,7 +139,7 @@ def check_all(answers, *, seed=0):
     for name, ex in EXERCISES.items():
         fn = get(name)
         if fn is None:
-            out.append(Feedback(name, "not implemented", read=sorted({DERIV + v for v in ex.read.values()})))
+            out.append(Feedback(name, "not implemented", read=_read_links(ex), defined=False))
         else:
             out.append(check(name, fn, seed=seed))
     return Summary(out)

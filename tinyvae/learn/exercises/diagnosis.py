@@ -21,8 +21,12 @@ IWAE_PROBE_LOG_W = np.array([[-1e4, -1e4 + 1.0, -1e4 - 3.0, -1e4 + 0.5, -1e4 - 2
 
 
 def _check_outputs(ex, case, got, ref, fn):
-    """One line per wrong output; outputs explained by the same known mistake share one line."""
-    problems, grouped = _swapped(ex, got, ref), {}
+    """One line per wrong output; outputs explained by the same known mistake share one line, and come first.
+
+    When a catalogued mistake names some outputs, the other wrong values are marked as possibly caused by
+    it: one slip upstream (in ψ, say) often changes several gradients in ways no catalogue lists.
+    """
+    problems, grouped, named, others = _swapped(ex, got, ref), {}, {}, []
     swapped = {n for p in problems for n in p.split(" are swapped")[0].split(" and ")}
     for name in ex.outputs:
         if name in swapped:
@@ -33,8 +37,7 @@ def _check_outputs(ex, case, got, ref, fn):
         if g is None:
             bias = name.startswith(("db", "b_"))
             problems.append(f"{name} is missing" + (": the bias gradient was forgotten; a bias gets the "
-                                                           "upstream gradient summed over the batch [eq:dense-grad-b]"
-                                                           if bias else ""))
+                                                    f"upstream gradient summed over the batch {link}" if bias else ""))
         elif not _is_numeric(g):
             problems.append(f"{name}: expected numbers, got a {type(g).__name__}")
         elif np.shape(g) != r.shape:
@@ -43,9 +46,9 @@ def _check_outputs(ex, case, got, ref, fn):
             g = np.asarray(g, dtype=np.float64)
             if np.allclose(g, r, rtol=1e-7, atol=1e-12 * max(1.0, np.abs(r).max(initial=0))):
                 continue
-            hint = _known_mistake(ex, case, name, g, r)
-            if hint:
-                grouped.setdefault(hint, []).append((name, f"{name}: {hint}"))
+            mistake = _known_mistake(ex, case, name, g, r)
+            if mistake:
+                named.setdefault(mistake.hint, []).append(name)
                 continue
             key, text = _value_problem(ex, case, name, g, r, link, fn)
             if np.asarray(got[name]).dtype in (np.float32, np.float16):
@@ -53,15 +56,40 @@ def _check_outputs(ex, case, got, ref, fn):
             if key:
                 grouped.setdefault(key, []).append((name, text))
             else:
-                problems.append(text)
+                others.append(text)
+    first = [_named_line(ex, case, ref, hint, names) for hint, names in named.items()]
     for key, items in grouped.items():
         if len(items) == 1:
-            problems.append(items[0][1])
+            others.append(items[0][1])
         else:
-            problems.append(f"{', '.join(n for n, _ in items)}: " + ("each is " if key.startswith("exactly") else "") + key)
+            others.append(f"{', '.join(n for n, _ in items)}: " + ("each is " if key.startswith("exactly") else "") + key)
+    if first and others:
+        others = [text + " (this may follow from the mistake named above; fix that one first)" for text in others]
+    problems = first + problems + others
     if ex.name == "vae_backward" and problems:
         problems.append(_locate(got, ref))
     return problems
+
+
+def _named_line(ex, case, ref, hint, names):
+    """'name, name: hint', or the mistake's ``partial`` wording when it explains only some of the outputs
+    it would change (e.g. the log-det term's gradient dropped from da but kept in dc)."""
+    changed = [m for m in ex.mistakes if m.hint == hint and _differs(m, case, ref)]
+    partial = next((m.partial for m in changed if m.partial), "")
+    if partial and set(names) < {m.output for m in changed}:
+        hint = partial
+    return f"{', '.join(names)}: {hint}"
+
+
+def _mistake_value(m, case):
+    with np.errstate(all="ignore"):
+        return np.asarray(m.wrong(case), dtype=np.float64)
+
+
+def _differs(m, case, ref):
+    """Whether mistake ``m`` changes its output at all on this case."""
+    w, r = _mistake_value(m, case), np.asarray(ref[m.output], dtype=np.float64)
+    return w.shape != r.shape or not np.allclose(w, r, rtol=1e-7)
 
 
 def _swapped(ex, got, ref):
@@ -97,13 +125,12 @@ def _locate(got, ref):
 
 
 def _known_mistake(ex, case, name, g, r):
-    """The hint of a catalogued mistake that produces exactly ``g`` (and not the right answer)."""
+    """The catalogued mistake that produces exactly ``g`` (and not the right answer), or None."""
     for m in ex.mistakes:
         if m.output == name:
-            with np.errstate(all="ignore"):
-                w = np.asarray(m.wrong(case), dtype=np.float64)
+            w = _mistake_value(m, case)
             if w.shape == g.shape and not np.allclose(w, r, rtol=1e-7) and np.allclose(g, w, rtol=1e-7, atol=1e-12):
-                return m.hint
+                return m
     return None
 
 
@@ -126,6 +153,9 @@ def _shape_problem(name, g, r, sym, link):
                        f"sums the upstream gradient over axis 0 {link}")
     if r.ndim == 1 and g.ndim == 1 and g.shape[0] == SIZES["N"]:
         return text + f": summed over the wrong axis; sum over the batch, axis 0 {link}"
+    if r.ndim == 0 and name.startswith("d"):
+        return text + (f": a gradient has the shape of what it differentiates, and {name[1:]} is a single "
+                       f"number, so {name} is one too; yours keeps an axis (return a number, e.g. a sum) {link}")
     if r.ndim == 0:
         return text + (": the loss is one number, the sum over D (or Z) averaged over N; yours keeps an axis "
                        "[eq:loss-reduction]")
@@ -178,8 +208,8 @@ def _value_problem(ex, case, name, g, r, link, fn):
     else:
         i = np.unravel_index(int(np.argmax(np.abs(g - r))), g.shape)
         rel = np.abs(g - r).max() / max(np.abs(g).max(), np.abs(r).max(), 1e-300)
-        head += (f": relative error {rel:.2e}, worst at index {tuple(int(k) for k in i)}: "
-                 f"yours {g[i]:.6g}, expected {r[i]:.6g}")
+        head += (f": relative error {rel:.2e} (the largest difference over the largest entry), worst at index "
+                 f"{tuple(int(k) for k in i)}: yours {g[i]:.6g}, expected {r[i]:.6g}")
     if proportional:
         hint = _ratio_hint(ex, c)
         if hint:

@@ -11,7 +11,7 @@ import numpy as np
 from ..gradcheck import check_gradients
 
 
-SIZES = {"N": 4, "D": 7, "H": 5, "Z": 3, "K": 6}  # all different: a transpose or a wrong axis cannot hide
+SIZES = {"N": 4, "D": 7, "H": 5, "Z": 3, "K": 6, "C": 10}  # all different: a transpose or a wrong axis cannot hide
 
 
 TOL = 1e-7  # relative error allowed by the gradient check (float64 central differences)
@@ -27,6 +27,7 @@ class Mistake:
     output: str
     hint: str
     wrong: object  # case -> the array this mistake produces
+    partial: str = ""  # the hint's wording when an answer shows the mistake in only some of these outputs
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Exercise:
     values: tuple = ()  # outputs compared by value (a loss, a sample), not by gradient check
     mistakes: list = field(default_factory=list)
     scale_note: str = ""  # added to a "1/N too small" diagnosis
+    also_read: tuple = ()  # derivation links for the "Read:" line beyond those of ``read``
+    case_note: str = ""  # what a failing answer is told about the check's inputs (which rows are which)
 
 
 def _away_from_zero(rng, shape):

@@ -34,6 +34,7 @@ from ... import backend
 from ...backend import get_xp
 from ...checks import ShapeError, check_array
 from ...nn import sigmoid_from_abs
+from ..flow_sizes import row_floats as flow_row_floats
 
 LOG_2PI = math.log(2.0 * math.pi)
 # A bound on the arrays of N·K rows that one training step holds at its peak, in rows of each width:
@@ -68,7 +69,7 @@ def check_eps(eps, n, k, z_dim, validate=True):
 def step_bytes(n, k, config, itemsize):
     """A bound on the bytes of the N·K-row arrays of one IWAE training step (forward and backward)."""
     per_row = (ROW_FACTORS["D"] * config.input_dim + ROW_FACTORS["H"] * sum(config.hidden)
-               + ROW_FACTORS["Z"] * config.latent)
+               + ROW_FACTORS["Z"] * config.latent + flow_row_floats(config))
     return int(n) * int(k) * per_row * int(itemsize)
 
 

@@ -1,0 +1,225 @@
+"""Training M2 from Python and from ``tinyvae train --model m2``: the labelled subset, the run folder, and bad
+input refused with a clear message, no traceback and no run folder."""
+
+import json
+
+import numpy as np
+import pytest
+
+from test_data import make_fake_mnist, write_idx
+from tinyvae.data import MNIST_FILES, load_dataset
+from tinyvae.run import cli
+from tinyvae.run.config import ConfigError
+from tinyvae.run.semi import SemiConfig, draw_labelled, train_classifier_alone, train_m2, load_data
+
+TINY = dict(hidden=(16,), classifier_hidden=(16,), latent=3, epochs=1, batch_size=50, labelled_batch=20,
+            limit_train=300, limit_test=200)
+
+
+def run_cli(argv, capsys):
+    """(exit status, stdout, stderr) of the command line, whether it returns or exits (argparse's errors)."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_info:
+        status = exit_info.code
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_labelled_subset_is_class_balanced_and_a_pure_function_of_its_seed():
+    y = load_dataset().train_y
+    a, b, c = draw_labelled(y, 100, 0), draw_labelled(y, 100, 0), draw_labelled(y, 100, 1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.bincount(y[a], minlength=10).tolist() == [10] * 10
+    assert len(set(a.tolist())) == 100
+
+
+def test_a_short_m2_run_writes_its_labelled_indices_metrics_and_checkpoint(tmp_path):
+    folder = train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)
+    config = json.loads((folder / "config.json").read_text())
+    y = load_dataset().train_y[:300]
+    assert config["labels"] == 20 and len(config["labelled_indices"]) == 20
+    assert config["labelled_indices"] == draw_labelled(y, 20, 0).tolist()
+    record = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
+    assert 0 <= record["test_error"] <= 1 and np.isfinite(record["train_loss"])
+    from tinyvae.models.m2 import M2
+    assert M2.load(folder / "checkpoint.npz").config.latent == 3
+
+
+def test_classifier_alone_trains_only_on_the_labelled_examples():
+    config = SemiConfig(labels=20, **TINY)
+    data = load_data(config)
+    labelled = draw_labelled(data.train_y, 20, 0)
+    model, error = train_classifier_alone(config, data, labelled, steps=3)
+    assert 0 <= error <= 1
+    assert not np.any(model.grads["encoder.0.W"])  # the generative networks are never touched
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--labels", "65"], "--labels 65: a class-balanced subset needs a multiple of 10 (the same number of each "
+                         "digit); use 60 or 70"),
+    (["--labels", "5"], "--labels 5: a class-balanced subset needs a multiple of 10 (the same number of each digit); "
+                        "use 10"),
+    (["--labels", "0"], "expected an integer >= 1, got '0'"),
+    (["--beta", "2"], "--model m2 does not use --beta"),
+    (["--latent", "3", "2"], "one latent size, got 2"),
+])
+def test_bad_m2_settings_get_a_clear_error_and_leave_no_run_folder(tmp_path, capsys, argv, message):
+    out = tmp_path / "run"
+    status, _, err = run_cli(["train", "--model", "m2", *argv, "--out", str(out)], capsys)
+    assert status == 2
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_labels_flag_without_m2_is_refused(tmp_path, capsys):
+    status, _, err = run_cli(["train", "--labels", "100", "--out", str(tmp_path / "run")], capsys)
+    assert status == 2 and "add --model m2" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_class_with_too_few_examples_for_a_balanced_subset_is_named():
+    y = np.array([0] * 50 + [1] * 3 + list(range(2, 10)) * 10, dtype=np.uint8)
+    with pytest.raises(ConfigError, match="--labels 50: a class-balanced subset takes 5 examples of each class, but "
+                                          "class 1 has only 3 in the 133 training images; ask for at most 30 "
+                                          r"\(a multiple of 10\)"):
+        draw_labelled(y, 50, 0)
+
+
+def test_the_largest_labels_the_error_suggests_is_accepted_and_the_next_multiple_is_not():
+    y = load_dataset().train_y
+    most = 10 * int(np.bincount(y, minlength=10).min())  # the rarest digit sets it: 5,421 fives in MNIST's 60,000
+    assert most == 54210
+    for too_many in (60000, 59230, most + 10):
+        with pytest.raises(ConfigError, match=f"class 5 has only 5,421 in the 60,000 training images; ask for at most "
+                                              f"{most} "):
+            draw_labelled(y, too_many, 0)
+    assert np.bincount(y[draw_labelled(y, most, 0)]).tolist() == [most // 10] * 10
+
+
+def test_labels_beyond_the_limit_train_subset_are_refused_with_its_true_maximum(tmp_path, capsys):
+    counts = np.bincount(load_dataset().train_y[:300], minlength=10)
+    most = 10 * int(counts.min())
+    out = tmp_path / "run"
+    status, _, err = run_cli(["train", "--model", "m2", "--labels", str(most + 10), "--limit-train", "300",
+                              "--out", str(out)], capsys)
+    assert status == 2 and "Traceback" not in err and not out.exists()
+    assert (f"--labels {most + 10}: a class-balanced subset takes {most // 10 + 1} examples of each class, but class "
+            f"{int(counts.argmin())} has only {most // 10} in the 300 training images that --limit-train 300 keeps; "
+            f"ask for at most {most} (a multiple of 10)") in err
+
+
+def test_labels_that_would_leave_no_unlabelled_image_are_refused():
+    y = np.tile(np.arange(10, dtype=np.uint8), 5)  # five of each digit
+    with pytest.raises(ConfigError, match="--labels 50: it would label every one of the 50 training images, and M2 "
+                                          r"needs unlabelled images too; ask for at most 40 \(a multiple of 10\)"):
+        draw_labelled(y, 50, 0)
+    assert len(draw_labelled(y, 40, 0)) == 40
+    with pytest.raises(ConfigError, match="no class-balanced subset leaves an image unlabelled: class 0 has 1"):
+        draw_labelled(np.arange(10, dtype=np.uint8), 10, 0)
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("label 12", "the training labels: expected integers 0 to 9 (one of 10 classes), got 12 at position 4"),
+    ("short", "40 images in train-images-idx3-ubyte.gz but 30 labels in train-labels-idx1-ubyte.gz"),
+])
+def test_data_with_labels_outside_0_to_9_or_of_the_wrong_length_is_refused(tmp_path, capsys, fault, message):
+    data = tmp_path / "data"
+    arrays = make_fake_mnist(data, n_train=40, n_test=10)
+    labels = arrays["train"][1].copy()
+    if fault == "label 12":
+        labels[4] = 12
+    else:
+        labels = labels[:30]
+    write_idx(data / (MNIST_FILES["train"][1] + ".gz"), labels)
+    out = tmp_path / "run"
+    status, _, err = run_cli(["train", "--model", "m2", "--labels", "10", "--data", str(data), "--out", str(out),
+                              "--hidden", "4", "--classifier-hidden", "4", "--latent", "2"], capsys)
+    assert status != 0
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "m2_labels.py"
+    spec = importlib.util.spec_from_file_location("m2_labels", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "m2.json"
+    result = bench.main(["--tiny", "--labels", "20", "--draws", "2", "--rounds", "1", "--steps", "1", "--out", str(out)])
+    stored = json.loads(out.read_text())
+    assert stored["tiny"] is True and stored["config"]["labels"] == 20
+    errors = stored["m2_test_error_percent"]["values"]
+    assert len(errors) == 2 and stored["m2_test_error_percent"]["mean"] == pytest.approx(np.mean(errors))
+    assert stored["m2_test_error_percent"]["std"] == pytest.approx(np.std(errors, ddof=1))
+    assert len(stored["classifier_alone_test_error_percent"]["values"]) == 2
+    assert stored["m2_step_seconds"] > 0 and stored["vae_step_seconds"] > 0
+    assert result["paper"]["test_error_percent"] == 11.97
+
+
+def test_an_m2_run_given_to_the_vae_commands_is_refused_with_what_it_is(tmp_path, capsys):
+    folder = train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)
+    for argv in (["evaluate", str(folder)], ["train", "--resume", str(folder)]):
+        status, _, err = run_cli(argv, capsys)
+        assert status == 1 and "Traceback" not in err
+        assert "It is a semi-supervised M2 model" in err and "tinyvae.M2.load" in err
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_sentence_naming_the_step(tmp_path, monkeypatch):
+    from tinyvae.models.m2 import M2
+    from tinyvae.run.semi import TrainingDiverged
+    monkeypatch.setattr(M2, "forward", lambda self, *a, **k: np.float32("nan"))
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 1, step 0: the loss is nan"):
+        train_m2(SemiConfig(labels=20, out=str(tmp_path / "run"), **TINY), log=lambda s: None)
+
+
+def test_the_command_line_trains_m2_and_records_its_labelled_subset(tmp_path, capsys):
+    out = tmp_path / "run"
+    status, stdout, err = run_cli(["train", "--model", "m2", "--labels", "20", "--label-seed", "3", "--limit-train",
+                                   "300", "--limit-test", "100", "--hidden", "8", "--classifier-hidden", "8",
+                                   "--latent", "2", "--epochs", "1", "--batch-size", "100", "--labelled-batch", "20",
+                                   "--alpha", "2.5", "--out", str(out)], capsys)
+    assert status == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert (config["labels"], config["label_seed"], config["alpha"]) == (20, 3, 2.5)
+    assert config["labelled_indices"] == draw_labelled(load_dataset().train_y[:300], 20, 3).tolist()
+    assert "test error" in stdout and (out / "checkpoint.npz").exists()
+
+
+def test_train_help_gives_m2s_own_defaults_and_every_flag_m2_reads(capsys):
+    from tinyvae.run.semi import M2_FLAGS  # noqa: PLC0415
+
+    status, out, _ = run_cli(["train", "--help"], capsys)
+    assert status == 0
+    text = " ".join(out.split())  # argparse wraps the lines
+    assert ("--model m2 has its own defaults: --labels 100 --label-seed 0 --alpha 0.1 --labelled-batch 100 "
+            "--batch-size 100 --hidden 500 --classifier-hidden 500 --latent 50 --activation softplus --lr 0.0003 "
+            "--binarize dynamic --epochs 10 --seed 0; it reads only these flags and --data, --limit-train, "
+            "--limit-test and --out.") in text
+    own = text[text.index("--model m2 has its own defaults"):]
+    assert all(f"--{flag.replace('_', '-')}" in own for flag in M2_FLAGS[1:])
+    assert "m2 has its own defaults, listed below the flags" in text
+
+
+def test_m2_model_and_its_training_run_default_to_the_same_alpha():
+    from tinyvae.models.m2 import M2Config  # noqa: PLC0415
+
+    assert M2Config().alpha == SemiConfig().alpha == 0.1
+
+
+def test_the_semi_supervised_page_states_the_defaults_of_its_try_it_command():
+    from pathlib import Path  # noqa: PLC0415
+
+    d = SemiConfig()
+    page = " ".join((Path(__file__).resolve().parents[1] / "derivations" / "semi-supervised.md").read_text(
+        encoding="utf-8").split())
+    steps = -(-(60000 - d.labels) // d.batch_size)  # an epoch over MNIST's unlabelled training images
+    quick = -(-(2000 - d.labels) // d.batch_size)
+    assert (f"`tinyvae train --model m2 --labels {d.labels}` trains M2 on MNIST with {d.labels} labels" in page)
+    assert (f"batches of {d.batch_size} + {d.labelled_batch}, $\\alpha_{{\\text{{batch}}}}$ {d.alpha:g}, "
+            f"{d.epochs} epochs of {steps} steps" in page)
+    assert (f"--labels {d.labels} --limit-train 2000 --limit-test 500 --epochs 2`, {quick} steps an epoch on its "
+            f"{2000 - d.labels:,} unlabelled images" in page)
