@@ -323,6 +323,8 @@ def main(argv=None):
     parser.add_argument("--limit", type=float, default=600, help="seconds after which a notebook is stopped (default 600)")
     parser.add_argument("--write", default=None,
                         help="where to store the times (JSON; default benchmarks/results/DATE-browser-times.json)")
+    parser.add_argument("--add", action="store_true",
+                        help="add these notebooks' rows to the newest stored times instead of writing new ones")
     parser.add_argument("--work", default=str(ROOT / "build" / "lite-times"),
                         help="folder for the app (default build/lite-times; not the tests' folder, so both may run)")
     args = parser.parse_args(argv)
@@ -366,6 +368,15 @@ def main(argv=None):
             f"runtime, NumPy, Matplotlib and tinyvae; a notebook still running after {args.limit:.0f} s is stopped there.")
     out = Path(args.write) if args.write else lite.RESULTS / f"{time.strftime('%Y-%m-%d')}-browser-times.json"
     record = {"note": note, "app_bytes": summary["bytes"], "cores": cores, "runs": runs}
+    if args.add:  # the newest table keeps its other rows; its note says what was measured apart
+        newest = sorted(lite.RESULTS.glob("*-browser-times.json"))
+        if not newest:
+            raise SystemExit("--add: no stored browser times to add to (run --all first)")
+        out = Path(args.write) if args.write else newest[-1]
+        old = json.loads(newest[-1].read_text(encoding="utf-8"))
+        rows = {r["notebook"]: r for r in old["runs"]} | {r["notebook"]: r for r in runs}
+        record = {**old, "runs": [rows[n] for n in sorted(rows)],
+                  "note": old["note"] + f" The row{'s' if len(names) > 1 else ''} of {', '.join(names)}: " + note}
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(note)
     print(f"written to {out}")
