@@ -198,8 +198,8 @@ def in_the_browser(lite_summary):
             "and no account. Expect the first load to take tens of seconds (the Python runtime, NumPy, "
             "Matplotlib and tinyvae with its MNIST copy are "
             f"{lite_summary['bytes'] / 1e6:.0f} MB), and training to run many times slower than "
-            "on your own machine: the browser's NumPy has no optimized matrix library. Notebooks that "
-            "need more computing than a browser has run a shorter version there, and say what they change. "
+            "on your own machine: the browser's NumPy has no optimized matrix library. Some notebooks "
+            "run a shorter version there, and say what they change. "
             "[The browser edition](docs/browser.html) gives the times measured per notebook and the "
             "packages it redistributes.")
 
