@@ -82,7 +82,7 @@ ELECTIVES = {
         ("nb:conv_vae", ["convolution", "nb:training_mnist"]),
     ],
     "Conditional models": [
-        ("conditional", ["elbo", "kl", "bernoulli", "importance-sampling"]),
+        ("conditional", ["notation", "dense", "reparameterization", "elbo", "kl", "bernoulli", "importance-sampling"]),
         ("semi-supervised", ["conditional", "reparameterization"]),
     ],
     "Rate–distortion": [
