@@ -197,8 +197,9 @@ def in_the_browser(lite_summary):
             "Python compiled to WebAssembly (Pyodide), served from this site, with nothing to install "
             "and no account. Expect the first load to take tens of seconds (the Python runtime, NumPy, "
             "Matplotlib and tinyvae with its MNIST copy are "
-            f"{lite_summary['bytes'] / 1e6:.0f} MB), and training to run several times slower than "
-            "on your own machine: the browser's NumPy has no optimized matrix library. "
+            f"{lite_summary['bytes'] / 1e6:.0f} MB), and training to run many times slower than "
+            "on your own machine: the browser's NumPy has no optimized matrix library. Some notebooks "
+            "run a shorter version there, and say what they change. "
             "[The browser edition](docs/browser.html) gives the times measured per notebook and the "
             "packages it redistributes.")
 

@@ -322,12 +322,42 @@ def build(out, work, notebooks, *, cache=None):
     return summary
 
 
-TIMINGS = DOCS / "lite" / "timings.json"  # written by tests/test_lite.py's all-notebooks command
+RESULTS = ROOT / "benchmarks" / "results"  # tests/test_lite.py's all-notebooks command writes DATE-browser-times.json
+LIMITS = {"01_vae_on_one_screen": 90}  # seconds a notebook may take in the browser, its first load included
+LIMIT = 180                             # ... for every other notebook
+
+
+def limit(notebook):
+    """The seconds ``notebook`` may take in the browser, from opening its page to its last cell."""
+    return LIMITS.get(notebook, LIMIT)
+
+
+def browser_times():
+    """The newest ``benchmarks/results/*-browser-times.json`` (None where none was measured)."""
+    found = sorted(RESULTS.glob("*-browser-times.json"))
+    return json.loads(found[-1].read_text(encoding="utf-8")) if found else None
+
+
+def timings_table(timings):
+    """The browser-edition page's table of the times measured per notebook, under the run's note."""
+    rows = ["| notebook | first cell done (s) | whole notebook (s) | limit (s) | result |",
+            "| --- | ---: | ---: | ---: | --- |"]
+    for t in timings["runs"]:
+        if not t["ok"]:
+            result = f"failed: {t.get('failed', 'see the run')}"
+        elif t["total_s"] <= t["limit_s"]:
+            result = "ran to the end within the limit"
+        else:
+            result = f"ran to the end, {t['total_s'] - t['limit_s']:.0f} s over the limit"
+        first = "—" if t["first_cell_s"] is None else f"{t['first_cell_s']:.0f}"
+        total = "—" if t["total_s"] is None else f"{t['total_s']:.0f}"
+        rows.append(f"| {t['notebook']} | {first} | {total} | {t['limit_s']:.0f} | {result} |")
+    return f"{timings['note']}\n\n" + "\n".join(rows)
 
 
 def fill_page(text, summary):
     """docs/browser.md with its two generated tables: the packages the app redistributes (from the
-    build's ``summary``) and the browser times measured per notebook (``docs/lite/timings.json``)."""
+    build's ``summary``) and the browser times measured per notebook (``browser_times()``)."""
     if summary:
         rows = ["| package | version | licence | from |", "| --- | --- | --- | --- |",
                 f"| Pyodide (the Python runtime) | {summary['pyodide']} | {summary.get('pyodide_licence', '')} | npm |"]
@@ -341,15 +371,8 @@ def fill_page(text, summary):
     else:
         packages = ("This copy of the site was built without the browser edition "
                     "(`python docs/build_site.py --lite` builds it).")
-    if TIMINGS.is_file():
-        timings = json.loads(TIMINGS.read_text(encoding="utf-8"))
-        rows = ["| notebook | first cell done (s) | whole notebook (s) | result |", "| --- | --- | --- | --- |"]
-        seconds = lambda v: "—" if v is None else f"{v:.0f}"  # noqa: E731
-        rows += [f"| {t['notebook']} | {seconds(t['first_cell_s'])} | {seconds(t['total_s'])} | "
-                 f"{'ran to the end' if t['ok'] else t.get('failed', 'failed')} |" for t in timings["runs"]]
-        table = f"{timings['note']}\n\n" + "\n".join(rows)
-    else:
-        table = "No browser times have been measured yet."
+    timings = browser_times()
+    table = timings_table(timings) if timings else "No browser times have been measured yet."
     return text.replace("<!-- lite: packages -->", packages).replace("<!-- lite: timings -->", table)
 
 

@@ -82,8 +82,9 @@ ELECTIVES = {
         ("nb:conv_vae", ["convolution", "nb:training_mnist"]),
     ],
     "Conditional models": [
-        ("conditional", ["elbo", "kl", "bernoulli", "importance-sampling"]),
+        ("conditional", ["notation", "dense", "reparameterization", "elbo", "kl", "bernoulli", "importance-sampling"]),
         ("semi-supervised", ["conditional", "reparameterization"]),
+        ("nb:conditional_and_semi_supervised", ["conditional", "semi-supervised", "nb:training_mnist"]),
     ],
     "Rate–distortion": [
         ("rate-distortion", ["elbo", "autoencoder", "ppca"]),

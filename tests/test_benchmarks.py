@@ -190,6 +190,9 @@ def test_the_cvae_benchmark_table_reads_each_runs_figures_and_the_median_epoch_a
     assert rows["cvae"] == {2: 50.5} and rows["regressor"] == {2: 60.25} and rows["cvae_neg_elbo"] == {2: 52.0}
     assert rows["seconds_per_epoch_vs_vae"][2] == {"cvae": 2.5, "regressor": 1.5}
     assert bench.PYRO_TABLE == {"baseline": {1: 100.4, 2: 61.9, 3: 25.4}, "cvae": {1: 71.8, 2: 51.0, 3: 24.2}}
+    grey, binary = dict(bench.row_labels("none", 100)), dict(bench.row_labels("static", 100))
+    assert grey["regressor"] == "regressor (exact cross-entropy)" and grey["cvae"] == "CVAE (IS cross-entropy, K=100)"
+    assert binary["regressor"] == "regressor (exact NLL)" and binary["cvae"] == "CVAE (IS NLL, K=100)"
 
 
 def test_the_cvae_benchmark_runs_end_to_end_on_a_tiny_setting_and_writes_its_json(tmp_path):

@@ -69,3 +69,20 @@ def test_exclusive_write_without_os_link_creates_once_then_refuses(browser_platf
         atomic_write(path, lambda f: f.write(b"second"), exclusive=True)
     assert path.read_bytes() == b"first"
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.json"]  # no temporary left behind
+
+
+def test_training_in_the_browser_runs_without_a_socket_pair_for_ctrl_c(browser_platform, monkeypatch, tmp_path):
+    import socket  # noqa: PLC0415
+
+    from tinyvae import TrainConfig, data, train  # noqa: PLC0415
+
+    def refuse(*args, **kwargs):  # Pyodide's socket.socketpair fails so (its fallback cannot accept)
+        raise OSError(28, "Invalid argument")
+
+    monkeypatch.setattr(socket, "socketpair", refuse)
+    mnist = data.load_dataset()
+    subset = data.Dataset(mnist.train_x[:200], mnist.train_y[:200], mnist.val_x, mnist.val_y,
+                          mnist.test_x[:50], mnist.test_y[:50])
+    config = TrainConfig(hidden=(8,), latent=2, epochs=1, batch_size=50, seed=0, out=str(tmp_path / "run"))
+    run = train(config, dataset=subset, progress=False, pictures=False, log=lambda *_: None)
+    assert (run / "checkpoint.npz").is_file()

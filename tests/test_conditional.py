@@ -60,7 +60,10 @@ def test_one_hot_concatenation_is_a_learned_vector_per_class_added_to_the_first_
     dense = model.encoder.layers[0]
     x = RNG.uniform(0, 1, (3, 6))
     y = np.array([0, 2, 1])
-    pre = np.concatenate([x, one_hot(y, 3, np.float64, np)], axis=1) @ dense.params["W"] + dense.params["b"]
+    c = one_hot(y, 3, np.float64, np)
+    model.encode(x, c)  # the model's own concatenation reaches its first layer as [x | c]
+    np.testing.assert_array_equal(dense._cache, np.concatenate([x, c], axis=1))
+    pre = dense.forward(dense._cache)  # the real layer's forward
     w_y = dense.params["W"][6:]  # (C, H): one row per class
     np.testing.assert_allclose(pre, x @ dense.params["W"][:6] + dense.params["b"] + w_y[y], rtol=1e-14, atol=1e-14)
 
@@ -140,15 +143,16 @@ def test_a_conditional_checkpoint_loaded_into_an_unconditional_model_is_refused_
 
 
 @pytest.mark.parametrize("fields, says", [
-    (dict(model="cvae"), "needs a condition"),
-    (dict(model="cvae", condition="quadrants"), "needs the number of quadrants seen"),
-    (dict(model="cvae", condition="quadrants", quadrants=4), "got 4"),
-    (dict(model="quadrant-regressor", condition="label"), "needs condition 'quadrants'"),
-    (dict(model="vae", condition="label"), "needs a conditional model"),
-    (dict(model="vae", classes=5), "needs a conditional model"),
+    (dict(model="cvae"), "needs a condition, and no --condition was given"),
+    (dict(model="cvae", condition="quadrants"), "needs the number of quadrants seen, and no --quadrants was given"),
+    (dict(model="cvae", condition="quadrants", quadrants=4), "--quadrants: expected 1, 2 or 3 quadrants seen, got 4"),
+    (dict(model="quadrant-regressor", condition="label"), "reads no label, got --condition label: drop --condition"),
+    (dict(model="vae", condition="label"), "--condition label sets a condition, which only a conditional model reads"),
+    (dict(model="vae", classes=5), "--classes 5 sets a condition, which only a conditional model reads"),
     (dict(model="cvae", condition="quadrants", quadrants=1, classes=5), "condition 'quadrants' reads no label"),
-    (dict(model="cvae", condition="label", objective="iwae"), "objective 'iwae' needs a VAE"),
-    (dict(model="cvae", condition="quadrants", quadrants=2, likelihood="gaussian"), "likelihood 'bernoulli'"),
+    (dict(model="cvae", condition="label", objective="iwae"), "built for objective 'elbo', got 'iwae'"),
+    (dict(model="cvae", condition="quadrants", quadrants=2, likelihood="gaussian"),
+     "scores the unseen pixels with a Bernoulli"),
 ])
 def test_impossible_conditional_configs_are_refused(fields, says):
     with pytest.raises(ValueError, match=says):

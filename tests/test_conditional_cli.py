@@ -62,17 +62,36 @@ def test_the_label_cvae_trains_from_the_python_api_with_its_labels_and_draws_eac
 
 
 @pytest.mark.parametrize("flags, says", [
-    (["--model", "cvae"], "needs a condition"),
-    (["--model", "cvae", "--condition", "quadrants"], "needs the number of quadrants seen"),
-    (["--model", "cvae", "--condition", "quadrants", "--quadrants", "4"], "got 4"),
-    (["--model", "vae", "--condition", "label"], "needs a conditional model"),
-    (["--model", "quadrant-regressor"], "needs the number of quadrants seen"),
+    (["--model", "cvae"], "model 'cvae' needs a condition, and no --condition was given: add --condition label or "
+                          "--condition quadrants (with --quadrants 1, 2 or 3)"),
+    (["--model", "cvae", "--condition", "quadrants"], "condition 'quadrants' needs the number of quadrants seen, and "
+                                                      "no --quadrants was given: add --quadrants 1"),
+    (["--model", "cvae", "--condition", "quadrants", "--quadrants", "4"],
+     "argument --quadrants: expected 1, 2 or 3 quadrants seen, got '4'"),
+    (["--model", "cvae", "--condition", "quadrants", "--quadrants", "0"],
+     "argument --quadrants: expected 1, 2 or 3 quadrants seen, got '0'"),
+    (["--model", "vae", "--condition", "label"], "--condition label sets a condition, which only a conditional model "
+                                                 "reads: add --model cvae"),
+    (["--model", "quadrant-regressor"], "and no --quadrants was given"),
+    (["--model", "quadrant-regressor", "--condition", "label"],
+     "reads no label, got --condition label: drop --condition (or pass --condition quadrants) and give --quadrants 1, "
+     "2 or 3"),
+    (["--model", "cvae", "--condition", "label", "--objective", "iwae"],
+     "the conditional models are built for objective 'elbo', got 'iwae' (model 'cvae'): drop --objective iwae"),
+    (["--model", "cvae", "--condition", "quadrants", "--quadrants", "2", "--likelihood", "gaussian"],
+     "the quadrant condition scores the unseen pixels with a Bernoulli (eq:cvae-unseen-nll), got likelihood "
+     "'gaussian'"),
 ])
 def test_impossible_conditional_flags_are_refused_with_a_sentence_and_no_run_folder(tmp_path, capsys, flags, says):
     out = tmp_path / "run"
-    assert main(["train", *flags, *SMALL, "--out", str(out)]) == 2
+    try:
+        rc = main(["train", *flags, *SMALL, "--out", str(out)])
+    except SystemExit as stop:  # argparse refuses a flag's value itself, with exit status 2
+        rc = stop.code
+    assert rc == 2
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
+    assert "got 'none'" not in err and "got 0" not in err and "needs a VAE" not in err  # nothing the user did not type
     assert not out.exists()
 
 

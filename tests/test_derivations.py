@@ -203,3 +203,13 @@ def test_semi_supervised_page_shows_what_its_numeric_check_prints(capsys):
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("worst relative gradient error")
     assert f"It prints\n\n```text\n{printed}\n```" in text
+
+
+def test_conditional_page_shows_what_its_numeric_check_prints(capsys):
+    """The text block under conditional.md's numeric check is the line the check prints."""
+    text = (DERIVATIONS / "conditional.md").read_text(encoding="utf-8")
+    block = compile(CODE_BLOCK.findall(text)[0], "conditional.md[block 0]", "exec")
+    exec(block, {"__name__": "conditional_page"})  # noqa: S102
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("regressor 2.77 nats, latent mixture 0.69")
+    assert f"It prints\n\n```text\n{printed}\n```" in text

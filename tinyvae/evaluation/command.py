@@ -51,7 +51,9 @@ def format_report(result):
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="negative ELBO, importance-weighted NLL, KL per dimension, active units",
                               description="Evaluate a checkpoint (or a run folder holding checkpoint.npz) "
-                                          "on a data split.")
+                                          "on a data split. Unconditional models only: a cvae or quadrant-regressor "
+                                          "run is scored with tinyvae.conditional_nll and drawn with tinyvae plot "
+                                          "RUN (derivations/conditional.md#try-it).")
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR", help="a checkpoint .npz or a run folder")
     p.add_argument("--iw-samples", type=_non_negative, default=0, metavar="K",
                    help="importance samples for the NLL estimate (5000 is standard; 0 skips it, the default)")

@@ -6,10 +6,13 @@ For the CVAE, with K draws z_k = μ + σ ⊙ ε_k from the recognition model q(z
 image, as in training) [eq:cvae-iw-nll]::
 
     log w_k = log p(x_u | z_k, c) + log N(z_k; 0, I) − log q(z_k | x, c)
-    −log p̂(x_u | c) = −log (1/K) Σ_k w_k            (log-mean-exp; K = 1 gives the −ELBO)
+    −log p̂(x_u | c) = −log (1/K) Σ_k w_k            (log-mean-exp)
 
-which is an upper bound on −log p(x_u | c) in expectation, tighter as K grows (Burda et al. 2016, sec. 3).
-For the regressor the prediction is one Bernoulli mean per pixel and its NLL needs no sampling.
+which, for binary pixels, is an upper bound on −log p(x_u | c) in expectation, tighter as K grows (Burda et
+al. 2016, sec. 3); K = 1 is a one-sample estimate of the −ELBO. For the regressor the prediction is one
+Bernoulli mean per pixel and its NLL needs no sampling. On grey levels the Bernoulli term is not
+normalized, and both figures are cross-entropies, not −log p(x_u | c)
+(derivations/bernoulli.md#grey-levels-a-cross-entropy-not-a-likelihood).
 
 Every figure is in nats per example, summed over the scored (unseen) pixels, for the label condition
 over every pixel.
@@ -45,8 +48,10 @@ def conditional_nll(model, x, *, labels=None, mask=None, k=100, seed=0, batch_si
     """
     require_conditional(model, "conditional_nll")
     x = _check_images(model, x)
-    if labels is not None:
-        labels = check_labels(labels, x.shape[0], model.config.classes)  # every label, before any batch
+    if labels is not None or model.needs_labels:  # every label, before any batch
+        labels = check_labels(labels, x.shape[0], model.config.classes, call="conditional_nll(model, x, labels=y)")
+    if mask is not None:
+        mask = _check_unseen(model, np.asarray(mask) if not hasattr(mask, "ndim") else mask, x.shape[0])
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k: expected a positive integer number of importance samples, got {k!r}")
     noise = backend.default_rng(seed, model.xp)
@@ -63,6 +68,21 @@ def conditional_nll(model, x, *, labels=None, mask=None, k=100, seed=0, batch_si
             eps = noise.standard_normal((n, int(k), model.config.latent), dtype=model.dtype)  # (N, K, Z)
             out.append(-to_numpy(log_mean_exp(_log_weights(model, xb, eps, extra), axis=1)).astype(np.float64))
     return np.concatenate(out)
+
+
+def _check_unseen(model, mask, n):
+    """The mask, refused where it leaves no pixel of an example unseen: −log p(x_u | c) of no pixel is 0, and
+    an estimate of it is noise around 0."""
+    if model.config.condition != "quadrants":
+        return mask  # the label condition refuses any mask with its own message
+    mask = model.condition.check_mask(mask, n, model.xp)  # (D,) or (N, D), 0 or 1
+    unseen = (mask == 0).sum(axis=-1)
+    if bool((unseen == 0).any()):
+        which = "the mask" if mask.ndim == 1 else f"row {int(np.flatnonzero(to_numpy(unseen) == 0)[0])} of the mask"
+        raise InputError(f"mask: {which} marks every pixel seen, so no pixel is left to predict; expected 0 at the "
+                         f"unseen pixels (1 seen), e.g. the quadrant mask tinyvae.models.parts.conditions."
+                         f"quadrant_mask(2, (28, 28))")
+    return mask
 
 
 def _regressor_nll(model, xb, extra):

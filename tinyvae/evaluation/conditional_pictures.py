@@ -130,9 +130,10 @@ def write_conditional_pictures(model, x, y, folder, seed=0):
         plot_style_transfer(model, x[:8], y[:8], path=written[-1])
     elif isinstance(model, QuadrantRegressor):
         written.append(folder / "completion.png")
-        fig = _figure(figsize=(6.0, 1.9), layout="constrained")
-        rows = np.concatenate([seen_part(model, x[:10]), completions(model, x[:10])[0]])
-        _show(fig.add_subplot(), _grid(rows, 10), x.shape[1], rows=("seen", "regressor"))
+        fig = _figure(figsize=(6.0, 2.5), layout="constrained")
+        rows = np.concatenate([seen_part(model, x[:10]), to_numpy(model_input(model, x[:10])),
+                               completions(model, x[:10])[0]])
+        _show(fig.add_subplot(), _grid(rows, 10), x.shape[1], rows=("seen", "truth", "regressor"))
         fig.suptitle(f"Quadrant regressor, {model.config.quadrants} seen", fontsize=9)
         _finish(fig, written[-1])
     else:

@@ -31,7 +31,7 @@ from ..checkpoint import CheckpointError
 from ..checks import check_array, check_unit_interval
 from ..prob.losses import gaussian_kl_per_dim
 from .importance import CURVE_KS
-from ..models.conditioning import is_conditional
+from ..models.conditioning import evaluation_call, is_conditional
 from ..models.config import LATENT_MODELS
 from ..models.vae import VAE, load_model
 
@@ -250,15 +250,26 @@ def sample_sharpness(model, n=SHARPNESS_SAMPLES, seed=0):
 
 
 def refuse_conditional(model, path, what):
-    """A CheckpointError when ``model`` (loaded from ``path``) is conditional: ``what`` (an unconditional
-    picture or figure) would have to invent its labels or its seen pixels."""
+    """A CheckpointError when ``model`` (loaded from ``path``) is conditional: ``what`` (a command for
+    unconditional models) would have to invent each example's label or seen pixels. The message names the
+    command, points to ``tinyvae plot RUN`` and gives the complete call that scores the run."""
     if is_conditional(model.config):
+        path = Path(path)
+        given = "its label" if model.config.condition == "label" else "its seen quadrants"
         raise CheckpointError(
-            f"{path} holds a conditional model ({model.config.describe()}); {what} is for unconditional models and "
-            f"has no condition to give it. Evaluate it with tinyvae.conditional_nll (or "
-            f"benchmarks/cvae_quadrants.py) and draw it with tinyvae.plots.plot_digit_grid, plot_style_transfer "
-            f"or plot_completion")
+            f"{path} holds a conditional model ({model.config.describe()}); {what} is for unconditional models "
+            f"only: a conditional model draws and scores each example given {given}. Draw its own pictures with "
+            f"tinyvae plot {path.parent}, and score its test digits in Python with: import tinyvae, tinyvae.data; "
+            f"{evaluation_call(model.config, path, _run_binarize(path))}")
     return model
+
+
+def _run_binarize(checkpoint):
+    """The binarization of the run whose checkpoint this is ('none' when its config.json cannot be read)."""
+    try:
+        return json.loads((Path(checkpoint).parent / "config.json").read_text()).get("binarize", "none")
+    except (OSError, ValueError, AttributeError):
+        return "none"
 
 
 def find_checkpoint(path):

@@ -165,13 +165,13 @@ def plot_ae_vs_vae(ae, vae, x, n=10, seed=0, path=None):
 # --------------------------------------------------------------------------- a run folder
 
 
-def _run(path, device="cpu", conditional=False):
+def _run(path, device="cpu", conditional=False, what="this picture"):
     """(model, run config, run folder) of a checkpoint file or run folder; a conditional model only where the
-    caller draws it (``conditional``)."""
+    caller draws it (``conditional``); ``what`` names the command that refuses one."""
     checkpoint, config = find_checkpoint(path)
     model = load_model(checkpoint, device)
     if not conditional:
-        refuse_conditional(model, checkpoint, "this picture")
+        refuse_conditional(model, checkpoint, what)
     return model, config, checkpoint.parent
 
 
@@ -219,7 +219,7 @@ def write_run_pictures(run_dir, seed=0):
 def write_traversals(run_dir, seed=0):
     """Draw the latent traversals of a run (``plot_traversals`` on its test digits) into
     ``traversals.png`` in the run folder; returns ``[path]``."""
-    model, config, folder = _run(run_dir)
+    model, config, folder = _run(run_dir, what="tinyvae plot --traverse")
     x, _ = _run_test_images(config, seed, SCATTER_DIGITS)
     path = folder / "traversals.png"
     plot_traversals(model, x, path=path)
@@ -231,7 +231,9 @@ def write_traversals(run_dir, seed=0):
 
 def add_parser(subparsers):
     s = subparsers.add_parser("sample", help="decode draws from the prior into a PNG grid",
-                              description="Decode z ~ N(0, I) with a trained model and save the mean images.")
+                              description="Decode z ~ N(0, I) with a trained model and save the mean images. "
+                                          "Unconditional models only: tinyvae plot RUN draws a cvae run's digits "
+                                          "by label, or its completions.")
     s.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN", help="a checkpoint .npz or a run folder")
     s.add_argument("--n", type=_positive, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=arguments.count, default=0, help="seed of z (default 0)")
@@ -263,7 +265,7 @@ _ERRORS = (CheckpointError, FileNotFoundError, data.DataError, backend.BackendEr
 def sample_command(args):
     try:
         out = output_file(args.out, "samples.png") if args.out else None
-        model, _, folder = _run(args.checkpoint)
+        model, _, folder = _run(args.checkpoint, what="tinyvae sample")
         if out is None or out.parent == Path(args.out):  # samples.png in the run folder or in the --out folder
             out = _unused(out or folder / "samples.png")
         plot_samples(model, n=args.n, seed=args.seed, path=out)
@@ -293,8 +295,8 @@ def plot_command(args):
         args.parser.error("--traverse draws the traversals of one run: give RUN_DIR, not --ae and --vae")
     try:
         if comparing:
-            ae, _, _ = _run(args.ae)
-            vae, config, _ = _run(args.vae)
+            ae, _, _ = _run(args.ae, what="tinyvae plot --ae/--vae")
+            vae, config, _ = _run(args.vae, what="tinyvae plot --ae/--vae")
             x, _ = _run_test_images(config, args.seed, args.n)
             out = output_file(args.out or "ae_vs_vae.png", "ae_vs_vae.png")
             plot_ae_vs_vae(ae, vae, x, n=args.n, seed=args.seed, path=out)

@@ -13,8 +13,10 @@ Conditional VAE, shapes N batch, D pixels, C condition width, Z latent::
 The condition enters by concatenation into the first dense layer of each network [eq:cvae-concat]; for a
 one-hot label that is a learned embedding of the label added to the layer's pre-activation, so no
 separate embedding is built. The prior is N(0, I), not a prior network p(z|c) as in Sohn et al. (2015):
-the decoder reads c, so the shift and scale a Gaussian p(z|c) would add can be learned by a decoder
-flexible enough [eq:cvae-prior-absorbed], and the KL keeps its closed form (derivations/conditional.md#why-a-standard-normal-prior).
+the decoder reads c, so the shift and scale a diagonal Gaussian p(z|c) with s(c) > 0 would add can be
+learned by a decoder flexible enough, given an encoder that also absorbs the map [eq:cvae-prior-absorbed],
+and the KL keeps its closed form (derivations/conditional.md#why-a-standard-normal-prior). Nothing forces the
+decoder to use c: a latent wide enough to carry the label lets it ignore the label.
 
 Quadrant regressor (Sohn et al.'s deterministic baseline): c -> network -> logits (N, D), loss = the
 Bernoulli NLL of the unseen pixels [eq:cvae-unseen-nll], nothing sampled. Its best prediction is each
@@ -28,12 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_array
+from ..backend import get_xp
+from ..checks import ShapeError, check_array
 from ..errors import InputError
 from ..nn import mlp
 from .base import Model
 from .conditioning import condition_width, network_sizes
-from .parts.conditions import LabelCondition, QuadrantCondition
+from .parts.conditions import LabelCondition, QuadrantCondition, check_labels, one_hot
 from .parts.encoders import GaussianEncoder
 from .parts.objectives import ELBO, Reconstruction
 from .parts.priors import StandardNormal
@@ -120,17 +123,42 @@ class ConditionalVAE(_Conditional):
         c = self.condition_of(x, labels, mask)
         return self.decode(self.encode(x, c)[0], c)
 
-    def sample(self, n, rng=None, *, c):
+    def sample(self, n, rng=None, *, c=None, labels=None):
         """Mean images (n, R, D): n draws z ~ N(0, I), each decoded under every row of ``c`` (R, C), so that row
-        i of the result shares one z (one style) across the conditions."""
+        i of the result shares one z (one style) across the conditions. For the label condition ``labels`` (R,)
+        is a shortcut for their one-hot rows: ``sample(8, labels=[3])`` draws eight 3s."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n: expected a positive integer number of samples, got {n!r}")
+        c = self._sample_condition(c, labels)  # (R, C), on the model's device, in its dtype
         rng = self.rng if rng is None else rng
         r, z_dim = c.shape[0], self.config.latent
         z = rng.standard_normal((int(n), z_dim), dtype=self.dtype)  # (n, Z)
         z_rows = self.xp.repeat(z, r, axis=0)  # (n·R, Z)
         c_rows = self.xp.tile(c, (int(n), 1))  # (n·R, C)
         return self.decode(z_rows, c_rows).reshape(int(n), r, self.config.input_dim)
+
+    def _sample_condition(self, c, labels):
+        """The rows of c that ``sample`` decodes under, checked as the caller gave them (before any tiling)."""
+        width = condition_width(self.config)
+        if self.needs_labels:
+            want = f"one-hot rows of shape (R, {width}) (e.g. np.eye({width})[[3]]), or labels=[3]"
+        else:
+            want = f"rows [x ⊙ m | m] of shape (R, {width}), e.g. model.condition_of(x)"
+        if (c is None) == (labels is None):
+            raise InputError(f"sample: expected c, {want}; got {'both c and labels' if c is not None else 'neither'}")
+        if labels is not None:
+            if not self.needs_labels:
+                raise InputError("labels: the quadrant condition reads the seen pixels, not a label; pass "
+                                 "c=model.condition_of(x)")
+            labels = check_labels(labels, len(labels) if hasattr(labels, "__len__") else -1, self.config.classes,
+                                  call="sample(n, labels=y)")
+            return one_hot(self.xp.asarray(labels), self.config.classes, self.dtype, self.xp)
+        shape = tuple(getattr(c, "shape", np.shape(c)))
+        if len(shape) != 2 or shape[1] != width:
+            raise ShapeError(f"c: expected {want}, got shape {shape}")
+        c = c if hasattr(c, "dtype") and get_xp(c) is self.xp else self.xp.asarray(c)
+        check_array(c, "c", shape=(None, width), floating=c.dtype.kind == "f")
+        return c.astype(self.dtype, copy=False)  # the model's dtype, whatever c's
 
     # ---- forward and backward
 

@@ -3,8 +3,8 @@ condition vector c is, how many parameters, how the model is described. The mode
 in ``models/conditional.py``, the condition parts in ``models/parts/conditions.py``.
 
 * ``cvae`` with condition ``label``: q(z|x, y) and p(x|z, y), y one-hot over ``classes`` (Kingma,
-  Rezende, Mohamed & Welling 2014, sec. 3.1, their M2's generative model with y observed);
-* ``cvae`` with condition ``quadrants``: Sohn, Lee & Yan (2015), sec. 5.1: given ``quadrants`` of
+  Rezende, Mohamed & Welling 2014: their M2's generative model with y observed);
+* ``cvae`` with condition ``quadrants``: Sohn, Lee & Yan (2015), their MNIST experiment: given ``quadrants`` of
   the four quadrants of each image (1, 2 or 3), q(z|x, c) and p(x_u|z, c) of the unseen pixels x_u,
   c = [observed pixels | mask];
 * ``quadrant-regressor``: their deterministic baseline, one network from c to the unseen pixels'
@@ -38,6 +38,16 @@ def stored_fields(config, d):
     return d
 
 
+def evaluation_call(config, checkpoint, binarize="none"):
+    """The complete Python call that scores a conditional run's test digits, for the messages that point to it:
+    with the test labels for the label condition, with the run's own quadrants otherwise."""
+    images = "d.test_x" if binarize == "none" else "tinyvae.data.binarize_static(d.test_x, 2014)"
+    labels = ", labels=d.test_y" if config.condition == "label" else ""
+    k = ", k=100" if config.model == "cvae" else ""  # the regressor's figure is exact: nothing is sampled
+    return (f"d = tinyvae.data.load_dataset(); tinyvae.conditional_nll(tinyvae.load_model('{checkpoint}'), "
+            f"{images}{labels}{k}).mean()")
+
+
 def condition_width(config):
     """C, the width of the condition vector c: the classes of a one-hot label, or 2D for the quadrant
     condition's observed pixels and mask."""
@@ -49,34 +59,43 @@ def condition_problems(config):
     sentence each ([] when nothing is). Works on a ModelConfig and on a TrainConfig."""
     model, condition, quadrants = config.model, config.condition, config.quadrants
     if not is_conditional(config):
-        if condition != "none" or quadrants or config.classes != DEFAULTS["classes"]:
-            return [f"condition {condition!r} (quadrants {quadrants}, classes {config.classes}) needs a conditional "
-                    f"model: --model cvae, or --model quadrant-regressor with --condition quadrants; got model "
-                    f"{model!r}"]
+        given = [f"--{k} {getattr(config, k)}" for k in FIELDS if getattr(config, k) != DEFAULTS[k]]
+        if given:
+            return [f"{' '.join(given)} sets a condition, which only a conditional model reads: add --model cvae "
+                    f"(or --model quadrant-regressor, for --condition quadrants), or drop "
+                    f"{'it' if len(given) == 1 else 'them'}; got model {model!r}"]
         return []
     problems = []
+    if condition == DEFAULTS["condition"]:
+        return [f"model {model!r} needs a condition, and no --condition was given: add --condition label or "
+                f"--condition quadrants (with --quadrants 1, 2 or 3)"]
     if condition not in CONDITIONS:
         return [f"model {model!r} needs a condition, one of {CONDITIONS} (--condition), got {condition!r}"]
     if model == "quadrant-regressor" and condition != "quadrants":
-        problems.append(f"the quadrant regressor predicts unseen quadrants: it needs condition 'quadrants', got "
-                        f"{condition!r}")
-    if condition == "quadrants" and quadrants not in QUADRANT_COUNTS:
-        problems.append(f"condition 'quadrants' needs the number of quadrants seen, one of {QUADRANT_COUNTS} "
-                        f"(--quadrants), got {quadrants!r}")
+        problems.append(f"the quadrant regressor predicts unseen quadrants and reads no label, got --condition "
+                        f"{condition}: drop --condition (or pass --condition quadrants) and give --quadrants 1, 2 "
+                        f"or 3")
+    elif condition == "quadrants" and quadrants == DEFAULTS["quadrants"]:
+        problems.append("condition 'quadrants' needs the number of quadrants seen, and no --quadrants was given: "
+                        "add --quadrants 1 (bottom left), 2 (left half) or 3 (all but bottom right)")
+    elif condition == "quadrants" and quadrants not in QUADRANT_COUNTS:
+        problems.append(f"--quadrants: expected 1, 2 or 3 quadrants seen, got {quadrants!r}")
     if condition == "label" and quadrants:
-        problems.append(f"--quadrants sets the quadrant condition; condition 'label' has none, got quadrants "
+        problems.append(f"--quadrants sets the quadrant condition; condition 'label' has none, got --quadrants "
                         f"{quadrants}")
     if condition == "quadrants" and config.classes != DEFAULTS["classes"]:
         problems.append(f"--classes sets the label condition; condition 'quadrants' reads no label, got classes "
                         f"{config.classes}")
     if condition == "label" and (isinstance(config.classes, bool) or not config.classes >= 2):
         problems.append(f"classes must be an integer >= 2 for a one-hot label, got {config.classes!r}")
-    wanted = {"arch": "mlp", "stochastic_layers": 1, "objective": "elbo", "flow": "none"}
-    if condition == "quadrants" or model == "quadrant-regressor":
-        wanted["likelihood"] = "bernoulli"  # the unseen pixels' Bernoulli, as Sohn et al. and Pyro score them
+    wanted = {"arch": "mlp", "stochastic_layers": 1, "flow": "none"}  # the objective: objective_problems
     for name, value in wanted.items():
         if getattr(config, name, value) != value:
             problems.append(f"the conditional models are built for {name} {value!r}, got {getattr(config, name)!r}")
+    likelihood = getattr(config, "likelihood", "bernoulli")
+    if (condition == "quadrants" or model == "quadrant-regressor") and likelihood != "bernoulli":
+        problems.append(f"the quadrant condition scores the unseen pixels with a Bernoulli (eq:cvae-unseen-nll), "
+                        f"got likelihood {likelihood!r}: drop --likelihood (the label condition takes any)")
     shape = tuple(getattr(config, "image_shape", None) or ())
     if condition == "quadrants" and len(shape) == 2 and shape[0] * shape[1] != config.input_dim:
         problems.append(f"the quadrant condition cuts each image into quadrants: image_shape {shape} must have "
@@ -99,11 +118,13 @@ def parameter_count(config):
 
 
 def describe(config):
-    """E.g. 'cvae 784-400-20 relu bernoulli, condition label (10 classes)'."""
+    """E.g. 'cvae [x|c] 794-400-20 relu bernoulli, condition label (10 classes)': the true input widths of
+    the encoder (x and c) or of the regressor's network (c alone)."""
     what = (f"condition label ({config.classes} classes)" if config.condition == "label"
             else f"condition quadrants ({config.quadrants} seen)")
+    sizes = network_sizes(config)
     if config.model == "quadrant-regressor":
-        sizes = "-".join(map(str, (config.input_dim, *config.hidden, config.input_dim)))
+        widths = "c " + "-".join(map(str, sizes["decoder"]))
     else:
-        sizes = "-".join(map(str, (config.input_dim, *config.hidden, config.latent)))
-    return f"{config.model} {sizes} {config.activation} {config.likelihood}, {what}"
+        widths = "[x|c] " + "-".join(map(str, (*sizes["encoder"][:-1], config.latent)))
+    return f"{config.model} {widths} {config.activation} {config.likelihood}, {what}"

@@ -171,6 +171,9 @@ def objective_problems(objective, k, model="vae", beta=1.0):
     if objective == "elbo" and k != 1:
         return [f"k = {k} importance samples needs objective 'iwae'; the ELBO objective takes one sample "
                 f"(k = 1)"]
+    if objective == "iwae" and model in conditioning.CONDITIONAL_MODELS:
+        return [f"the conditional models are built for objective 'elbo', got 'iwae' (model {model!r}): drop "
+                f"--objective iwae"]
     if objective == "iwae" and model != "vae":
         return [f"objective 'iwae' needs a VAE (an encoder q(z|x) to sample from), got model {model!r}"]
     if objective == "iwae" and beta != 1:

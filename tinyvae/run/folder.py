@@ -24,6 +24,7 @@ import numpy as np
 from .. import backend
 from ..checkpoint import CheckpointError, atomic_write, from_json_array, json_array, load_arrays
 from ..errors import FileError, UserError, file_errors
+from ..models import conditioning
 from .config import EVAL_BINARIZE_SEED, ConfigError, TrainConfig
 
 CONFIG_NAME = "config.json"
@@ -319,6 +320,14 @@ def read_checkpoint(checkpoint):
     return arrays
 
 
+def _shown(config, key):
+    """A stored or asked value as the user would name it: an unset condition field reads 'none'."""
+    value = getattr(config, key)
+    if key in ("condition", "quadrants") and value == conditioning.DEFAULTS[key]:
+        return "none"
+    return repr(value)
+
+
 def merge_resume(stored, asked, folder, current_epoch):
     """The stored config with the changes a resume may make (epochs, device); refuses any other."""
     if asked.get("out") is not None and Path(asked["out"]).resolve() != Path(folder).resolve():
@@ -329,7 +338,7 @@ def merge_resume(stored, asked, folder, current_epoch):
         merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
     except ConfigError as err:  # a change no config allows (--objective elbo for an IWAE run with k = 2)
         merged, invalid = types.SimpleNamespace(**{**vars(stored), **asked}), err
-    conflicts = [f"{k}: stored {getattr(stored, k)!r}, asked {getattr(merged, k)!r}" for k in asked
+    conflicts = [f"{k}: stored {_shown(stored, k)}, asked {_shown(merged, k)}" for k in asked
                  if k not in ("epochs", "device") and getattr(merged, k) != getattr(stored, k)]
     if conflicts:  # named before what is invalid about the mixture: the change is the mistake
         raise ConfigError(f"cannot resume {folder} with a different config ({'; '.join(conflicts)}); "

@@ -24,7 +24,7 @@ from ..data import DataError, binarize_static, epoch_permutation, load_dataset, 
 from ..errors import UserError, explain
 from ..evaluation.evaluate import evaluate_elbo
 from ..models.parts.iwae import check_memory
-from ..models.conditioning import is_conditional
+from ..models.conditioning import evaluation_call, is_conditional
 from ..models.config import LATENT_MODELS
 from ..models.parts.conditions import LabelError
 from ..models.vae import build_model
@@ -102,7 +102,8 @@ class Run:
             self._buffers.clear()
             self.optimizer = None
             write_pictures(self.run_dir, self.log)
-        how = (f"tinyvae.conditional_nll(tinyvae.load_model('{self.run_dir}/{CHECKPOINT_NAME}'), ...)"
+        how = (f"import tinyvae, tinyvae.data; " + evaluation_call(self.model.config, f"{self.run_dir}/{CHECKPOINT_NAME}",
+                                                                 self.config.binarize)
                if is_conditional(self.model.config) else f"tinyvae evaluate {self.run_dir}")
         self.log(f"done: {self.run_dir}/ holds {CONFIG_NAME}, {METRICS_NAME} and {CHECKPOINT_NAME}; "
                  f"evaluate it with: {how}")
@@ -161,7 +162,9 @@ class Run:
         if bar is not None and (last_step + 1 - bar.n >= READ_EVERY or last_step == self.steps_per_epoch - 1):
             seen = min((last_step + 1) * self.config.batch_size, len(self.train_x))
             bar.n = last_step + 1
-            bar.set_postfix_str(f"loss {sums[0] / seen:.2f}  recon {sums[1] / seen:.2f}  KL {sums[2] / seen:.2f}")
+            terms = (f"  recon {sums[1] / seen:.2f}  KL {sums[2] / seen:.2f}"
+                     if self.model.config.model != "quadrant-regressor" else "")  # no latent, no KL
+            bar.set_postfix_str(f"loss {sums[0] / seen:.2f}{terms}")
         pending.clear()
 
     def _labels(self, labels, index=None):
@@ -199,7 +202,7 @@ class Run:
                       eval_seconds=time.perf_counter() - start)
         self.folder.append_metrics(record)
         self._save(epoch, 0, [0.0, 0.0, 0.0], 0.0)
-        self.log(summary(record, cfg.epochs))
+        self.log(summary(record, cfg.epochs, latent=self.model.config.model != "quadrant-regressor"))
 
     def _save(self, epoch, step, sums, seconds):
         """Write checkpoint.npz at ``epoch`` epochs done plus ``step`` steps; only finite values."""
@@ -313,13 +316,16 @@ def eval_seed(seed, epoch):
     return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
 
 
-def summary(r, epochs):
-    line = (f"epoch {r['epoch']}/{epochs}  train {r['train_loss']:.2f} (recon {r['train_recon']:.2f}, "
-            f"KL {r['train_kl']:.2f})")
+def summary(r, epochs, latent=True):
+    """One epoch's line; ``latent=False`` (a model with no latent variable) leaves out the KL and β."""
+    def parts(split):
+        return f" (recon {r[f'{split}_recon']:.2f}, KL {r[f'{split}_kl']:.2f})" if latent else ""
+    line = f"epoch {r['epoch']}/{epochs}  train {r['train_loss']:.2f}{parts('train')}"
     for split in ("test", "val"):
         if f"{split}_loss" in r:
-            line += f"  {split} {r[f'{split}_loss']:.2f} (recon {r[f'{split}_recon']:.2f}, KL {r[f'{split}_kl']:.2f})"
-    return line + f"  β {r['beta']:.3g}  {r['seconds']:.1f} s (+{r['eval_seconds']:.1f} s eval)"
+            line += f"  {split} {r[f'{split}_loss']:.2f}{parts(split)}"
+    beta = f"  β {r['beta']:.3g}" if latent else ""
+    return line + f"{beta}  {r['seconds']:.1f} s (+{r['eval_seconds']:.1f} s eval)"
 
 
 def write_pictures(run_dir, log):

@@ -131,7 +131,10 @@ class sigint_requests_stop:
             return
         self.previous = signal.signal(signal.SIGINT, self._handle)
         self.installed = True
-        reader, writer = socket.socketpair()
+        try:
+            reader, writer = socket.socketpair()
+        except OSError:  # the browser's Python (Pyodide) cannot make one: count handler calls only
+            return
         reader.setblocking(False)
         writer.setblocking(False)
         theirs = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)

@@ -29,7 +29,7 @@ from ..data import BINARIZE_MODES, DataError
 from ..errors import UserError, explain
 from ..models.config import ARCHS, LIKELIHOODS, MODELS, OBJECTIVES
 from ..nn import ACTIVATIONS
-from ..models.conditioning import CONDITIONS
+from ..models.conditioning import CONDITIONS, QUADRANT_COUNTS
 from ..models.flow_sizes import FLOWS, IAF_HIDDEN
 from ..models.hierarchy import STOCHASTIC_LAYERS
 from .config import (INITS, LR_SCHEDULES, OPTIMIZERS, OUTPUT_BIASES, PRESETS, TWO_LAYER_PRESETS, ConfigError,
@@ -162,6 +162,10 @@ def _stochastic_layers(text):
     return value
 
 
+def _quadrants(text):
+    return _typed(text, int, lambda v: v in QUADRANT_COUNTS, "1, 2 or 3 quadrants seen")
+
+
 def _positive_float(text):
     return _typed(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
@@ -183,8 +187,10 @@ def _typed(text, kind, ok, what):
 def add_parser(subparsers):
     d = TrainConfig()
     p = subparsers.add_parser(
-        "train", help="train a VAE (or an autoencoder) on MNIST",
-        description="Train a VAE or an autoencoder. With no flags: the PyTorch examples VAE (784-400-20, ReLU, "
+        "train", help="train a VAE, an autoencoder, a conditional VAE (cvae), the quadrant-regressor or m2 on MNIST",
+        description="Train a VAE, an autoencoder (--model ae), a conditional VAE (--model cvae, on a label or on the "
+                    "seen quadrants of a digit), the deterministic --model quadrant-regressor, or the semi-supervised "
+                    "--model m2. With no flags: the PyTorch examples VAE (784-400-20, ReLU, "
                     "Bernoulli decoder on grey levels, Adam 1e-3, batch 128, 10 epochs) on the bundled MNIST.",
         epilog=m2_defaults(),
         argument_default=argparse.SUPPRESS)  # absent flags stay absent: --resume can tell what was asked
@@ -198,7 +204,7 @@ def add_parser(subparsers):
            "predict the rest; Sohn et al. 2015)")
     a("--classes", type=_positive_int, metavar="C", help="with --condition label: the classes, labels 0..C-1 "
                                                         "(default 10)")
-    a("--quadrants", type=_positive_int, metavar="Q",
+    a("--quadrants", type=_quadrants, metavar="Q",
       help="with --condition quadrants or --model quadrant-regressor: quadrants seen, 1 (bottom left), 2 (left "
            "half) or 3 (all but bottom right)")
     a("--arch", choices=ARCHS, help=f"mlp (dense layers) or conv (the Keras example's convolutional VAE: "

@@ -2,15 +2,17 @@
 pixels the likelihood then scores (derivations/conditional.md).
 
 * ``LabelCondition``: c = one-hot(y) (N, C) over C classes; every pixel is scored.
-* ``QuadrantCondition``: Sohn, Lee & Yan (2015), sec. 5.1: c = [x ⊙ m | m] (N, 2D), the seen pixels and the
+* ``QuadrantCondition``: Sohn, Lee & Yan (2015), their MNIST experiment: c = [x ⊙ m | m] (N, 2D), the seen pixels and the
   mask m (1 where a pixel is seen), and only the unseen pixels, 1 − m, are scored
   (``ScoredBernoulli``) [eq:cvae-unseen-nll].
 
 A model feeds c in by concatenation: its encoder reads [x | c] and its decoder [z | c] [eq:cvae-concat].
-For a one-hot y that is already a learned embedding: the first dense layer's W [x | y] = W_x x + W_y y,
-and W_y y is the column of W_y that belongs to y, a vector learned for each class and added to the
-layer's pre-activation. A separate embedding layer E before it would give W_y E y, the same family of
-vectors again (derivations/conditional.md#concatenation-is-an-embedding).
+For a one-hot row c = e_y that is already a learned embedding: the first dense layer's
+[x | c] W + b = x W_x + c W_c + b, and e_y W_c is row y of W_c, a vector learned for each class and added
+to the layer's pre-activation. A separate embedding E (C rows of width k) before it would give e_y E W_c',
+and E W_c' has rank at most min(C, k): with k >= C it holds exactly the vectors W_c can, with k < C it
+confines the C class vectors to a k-dimensional subspace; it adds nothing
+(derivations/conditional.md#concatenation-is-an-embedding).
 
 Shapes: N batch, D pixels, C condition width.
 """
@@ -29,18 +31,21 @@ class LabelError(InputError):
     """Labels that are not one class index per example, each in 0 .. C − 1."""
 
 
-def check_labels(labels, n, classes, validate=True):
+def check_labels(labels, n, classes, validate=True, call="forward(x, eps, labels=y)"):
     """``labels`` as an integer array (N,), or a LabelError naming what was given and what was expected.
 
     ``validate=False`` skips the range check, which reads the labels' extremes back from their device: the
-    training loop has checked every label of the run once, before its first step.
+    training loop has checked every label of the run once, before its first step. ``call`` is how the caller's
+    own function takes them, for the message; ``n`` < 0 takes any number of labels.
     """
     if labels is None:
-        raise LabelError(f"labels: this model conditions on each example's class: expected labels, {n} integers "
-                         f"in 0..{classes - 1} (forward(x, eps, labels=y)), got None")
+        count = f"{n} integers" if n >= 0 else "integers"
+        raise LabelError(f"labels: this model conditions on each example's class: expected labels, {count} "
+                         f"in 0..{classes - 1} ({call}), got None")
     labels = labels if hasattr(labels, "ndim") else np.asarray(labels)  # a list or tuple stays on the host
-    if labels.ndim != 1 or labels.shape[0] != n:
-        raise LabelError(f"labels: expected one class per example, shape ({n},), got shape {tuple(labels.shape)}")
+    if labels.ndim != 1 or (n >= 0 and labels.shape[0] != n):
+        raise LabelError(f"labels: expected one class per example, shape ({n if n >= 0 else 'R'},), got shape "
+                         f"{tuple(labels.shape)}")
     if labels.dtype.kind not in "iu":
         raise LabelError(f"labels: expected integer class indices 0..{classes - 1}, got dtype {labels.dtype}")
     if validate and n and (int(labels.min()) < 0 or int(labels.max()) >= classes):

@@ -1,0 +1,60 @@
+"""The browser branches of the notebooks, run here with the browser's platform name.
+
+A notebook that does less in the browser (JupyterLite, Pyodide: ``sys.platform == "emscripten"``) says
+so in a Markdown cell and prints a line starting ``in the browser:`` there, and checks the figures it
+prints with the same ``assert``s as the full run. These tests run each such source top to bottom in this
+process with the platform name set as Pyodide sets it and no thread allowed to start (as there), so
+the browser run's asserts are checked on every test run; ``tests/test_lite.py`` runs them in Chromium.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import jupytext
+import pytest
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+BROWSER_TEST = 'sys.platform == "emscripten"'
+BRANCHED = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py") if BROWSER_TEST in p.read_text(encoding="utf-8"))
+
+
+def test_the_notebooks_that_need_it_have_a_browser_branch():
+    assert {"01_vae_on_one_screen", "02_autoencoder_vs_vae", "06_latent_space"} <= {p.stem for p in BRANCHED}
+
+
+@pytest.mark.parametrize("source", BRANCHED, ids=[p.stem for p in BRANCHED])
+def test_browser_branch_says_what_it_changes_and_its_asserts_hold(source, monkeypatch):
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (imported before the platform name changes)
+    from tinyvae import backend  # noqa: PLC0415
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    nb = jupytext.read(source)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "**In the browser**" in markdown, f"{source.name}: no Markdown cell says what the browser run changes"
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    monkeypatch.setattr(backend, "_workers", [])  # workers started earlier in this process are live threads
+    monkeypatch.chdir(NOTEBOOK_DIR)
+    monkeypatch.delenv("TINYVAE_RETRAIN", raising=False)
+    namespace, printed = {"__name__": "__main__"}, io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            code = "\n".join(line for line in cell.source.split("\n") if not line.startswith("%"))
+            exec(compile(code, f"{source.name}, cell {index}", "exec"), namespace)  # an assert that fails raises here
+            plt.close("all")
+    assert any(line.startswith("in the browser:") for line in printed.getvalue().split("\n")), \
+        f"{source.name} printed no line saying what the browser run changes"
