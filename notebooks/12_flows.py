@@ -443,11 +443,13 @@ def best_diagonal(centres_, log_post_, mu, std, steps=100, lr=0.5):
     """The diagonal Gaussian nearest a posterior given on grid cells, in KL(q ‖ p), by gradient descent with
     the expectations taken over the cells: its mean, its standard deviations and that KL."""
     log_var = 2 * np.log(std)
-    for _ in range(steps + 1):
+    for i in range(steps + 1):                                                  # the last pass only measures
         log_q = tinyvae.log_normal_density(centres_, mu, log_var)               # (G,)
         q = np.exp(log_q - log_q.max()); q /= q.sum()                           # q's weight on each cell
         r = log_q - log_post_.ravel()
         kl_q, r = q @ r, r - q @ r                                              # KL, and log q − log p centred
+        if i == steps:
+            break
         d, var = centres_ - mu, np.exp(log_var)                                 # (G, 2), (2,)
         # ∂KL/∂μ = E_q[r (z − μ)/σ²], ∂KL/∂log σ² = ½ E_q[r ((z − μ)²/σ² − 1)]; steps scaled by σ² for μ
         mu, log_var = mu - lr * (q * r) @ d, log_var - lr * 0.5 * (q * r) @ (d ** 2 / var - 1)
