@@ -56,10 +56,10 @@ mnist = data.load_dataset()                          # the bundled MNIST, uint8
 # As a proxy for which digit a generated image shows, we take the label of its nearest training digit
 # (Euclidean distance in pixel space) among the first 10,000 training digits, the ones the label CVAEs below
 # train on: the judge has no weights of its own, but it has seen the models' data. On real test digits it is
-# right above 90 % of the time (printed; the assert checks it), not much more. Its limits: it always gives
-# some label, even to a faint smear; this check does not measure it on the blurry mean images that decoders
-# give, which are what it judges below; and it reads thin strokes as a 1 readily. Its verdicts are a rough
-# guide, not a reader's.
+# right above 90 % of the time but below 95 % (printed; the asserts check both). Its limits: it always
+# gives some label, even to a faint smear; this check does not measure it on the blurry mean images that
+# decoders give, which are what it judges below; and it can read a digit in an unusual style otherwise than
+# a person would (the style transfer below shows cases). Its verdicts are a rough guide, not a reader's.
 
 # %%
 reference = mnist.train_x[:10_000].astype(np.float32) / 255          # (10 000, D)
@@ -75,7 +75,7 @@ def nearest_label(images):
 
 judge_accuracy = (nearest_label(mnist.test_x[:1000] / 255) == mnist.test_y[:1000]).mean()
 print(f"nearest-neighbour judge: {100 * judge_accuracy:.1f} % right on 1,000 test digits")
-assert judge_accuracy > 0.9
+assert 0.9 < judge_accuracy < 0.95
 
 # %% [markdown]
 # ## 1. Draw the digit you ask for: a VAE conditioned on the label
@@ -132,8 +132,8 @@ plots.plot_style_transfer(label_cvae, mnist.test_x[:6], mnist.test_y[:6])
 # %% [markdown]
 # By eye, in the figure, the two thin 1s (rows 3 and 6) give thin, slanted digits along their rows, and the
 # wide 2 and 0 give wide ones; where the style is wide, the 1 comes out faint and smeared. The judge's share
-# of the 60 images, and its misses, which all fall in the two thin rows (the assert): a thin style pushes
-# some digits toward a 1-like or 8-like shape, and thin strokes are where the judge is weakest.
+# of the 60 images, and its misses, which all fall in the two thin rows (the assert). By eye, in those rows
+# the 2 looks like an 8 and the 4 like a 9; the judge reads both 2s as a 1.
 
 # %%
 transfer = plots.style_transfer(label_cvae, mnist.test_x[:6], mnist.test_y[:6])           # (N, C, D)
@@ -143,6 +143,7 @@ misses = [(int(row) + 1, int(asked), int(judged[row, asked])) for row, asked in 
 print(f"style transfer: {100 * transfer_agreement:.0f} % of the 60 images are the digit asked for")
 print("misses (row, digit asked for, judge's label):", misses)
 assert transfer_agreement >= 0.9 and {row for row, _, _ in misses} <= {3, 6}
+assert [judged for row, asked, judged in misses if asked == 2] == [1, 1]
 
 # %% [markdown]
 # **A larger $z$ on the same budget.** With $Z = 8$ and everything else the same, the label controls far
