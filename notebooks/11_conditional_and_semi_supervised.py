@@ -143,7 +143,7 @@ misses = [(int(row) + 1, int(asked), int(judged[row, asked])) for row, asked in 
 print(f"style transfer: {100 * transfer_agreement:.0f} % of the 60 images are the digit asked for")
 print("misses (row, digit asked for, judge's label):", misses)
 assert transfer_agreement >= 0.9 and {row for row, _, _ in misses} <= {3, 6}
-assert [judged for row, asked, judged in misses if asked == 2] == [1, 1]
+assert [label for _, asked, label in misses if asked == 2] == [1, 1]
 
 # %% [markdown]
 # **A larger $z$ on the same budget.** With $Z = 8$ and everything else the same, the label controls far
@@ -185,9 +185,10 @@ assert kl2 < 5 and kl8 > 2 * kl2 and kl8 - kl2 > np.log(10)
 # On this budget and this seed, then, $Z = 2$ is the model whose label decides the digit, and with $Z = 8$
 # the label is largely overridden by $z$: fewer than half its images are the digit asked for, though more
 # than the one in ten of chance. With $Z = 2$ the judge's 100 % forces the row share to its floor of 10 %,
-# so the second share adds nothing there. The KL terms back the reading that the $Z = 8$ encoder put
-# much of the identity into $z$: its KL is more than twice $Z = 2$'s, and larger by more than
-# $\log 10 \approx 2.3$ nats, the most that naming one of ten digits can cost. The bound gives a reason to
+# so the second share adds nothing there. The KL terms are consistent with the reading that the $Z = 8$
+# encoder put much of the identity into $z$, though they do not prove it: its KL is more than twice
+# $Z = 2$'s, and the extra is more than the $\log 10 \approx 2.3$ nats that the digit's identity is worth
+# (at most), room enough for $z$ to carry it. The bound gives a reason to
 # move the identity out of $z$: the label is given for free, while the KL term charges for every nat that
 # $z$ holds ([eq:cvae-loss](../derivations/conditional.md#eq:cvae-loss)). Whether the $Z = 8$ model gets
 # there with longer training, this notebook does not measure.
