@@ -272,11 +272,11 @@ difference = nll_cvae - nll_regressor
 sem = difference.std(ddof=1) / np.sqrt(len(difference))
 print(f"CVAE (K = 20): {nll_cvae.mean():.1f} nats, regressor: {nll_regressor.mean():.1f} nats")
 print(f"CVAE minus regressor: {difference.mean():.1f} ± {sem:.1f} nats (standard error over 200 digits)")
-assert difference.mean() + 3 * sem < 0
+assert difference.mean() + 6 * sem < 0
 
 # %% [markdown]
 # For these two trained models and these 200 digits the CVAE's conditional NLL is the lower, by more than
-# three standard errors (the assert). The two differ in more than the latent variable: the CVAE has twice
+# six standard errors (the assert). The two differ in more than the latent variable: the CVAE has twice
 # the regressor's parameters. A cheap check of where the gain comes from: score the CVAE's own averaged
 # prediction, one Bernoulli mean per pixel (the average of 100 decoded draws $z \sim \mathcal N(0, I)$),
 # exactly as the regressor is scored. The formula is checked on the regressor's prediction first.
@@ -303,8 +303,9 @@ assert 1.9 < parameters[0] / parameters[1] < 2.1
 assert nll_averaged.mean() > nll_regressor.mean() > nll_cvae.mean()
 
 # %% [markdown]
-# Averaged into one mean per pixel, the CVAE predicts worse than the regressor: its extra weights did not
-# buy a better mean. Its gain is the mixture's: over $z$ it can put its probability on the shapes the
+# Averaged into one mean per pixel, the CVAE predicts worse than the regressor, so on these models its gain
+# does not come from a better mean per pixel (its extra weights, the encoder, only propose $z$ in the
+# estimate). The gain is the mixture's: over $z$ it can put its probability on the shapes the
 # quadrant allows, where one Bernoulli mean per pixel cannot
 # ([why a deterministic network blurs](../derivations/conditional.md#eq:cvae-regressor-mean)). That a $z$
 # of a few nats of KL can lower the NLL by more nats than it holds is no contradiction: a factorized
@@ -350,7 +351,8 @@ m2_errors = [record["test_error"] for record in curve]
 # same seed as the M2 run; the assert checks that they are the ones in the run's config.json.
 
 # %%
-stored = json.loads((m2_run / "config.json").read_text())
+stored = json.loads((m2_run / "config.json").read_text())  # the config, with the labelled_indices drawn and
+# the count of unlabelled_examples
 steps_per_epoch = -(-stored["unlabelled_examples"] // semi.batch_size)  # ceil(4,900 / 50) = 98
 steps = [steps_per_epoch * record["epoch"] for record in curve]
 alone_errors = []
