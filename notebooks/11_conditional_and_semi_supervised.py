@@ -310,9 +310,10 @@ assert nll_averaged.mean() > nll_regressor.mean() > nll_cvae.mean()
 # ([why a deterministic network blurs](../derivations/conditional.md#eq:cvae-regressor-mean)). That a $z$
 # of a few nats of KL can lower the NLL by more nats than it holds is no contradiction: a factorized
 # Bernoulli decoder pays for pixels that move together one pixel at a time, so one choice in $z$ (a 4 or a
-# 9) can settle many pixels at once. The four-pixel example in
-# [why a deterministic network blurs](../derivations/conditional.md#why-a-deterministic-network-blurs)
-# shows it in miniature: the regressor's 2.77 nats against the mixture's 0.69.
+# 9) can settle many pixels at once. The four-pixel example just after
+# [the regressor's mean](../derivations/conditional.md#eq:cvae-regressor-mean) in conditional.md shows it in
+# miniature: a mixture over one binary choice, worth log 2 ≈ 0.69 nats, brings the expected NLL from the
+# regressor's 2.77 nats to near 0.69.
 # `benchmarks/cvae_quadrants.py` measures the same score, given 1, 2 and 3 quadrants, on larger models
 # (500-500 hidden, $Z = 200$) trained for 30 epochs on all 60,000 training digits, scored on all the test
 # digits with $K = 100$. By default it trains on grey levels, as Pyro's example does, and its figures are
