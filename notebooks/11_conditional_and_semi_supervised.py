@@ -234,7 +234,7 @@ plots.plot_completion(quadrant_cvae, x_test[:10], regressor, samples=5, seed=0)
 # completions is grey where they differ. The CVAE's completions are soft too, and alike on most digits:
 # each is the mean image given its $z$, and on this budget $z$ holds little (its KL term is a few nats,
 # printed below). The judge reads a 4 in some completions and a 9 in others in the fifth and seventh
-# columns (by eye they differ only slightly). With one quadrant seen, a completion is often another digit
+# columns (by eye they differ only slightly). With one quadrant seen, many completions are another digit
 # than the truth: the judge calls every completion of the second column (a 2) a 6, and of the ninth (a 5)
 # a 4. That is the ambiguity a model of $p(x_u \mid c)$ is meant to hold. In numbers: the digits whose five
 # completions the judge does not give one same label, and the pixel variance across the five, summed over
