@@ -57,9 +57,9 @@ mnist = data.load_dataset()                          # the bundled MNIST, uint8
 # (Euclidean distance in pixel space) among the first 10,000 training digits, the ones the label CVAEs below
 # train on: the judge has no weights of its own, but it has seen the models' data. On real test digits it is
 # right above 90 % of the time but below 95 % (printed; the asserts check both). Its limits: it always
-# gives some label, even to a faint smear; this check does not measure it on the blurry mean images that
-# decoders give, which are what it judges below; and it can read a digit in an unusual style otherwise than
-# a person would (the style transfer below shows cases). Its verdicts are a rough guide, not a reader's.
+# gives some label, even to a faint smear; this check is on real digits, while below it judges the blurry
+# mean images that decoders give (after the style transfer we see how it fares on those); and it can read a
+# digit in an unusual style otherwise than a person would (the style transfer shows cases). Its verdicts are a rough guide, not a reader's.
 
 # %%
 reference = mnist.train_x[:10_000].astype(np.float32) / 255          # (10 000, D)
@@ -144,6 +144,22 @@ print(f"style transfer: {100 * transfer_agreement:.0f} % of the 60 images are th
 print("misses (row, digit asked for, judge's label):", misses)
 assert transfer_agreement >= 0.9 and {row for row, _, _ in misses} <= {3, 6}
 assert [label for _, asked, label in misses if asked == 2] == [1, 1]
+
+# %% [markdown]
+# How the judge fares on this model's mean images, where the true digit is known: 1,000 test digits, each
+# encoded and decoded under its own label (the diagonal of a style transfer).
+
+# %%
+y_test = mnist.test_y[:1000]
+own = plots.style_transfer(label_cvae, mnist.test_x[:1000], y_test)[np.arange(1000), y_test]  # (N, D)
+own_accuracy = float((nearest_label(own) == y_test).mean())
+print(f"the judge on the model's mean images of 1,000 test digits: {100 * own_accuracy:.1f} % the true digit")
+assert own_accuracy > judge_accuracy
+
+# %% [markdown]
+# It agrees more often than on the digits themselves (the assert): the decoder's means are more
+# prototypical than real digits, smoothed toward a typical shape of their class. A verdict of the judge on a
+# mean image says that its nearest training digit has that label, not that a person would read it so.
 
 # %% [markdown]
 # **A larger $z$ on the same budget.** With $Z = 8$ and everything else the same, the label controls far
