@@ -84,6 +84,7 @@ ELECTIVES = {
     "Conditional models": [
         ("conditional", ["notation", "dense", "reparameterization", "elbo", "kl", "bernoulli", "importance-sampling"]),
         ("semi-supervised", ["conditional", "reparameterization"]),
+        ("nb:conditional_and_semi_supervised", ["conditional", "semi-supervised", "nb:training_mnist"]),
     ],
     "Rate–distortion": [
         ("rate-distortion", ["elbo", "autoencoder", "ppca"]),

@@ -202,7 +202,7 @@ def test_semi_supervised_page_shows_what_its_numeric_check_prints(capsys):
     exec(block, {"__name__": "m2_page"})  # noqa: S102
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("worst relative gradient error")
-    assert f"It prints\n\n```text\n{printed}\n```" in text
+    assert f"It prints\n\n```none\n{printed}\n```" in text
 
 
 def test_conditional_page_shows_what_its_numeric_check_prints(capsys):
@@ -212,4 +212,4 @@ def test_conditional_page_shows_what_its_numeric_check_prints(capsys):
     exec(block, {"__name__": "conditional_page"})  # noqa: S102
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("regressor 2.77 nats, latent mixture 0.69")
-    assert f"It prints\n\n```text\n{printed}\n```" in text
+    assert f"It prints\n\n```none\n{printed}\n```" in text

@@ -56,6 +56,16 @@ def test_classifier_alone_trains_only_on_the_labelled_examples():
     assert not np.any(model.grads["encoder.0.W"])  # the generative networks are never touched
 
 
+def test_classifier_alone_from_its_config_alone_uses_the_data_and_labels_of_the_m2_run():
+    config = SemiConfig(labels=20, binarize="dynamic", **TINY)
+    data = load_data(config)
+    given, given_error = train_classifier_alone(config, data, draw_labelled(data.train_y, 20, 0), steps=30)
+    default, default_error = train_classifier_alone(config, steps=30)
+    assert default_error == given_error
+    for name, value in given.params.items():
+        np.testing.assert_array_equal(default.params[name], value, err_msg=name)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--labels", "65"], "--labels 65: a class-balanced subset needs a multiple of 10 (the same number of each "
                          "digit); use 60 or 70"),

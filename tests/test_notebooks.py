@@ -268,3 +268,30 @@ def teardown_module(module):
         print("\nnotebook run times: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(RUN_TIMES.items())))
         if os.environ.get("TINYVAE_NOTEBOOK_TIMES"):
             Path(os.environ["TINYVAE_NOTEBOOK_TIMES"]).write_text(json.dumps(RUN_TIMES, indent=1))
+
+
+def _stored_text(name):
+    stored = json.loads((NOTEBOOK_DIR / name).read_text(encoding="utf-8"))
+    return "".join("".join(o.get("text", "")) for c in stored["cells"] for o in c.get("outputs", []))
+
+
+def test_flows_notebook_quotes_notebook_06s_stored_gap_figures():
+    """Notebook 12 compares its approximation gap with notebook 06's stored one: the quoted figures are those runs'."""
+    found = re.search(r"of the fitted q (-[\d.]+) \(after 150 steps -[\d.]+\); log p\(x\) ≈ (-[\d.]+)\s+"
+                      r"amortization gap [\d.]+ nats, approximation gap ([\d.]+) nats", _stored_text("06_latent_space.ipynb"))
+    assert found, "notebook 06's stored output has no gap line"
+    fit06, logp06, approx06 = found.groups()
+    text12 = _stored_text("12_flows.ipynb")
+    found = re.search(r"log p\(x\) estimated with the Gaussian as the proposal (-[\d.]+), with the flow (-[\d.]+), "
+                      r"the larger of the two per digit (-[\d.]+)", text12)
+    assert found, "notebook 12's stored output has no log p(x) line"
+    gauss12, flow12, max12 = (float(v) for v in found.groups())
+    fit12 = re.search(r"of the fitted diagonal Gaussian (-[\d.]+);", text12).group(1)
+    approx12 = re.search(r"approximation gap: diagonal Gaussian ([\d.]+) nats", text12).group(1)
+    source = (NOTEBOOK_DIR / "12_flows.py").read_text(encoding="utf-8")
+    page = " ".join(" ".join(line[2:] for line in source.splitlines() if line.startswith("# ")).split())
+    assert f"approximation gap, {approx12} nats, is larger than notebook 06's {approx06} nats" in page
+    assert f"(−{fit12.lstrip('-')} here, −{fit06.lstrip('-')} in notebook 06's stored run)" in page
+    assert f"−{-max12:.2f} here against −{logp06.lstrip('-')} there" in page
+    assert f"Of those {max12 - float(logp06):.2f} nats, the Gaussian proposal here gives {gauss12 - float(logp06):.2f}" in page
+    assert f"the flow proposal {flow12 - gauss12:.2f} more (−{-flow12:.2f}), and the larger-of-two {max12 - flow12:.2f} more" in page

@@ -57,7 +57,7 @@ from .models.m2 import M2, M2Config
 from .models.flow_vae import FlowVAE
 from .models.parts.flows import Flow, PlanarStep
 from .run.train import TrainConfig, resume, train
-from .run.semi import SemiConfig, train_m2
+from .run.semi import SemiConfig, train_classifier_alone, train_m2
 from .evaluation.evaluate import (active_units, evaluate_checkpoint, evaluate_elbo, importance_weighted_bounds,
                                   importance_weighted_nll, kl_per_dimension, log_mean_exp)
 from .evaluation.conditional import conditional_nll
@@ -92,6 +92,6 @@ __all__ = [
     "continuous_bernoulli_log_normalizer", "continuous_bernoulli_log_prob", "continuous_bernoulli_mean",
     "continuous_bernoulli_nll", "free_bits_kl", "gaussian_nll_learned_var", "gaussian_nll_optimal_var",
     "ConditionalVAE", "QuadrantRegressor", "conditional_nll",
-    "M2", "M2Config", "SemiConfig", "train_m2",
+    "M2", "M2Config", "SemiConfig", "train_classifier_alone", "train_m2",
     "FlowVAE", "Flow", "PlanarStep",
 ]

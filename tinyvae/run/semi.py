@@ -231,10 +231,14 @@ def test_error(model, images, labels):
     return errors / len(images)
 
 
-def train_classifier_alone(config, data, labelled, *, steps=None):
+def train_classifier_alone(config, data=None, labelled=None, *, steps=None):
     """The M2 classifier network, trained on the labelled examples only (their cross-entropy, Adam at config.lr,
-    minibatches of labelled_batch); returns (model, test error). ``steps``: Adam steps (default: as many as
-    the M2 run takes, ``epochs`` passes over the unlabelled images in batches of ``batch_size``)."""
+    minibatches of labelled_batch); returns (model, test error). ``data`` (default: loaded as ``train_m2``
+    loads it, limits and binarization applied) and ``labelled``, indices into its training images (default:
+    the subset ``train_m2`` draws from the same config). ``steps``: Adam steps (default: as many as the M2 run
+    takes, ``epochs`` passes over the unlabelled images in batches of ``batch_size``)."""
+    data = load_data(config) if data is None else data
+    labelled = draw_labelled(data.train_y, config.labels, config.label_seed) if labelled is None else labelled
     model = M2(config.model_config(data.train_x.shape[1]))
     params = {k: v for k, v in model.params.items() if k.startswith("classifier.")}
     optimizer = Adam(params, {k: model.grads[k] for k in params}, lr=config.lr)
