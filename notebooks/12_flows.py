@@ -29,12 +29,22 @@
 # [its backward](../derivations/flows.md#eq:planar-backward), [the ELBO with a flow](../derivations/flows.md#eq:flow-elbo)
 # and [the two gaps](../derivations/amortization.md#eq:inference-gaps). As on those pages, T counts the
 # flow's steps (the papers write K) and K counts importance samples.
+#
+# **In the browser** (this notebook's JupyterLite copy, where `sys.platform` is `"emscripten"`), NumPy has
+# no optimized matrix library and runs many times slower than on your machine, so the browser run does less:
+# in section 1 each fit runs 250 iterations instead of 500 and the KL is estimated from 5,000 samples
+# instead of 20,000; in section 2 the grids are computed for the first 12 of the 24 digits, and the check
+# with finer grids for 3 of them; section 3 fits the first 8 digits. The flow VAE of section 2 is bundled
+# with tinyvae and loaded in both runs. The same lines print the browser's figures, and most of the same
+# `assert`s check them. A few check what the text says of all 24 digits, or a figure it quotes (the text's
+# figures are the full run's): those run in the full run only, and a comment beside each says what the
+# browser's fewer digits give instead, which the browser run checks where it can. The outputs stored with
+# the notebook are those of the full run, which Jupyter on your own machine repeats.
 
 # %%
 # %matplotlib inline
 import dataclasses
-import tempfile
-from pathlib import Path
+import sys
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -43,8 +53,11 @@ from tqdm.auto import tqdm
 import tinyvae
 from tinyvae import data, pretrained
 
+IN_BROWSER = sys.platform == "emscripten"   # JupyterLite: shorter fits, fewer digits (see above)
+if IN_BROWSER:
+    print("in the browser: 250 iterations per fit and 5,000 samples per KL in section 1 (not 500 and 20,000); "
+          "12 digits in section 2 (not 24), 3 of them on finer grids; 8 digits in section 3 (not 24)")
 np.set_printoptions(precision=3, suppress=True)
-runs = Path(tempfile.mkdtemp(prefix="tinyvae-"))   # run folders go to a scratch directory
 mnist = data.load_dataset()                          # the bundled MNIST, uint8
 
 # %% [markdown]
@@ -233,7 +246,7 @@ log_z = {k: tinyvae.log_mean_exp(-potential(k, fine_grid)[0], axis=None) + np.lo
          for k in (1, 2, 3, 4)}
 
 
-def kl_estimate(k, flow, n_samples=20_000, seed=1):
+def kl_estimate(k, flow, n_samples, seed=1):
     """KL(q_T ‖ p) in nats from n_samples samples of q_T, its standard error, and the samples z_T."""
     z0 = np.random.default_rng(seed).standard_normal((n_samples, 2))
     z_t, log_det = flow.forward(z0)
@@ -242,7 +255,8 @@ def kl_estimate(k, flow, n_samples=20_000, seed=1):
     return float(terms.mean() + log_z[k]), float(terms.std() / np.sqrt(n_samples)), z_t
 
 
-ITERATIONS = 500
+ITERATIONS = 250 if IN_BROWSER else 500                                        # per fit (see the top)
+KL_SAMPLES = 5_000 if IN_BROWSER else 20_000                                     # per KL estimate and histogram
 fits = {}
 fit_all(2, (1, 2, 3, 4))
 fit_all(8, (1, 2, 3, 4))
@@ -260,8 +274,8 @@ fit_all(32, (3, 4))
 # %%
 kl, kl_se, samples = {}, {}, {}
 for (k, T), flow in fits.items():
-    kl[k, T], kl_se[k, T], samples[k, T] = kl_estimate(k, flow)
-print("KL(q_T ‖ p) in nats ± one standard error, 20,000 samples each")
+    kl[k, T], kl_se[k, T], samples[k, T] = kl_estimate(k, flow, KL_SAMPLES)
+print(f"KL(q_T ‖ p) in nats ± one standard error, {KL_SAMPLES:,} samples each")
 print("     " + "".join(f"T = {T:<11}" for T in (2, 8, 32)))
 for k in (1, 2, 3, 4):
     print(f"U{k}   " + "".join(f"{kl[k, T]:.3f} ± {kl_se[k, T]:.3f}   " for T in (2, 8, 32)))
@@ -296,7 +310,7 @@ for col, title in enumerate(["target exp(−U)", "T = 2", "T = 8", "T = 32"]):
     axes[0, col].set_title(title, fontsize=10)
 for ax in axes.ravel():
     ax.set_xticks([]); ax.set_yticks([])
-fig.suptitle("Each row: a target density, then histograms of those of 20,000 samples of the fitted q_T\n"
+fig.suptitle(f"Each row: a target density, then histograms of those of {KL_SAMPLES:,} samples of the fitted q_T\n"
              "that fall inside the square [−4, 4]², each panel scaled to its own maximum", fontsize=10)
 plt.tight_layout()
 plt.show()
@@ -322,17 +336,16 @@ plt.show()
 # computed on a grid, and $\log p(x)$ with it, by summing the grid. Two models, both 784-128-2 VAEs trained
 # the same way (5 epochs on 20,000 dynamically binarized digits, Adam at 2e-3, seed 0): the bundled diagonal
 # one of notebook 06, and the same recipe with 8 planar steps after the encoder
-# (`--flow planar --flow-steps 8`), trained here.
+# (`--flow planar --flow-steps 8`), also bundled with tinyvae (`TINYVAE_RETRAIN=1` trains both here instead;
+# the printed command makes the flow model from a shell).
 
 # %%
-vae = pretrained.load("vae-z2-binary", retrain=pretrained.retrain_requested())
-recipe = dataclasses.replace(pretrained.config("vae-z2-binary"), flow="planar", flow_steps=8, out=str(runs / "flow"))
-run = tinyvae.train(recipe, pictures=False, log=lambda line: None)           # log lines silenced; the epoch bar shows
-flow_vae = tinyvae.load_model(run / "checkpoint.npz")
-same = dataclasses.asdict(pretrained.config("vae-z2-binary")), dataclasses.asdict(recipe)
-assert {k for k in same[0] if same[0][k] != same[1][k]} == {"flow", "flow_steps", "out"}   # the same recipe, but the flow
+vae, flow_vae = (pretrained.load(name, retrain=pretrained.retrain_requested())
+                 for name in ("vae-z2-binary", "flow-z2-binary"))
+same = dataclasses.asdict(pretrained.config("vae-z2-binary")), dataclasses.asdict(pretrained.config("flow-z2-binary"))
+assert {k for k in same[0] if same[0][k] != same[1][k]} == {"flow", "flow_steps"}   # the same recipe, but the flow
 print(f"diagonal: {vae.config.describe()}\nflow:     {flow_vae.config.describe()}")
-print(f"    {pretrained.command('vae-z2-binary')} --flow planar --flow-steps 8 --out DIR")
+print(f"    {pretrained.command('flow-z2-binary')} --out DIR")
 
 
 # %% [markdown]
@@ -345,8 +358,8 @@ print(f"    {pretrained.command('vae-z2-binary')} --flow planar --flow-steps 8 -
 # binary test digits of notebook 06.
 
 # %%
-n = 24
-xb = data.to_float(mnist.test_x[:n], "dynamic", np.random.default_rng(7))   # notebook 06's 24 binary test digits
+n = 12 if IN_BROWSER else 24                                                 # digits on grids (see the top)
+xb = data.to_float(mnist.test_x[:24], "dynamic", np.random.default_rng(7))[:n]   # notebook 06's 24 binary test digits
 
 
 def log_joint(model, x, z):
@@ -395,8 +408,9 @@ for name in gap:
     print(f"{name:>8} VAE: mean log p(x) {log_px[name].mean():.2f}, ELBO {elbo[name].mean():.2f}, "
           f"log p(x) − ELBO {gap[name].mean():.2f} nats (median {np.median(gap[name]):.2f})")
 print(f"digits where the flow VAE's gap is the smaller: {(gap['flow'] < gap['diagonal']).sum()} of {n}")
-assert gap["flow"].mean() > gap["diagonal"].mean() and (gap["flow"] < gap["diagonal"]).sum() < n / 2
-assert log_px["flow"].mean() > log_px["diagonal"].mean()
+assert gap["flow"].mean() > gap["diagonal"].mean()                             # not smaller on average
+if not IN_BROWSER:   # on the 24 digits; on the browser's 12, neither holds
+    assert (gap["flow"] < gap["diagonal"]).sum() < n / 2 and log_px["flow"].mean() > log_px["diagonal"].mean()
 
 # %% [markdown]
 # Two checks of the grid on every digit. Twice the fine grid's cells per side, over the same box, must leave
@@ -404,21 +418,24 @@ assert log_px["flow"].mean() > log_px["diagonal"].mean()
 # below in expectation, so the grid should sit above it on average, within the noise of single estimates.
 
 # %%
+n_finer = 3 if IN_BROWSER else n                                             # digits on finer grids (see the top)
 finer = {}
 with threadpool_limits(limits=1, user_api="blas"):
-    finer["diagonal"] = np.array([posterior(vae, x, m=122)[4] for x in tqdm(xb, desc="diagonal VAE, 122 × 122")])
-print(f"diagonal VAE: grids of 122 × 122 cells computed for {n} digits")
+    finer["diagonal"] = np.array([posterior(vae, x, m=122)[4]
+                                  for x in tqdm(xb[:n_finer], desc="diagonal VAE, 122 × 122")])
+print(f"diagonal VAE: grids of 122 × 122 cells computed for {n_finer} digits")
 
 # %%
 with threadpool_limits(limits=1, user_api="blas"):
-    finer["flow"] = np.array([posterior(flow_vae, x, m=122)[4] for x in tqdm(xb, desc="flow VAE, 122 × 122")])
+    finer["flow"] = np.array([posterior(flow_vae, x, m=122)[4] for x in tqdm(xb[:n_finer], desc="flow VAE, 122 × 122")])
 for name in gap:
     diff = log_px[name] - log_p_is[name]
     print(f"{name:>8} VAE: grid of 122 × 122 minus 61 × 61, largest |difference| "
-          f"{np.abs(finer[name] - log_px[name]).max():.1e} nats; grid minus importance-sampled: mean "
+          f"{np.abs(finer[name] - log_px[name][:n_finer]).max():.1e} nats; grid minus importance-sampled: mean "
           f"{diff.mean():.3f}, from {diff.min():.2f} to {diff.max():.2f} nats")
-    assert np.abs(finer[name] - log_px[name]).max() < 1e-3
-    assert 0 < diff.mean() < 0.05 and np.abs(diff).max() < 0.35
+    assert np.abs(finer[name] - log_px[name][:n_finer]).max() < 1e-3
+    assert abs(diff.mean()) < 0.05 and np.abs(diff).max() < 0.35
+    assert IN_BROWSER or diff.mean() > 0   # above on average on the 24 digits; on the browser's 12, not for the diagonal VAE
 
 # %% [markdown]
 # On every digit, twice the fine grid's cells per side move the grid's $\log p(x)$ by under 0.001 nats, and
@@ -567,6 +584,7 @@ plt.show()
 # %%
 vae16 = pretrained.load("vae-z16-binary", retrain=pretrained.retrain_requested())
 Z = vae16.config.latent
+n, xb = (8, xb[:8]) if IN_BROWSER else (n, xb)                                # this section's digits (see the top)
 
 
 def push(flows, z0):
@@ -656,24 +674,29 @@ for i in np.flatnonzero(gain < 0):
     print(f"test digit {i}: the flow's ELBO is {-gain[i]:.2f} nats below the Gaussian's "
           f"(standard error of the difference {np.hypot(se_gauss[i], se_flow[i]):.2f} nats)")
 assert (elbo_enc < elbo_gauss).all() and elbo_flow.mean() > elbo_gauss.mean()
-assert 0.4 < 1 - approx_flow.mean() / approx_gauss.mean() < 0.6 and (approx_flow < approx_gauss).sum() >= 20
+assert 0.4 < 1 - approx_flow.mean() / approx_gauss.mean() < 0.6 and (approx_flow < approx_gauss).mean() >= 0.8
 assert log_p_flow.mean() > log_p_gauss.mean() and (elbo_gauss - elbo_enc).mean() > approx_gauss.mean()
-assert 0 < log_p.mean() - log_p_flow.mean() < 0.1 and 0.9 < gain.mean() < 1.1       # the max's bias; the gain
+assert 0 <= log_p.mean() - log_p_flow.mean() < 0.1 and 0.9 < gain.mean() < 1.1      # the max's bias; the gain
+assert IN_BROWSER or log_p.mean() > log_p_flow.mean()   # on the browser's 8 digits the flow's estimate is always the larger
 assert 0.4 < gain.mean() / (approx_gauss.mean() + 0.2) < 0.5
 # The flow search has mostly settled: its last 150 steps gained under a tenth of what its first 150 did,
 # but more than 0.1 nats.
 assert 0.1 < elbo_flow.mean() - elbo_flow_150.mean() < 0.1 * (elbo_flow_150.mean() - elbo_enc.mean())
-# One digit where the flow's ELBO is below the Gaussian's, by about two standard errors.
+# One digit where the flow's ELBO is below the Gaussian's, by about two standard errors: test digit 13, which
+# the browser's 8 digits leave out (on them, none is).
 worse = np.flatnonzero(gain < 0)
-assert len(worse) == 1 and worse[0] == 13 and 0.1 < -gain[worse[0]] < 0.25
-assert 1.5 < -gain[worse[0]] / np.hypot(se_gauss[worse[0]], se_flow[worse[0]]) < 2.5
+if IN_BROWSER:
+    assert len(worse) == 0
+else:
+    assert len(worse) == 1 and worse[0] == 13 and 0.1 < -gain[worse[0]] < 0.25
+    assert 1.5 < -gain[worse[0]] / np.hypot(se_gauss[worse[0]], se_flow[worse[0]]) < 2.5
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 2.6))
 order = np.argsort(approx_gauss)
 ax.bar(np.arange(n) - 0.2, approx_gauss[order], width=0.4, label="diagonal Gaussian", color="tab:blue")
 ax.bar(np.arange(n) + 0.2, approx_flow[order], width=0.4, label="planar flow, T = 8", color="tab:green")
-ax.set_xlabel("the 24 test digits, sorted by the Gaussian's gap"); ax.set_ylabel("nats"); ax.legend(frameon=False)
+ax.set_xlabel(f"the {n} test digits, sorted by the Gaussian's gap"); ax.set_ylabel("nats"); ax.legend(frameon=False)
 ax.set_title("Approximation gap of each digit, log p(x) − ELBO of the fitted q", fontsize=10)
 plt.show()
 

@@ -308,3 +308,18 @@ def test_readme_quotes_the_recorded_suite_time(front):
     run = load("2026-12-07-suite-time.json")
     text = " ".join(front.split())
     assert f"the suite took {round(run['pytest_seconds'])} s as `.ci/run` runs it ({run['passed']:,} tests passed and {run['skipped']}" in text
+
+
+def test_results_page_m2_table_is_the_recorded_benchmark(prose):
+    result = load("2026-12-07-m2-labels100.json")
+    assert result["config"]["labels"] == 100 and result["config"]["epochs"] == 2 and result["draws"] == 3
+    for key in ("m2_test_error_percent", "classifier_alone_test_error_percent"):
+        for value in result[key]["values"]:
+            assert f"{value:.2f} %" in prose, (key, value)
+        assert f"{result[key]['mean']:.2f} %" in prose and f"± {result[key]['std']:.2f}" in prose
+    m2, alone = result["m2_test_error_percent"]["mean"], result["classifier_alone_test_error_percent"]["mean"]
+    assert m2 > alone and "On this budget M2 does not beat the classifier" in prose
+    assert f"{result['paper']['test_error_percent']:.2f} %" in prose and not result["paper"]["checked"]
+    assert "was not checked against the paper" in prose
+    cpu_m2, cpu_vae = result["m2_step_cpu_seconds"], result["vae_step_cpu_seconds"]
+    assert f"{cpu_m2:.3f} CPU seconds against {cpu_vae:.3f}" in prose and f"({cpu_m2 / cpu_vae:.2f} times" in prose

@@ -28,6 +28,12 @@ RECIPES = {
     "vae-z16-binary": {"flags": dict(model="vae", hidden=(128,), latent=16, binarize="dynamic", epochs=5,
                                      limit_train=20_000, limit_test=1_000, lr=2e-3, seed=0),
                        "what": "VAE 784-128-16, 5 epochs on 20,000 dynamically binarized digits"},
+    # notebook 12: vae-z2-binary's recipe with 8 planar flow steps after the encoder (bundled because the
+    # browser edition cannot train it within its time)
+    "flow-z2-binary": {"flags": dict(model="vae", hidden=(128,), latent=2, binarize="dynamic", epochs=5,
+                                     limit_train=20_000, limit_test=1_000, lr=2e-3, seed=0, flow="planar",
+                                     flow_steps=8),
+                       "what": "VAE 784-128-2 with 8 planar flow steps, 5 epochs on 20,000 dynamically binarized digits"},
     # notebook 08: the Keras example's convolutional VAE, trained as vae-z2 above (its dense neighbour there)
     "conv-z2": {"flags": dict(model="vae", arch="conv", latent=2, epochs=3, limit_train=10_000, limit_test=1_000,
                               lr=2e-3, seed=0),
