@@ -323,3 +323,46 @@ def test_results_page_m2_table_is_the_recorded_benchmark(prose):
     assert "was not checked against the paper" in prose
     cpu_m2, cpu_vae = result["m2_step_cpu_seconds"], result["vae_step_cpu_seconds"]
     assert f"{cpu_m2:.3f} CPU seconds against {cpu_vae:.3f}" in prose and f"({cpu_m2 / cpu_vae:.2f} times" in prose
+
+
+def test_results_page_flow_table_is_the_recorded_benchmark(prose):
+    result = load("2026-12-07-flows-mnist.json")
+    assert result["epochs"] == 40 and result["iw_samples"] == 5000 and result["test_limit"] == 2000
+    assert "first 4 stages" in prose and "first 2,000 test digits" in prose and "K = 5000" in prose
+    rows = result["rows"]
+    for row in rows.values():
+        assert f"**{row['test_nll']:.2f}** ± {row['test_nll_sem']:.2f}" in prose
+        assert f"{row['test_neg_elbo']:.2f} ± {row['test_neg_elbo_sem']:.2f}" in prose
+        assert f"{row['cpu_ms_per_step']:.2f} ({row['step_time_over_diagonal']:.2f}×)" in prose
+    beat = [name for name, row in rows.items() if name != "diagonal"
+            and -row["nll_minus_diagonal"] > 2 * row["nll_minus_diagonal_sem"]]
+    assert sorted(beat) == ["iaf-2", "iaf-4", "planar-40"], beat  # the page's sentence names these three
+    assert "Planar T = 40 and both IAF rows beat the diagonal Gaussian by more than two standard errors" in prose
+    ten = rows["planar-10"]
+    assert abs(ten["nll_minus_diagonal"]) < ten["nll_minus_diagonal_sem"]  # "within one standard error"
+    for name in beat:
+        diff, sem = rows[name]["nll_minus_diagonal"], rows[name]["nll_minus_diagonal_sem"]
+        assert f"{diff:+.2f} ± {sem:.2f}" in prose
+    gap = rows["iaf-4"]["test_nll"] - rows["iaf-2"]["test_nll"]
+    assert gap > 0 and f"IAF with 4 steps scored {gap:.2f} nats worse than with 2" in prose
+
+
+def test_results_page_quadrant_table_is_the_recorded_benchmark(prose):
+    result = load("2026-12-07-cvae-quadrants.json")
+    assert result["settings"]["epochs"] == 10 and result["settings"]["limit_test"] == 2000
+    assert result["settings"]["k"] == 100 and "K = 100" in prose and "first 2,000 test digits" in prose
+    table, runs = result["table_nats"], result["runs"]
+    for q in "123":
+        assert f"{table['regressor'][q]:.2f} ± {runs['regressor q' + q]['nll_sem']:.2f}" in prose
+        assert f"**{table['cvae'][q]:.2f}** ± {runs['cvae q' + q]['nll_sem']:.2f}" in prose
+        assert f"{table['cvae_neg_elbo'][q]:.2f}" in prose
+        assert table["cvae"][q] < table["regressor"][q]  # "On every split the CVAE's figure is the lower"
+    gaps = ", ".join(f"{table['regressor'][q] - table['cvae'][q]:.2f}" for q in "12")
+    assert f"the lower, by {gaps} and {table['regressor']['3'] - table['cvae']['3']:.2f} nats" in prose
+    pyro = result["pyro_table_nats"]
+    assert " / ".join(f"{pyro['baseline'][q]:.1f}" for q in "123") in prose
+    assert " / ".join(f"{pyro['cvae'][q]:.1f}" for q in "123") in prose
+    # grey levels: the page must not call these figures likelihoods
+    assert "not −log p(x_u|c)".replace("−", "-") in prose and "a cross-entropy" in prose
+    cvae_mem = sorted(runs[f"cvae q{q}"]["peak_rss_mib"] for q in "123")
+    assert f"{cvae_mem[0]:.0f}–{cvae_mem[-1]:.0f} MiB for the CVAE" in prose
