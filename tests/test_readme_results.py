@@ -283,7 +283,7 @@ def test_ratios_quoted_from_the_gaussian_rows_follow_from_the_table(readme, pros
     assert f"its codes spend {kl_optimal:.0f} nats" in prose
 
 
-CONTENTION = "2026-12-07-contention-cpu.json"
+CONTENTION = "2026-12-07-contention-cpu-handoff.json"
 
 
 def test_results_page_contention_table_is_the_recorded_benchmark(prose):
