@@ -16,17 +16,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 Normal = torch.distributions.Normal
 
-from test_torch_crosscheck import run_mlp, torch_mlp  # noqa: E402
-
-
-def torch_grads(named_nets):
-    grads = {}
-    for name, layers in named_nets.items():
-        for i, layer in enumerate(layers):
-            if isinstance(layer, torch.nn.Linear):
-                grads[f"{name}.{i}.W"] = layer.weight.grad.numpy().T
-                grads[f"{name}.{i}.b"] = layer.bias.grad.numpy()
-    return grads
+from test_torch_crosscheck import run_mlp, torch_grads, torch_mlp  # noqa: E402
 
 
 def torch_cvae_loss(model, x_np, c_np, eps_np, scored_np):

@@ -43,6 +43,17 @@ def run_mlp(layers, h, act):
     return h
 
 
+def torch_grads(named_nets):
+    """{tinyvae parameter name: gradient, transposed like tinyvae} of every Linear in ``named_nets`` ({name: layers})."""
+    grads = {}
+    for name, layers in named_nets.items():
+        for i, layer in enumerate(layers):
+            if isinstance(layer, torch.nn.Linear):
+                grads[f"{name}.{i}.W"] = layer.weight.grad.numpy().T
+                grads[f"{name}.{i}.b"] = layer.bias.grad.numpy()
+    return grads
+
+
 def torch_reconstruction(out, x, config):
     n = x.shape[0]
     if config.likelihood == "bernoulli":
@@ -65,12 +76,7 @@ def torch_loss(model, x_np, eps_np=None):
     else:
         loss = torch_reconstruction(run_mlp(dec, h, config.activation), x, config)
     loss.backward()
-    grads = {}
-    for name, layers in (("encoder", enc), ("decoder", dec)):
-        for i, layer in enumerate(layers):
-            if isinstance(layer, torch.nn.Linear):
-                grads[f"{name}.{i}.W"] = layer.weight.grad.numpy().T
-                grads[f"{name}.{i}.b"] = layer.bias.grad.numpy()
+    grads = torch_grads({"encoder": enc, "decoder": dec})
     return loss.item(), grads
 
 
@@ -158,12 +164,7 @@ def torch_iwae_loss(model, x_np, eps_np):
     log_w = log_px + log_pz - log_qz  # (N, K)
     loss = -(torch.logsumexp(log_w, dim=1) - math.log(eps_np.shape[1])).mean()
     loss.backward()
-    grads = {}
-    for name, layers in (("encoder", enc), ("decoder", dec)):
-        for i, layer in enumerate(layers):
-            if isinstance(layer, torch.nn.Linear):
-                grads[f"{name}.{i}.W"] = layer.weight.grad.numpy().T
-                grads[f"{name}.{i}.b"] = layer.bias.grad.numpy()
+    grads = torch_grads({"encoder": enc, "decoder": dec})
     return loss.item(), grads
 
 

@@ -22,13 +22,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 Normal = torch.distributions.Normal
 
-from test_torch_crosscheck import torch_mlp  # noqa: E402  (Linear, "Tanh") pairs; Linear.weight is Wᵀ
-
-
-def run(layers, h):
-    for layer in layers:
-        h = layer(h) if isinstance(layer, torch.nn.Linear) else torch.tanh(h)
-    return h
+from test_torch_crosscheck import run_mlp, torch_grads, torch_mlp  # noqa: E402  (Linear, "Tanh") pairs; Linear.weight is Wᵀ
 
 
 def leaf(array):
@@ -60,7 +54,7 @@ def torch_loss(model, x_np, eps_np, objective, beta):
     enc, dec = torch_mlp(model.encoder), torch_mlp(model.decoder)
     steps = [{key: leaf(v) for key, v in step.params.items()} for step in model.flow.layers]
     x, eps = torch.from_numpy(x_np), torch.from_numpy(eps_np)
-    out = run(enc, x)
+    out = run_mlp(enc, x, "tanh")
     mu, log_var, h = out[:, :z_dim], out[:, z_dim:2 * z_dim], out[:, 2 * z_dim:]
     q0 = Normal(mu.repeat_interleave(k, 0), torch.exp(0.5 * log_var).repeat_interleave(k, 0))
     z = q0.loc + q0.scale * eps.reshape(n * k, z_dim)
@@ -69,7 +63,7 @@ def torch_loss(model, x_np, eps_np, objective, beta):
     for p, step in zip(steps, model.flow.layers):
         z, log_det = planar(p, z) if cfg.flow == "planar" else iaf(p, step, z, h_rows)
         log_q = log_q - log_det
-    log_px = -F.binary_cross_entropy_with_logits(run(dec, z), x.repeat_interleave(k, 0), reduction="none").sum(1)
+    log_px = -F.binary_cross_entropy_with_logits(run_mlp(dec, z, "tanh"), x.repeat_interleave(k, 0), reduction="none").sum(1)
     log_pz = Normal(torch.zeros_like(z), torch.ones_like(z)).log_prob(z).sum(1)
     if objective == "elbo":
         loss = -(log_px - beta * (log_q - log_pz)).mean()
@@ -77,12 +71,7 @@ def torch_loss(model, x_np, eps_np, objective, beta):
         log_w = (log_px + log_pz - log_q).reshape(n, k)
         loss = -(torch.logsumexp(log_w, dim=1) - math.log(k)).mean()
     loss.backward()
-    grads = {}
-    for name, layers in (("encoder", enc), ("decoder", dec)):
-        for i, layer in enumerate(layers):
-            if isinstance(layer, torch.nn.Linear):
-                grads[f"{name}.{i}.W"] = layer.weight.grad.numpy().T
-                grads[f"{name}.{i}.b"] = layer.bias.grad.numpy()
+    grads = torch_grads({"encoder": enc, "decoder": dec})
     for i, p in enumerate(steps):
         grads.update({f"flow.{i}.{key}": v.grad.numpy() for key, v in p.items()})
     return loss.item(), grads

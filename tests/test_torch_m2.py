@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 Normal = torch.distributions.Normal
 
-from test_torch_crosscheck import run_mlp, torch_mlp  # noqa: E402
+from test_torch_crosscheck import run_mlp, torch_grads, torch_mlp  # noqa: E402
 
 
 def torch_encoder(net):
@@ -56,12 +56,7 @@ def torch_m2_loss(model, x_np, labels_np, eps_np, alpha, act):
     unlabelled = (q_unl * (neg_l[n_lab:].reshape(-1, c) + log_q[unl])).sum()
     loss = (labelled + unlabelled) / len(labels)
     loss.backward()
-    grads = {}
-    for name, layers in nets.items():
-        for i, layer in enumerate(layers):
-            if isinstance(layer, torch.nn.Linear):
-                grads[f"{name}.{i}.W"] = layer.weight.grad.numpy().T
-                grads[f"{name}.{i}.b"] = layer.bias.grad.numpy()
+    grads = torch_grads(nets)
     return loss.item(), grads
 
 

@@ -20,18 +20,12 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 Normal = torch.distributions.Normal
 
-from test_torch_crosscheck import torch_mlp as torch_network  # noqa: E402  (Linear, "Tanh") pairs; Linear.weight is Wᵀ
-
-
-def run(layers, h):
-    for layer in layers:
-        h = layer(h) if isinstance(layer, torch.nn.Linear) else torch.tanh(h)
-    return h
+from test_torch_crosscheck import run_mlp, torch_grads, torch_mlp as torch_network  # noqa: E402  (Linear, "Tanh") pairs; Linear.weight is Wᵀ
 
 
 def gaussian(layers, h, units):
     """Normal(μ, σ = exp(a)) from the head [μ | a], as in the paper's code."""
-    out = run(layers, h)
+    out = run_mlp(layers, h, "tanh")
     return Normal(out[:, :units], torch.exp(out[:, units:]))
 
 
@@ -50,19 +44,14 @@ def torch_loss(model, x_np, eps_np):
     q2 = gaussian(torch_nets["encoder.q_z2"], z1, cfg.latent2)
     z2 = q2.loc + q2.scale * eps[:, :, cfg.latent:].reshape(n * k, cfg.latent2)
     p1 = gaussian(torch_nets["decoder.p_z1"], z2, cfg.latent)
-    logits = run(torch_nets["decoder.p_x"], z1)
+    logits = run_mlp(torch_nets["decoder.p_x"], z1, "tanh")
     log_px = -F.binary_cross_entropy_with_logits(logits, x.repeat_interleave(k, 0), reduction="none").sum(1)
     prior = Normal(torch.zeros_like(z2), torch.ones_like(z2))
     log_w = (log_px + p1.log_prob(z1).sum(1) + prior.log_prob(z2).sum(1)
              - q1_rows.log_prob(z1).sum(1) - q2.log_prob(z2).sum(1)).reshape(n, k)
     loss = -(torch.logsumexp(log_w, dim=1) - math.log(k)).mean()
     loss.backward()
-    grads = {}
-    for name, layers in torch_nets.items():
-        for i, layer in enumerate(layers):
-            if isinstance(layer, torch.nn.Linear):
-                grads[f"{name}.{i}.W"] = layer.weight.grad.numpy().T
-                grads[f"{name}.{i}.b"] = layer.bias.grad.numpy()
+    grads = torch_grads(torch_nets)
     return loss.item(), grads
 
 
