@@ -195,21 +195,13 @@ def test_amortization_page_quotes_the_stored_notebook_run():
     assert f"$\\log p(x)$ is about −{logp}: an amortization gap of {amort} nats and an approximation gap of {approx} nats" in page
 
 
-def test_semi_supervised_page_shows_what_its_numeric_check_prints(capsys):
-    """The text block under semi-supervised.md's numeric check is the line the check prints."""
-    text = (DERIVATIONS / "semi-supervised.md").read_text(encoding="utf-8")
-    block = compile(CODE_BLOCK.findall(text)[0], "semi-supervised.md[block 0]", "exec")
-    exec(block, {"__name__": "m2_page"})  # noqa: S102
+@pytest.mark.parametrize("page, starts", [("semi-supervised.md", "worst relative gradient error"),
+                                         ("conditional.md", "regressor 2.77 nats, latent mixture 0.69")])
+def test_page_shows_what_its_numeric_check_prints(page, starts, capsys):
+    """The text block under the page's numeric check is the line the check prints."""
+    text = (DERIVATIONS / page).read_text(encoding="utf-8")
+    block = compile(CODE_BLOCK.findall(text)[0], f"{page}[block 0]", "exec")
+    exec(block, {"__name__": page.replace("-", "_").replace(".md", "_page")})  # noqa: S102
     printed = capsys.readouterr().out.strip()
-    assert printed.startswith("worst relative gradient error")
-    assert f"It prints\n\n```none\n{printed}\n```" in text
-
-
-def test_conditional_page_shows_what_its_numeric_check_prints(capsys):
-    """The text block under conditional.md's numeric check is the line the check prints."""
-    text = (DERIVATIONS / "conditional.md").read_text(encoding="utf-8")
-    block = compile(CODE_BLOCK.findall(text)[0], "conditional.md[block 0]", "exec")
-    exec(block, {"__name__": "conditional_page"})  # noqa: S102
-    printed = capsys.readouterr().out.strip()
-    assert printed.startswith("regressor 2.77 nats, latent mixture 0.69")
+    assert printed.startswith(starts)
     assert f"It prints\n\n```none\n{printed}\n```" in text
