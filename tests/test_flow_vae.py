@@ -276,24 +276,10 @@ def test_a_flow_run_resumed_is_the_run_trained_in_one_go(tmp_path, mnist):  # no
 @pytest.mark.parametrize("flow", [dict(flow="planar", flow_steps=40), dict(flow="iaf", flow_steps=4, flow_hidden=100)],
                          ids=["planar-40", "iaf-4"])
 def test_the_iwae_memory_bound_covers_a_flow_training_step(flow):
-    import tracemalloc  # noqa: PLC0415
-
     from tinyvae.models.parts import iwae  # noqa: PLC0415
+
+    from test_iwae import step_peak_bytes  # noqa: PLC0415
 
     n, k = 16, 10
     model = FlowVAE(ModelConfig(hidden=(200, 200), latent=50, activation="tanh", objective="iwae", k=k, **flow))
-    rng = np.random.default_rng(0)
-    x = (rng.uniform(size=(n, 784)) < 0.2).astype(np.float32)
-    eps = rng.standard_normal((n, k, 50), dtype=np.float32)
-    model.forward(x, eps)
-    model.backward()
-    model._cache = None  # the last step's arrays freed, as at the start of the next step
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        model.forward(x, eps)
-        model.backward()
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    assert peak <= iwae.step_bytes(n, k, model.config, 4)
+    assert step_peak_bytes(model, n, k, 50) <= iwae.step_bytes(n, k, model.config, 4)
