@@ -57,8 +57,9 @@ PROTOCOL_DIFFERENCES = [
     "Pyro trains until the test-set loss has not improved for 3 epochs and keeps the best epoch, selecting on "
     "the set it reports (its tutorial says it trained at most 50 epochs; the example script's default is 101); "
     "tinyvae trains a fixed number of epochs and reports the last",
-    "Both score grey-level digits (Pyro's loader scales MNIST to [0, 1] and does not binarize), per test digit, "
-    "summed over the unseen pixels; Pyro scores all 10,000 test digits, tinyvae's table the first --limit-test",
+    "Pyro's loader scales MNIST to [0, 1] and does not binarize, as tinyvae's default --binarize none; both "
+    "figures are per test digit, summed over the unseen pixels; Pyro scores all 10,000 test digits, this "
+    "script the first --limit-test (0: all)",
     "Pyro's networks: 500-500 ReLU, z 200, for the baseline, the prior, recognition and generation networks; "
     "tinyvae's sizes are this script's --hidden and --latent",
     "Pyro averages per-batch means over batches of 32 (the last, partial batch weighted as a full one); tinyvae "
