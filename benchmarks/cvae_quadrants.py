@@ -114,10 +114,15 @@ def jobs(args, folder):
     return out
 
 
+def median_or_none(values):
+    """The median, or None where nothing was measured (``EpochCPU`` needs two steps an epoch)."""
+    return statistics.median(values) if values else None
+
+
 def table(results, quadrants):
     """The NLL table as {model: {quadrants: nats}}, with the time ratios to the plain VAE."""
     vae = statistics.median(results["vae"]["epoch_seconds"])
-    vae_cpu = statistics.median(results["vae"]["epoch_cpu_seconds"])
+    vae_cpu = median_or_none(results["vae"].get("epoch_cpu_seconds"))
     rows = {"regressor": {}, "cvae": {}, "cvae_neg_elbo": {}, "seconds_per_epoch_vs_vae": {},
             "cpu_seconds_per_epoch_vs_vae": {}}
     for q in quadrants:
@@ -126,8 +131,9 @@ def table(results, quadrants):
         rows["cvae_neg_elbo"][q] = results[f"cvae q{q}"]["neg_elbo"]
         rows["seconds_per_epoch_vs_vae"][q] = {
             m: statistics.median(results[f"{m} q{q}"]["epoch_seconds"]) / vae for m in ("cvae", "regressor")}
+        cpu = {m: median_or_none(results[f"{m} q{q}"].get("epoch_cpu_seconds")) for m in ("cvae", "regressor")}
         rows["cpu_seconds_per_epoch_vs_vae"][q] = {
-            m: statistics.median(results[f"{m} q{q}"]["epoch_cpu_seconds"]) / vae_cpu for m in ("cvae", "regressor")}
+            m: None if c is None or not vae_cpu else c / vae_cpu for m, c in cpu.items()}
     return rows
 
 
@@ -166,7 +172,7 @@ def main(argv=None):
             what = "NLL" if args.binarize != "none" else "cross-entropy"
             figure = f"  {what} {r['nll']:.2f} ± {r['nll_sem']:.2f}" if "nll" in r else ""
             print(f"{name:14s} {statistics.median(r['epoch_seconds']):7.2f} s/epoch "
-                  f"({statistics.median(r['epoch_cpu_seconds']):7.2f} CPU s)  peak {r['peak_rss_mib']:7.0f} MiB "
+                  f"({median_or_none(r['epoch_cpu_seconds']) or float('nan'):7.2f} CPU s)  peak {r['peak_rss_mib']:7.0f} MiB "
                   f"({r['peak_rss_mib_after_training']:7.0f} after training)"
                   f"{figure}", flush=True)
     rows = table(results, args.quadrants)
