@@ -369,3 +369,12 @@ def test_results_page_quadrant_table_is_the_recorded_benchmark(prose):
     assert "not −log p(x_u|c)".replace("−", "-") in prose and "a cross-entropy" in prose
     cvae_mem = sorted(runs[f"cvae q{q}"]["peak_rss_mib"] for q in "123")
     assert f"{cvae_mem[0]:.0f}–{cvae_mem[-1]:.0f} MiB for the CVAE" in prose
+    # the protocol comparison: the page's list and the script's agree on what Pyro does
+    assert result["settings"].get("binarize", "none") == "none" and "does not binarize" in prose
+    cost = load("2026-12-07-cvae-cost.json")  # made after the script learned to list the grey-level point
+    listed = " ".join(cost["protocol_differences"])
+    for fact in ("does not binarize", "Trace_ELBO, num_particles=10", "batches of 32", "at most 50 epochs"):
+        assert fact in listed, fact
+    for fact in ("negative ELBO averaged over 10 samples", "batches of 32", "at most 50 epochs",
+                 "patience 3 epochs", "1 is the bottom left, 2 the left half, 3 all but the bottom right"):
+        assert fact in prose, fact
