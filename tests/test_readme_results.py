@@ -395,7 +395,11 @@ def test_results_page_m2_curve_is_the_recorded_run_with_the_gap_to_the_quoted_fi
     assert ("the error does not keep falling" in prose) == (not falling)
     if not falling:
         low, high = min(curve), max(curve)
-        assert f"from {low:.2f} % (epoch {curve.index(low) + 1}) to {high:.2f} % (epoch {curve.index(high) + 1})" in prose
+        assert f"it is lowest after epoch {curve.index(low) + 1} ({low:.2f} %)" in prose
+        worst = curve.index(high) + 1
+        assert (f"highest after epoch {n}, the last ({high:.2f} %)" if worst == n
+                else f"highest after epoch {worst} ({high:.2f} %)") in prose
+        assert f"from epoch 1 to epoch {n} it changed by {curve[-1] - curve[0]:+.2f} points" in prose
     alone = result["classifier_alone_test_error_percent"]["values"][0]
     assert f"for the same {599 * n:,} steps reached {alone:.2f} %" in prose
     assert ("lower than M2's error after every one of the" in prose) == (alone < min(curve))
