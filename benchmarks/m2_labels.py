@@ -70,6 +70,9 @@ def parse(argv=None):
     p.add_argument("--steps", type=int, default=5, help="training steps of each model per timing round")
     p.add_argument("--vae-epochs", type=int, default=0,
                    help="epochs of the plain VAE of the same sizes, in its own process, for CPU time and peak memory")
+    p.add_argument("--pin-blas", action="store_true",
+                   help="run BLAS on one thread throughout, as tinyvae train's loop does for the VAE (threads.py); "
+                        "train_m2 itself leaves BLAS's threads as they are")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script, measures nothing")
     p.add_argument("--out", help="JSON path (default benchmarks/results/<date>-m2-labels<N>.json)")
     return p.parse_args(argv)
@@ -182,6 +185,14 @@ def summary(values):
 
 def main(argv=None):
     args = parse(argv)
+    if args.pin_blas:
+        from tinyvae import threads  # noqa: PLC0415
+        with threads.blas_pinned():
+            return run(args, argv)
+    return run(args, argv)
+
+
+def run(args, argv):
     config = {**(TINY if args.tiny else {}), "labels": args.labels, "alpha": args.alpha}
     if not args.tiny:
         config["epochs"] = args.epochs
