@@ -450,3 +450,8 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     assert f"{m2['m2_score_cpu_seconds'][0]:.1f} CPU s when timed alone" in prose
     assert f"({peaks[-1]:.0f} MiB after its last)" in prose
     assert "shared with several other jobs" in prose and "are not quoted" in prose
+    # the short per-step rounds overstate the plain VAE's epoch against the whole epoch trained by tinyvae train
+    predicted = m2["vae_epoch_cpu_seconds_from_steps"]
+    assert predicted > 2 * vae_cpu
+    assert f"took {vae_cpu:.1f} CPU s in the cost table below, against {predicted:.1f} s that the 5-step rounds" in prose
+    assert m2["blas"]["num_threads"] == 2 and "leaves BLAS on its 2 threads" in prose
