@@ -455,3 +455,15 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     assert predicted > 2 * vae_cpu
     assert f"took {vae_cpu:.1f} CPU s in the cost table below, against {predicted:.1f} s that the 5-step rounds" in prose
     assert m2["blas"]["num_threads"] == 2 and "leaves BLAS on its 2 threads" in prose
+    pinned = load("2026-12-07-m2-labels100-pinned.json")
+    assert pinned["blas"]["num_threads"] == 1 and "--pin-blas" in pinned["command"]
+    assert pinned["config"]["epochs"] == 1 and pinned["plain_vae_run"]["config"]["hidden"] == pinned["config"]["hidden"]
+    p_vae = med(pinned["plain_vae_run"]["cpu_seconds_by_epoch"])
+    p_m2 = med(pinned["m2_epoch_cpu_seconds_measured"][0])
+    assert f"| {p_vae:.1f} | 1 | {pinned['plain_vae_run']['peak_rss_mib']:.0f} |" in prose
+    assert f"| {p_m2:.1f} | {p_m2 / p_vae:.2f} | {pinned['m2_peak_rss_mib_by_epoch'][0][0]:.0f} |" in prose
+    assert f"took {p_m2 / p_vae:.2f} times the plain VAE's CPU time, against {m2_cpu / vae_cpu:.2f} times" in prose
+    assert f"took {m2_cpu / p_m2:.1f} times the CPU time of its epoch on one thread ({m2_cpu:.1f} against {p_m2:.1f} s)" in prose
+    first = pinned["m2_test_error_percent_by_epoch"][0][0]
+    assert f"{first:.2f}" == f"{m2['m2_test_error_percent_by_epoch'][0][0]:.2f}"  # "the same test error after it"
+    assert f"as the 8-epoch run's first ({first:.2f} %)" in prose
