@@ -432,13 +432,13 @@ def test_the_strict_namespace_refuses_a_stray_numpy_call_in_a_conv_layer(monkeyp
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["Conv2d", "ConvTranspose2d"])
-def test_im2col_and_col2im_split_across_threads_give_the_same_numbers(transposed, monkeypatch):
+def test_im2col_col2im_and_the_bias_split_across_threads_give_the_same_numbers(transposed, monkeypatch):
     layer, x, rng = make(transposed, (5, 3, 2, 3, 2, 1, 1 if transposed else 0, 6, 7), 9)
     y = layer.forward(x)
     dy = rng.standard_normal(y.shape)
     dx = layer.backward(dy)
     grads = {k: v.copy() for k, v in layer.grads.items()}
-    monkeypatch.setattr(conv, "SPLIT_ELEMENTS", 1)  # every im2col and col2im in pieces of the batch
+    monkeypatch.setattr(backend, "MIN_SPLIT_ELEMENTS", 1)  # im2col, col2im in pieces of the batch, bias by channels
     monkeypatch.setenv("TINYVAE_THREADS", "3")
     np.testing.assert_array_equal(layer.forward(x), y)
     np.testing.assert_array_equal(layer.backward(dy), dx)
