@@ -232,7 +232,8 @@ def test_a_threadpoolctl_limit_set_by_the_user_is_left_alone(monkeypatch):
 
 
 @pytest.mark.parametrize("m, k, n", [(128, 784, 400), (128, 400, 784), (784, 128, 400), (400, 128, 784),
-                                     (100, 1000, 777), (64, 1000, 73), (64, 25088, 288), (288, 25088, 64)])
+                                     (100, 1000, 777), (64, 1000, 73), (64, 25088, 288), (288, 25088, 64),
+                                     (9, 100352, 32), (576, 6272, 64)])  # the conv VAE's kernel gradients
 @pytest.mark.parametrize("pieces", ["2", "3", "7"])
 def test_a_product_split_into_pieces_has_the_bits_of_the_whole(m, k, n, pieces, monkeypatch):
     rng = np.random.default_rng(m + n)

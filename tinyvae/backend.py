@@ -171,7 +171,10 @@ def available_memory(xp=np):
 # summation order of a split loss value depends on the number of pieces, in its last digits.
 
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
-ALIGN = 64  # a product's pieces start at multiples of this many rows or columns (see matmul)
+# A product's pieces start at multiples of this many rows or columns (see matmul): a multiple of the tile that
+# OpenBLAS's x86-64 kernels compute at a time, and fine enough to cut the conv VAE's 288 and 576 rows and
+# 32 columns into halves.
+ALIGN = 16
 # No piece of a split product is smaller than this many multiply-adds: OpenBLAS on one thread may run a
 # small product with another kernel that adds up in another order (measured: a 64 x 1000 x 9 piece of a
 # 64 x 1000 x 73 product differed from the whole in the last bits). Below it a handoff pays little anyway.
