@@ -163,15 +163,24 @@ def test_the_contention_benchmark_counts_the_splits_whose_pieces_ran_at_once(mon
 
 
 
-def test_the_handoff_benchmark_points_every_splitting_module_at_the_handoff_it_times():
+def test_the_handoff_benchmark_points_every_splitting_module_at_the_handoff_it_times(monkeypatch):
     from tinyvae.evaluation import importance  # noqa: PLC0415
-    from tinyvae.nn import conv, optim  # noqa: PLC0415
+    from tinyvae.nn import optim  # noqa: PLC0415
     from tinyvae.prob import losses  # noqa: PLC0415
     bench = load_script("bench_handoff")
-    users, original = (backend, optim, losses, conv, importance), backend.run_split
-    with bench.handoff(bench.run_split_futures):
-        assert all(m.run_split is bench.run_split_futures for m in users)
+    users, original = (backend, optim, losses, importance), backend.run_split
+    handed = []
+
+    def futures(fn, parts):
+        handed.append(len(parts))
+        return bench.run_split_futures(fn, parts)
+
+    monkeypatch.setenv("TINYVAE_THREADS", "2")
+    with bench.handoff(futures):
+        assert all(m.run_split is futures for m in users)
         assert backend.run_split(lambda i: 2 * i, [(1,), (2,), (3,)]) == [2, 4, 6]
+        backend.split_range(lambda a, b: None, 10, backend.MIN_SPLIT_ELEMENTS, np)  # conv's and the ReLU's way in
+    assert handed == [3, 2]
     assert all(m.run_split is original for m in users)
 
 
