@@ -222,3 +222,21 @@ def test_the_cvae_benchmark_runs_end_to_end_on_a_tiny_setting_and_writes_its_jso
     assert set(doc["runs"]) == {"vae", "cvae q1", "regressor q1"}
     assert all(r["peak_rss_mib"] > 0 and len(r["epoch_seconds"]) == 1 for r in doc["runs"].values())
     assert doc["runs"]["cvae q1"]["test_digits"] == 32 and np.isfinite(doc["table_nats"]["cvae"]["1"])
+
+
+def test_the_critical_path_takes_each_split_at_its_busiest_thread_and_puts_run_split_back(monkeypatch):
+    bench = load_script("bench_critical_path")
+    from tinyvae.nn import optim  # noqa: PLC0415
+    original = backend.run_split
+    clock = bench.SplitClock()
+    clock.account([0.003, 0.002, 0.004], ["caller", "worker", "caller"], "caller")  # the caller's 7 ms, the worker's 2
+    clock.account([0.001, 0.005], ["caller", "worker"], "caller")  # the worker's 5 ms, the caller's 1
+    clock.account([0.002], ["caller"], "caller")  # one piece: no split, the caller's 2 ms
+    assert np.isclose(clock.critical, 0.007 + 0.005 + 0.002) and np.isclose(clock.on_caller, 0.007 + 0.001 + 0.002)
+    assert clock.splits == 2
+    monkeypatch.setenv("TINYVAE_THREADS", "2")
+    with bench.SplitClock() as timed:
+        assert backend.run_split == timed.run_split and optim.run_split == timed.run_split
+        assert backend.run_split(lambda i: 3 * i, [(1,), (2,)]) == [3, 6]
+    assert timed.splits == 1 and timed.critical > 0
+    assert backend.run_split is original and optim.run_split is original
