@@ -65,10 +65,7 @@ class Models:
                              "browser_models.py; change both, so that the browser loads the model this call trains")
         if sys.platform == "emscripten":  # Pyodide: the browser
             return self.load(name)
-        out = out or tempfile.mkdtemp(prefix=f"tinyvae-{name}-")
-        run = tinyvae.train(tinyvae.TrainConfig(**self.config(name), out=str(out)), dataset=self.dataset,
-                            progress=True, pictures=False, log=lambda *_: None)
-        return tinyvae.load_model(Path(run) / "checkpoint.npz")
+        return self.train(self.config(name), out or tempfile.mkdtemp(prefix=f"tinyvae-{name}-"), progress=True)
 
     def path(self, name, folder=None):
         return Path(folder or FOLDER) / self.notebook / f"{name}.npz"
@@ -84,24 +81,37 @@ class Models:
         if not same_fields(stored, self.config(name)):
             raise ValueError(f"{path} was trained by {_fields(stored)}, not by the declared {_fields(self.config(name))}; "
                              "rebuild the app (python docs/build_site.py --lite)")
-        return tinyvae.load_model(path)
+        return self.read(path)
 
     def make(self, folder, log=print):
         """Train every declared model natively and write its checkpoint into ``folder``/NOTEBOOK/;
         returns the paths. Any failure raises: an app never ships without a declared model."""
         paths = []
         for name in self.declared:
+            config, path = self.config(name), self.path(name, folder)
             with tempfile.TemporaryDirectory(prefix="tinyvae-notebook-model-") as tmp:
-                config = self.config(name)
-                run = tinyvae.train(tinyvae.TrainConfig(**config, out=str(Path(tmp) / name)), dataset=self.dataset,
-                                    progress=False, pictures=False, log=lambda *_: None)
-                model = tinyvae.load_model(Path(run) / "checkpoint.npz")
-            path = self.path(name, folder)
+                model = self.train(config, Path(tmp) / name, progress=False)
             path.parent.mkdir(parents=True, exist_ok=True)
-            model.save(path, extra={"train_config": np.array(json.dumps(config))})  # atomic, plain arrays
+            self.write(model, path, config)
             log(f"browser_models: {self.notebook} {name} trained natively into {path}")
             paths.append(path)
         return paths
+
+    # How a model is trained, written and read: a notebook whose models are of another kind (trained by
+    # another function, saved otherwise) declares them with a subclass that overrides these three.
+
+    def train(self, config, out, progress):
+        """Train natively by ``config`` (TrainConfig fields) into the run folder ``out``; returns the model."""
+        run = tinyvae.train(tinyvae.TrainConfig(**config, out=str(out)), dataset=self.dataset,
+                            progress=progress, pictures=False, log=lambda *_: None)
+        return tinyvae.load_model(Path(run) / "checkpoint.npz")
+
+    def write(self, model, path, config):
+        """The weights, the model config and ``config`` as JSON (``train_config``), atomically, plain arrays."""
+        model.save(path, extra={"train_config": np.array(json.dumps(config))})
+
+    def read(self, path):
+        return tinyvae.load_model(path)
 
 
 def same_fields(a, b):
