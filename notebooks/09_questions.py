@@ -39,13 +39,12 @@
 # **In the browser** (this notebook's JupyterLite copy, where `sys.platform` is `"emscripten"`), NumPy has
 # no optimized matrix library and multiplies matrices many times slower than on your machine, so the
 # notebook trains less there. Sections 2 to 5 do not train their thirteen models in the browser: `fit`
-# loads each from a checkpoint that the site's build trained natively, by exactly the config and seed that
-# `fit` trains natively (declared once, in this folder's [browser_models.py](browser_models.py), for the
-# notebook and the build alike); every score, picture and `assert` below is computed in the browser from the
-# loaded models. Section 1 trains by hand for 50 steps instead of 200, and section 4 finds the directions of
-# the data from 2 000 digits instead of 5 000. The outputs stored with the notebook are those of the full
-# run; to retrain every model yourself, run the notebook with Jupyter on your own machine, where `fit`
-# trains each one (about a minute for all of them).
+# loads each from a checkpoint that the site's build trained natively, by exactly the config and seed
+# with which `fit` trains it natively (both read them from this folder's `browser_models.py`). Every
+# score, picture and `assert` below is still computed in the browser, from the loaded models. Section 1
+# trains by hand for 50 steps instead of 200, and section 4 finds the directions of the data from 2 000
+# digits instead of 5 000. The outputs stored with the notebook are those of the full run; to retrain the
+# models yourself, run the notebook with Jupyter on your own machine, where `fit` trains each of them.
 
 # %%
 # %matplotlib inline
