@@ -62,14 +62,14 @@ def test_the_browser_loads_bit_for_bit_the_model_fit_trains_natively(tmp_path, m
         np.testing.assert_array_equal(loaded.theta, model.theta)  # the same weights, bit for bit
         assert loaded.theta.dtype == np.float32
     with np.load(made[1], allow_pickle=False) as arrays:  # plain arrays: weights, configs, no optimizer state
-        assert bm.same_fields(json.loads(str(arrays["train_config"])), models.config("b"))
+        assert json.loads(str(arrays["train_config"])) == models.every_field(models.config("b"))
         assert not [k for k in arrays.files if k.startswith("optim.")]
 
 
 def test_the_browser_refuses_a_checkpoint_trained_with_another_seed(tmp_path, monkeypatch):
     tiny(seed=1).make(tmp_path, log=lambda *_: None)
     in_the_browser(monkeypatch, tmp_path)
-    with pytest.raises(ValueError, match=r"trained by .*seed=1.*not by the declared .*seed=0"):
+    with pytest.raises(ValueError, match=r"trained by seed=1, not by the declared seed=0"):
         tiny(seed=0).fit("a", beta=1.0)
 
 
