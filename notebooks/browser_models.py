@@ -150,7 +150,7 @@ def _fields(fields):
 # --- the declarations ------------------------------------------------------------------------------
 
 def questions():
-    """Notebook 09's eleven models (sections 2 to 5): 784-128-16 (-32 in section 5), on 5 000 digits."""
+    """Notebook 09's thirteen models (sections 2 to 5): 784-128-16 (-32 in section 5), on 5 000 digits."""
     mnist = data.load_dataset()
     x_train, x_test = mnist.train_x[:5000], mnist.test_x[:200]
     # training evaluates these 200 test digits after each epoch (its metrics); the notebook scores on 1 000

@@ -127,3 +127,18 @@ def test_the_build_stops_when_a_model_cannot_be_made(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"the models of 00_tiny .* could not be trained: .*beta"):
         lite_models.build_wheel(tmp_path, tmp_path / "work", log=lambda *_: None)
     assert not list(tmp_path.glob("*.whl"))
+
+
+def test_notebooks_import_browser_models_in_a_cell_the_browser_can_parse():
+    # The browser loads a cell's packages from the imports it finds by parsing the cell as Python; a cell
+    # with an IPython %-line does not parse, and its `import browser_models` then fails there.
+    import ast  # noqa: PLC0415
+
+    jupytext = pytest.importorskip("jupytext")
+    importing = []
+    for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        for cell in jupytext.read(source).cells:
+            if cell.cell_type == "code" and "import browser_models" in cell.source:
+                importing.append(source.stem)
+                ast.parse(cell.source)  # raises SyntaxError on a %-line
+    assert set(bm.NOTEBOOKS) <= set(importing), "a notebook with declared models does not import browser_models"
