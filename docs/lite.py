@@ -16,6 +16,8 @@ What the app is made of, and where each piece comes from:
 * Pure-Python wheels for the kernel (IPython and its dependencies) and for tinyvae (tqdm): PyPI, at the
   versions Pyodide 314.0.6 lists, pinned by hash in ``docs/lite/requirements.txt``.
 * tinyvae: a wheel built here from the checkout (it carries MNIST; the app holds no other copy).
+* The notebooks' models (``tinyvae-notebook-models``): trained natively by this build from
+  ``notebooks/browser_models.py`` and shipped with it (``docs/lite_models.py``).
 
 The app's ``pyodide-lock.json`` lists exactly the wheels shipped, under Pyodide's own package names;
 the kernel loads packages from it only (its PyPI fallback is off) and preloads tinyvae at start.
@@ -39,6 +41,8 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+import lite_models  # the notebooks' models, trained natively by the build
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -285,7 +289,7 @@ def build(out, work, notebooks, *, cache=None):
         for name in PYODIDE_CORE:
             with tgz.extractfile(f"package/{name}") as src, open(pyodide / name, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-    wheels = collect_wheels(cache, pyodide) + [build_tinyvae_wheel(pyodide)]
+    wheels = collect_wheels(cache, pyodide) + [build_tinyvae_wheel(pyodide), lite_models.build_wheel(pyodide, work)]
     lock = write_lock(wheels, core_lock, pyodide)
     contents = lite_dir / "notebooks"
     contents.mkdir()
@@ -306,10 +310,10 @@ def build(out, work, notebooks, *, cache=None):
         raise SystemExit(f"build_site --lite: jupyter lite build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     seconds = time.perf_counter() - start
+    ours = {"tinyvae": "this checkout", "tinyvae-notebook-models": "trained by this build (notebooks/browser_models.py)"}
     packages = [{"name": e["name"], "version": e["version"], "file": e["file_name"],
                  "licence": licence_of(pyodide / e["file_name"]),
-                 "source": "open-webui 0.12.4's bundle" if e["file_name"] in FROM_BUNDLE
-                 else "this checkout" if e["name"] == "tinyvae" else "PyPI"}
+                 "source": "open-webui 0.12.4's bundle" if e["file_name"] in FROM_BUNDLE else ours.get(e["name"], "PyPI")}
                 for e in lock["packages"].values()]
     apps = [{"name": name, "version": importlib.metadata.version(name), "licence": licence(importlib.metadata.metadata(name))}
             for name in ("jupyterlite-core", "jupyterlite-pyodide-kernel")]

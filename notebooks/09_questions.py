@@ -38,11 +38,13 @@
 #
 # **In the browser** (this notebook's JupyterLite copy, where `sys.platform` is `"emscripten"`), NumPy has
 # no optimized matrix library and multiplies matrices many times slower than on your machine, so the
-# notebook does less there: section 1 trains by hand for 50 steps instead of 200, section 2 sweeps β over
-# 0.1, 1 and 10 only (three models instead of five, so its pictures have three rows), and section 4 finds
-# the directions of the data from 2 000 digits instead of 5 000. Every model of sections 2 to 5 is trained
-# as in the full run. The same lines print the browser's figures and the same `assert`s check them; the
-# outputs stored with the notebook are those of the full run, which Jupyter on your own machine repeats.
+# notebook trains less there. Sections 2 to 5 do not train their thirteen models in the browser: `fit`
+# loads each from a checkpoint that the site's build trained natively, by exactly the config and seed
+# with which `fit` trains it natively (both read them from this folder's `browser_models.py`). Every
+# score, picture and `assert` below is still computed in the browser, from the loaded models. Section 1
+# trains by hand for 50 steps instead of 200, and section 4 finds the directions of the data from 2 000
+# digits instead of 5 000. The outputs stored with the notebook are those of the full run; to retrain the
+# models yourself, run the notebook with Jupyter on your own machine, where `fit` trains each of them.
 
 # %%
 # %matplotlib inline
@@ -62,28 +64,33 @@ np.set_printoptions(precision=3, suppress=True)
 runs = Path(tempfile.mkdtemp(prefix="tinyvae-"))   # run folders go to a scratch directory
 mnist = data.load_dataset()
 x_train, x_test = mnist.train_x[:5000], mnist.test_x[:1000]          # uint8, grey levels
-# training evaluates 200 test digits after each epoch (its metrics); the scores below use all 1 000
-subset = data.Dataset(x_train, mnist.train_y[:5000], mnist.val_x, mnist.val_y, x_test[:200], mnist.test_y[:200])
-BASE = dict(hidden=(128,), latent=16, batch_size=100, epochs=4, lr=1e-3, init="auto", seed=0)
 IN_BROWSER = sys.platform == "emscripten"                      # JupyterLite: a shorter run (see above)
 STEPS = 50 if IN_BROWSER else 200                              # section 1's steps by hand
-BETAS = [0.1, 1.0, 10.0] if IN_BROWSER else [0.1, 0.3, 1.0, 3.0, 10.0]   # section 2's sweep
 EIGEN_DIGITS = 2000 if IN_BROWSER else 5000                    # section 4's directions of the data
-if IN_BROWSER:
-    print(f"in the browser: section 1 trains by hand for {STEPS} steps (not 200), section 2 sweeps β over "
-          f"{', '.join(f'{b:g}' for b in BETAS)} (not five values), section 4's directions come from "
-          f"{EIGEN_DIGITS} digits (not 5000)")
 
 # %% [markdown]
-# Three helpers: `fit` trains one small model (with a progress bar), `scores` scores it on the 1 000
-# test digits, and `sample_rows` with `show` draws prior samples, one row per model.
+# Three helpers: `fit` trains one small model (with a progress bar; in the browser it loads it, see above),
+# `scores` scores it on the 1 000 test digits, and `sample_rows` with `show` draws prior samples, one row
+# per model.
 
 # %%
+# this folder's browser_models.py (see above); imported in a cell without a %-line, where the browser
+# finds the package to load for it
+import browser_models
+
+MODELS = browser_models.models("09_questions")  # sections 2 to 5's models: their digits, BASE and changes
+BASE = MODELS.base    # hidden=(128,), latent=16, batch_size=100, epochs=4, lr=1e-3, init="auto", seed=0
+if IN_BROWSER:
+    print(f"in the browser: sections 2 to 5 load their {len(MODELS.declared)} models from checkpoints the site's "
+          f"build trained natively by the same configs and seeds (browser_models.py) instead of training them; "
+          f"section 1 trains by hand for {STEPS} steps (not 200), section 4's directions come from {EIGEN_DIGITS} "
+          f"digits (not 5000). To retrain the models, run this notebook with Jupyter on your own machine.")
+
+
 def fit(name, **changes):
-    """Train a small VAE on the 5 000 digits (quietly); returns the trained model."""
-    config = tinyvae.TrainConfig(**{**BASE, **changes}, out=str(runs / name))
-    run = tinyvae.train(config, dataset=subset, progress=True, pictures=False, log=lambda *_: None)
-    return tinyvae.load_model(run / "checkpoint.npz")
+    """Train the small VAE `name`, BASE with `changes`, on the first 5 000 training digits (quietly);
+    returns the trained model. The changes must be the ones browser_models.py declares for `name`."""
+    return MODELS.fit(name, out=runs / name, **changes)
 
 
 def scores(model):
@@ -207,7 +214,7 @@ show(sample_rows([summed, per_pixel_mean]), ["sum", "mean"],
 # Sweep β from 0.1 to 10:
 
 # %%
-betas = BETAS                                    # 0.1, 0.3, 1, 3 and 10 (in the browser 0.1, 1 and 10)
+betas = [0.1, 0.3, 1.0, 3.0, 10.0]
 beta_models = {b: fit(f"beta{b}", beta=b) for b in betas}
 beta_scores = {b: scores(m) for b, m in beta_models.items()}
 rate = {b: s["kl"] for b, s in beta_scores.items()}

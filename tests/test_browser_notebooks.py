@@ -5,11 +5,14 @@ so in a Markdown cell and prints a line starting ``in the browser:`` there, and 
 prints with the same ``assert``s as the full run. These tests run each such source top to bottom in this
 process with the platform name set as Pyodide sets it and no thread allowed to start (as there), so
 the browser run's asserts are checked on every test run; ``tests/test_lite.py`` runs them in Chromium.
+A notebook whose models ``notebooks/browser_models.py`` declares loads them in the browser: here, as in
+the site's build, they are first trained natively into a scratch folder, and the notebook loads them there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import sys
 import threading
@@ -29,8 +32,16 @@ def test_the_notebooks_that_need_it_have_a_browser_branch():
     assert needed <= {p.stem for p in BRANCHED}
 
 
+def browser_models():
+    """notebooks/browser_models.py, as the notebooks import it from their folder."""
+    spec = importlib.util.spec_from_file_location("browser_models", NOTEBOOK_DIR / "browser_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("source", BRANCHED, ids=[p.stem for p in BRANCHED])
-def test_browser_branch_says_what_it_changes_and_its_asserts_hold(source, monkeypatch):
+def test_browser_branch_says_what_it_changes_and_its_asserts_hold(source, monkeypatch, tmp_path):
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -40,6 +51,11 @@ def test_browser_branch_says_what_it_changes_and_its_asserts_hold(source, monkey
     def refuse(self):
         raise RuntimeError("can't start new thread")
 
+    models = browser_models()
+    if source.stem in models.NOTEBOOKS:  # the checkpoints the site's build makes, trained natively here
+        models.models(source.stem).make(tmp_path, log=lambda *_: None)
+    monkeypatch.setattr(models, "FOLDER", tmp_path)
+    monkeypatch.setitem(sys.modules, "browser_models", models)
     nb = jupytext.read(source)
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "**In the browser**" in markdown, f"{source.name}: no Markdown cell says what the browser run changes"

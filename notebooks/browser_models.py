@@ -1,0 +1,179 @@
+"""The models a notebook trains with ``tinyvae.train``, declared once for the notebook and the site's build.
+
+Training a notebook's models takes about a minute with a native NumPy and many minutes in the browser
+(the browser edition, docs/browser.md: NumPy without an optimized matrix library, on one thread). So
+a notebook that trains several models declares them here, each by name: the digits it trains on and
+its ``TrainConfig`` fields, seed included. The notebook gets them with ``models(NOTEBOOK)`` and calls
+``fit(name, **changes)``, the changes written out where the lesson shows them:
+
+* natively, ``fit`` trains the model with ``tinyvae.train``, as the notebook always did;
+* in the browser (Pyodide, ``sys.platform == "emscripten"``), it loads the checkpoint that
+  ``python docs/build_site.py --lite`` trained natively from the same declaration (``make``) and shipped
+  with this module in the app's wheel ``tinyvae-notebook-models``.
+
+Either way ``fit`` first checks that the changes it was given are the declared ones, and in the browser
+that the checkpoint was trained by exactly the declared config: a notebook and a build that disagree
+fail loudly instead of showing another model. tinyvae's training is reproducible from its config and
+seed (bit for bit across thread counts), so the loaded model is the one the native run trains; only
+the figures computed from it in the browser may differ in the last bits, where the browser's NumPy
+rounds float32 products differently.
+
+A checkpoint holds the weights and the model config (tinyvae's model format: float32, no optimizer
+state) and the training config as JSON (``train_config``): plain arrays (``np.savez``, read with
+``allow_pickle=False``), written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import tinyvae
+from tinyvae import data
+
+# where the app's wheel puts the checkpoints, beside this module: FOLDER/NOTEBOOK/NAME.npz
+FOLDER = Path(__file__).resolve().parent / "tinyvae_notebook_checkpoints"
+RETRAIN = "run the notebook with Jupyter on your own machine: there fit trains every model natively"
+
+
+class Models:
+    """One notebook's models: ``dataset`` they train on and ``declared`` {name: TrainConfig fields changed
+    from ``base``}; ``fit(name, **changes)`` trains natively and loads in the browser."""
+
+    def __init__(self, notebook, dataset, base, declared):
+        self.notebook, self.dataset, self.base, self.declared = notebook, dataset, dict(base), dict(declared)
+
+    def config(self, name):
+        """The declared TrainConfig fields of ``name`` (its run folder left out)."""
+        if name not in self.declared:
+            raise KeyError(f"{self.notebook} declares no model {name!r} in browser_models.py; "
+                           f"it declares {sorted(self.declared)}")
+        return {**self.base, **self.declared[name]}
+
+    def fit(self, name, out=None, **changes):
+        """The model ``name``, trained by ``base`` with ``changes`` (natively: into the run folder ``out``,
+        a scratch folder by default); in the browser, the checkpoint the build trained by that config."""
+        declared = self.declared.get(name)
+        if declared is None or not same_fields(changes, declared):
+            raise ValueError(f"{self.notebook}: fit({name!r}, {_fields(changes)}) is not the declared model "
+                             f"{name!r} ({_fields(declared) if declared is not None else 'none'}) of "
+                             "browser_models.py; change both, so that the browser loads the model this call trains")
+        if sys.platform == "emscripten":  # Pyodide: the browser
+            return self.load(name)
+        return self.train(self.config(name), out or tempfile.mkdtemp(prefix=f"tinyvae-{name}-"), progress=True)[0]
+
+    def path(self, name, folder=None):
+        return Path(folder or FOLDER) / self.notebook / f"{name}.npz"
+
+    def load(self, name, folder=None):
+        """The checkpoint of ``name`` the build made, refused unless trained by the declared config."""
+        path = self.path(name, folder)
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.notebook}: no checkpoint of {name!r} at {path}: the app was built without "
+                                    f"it (python docs/build_site.py --lite makes it); or {RETRAIN}")
+        with np.load(path, allow_pickle=False) as arrays:
+            stored = json.loads(str(arrays["train_config"]))
+        declared = self.every_field(self.config(name))
+        if not same_fields(stored, declared):
+            differ = sorted(k for k in {**stored, **declared} if not same_fields({k: stored.get(k)}, {k: declared.get(k)}))
+            raise ValueError(f"{path} was trained by {_fields({k: stored.get(k) for k in differ})}, not by the declared "
+                             f"{_fields({k: declared.get(k) for k in differ})}; rebuild the app (python docs/build_site.py --lite)")
+        return self.read(path)
+
+    def make(self, folder, log=print):
+        """Train every declared model natively and write its checkpoint into ``folder``/NOTEBOOK/;
+        returns the paths. Any failure raises: an app never ships without a declared model."""
+        paths = []
+        for name in self.declared:
+            config, path = self.config(name), self.path(name, folder)
+            with tempfile.TemporaryDirectory(prefix="tinyvae-notebook-model-") as tmp:
+                model, trained = self.train(config, Path(tmp) / name, progress=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.write(model, path, trained)  # the config the run recorded, which load compares with the declared
+            log(f"browser_models: {self.notebook} {name} trained natively into {path}")
+            paths.append(path)
+        return paths
+
+    # How a model is trained, written and read: a notebook whose models are of another kind (trained by
+    # another function, saved otherwise) declares them with a subclass that overrides these three.
+
+    def train(self, config, out, progress):
+        """Train natively by ``config`` (TrainConfig fields) into the run folder ``out``; returns the model and
+        every field of the config that the run recorded in its checkpoint (as ``every_field`` gives them)."""
+        run = tinyvae.train(tinyvae.TrainConfig(**config, out=str(out)), dataset=self.dataset,
+                            progress=progress, pictures=False, log=lambda *_: None)
+        with np.load(Path(run) / "checkpoint.npz", allow_pickle=False) as arrays:
+            recorded = json.loads(str(arrays["train_config"]))
+        return tinyvae.load_model(Path(run) / "checkpoint.npz"), self.every_field(recorded)
+
+    def every_field(self, config):
+        """Every field of the TrainConfig ``config`` (defaults filled in), its run folder left out."""
+        fields = tinyvae.TrainConfig.from_dict(dict(config)).to_dict()
+        fields.pop("out", None)
+        return json.loads(json.dumps(fields))  # as a checkpoint stores them: tuples become lists
+
+    def write(self, model, path, config):
+        """The weights, the model config and ``config`` as JSON (``train_config``), atomically, plain arrays."""
+        model.save(path, extra={"train_config": np.array(json.dumps(config))})
+
+    def read(self, path):
+        return tinyvae.load_model(path)
+
+
+def same_fields(a, b):
+    """Whether two {field: value} are equal, floats up to rounding in their last bits (a value such as a
+    variance the notebook computes from the digits may round differently in the browser)."""
+    if set(a) != set(b):
+        return False
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+            if list(x) != list(y):
+                return False
+        elif isinstance(x, float) or isinstance(y, float):
+            if not (isinstance(x, (int, float)) and isinstance(y, (int, float)) and math.isclose(x, y, rel_tol=1e-9)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def _fields(fields):
+    return ", ".join(f"{k}={v!r}" for k, v in fields.items())
+
+
+# --- the declarations ------------------------------------------------------------------------------
+
+def questions():
+    """Notebook 09's thirteen models (sections 2 to 5): 784-128-16 (-32 in section 5), on 5 000 digits."""
+    mnist = data.load_dataset()
+    x_train, x_test = mnist.train_x[:5000], mnist.test_x[:200]
+    # training evaluates these 200 test digits after each epoch (its metrics); the notebook scores on 1 000
+    subset = data.Dataset(x_train, mnist.train_y[:5000], mnist.val_x, mnist.val_y, x_test, mnist.test_y[:200])
+    flat = data.to_float(x_train).astype(np.float64)
+    data_mse = float(((flat - flat.mean(0)) ** 2).mean())  # the learned σ_x²'s start (notebook 09, section 4)
+    base = dict(hidden=(128,), latent=16, batch_size=100, epochs=4, lr=1e-3, init="auto", seed=0)
+    gaussian = dict(likelihood="gaussian", epochs=5, batch_size=50)
+    declared = {f"beta{b}": dict(beta=b) for b in (0.1, 0.3, 1.0, 3.0, 10.0)}
+    declared |= {"cb": dict(likelihood="continuous-bernoulli"),
+                 "g1": dict(obs_var=1.0, **gaussian), "g05": dict(obs_var=0.5, **gaussian),
+                 "glearned": dict(obs_var_mode="learned", obs_var=data_mse, **gaussian),
+                 "goptimal": dict(obs_var_mode="optimal", **gaussian),
+                 "plain": dict(latent=32, beta=10.0), "warmup": dict(latent=32, beta=10.0, kl_warmup=3.0),
+                 "freebits": dict(latent=32, beta=10.0, free_bits=0.5)}
+    return Models("09_questions", subset, base, declared)
+
+
+NOTEBOOKS = {"09_questions": questions}  # notebook -> its declaration; the build makes every one
+
+
+def models(notebook):
+    """The declared models of ``notebook`` (its file name without .ipynb)."""
+    if notebook not in NOTEBOOKS:
+        raise KeyError(f"browser_models.py declares no models for {notebook!r}; it declares {sorted(NOTEBOOKS)}")
+    return NOTEBOOKS[notebook]()
