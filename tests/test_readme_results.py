@@ -422,7 +422,8 @@ def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose
         sys.path.remove(str(folder))
     pyro = bench.PYRO_SSVAE
     assert f"reports {100 * pyro['accuracy']:.2f} % accuracy at 100 labels" in prose
-    assert f"that is {100 * (1 - pyro['accuracy']):.2f} % error (95 % bounds ± {100 * pyro['bound']:.2f} points" in prose
+    error, bound = 100 * (1 - pyro["accuracy"]), 100 * pyro["bound"]
+    assert f"that is {error:.2f} % error (95 % bounds ± {bound:.2f} points" in prose
     assert pyro["draws"] == 5 and "over five labelled draws" in prose
     assert f"against {100 * pyro['classifier_alone_accuracy']:.2f} % for its classifier" in prose
     by_labels = bench.PAPER["test_error_percent_by_labels"]
@@ -453,7 +454,8 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     # the short per-step rounds overstate the plain VAE's epoch against the whole epoch trained by tinyvae train
     predicted = m2["vae_epoch_cpu_seconds_from_steps"]
     assert predicted > 2 * vae_cpu
-    assert f"took {vae_cpu:.1f} CPU s in the cost table below, against {predicted:.1f} s that the 5-step rounds" in prose
+    said = f"took {vae_cpu:.1f} CPU s in the cost table below, against {predicted:.1f} s that the 5-step rounds"
+    assert said in prose
     assert m2["blas"]["num_threads"] == 2 and "leaves BLAS on its 2 threads" in prose
     pinned = load("2026-12-07-m2-labels100-pinned.json")
     assert pinned["blas"]["num_threads"] == 1 and "--pin-blas" in pinned["command"]
@@ -463,7 +465,8 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     assert f"| {p_vae:.1f} | 1 | {pinned['plain_vae_run']['peak_rss_mib']:.0f} |" in prose
     assert f"| {p_m2:.1f} | {p_m2 / p_vae:.2f} | {pinned['m2_peak_rss_mib_by_epoch'][0][0]:.0f} |" in prose
     assert f"took {p_m2 / p_vae:.2f} times the plain VAE's CPU time, against {m2_cpu / vae_cpu:.2f} times" in prose
-    assert f"took {m2_cpu / p_m2:.1f} times the CPU time of its epoch on one thread ({m2_cpu:.1f} against {p_m2:.1f} s)" in prose
+    said = f"took {m2_cpu / p_m2:.1f} times the CPU time of its epoch on one thread ({m2_cpu:.1f} against {p_m2:.1f} s)"
+    assert said in prose
     first = pinned["m2_test_error_percent_by_epoch"][0][0]
     assert f"{first:.2f}" == f"{m2['m2_test_error_percent_by_epoch'][0][0]:.2f}"  # "the same test error after it"
     assert f"as the 8-epoch run's first ({first:.2f} %)" in prose
