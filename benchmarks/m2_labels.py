@@ -18,6 +18,12 @@ of the same sizes (784-500-50 softplus, batch_size images), taking turns on the 
 are the per-step medians times the steps of an epoch over the unlabelled images (for the VAE: over all
 60,000), and the epochs of the M2 runs themselves are in their metrics. Prints the BLAS that ran
 (threadpoolctl), a table, and writes the JSON to benchmarks/results/ (``--out``).
+
+Each draw also records its test error, process CPU seconds and peak resident memory after every epoch.
+``--vae-epochs N`` trains the plain VAE of the same sizes, batch and binarization with ``tinyvae.train``
+in its own process for N epochs (CPU seconds of its steps, ``EpochCPU``; its peak memory). ``tinyvae
+train`` runs BLAS on one thread (tinyvae/threads.py) and ``train_m2`` does not; ``--pin-blas`` runs the
+whole script with BLAS on one thread, so that M2 and the VAE are timed alike.
 """
 
 from __future__ import annotations
