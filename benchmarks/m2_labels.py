@@ -71,7 +71,9 @@ def parse(argv=None):
     p.add_argument("--labels", type=int, default=100)
     p.add_argument("--draws", type=int, default=3, help="labelled sets drawn (label seeds 0, 1, ...)")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--alpha", type=float, default=SemiConfig.alpha)
+    p.add_argument("--alpha", type=float, nargs="+", default=[SemiConfig.alpha],
+                   help="α_batch; several values run the draws once for each and write one JSON of them all")
+    p.add_argument("--no-timing", action="store_true", help="skip the paired step timing of M2 and the VAE")
     p.add_argument("--rounds", type=int, default=3, help="paired timing rounds")
     p.add_argument("--steps", type=int, default=5, help="training steps of each model per timing round")
     p.add_argument("--vae-epochs", type=int, default=0,
@@ -194,12 +196,33 @@ def main(argv=None):
     if args.pin_blas:
         from tinyvae import threads  # noqa: PLC0415
         with threads.blas_pinned():
-            return run(args, argv)
-    return run(args, argv)
+            return sweep(args, argv)
+    return sweep(args, argv)
 
 
-def run(args, argv):
-    config = {**(TINY if args.tiny else {}), "labels": args.labels, "alpha": args.alpha}
+def sweep(args, argv):
+    """One α: ``run``'s JSON. Several: ``run`` for each in turn, and one JSON with each one's result under
+    ``by_alpha`` (default benchmarks/results/<date>-m2-alpha-sweep.json)."""
+    if len(args.alpha) == 1:
+        return run(args, argv, args.alpha[0])
+    results = [run(args, argv, alpha, write=False) for alpha in args.alpha]
+    print(f"\n{'α_batch':>10}{'M2 test error % by epoch (first draw)':>44}{'classifier alone %':>22}")
+    for alpha, r in zip(args.alpha, results):
+        curve = ", ".join(f"{e:.2f}" for e in r["m2_test_error_percent_by_epoch"][0])
+        print(f"{alpha:>10g}{curve:>44}{r['classifier_alone_test_error_percent']['values'][0]:>22.2f}")
+    result = {"what": "M2 with few labels for each α_batch in turn (see by_alpha), all else alike",
+              "command": "python benchmarks/m2_labels.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "alphas": args.alpha, "by_alpha": results}
+    out = Path(args.out) if args.out else (Path(__file__).resolve().parent / "results" /
+                                           f"{date.today().isoformat()}-m2-alpha-sweep.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return result
+
+
+def run(args, argv, alpha, write=True):
+    config = {**(TINY if args.tiny else {}), "labels": args.labels, "alpha": alpha}
     if not args.tiny:
         config["epochs"] = args.epochs
     cfg = SemiConfig(**config)
@@ -227,12 +250,6 @@ def run(args, argv):
                        **pool.apply(plain_vae_epochs, (vae_config,))}
             print(f"plain VAE: CPU s per epoch {', '.join(f'{c:.0f}' for c in vae['cpu_seconds_by_epoch'])}; "
                   f"peak {vae['peak_rss_mib']:.0f} MiB", flush=True)
-    timing = step_seconds(config, args.rounds, args.steps)
-    n_unlabelled = (cfg.limit_train or 60_000) - cfg.labels
-    steps_m2 = -(-n_unlabelled // cfg.batch_size)
-    steps_vae = -(-(cfg.limit_train or 60_000) // cfg.batch_size)
-    m2_step, vae_step = statistics.median(timing["m2"]), statistics.median(timing["vae"])
-    m2_cpu, vae_cpu = statistics.median(timing["m2_cpu"]), statistics.median(timing["vae_cpu"])
     result = {
         "what": "M2 test error with few labels over draws of the labelled set; the classifier on the labels alone; "
                 "seconds per step of M2 and of the plain VAE of the same sizes (medians of paired rounds)",
@@ -244,13 +261,10 @@ def run(args, argv):
         "m2_epoch_cpu_seconds_measured": [one["cpu_seconds_by_epoch"] for one in by_draw],
         "m2_score_cpu_seconds": [one["score_cpu_seconds"] for one in by_draw],
         "m2_peak_rss_mib_by_epoch": [one["peak_rss_mib_by_epoch"] for one in by_draw],
-        "plain_vae_run": vae,
-        "step_seconds": timing, "m2_step_seconds": m2_step, "vae_step_seconds": vae_step,
-        "m2_step_cpu_seconds": m2_cpu, "vae_step_cpu_seconds": vae_cpu,
-        "m2_epoch_cpu_seconds_from_steps": m2_cpu * steps_m2, "vae_epoch_cpu_seconds_from_steps": vae_cpu * steps_vae,
-        "m2_epoch_seconds_from_steps": m2_step * steps_m2, "vae_epoch_seconds_from_steps": vae_step * steps_vae,
-        "blas": blas,
+        "plain_vae_run": vae, "blas": blas,
     }
+    if not args.no_timing:
+        result.update(timings(cfg, config, args))
     print(f"\n{'':<28}{'test error %':>14}")
     for name, key in (("M2", "m2_test_error_percent"), ("classifier on labels alone", "classifier_alone_test_error_percent")):
         s = result[key]
@@ -258,16 +272,35 @@ def run(args, argv):
         print(f"{name:<28}{s['mean']:>10.2f}{spread}   draws: {', '.join(f'{v:.2f}' for v in s['values'])}")
     note = "" if PAPER["checked"] else "   (as quoted; not yet checked against the paper)"
     print(f"{'paper (M2, Table 1)':<28}{PAPER['test_error_percent']:>10.2f} ± {PAPER['spread_percent']:.2f}{note}")
-    print(f"\nseconds per step: M2 {m2_step:.3f}, VAE {vae_step:.3f} (ratio {m2_step / vae_step:.2f}); per epoch: M2 "
-          f"{result['m2_epoch_seconds_from_steps']:.0f} s ({steps_m2} steps), VAE "
-          f"{result['vae_epoch_seconds_from_steps']:.0f} s ({steps_vae} steps)")
-    print(f"CPU seconds per step: M2 {m2_cpu:.3f}, VAE {vae_cpu:.3f} (ratio {m2_cpu / vae_cpu:.2f}); per epoch: M2 "
-          f"{result['m2_epoch_cpu_seconds_from_steps']:.0f} s, VAE {result['vae_epoch_cpu_seconds_from_steps']:.0f} s")
+    if not write:
+        return result
     out = Path(args.out) if args.out else (Path(__file__).resolve().parent / "results" /
                                            f"{date.today().isoformat()}-m2-labels{args.labels}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
+    return result
+
+
+def timings(cfg, config, args):
+    """The paired step timing of M2 and the plain VAE (``step_seconds``), printed, as the JSON's timing fields."""
+    timing = step_seconds(config, args.rounds, args.steps)
+    n_unlabelled = (cfg.limit_train or 60_000) - cfg.labels
+    steps_m2 = -(-n_unlabelled // cfg.batch_size)
+    steps_vae = -(-(cfg.limit_train or 60_000) // cfg.batch_size)
+    m2_step, vae_step = statistics.median(timing["m2"]), statistics.median(timing["vae"])
+    m2_cpu, vae_cpu = statistics.median(timing["m2_cpu"]), statistics.median(timing["vae_cpu"])
+    result = {
+        "step_seconds": timing, "m2_step_seconds": m2_step, "vae_step_seconds": vae_step,
+        "m2_step_cpu_seconds": m2_cpu, "vae_step_cpu_seconds": vae_cpu,
+        "m2_epoch_cpu_seconds_from_steps": m2_cpu * steps_m2, "vae_epoch_cpu_seconds_from_steps": vae_cpu * steps_vae,
+        "m2_epoch_seconds_from_steps": m2_step * steps_m2, "vae_epoch_seconds_from_steps": vae_step * steps_vae,
+    }
+    print(f"\nseconds per step: M2 {m2_step:.3f}, VAE {vae_step:.3f} (ratio {m2_step / vae_step:.2f}); per epoch: M2 "
+          f"{result['m2_epoch_seconds_from_steps']:.0f} s ({steps_m2} steps), VAE "
+          f"{result['vae_epoch_seconds_from_steps']:.0f} s ({steps_vae} steps)")
+    print(f"CPU seconds per step: M2 {m2_cpu:.3f}, VAE {vae_cpu:.3f} (ratio {m2_cpu / vae_cpu:.2f}); per epoch: M2 "
+          f"{result['m2_epoch_cpu_seconds_from_steps']:.0f} s, VAE {result['vae_epoch_cpu_seconds_from_steps']:.0f} s")
     return result
 
 
