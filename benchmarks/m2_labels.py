@@ -23,7 +23,9 @@ Each draw also records its test error, process CPU seconds and peak resident mem
 ``--vae-epochs N`` trains the plain VAE of the same sizes, batch and binarization with ``tinyvae.train``
 in its own process for N epochs (CPU seconds of its steps, ``EpochCPU``; its peak memory). ``tinyvae
 train`` runs BLAS on one thread (tinyvae/threads.py) and ``train_m2`` does not; ``--pin-blas`` runs the
-whole script with BLAS on one thread, so that M2 and the VAE are timed alike.
+whole script with BLAS on one thread, so that M2 and the VAE are timed alike. ``--alpha`` given several values
+runs the draws once for each and writes one JSON (``by_alpha``, default <date>-m2-alpha-sweep.json);
+``--no-timing`` leaves out the paired step timing.
 """
 
 from __future__ import annotations

@@ -409,7 +409,8 @@ def test_results_page_m2_curve_is_the_recorded_run_with_the_gap_to_the_quoted_fi
     assert "0.1 × 599 = 59.9 times" in prose and abs(0.1 * 599 - 59.9) < 1e-9
 
 
-def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose):
+def m2_bench():
+    """benchmarks/m2_labels.py as a module (its PAPER and PYRO_SSVAE figures)."""
     import importlib.util
     import sys
     folder = ROOT / "benchmarks"
@@ -420,6 +421,11 @@ def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose
         spec.loader.exec_module(bench)
     finally:
         sys.path.remove(str(folder))
+    return bench
+
+
+def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose):
+    bench = m2_bench()
     pyro = bench.PYRO_SSVAE
     assert f"reports {100 * pyro['accuracy']:.2f} % accuracy at 100 labels" in prose
     error, bound = 100 * (1 - pyro["accuracy"]), 100 * pyro["bound"]
@@ -470,3 +476,39 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     first = pinned["m2_test_error_percent_by_epoch"][0][0]
     assert f"{first:.2f}" == f"{m2['m2_test_error_percent_by_epoch'][0][0]:.2f}"  # "the same test error after it"
     assert f"as the 8-epoch run's first ({first:.2f} %)" in prose
+
+
+def test_results_page_m2_alpha_table_is_the_recorded_sweep_with_only_alpha_changed(prose):
+    sweep, extra = load("2026-12-07-m2-alpha-sweep.json"), load("2026-12-07-m2-alpha300.json")
+    runs = sweep["by_alpha"] + [extra]
+    assert [r["config"]["alpha"] for r in sweep["by_alpha"]] == sweep["alphas"] == [1, 10, 60]
+    assert extra["config"]["alpha"] == 300
+    curve, two = load(M2_CURVE), load("2026-12-07-m2-labels100.json")
+    same = {k: v for k, v in two["config"].items() if k != "alpha"}  # draw 0 of the 2-epoch table: seed 0
+    assert two["config"]["alpha"] == 0.1 and two["config"]["epochs"] == 2 and same["label_seed"] == 0
+    for r in runs:  # "with only α_batch changed", "BLAS on one thread", one draw of 2 epochs
+        assert {k: v for k, v in r["config"].items() if k != "alpha"} == same
+        assert r["draws"] == 1 and r["blas"]["num_threads"] == 1 and r["config"]["label_seed"] == 0
+    for cmd in (sweep["command"], extra["command"]):
+        flags = cmd.split(" --out ")[0]  # the page leaves out where the JSON was written
+        assert f"OPENBLAS_L2_SIZE {flags}" in prose and "--pin-blas" in flags and "--epochs 2 " in flags
+    rows = [(0.1, curve["m2_test_error_percent_by_epoch"][0][:2])]
+    rows += [(r["config"]["alpha"], r["m2_test_error_percent_by_epoch"][0]) for r in runs]
+    assert curve["config"]["alpha"] == 0.1 and curve["blas"]["num_threads"] == 2
+    for alpha, (e1, e2) in rows:
+        label = "0.1 (the default)" if alpha == 0.1 else f"{alpha:g}"
+        assert f"| α_batch {label} | {e1:.2f} % | {e2:.2f} % |" in prose, alpha
+    alone = {r["classifier_alone_test_error_percent"]["values"][0] for r in runs}
+    assert alone == {two["classifier_alone_test_error_percent"]["values"][0]}  # "in each of these runs, as in draw 0"
+    (alone,) = alone
+    assert f"for the same {599 * 2:,} steps reached {alone:.2f} % in each of these runs" in prose
+    ends = [e[-1] for _, e in rows[1:]]
+    assert all(b < a for a, b in zip(ends, ends[1:])) and "M2's error falls as α_batch rises from 1 to 300" in prose
+    below = [alpha for alpha, e in rows if e[-1] < alone]
+    assert below == [300] and "Only α_batch 300 ends below the classifier alone" in prose
+    gap_300, gap_60 = alone - ends[-1], ends[-2] - alone
+    assert f"by {gap_300:.2f} points ({round(gap_300 * 100)} of the 10,000 test digits)" in prose
+    assert f"α_batch 60 ends {gap_60:.2f} points above it" in prose
+    pyro_error = 100 * (1 - m2_bench().PYRO_SSVAE["accuracy"])
+    assert min(ends) > 2 * pyro_error and f"the {pyro_error:.2f} % error of Pyro's tutorial" in prose
+    assert f"α_batch 300 / 599 ≈ {300 / 599:.2f} here" in prose
