@@ -89,7 +89,8 @@ reference_y = mnist.train_y[:10_000]
 def nearest_label(images):
     """The label of each image's nearest training digit (Euclidean distance in pixel space)."""
     images = np.asarray(images, np.float32).reshape(-1, reference.shape[1])  # (N, D)
-    distance = (reference**2).sum(1) - 2 * images @ reference.T               # (N, 10 000), up to |x|²
+    # np.dot, the same product as @: in the browser's NumPy (no optimized matrix library) it is several times faster
+    distance = (reference**2).sum(1) - 2 * np.dot(images, reference.T)       # (N, 10 000), up to |x|²
     return reference_y[distance.argmin(axis=1)]
 
 
