@@ -59,22 +59,14 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 import tinyvae
 from tinyvae import data, evaluate, plots
-import browser_models   # this folder's browser_models.py (see above)
 
 np.set_printoptions(precision=3, suppress=True)
 runs = Path(tempfile.mkdtemp(prefix="tinyvae-"))   # run folders go to a scratch directory
 mnist = data.load_dataset()
 x_train, x_test = mnist.train_x[:5000], mnist.test_x[:1000]          # uint8, grey levels
-MODELS = browser_models.models("09_questions")  # sections 2 to 5's models: their digits, BASE and changes
-BASE = MODELS.base    # hidden=(128,), latent=16, batch_size=100, epochs=4, lr=1e-3, init="auto", seed=0
 IN_BROWSER = sys.platform == "emscripten"                      # JupyterLite: a shorter run (see above)
 STEPS = 50 if IN_BROWSER else 200                              # section 1's steps by hand
 EIGEN_DIGITS = 2000 if IN_BROWSER else 5000                    # section 4's directions of the data
-if IN_BROWSER:
-    print(f"in the browser: sections 2 to 5 load their {len(MODELS.declared)} models from checkpoints the site's "
-          f"build trained natively by the same configs and seeds (browser_models.py) instead of training them; "
-          f"section 1 trains by hand for {STEPS} steps (not 200), section 4's directions come from {EIGEN_DIGITS} "
-          f"digits (not 5000). To retrain the models, run this notebook with Jupyter on your own machine.")
 
 # %% [markdown]
 # Three helpers: `fit` trains one small model (with a progress bar; in the browser it loads it, see above),
@@ -82,6 +74,19 @@ if IN_BROWSER:
 # per model.
 
 # %%
+# this folder's browser_models.py (see above); imported in a cell without a %-line, where the browser
+# finds the package to load for it
+import browser_models
+
+MODELS = browser_models.models("09_questions")  # sections 2 to 5's models: their digits, BASE and changes
+BASE = MODELS.base    # hidden=(128,), latent=16, batch_size=100, epochs=4, lr=1e-3, init="auto", seed=0
+if IN_BROWSER:
+    print(f"in the browser: sections 2 to 5 load their {len(MODELS.declared)} models from checkpoints the site's "
+          f"build trained natively by the same configs and seeds (browser_models.py) instead of training them; "
+          f"section 1 trains by hand for {STEPS} steps (not 200), section 4's directions come from {EIGEN_DIGITS} "
+          f"digits (not 5000). To retrain the models, run this notebook with Jupyter on your own machine.")
+
+
 def fit(name, **changes):
     """Train the small VAE `name`, BASE with `changes`, on the first 5 000 training digits (quietly);
     returns the trained model. The changes must be the ones browser_models.py declares for `name`."""

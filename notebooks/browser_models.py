@@ -66,7 +66,7 @@ class Models:
                              "browser_models.py; change both, so that the browser loads the model this call trains")
         if sys.platform == "emscripten":  # Pyodide: the browser
             return self.load(name)
-        return self.train(self.config(name), out or tempfile.mkdtemp(prefix=f"tinyvae-{name}-"), progress=True)
+        return self.train(self.config(name), out or tempfile.mkdtemp(prefix=f"tinyvae-{name}-"), progress=True)[0]
 
     def path(self, name, folder=None):
         return Path(folder or FOLDER) / self.notebook / f"{name}.npz"
@@ -79,9 +79,11 @@ class Models:
                                     f"it (python docs/build_site.py --lite makes it); or {RETRAIN}")
         with np.load(path, allow_pickle=False) as arrays:
             stored = json.loads(str(arrays["train_config"]))
-        if not same_fields(stored, self.config(name)):
-            raise ValueError(f"{path} was trained by {_fields(stored)}, not by the declared {_fields(self.config(name))}; "
-                             "rebuild the app (python docs/build_site.py --lite)")
+        declared = self.every_field(self.config(name))
+        if not same_fields(stored, declared):
+            differ = sorted(k for k in {**stored, **declared} if not same_fields({k: stored.get(k)}, {k: declared.get(k)}))
+            raise ValueError(f"{path} was trained by {_fields({k: stored.get(k) for k in differ})}, not by the declared "
+                             f"{_fields({k: declared.get(k) for k in differ})}; rebuild the app (python docs/build_site.py --lite)")
         return self.read(path)
 
     def make(self, folder, log=print):
@@ -91,9 +93,9 @@ class Models:
         for name in self.declared:
             config, path = self.config(name), self.path(name, folder)
             with tempfile.TemporaryDirectory(prefix="tinyvae-notebook-model-") as tmp:
-                model = self.train(config, Path(tmp) / name, progress=False)
+                model, trained = self.train(config, Path(tmp) / name, progress=False)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.write(model, path, config)
+            self.write(model, path, trained)  # the config the run recorded, which load compares with the declared
             log(f"browser_models: {self.notebook} {name} trained natively into {path}")
             paths.append(path)
         return paths
@@ -102,10 +104,19 @@ class Models:
     # another function, saved otherwise) declares them with a subclass that overrides these three.
 
     def train(self, config, out, progress):
-        """Train natively by ``config`` (TrainConfig fields) into the run folder ``out``; returns the model."""
+        """Train natively by ``config`` (TrainConfig fields) into the run folder ``out``; returns the model and
+        every field of the config that the run recorded in its checkpoint (as ``every_field`` gives them)."""
         run = tinyvae.train(tinyvae.TrainConfig(**config, out=str(out)), dataset=self.dataset,
                             progress=progress, pictures=False, log=lambda *_: None)
-        return tinyvae.load_model(Path(run) / "checkpoint.npz")
+        with np.load(Path(run) / "checkpoint.npz", allow_pickle=False) as arrays:
+            recorded = json.loads(str(arrays["train_config"]))
+        return tinyvae.load_model(Path(run) / "checkpoint.npz"), self.every_field(recorded)
+
+    def every_field(self, config):
+        """Every field of the TrainConfig ``config`` (defaults filled in), its run folder left out."""
+        fields = tinyvae.TrainConfig.from_dict(dict(config)).to_dict()
+        fields.pop("out", None)
+        return json.loads(json.dumps(fields))  # as a checkpoint stores them: tuples become lists
 
     def write(self, model, path, config):
         """The weights, the model config and ``config`` as JSON (``train_config``), atomically, plain arrays."""
@@ -140,7 +151,7 @@ def _fields(fields):
 # --- the declarations ------------------------------------------------------------------------------
 
 def questions():
-    """Notebook 09's eleven models (sections 2 to 5): 784-128-16 (-32 in section 5), on 5 000 digits."""
+    """Notebook 09's thirteen models (sections 2 to 5): 784-128-16 (-32 in section 5), on 5 000 digits."""
     mnist = data.load_dataset()
     x_train, x_test = mnist.train_x[:5000], mnist.test_x[:200]
     # training evaluates these 200 test digits after each epoch (its metrics); the notebook scores on 1 000
