@@ -61,11 +61,16 @@ import numpy as np
 import matplotlib.pyplot as plt
 import tinyvae
 from tinyvae import data, plots
-import browser_models   # this notebook's models, each declared once: its config and seed
 
 np.set_printoptions(precision=3, suppress=True)
 runs = Path(tempfile.mkdtemp(prefix="tinyvae-"))   # run folders go to a scratch directory (left in place)
 mnist = data.load_dataset()                          # the bundled MNIST, uint8
+
+# %%
+# this folder's browser_models.py, where every model is declared (see above); imported in a cell without a
+# %-line, where the browser can find the import and load the package that holds it
+import browser_models
+
 MODELS = browser_models.models("11_conditional_and_semi_supervised")
 IN_BROWSER = sys.platform == "emscripten"            # JupyterLite: the models are loaded, not trained (see above)
 if IN_BROWSER:

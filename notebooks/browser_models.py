@@ -175,9 +175,9 @@ class WithMetrics(Models):
     epoch); ``fit`` returns (model, records), and the checkpoint keeps the records (``metrics``, JSON)."""
 
     def train(self, config, out, progress):
-        model = super().train(config, out, progress)
+        model, recorded = super().train(config, out, progress)
         lines = (Path(out) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-        return model, [json.loads(line) for line in lines]
+        return (model, [json.loads(line) for line in lines]), recorded
 
     def write(self, trained, path, config):
         model, records = trained
@@ -196,17 +196,25 @@ class SemiSupervised(Models):
     for a classifier its test error."""
 
     def train(self, config, out, progress):
-        fields = {k: v for k, v in config.items() if k != "steps"}
-        semi = tinyvae.SemiConfig(**fields, out=str(out))
+        semi = tinyvae.SemiConfig(**{k: v for k, v in config.items() if k != "steps"}, out=str(out))
         if "steps" in config:
-            return {"test_error": float(tinyvae.train_classifier_alone(semi, steps=config["steps"])[1])}
+            error = tinyvae.train_classifier_alone(semi, steps=config["steps"])[1]
+            return {"test_error": float(error)}, self.every_field(config)
         curve = []
         run = tinyvae.train_m2(semi, log=print if progress else (lambda *_: None), on_epoch=curve.append)
-        return {"curve": curve, "config": json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))}
+        stored = json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))
+        recorded = {k: stored[k] for k in tinyvae.SemiConfig.__dataclass_fields__}  # the config the run wrote
+        return {"curve": curve, "config": stored}, self.every_field(recorded)
+
+    def every_field(self, config):
+        """Every SemiConfig field of ``config`` (defaults filled in) and its ``steps`` if any, its run folder left out."""
+        fields = tinyvae.SemiConfig(**{k: v for k, v in config.items() if k not in ("steps", "out")}).to_dict()
+        fields.pop("out", None)
+        fields |= {"steps": config["steps"]} if "steps" in config else {}
+        return json.loads(json.dumps(fields))
 
     def write(self, record, path, config):
-        arrays = {"train_config": np.array(json.dumps(config)), "record": np.array(json.dumps(record))}
-        save_arrays(path, arrays)
+        save_arrays(path, {"train_config": np.array(json.dumps(config)), "record": np.array(json.dumps(record))})
 
     def read(self, path):
         with np.load(path, allow_pickle=False) as arrays:
