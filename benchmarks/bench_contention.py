@@ -28,8 +28,8 @@ busy; the ratios are taken within a round (paired) and the medians over rounds a
 * busy default / busy one thread (target: at most 1.3),
 * idle default / idle old default (target: about 1, within the spread of the rounds).
 
-Each measurement also gives the share of tinyvae's splits (products, Adam's update, im2col) whose
-pieces ran at once rather than one after another: the policy's reading of the load. Idle, the
+Each measurement also gives the share of tinyvae's splits (products, Adam's update, im2col, ReLUs and
+others) whose pieces ran at once rather than one after another: the policy's reading of the load. Idle, the
 default should run nearly all of them at once; where it did not, other programs were running and
 the idle figures are not idle ones.
 

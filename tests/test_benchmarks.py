@@ -163,15 +163,24 @@ def test_the_contention_benchmark_counts_the_splits_whose_pieces_ran_at_once(mon
 
 
 
-def test_the_handoff_benchmark_points_every_splitting_module_at_the_handoff_it_times():
+def test_the_handoff_benchmark_points_every_splitting_module_at_the_handoff_it_times(monkeypatch):
     from tinyvae.evaluation import importance  # noqa: PLC0415
-    from tinyvae.nn import conv, optim  # noqa: PLC0415
+    from tinyvae.nn import optim  # noqa: PLC0415
     from tinyvae.prob import losses  # noqa: PLC0415
     bench = load_script("bench_handoff")
-    users, original = (backend, optim, losses, conv, importance), backend.run_split
-    with bench.handoff(bench.run_split_futures):
-        assert all(m.run_split is bench.run_split_futures for m in users)
+    users, original = (backend, optim, losses, importance), backend.run_split
+    handed = []
+
+    def futures(fn, parts):
+        handed.append(len(parts))
+        return bench.run_split_futures(fn, parts)
+
+    monkeypatch.setenv("TINYVAE_THREADS", "2")
+    with bench.handoff(futures):
+        assert all(m.run_split is futures for m in users)
         assert backend.run_split(lambda i: 2 * i, [(1,), (2,), (3,)]) == [2, 4, 6]
+        backend.split_range(lambda a, b: None, 10, backend.MIN_SPLIT_ELEMENTS, np)  # conv's and the ReLU's way in
+    assert handed == [3, 2]
     assert all(m.run_split is original for m in users)
 
 
@@ -213,3 +222,21 @@ def test_the_cvae_benchmark_runs_end_to_end_on_a_tiny_setting_and_writes_its_jso
     assert set(doc["runs"]) == {"vae", "cvae q1", "regressor q1"}
     assert all(r["peak_rss_mib"] > 0 and len(r["epoch_seconds"]) == 1 for r in doc["runs"].values())
     assert doc["runs"]["cvae q1"]["test_digits"] == 32 and np.isfinite(doc["table_nats"]["cvae"]["1"])
+
+
+def test_the_critical_path_takes_each_split_at_its_busiest_thread_and_puts_run_split_back(monkeypatch):
+    bench = load_script("bench_critical_path")
+    from tinyvae.nn import optim  # noqa: PLC0415
+    original = backend.run_split
+    clock = bench.SplitClock()
+    clock.account([0.003, 0.002, 0.004], ["caller", "worker", "caller"], "caller")  # the caller's 7 ms, the worker's 2
+    clock.account([0.001, 0.005], ["caller", "worker"], "caller")  # the worker's 5 ms, the caller's 1
+    clock.account([0.002], ["caller"], "caller")  # one piece: no split, the caller's 2 ms
+    assert np.isclose(clock.critical, 0.007 + 0.005 + 0.002) and np.isclose(clock.on_caller, 0.007 + 0.001 + 0.002)
+    assert clock.splits == 2
+    monkeypatch.setenv("TINYVAE_THREADS", "2")
+    with bench.SplitClock() as timed:
+        assert backend.run_split == timed.run_split and optim.run_split == timed.run_split
+        assert backend.run_split(lambda i: 3 * i, [(1,), (2,)]) == [3, 6]
+    assert timed.splits == 1 and timed.critical > 0
+    assert backend.run_split is original and optim.run_split is original

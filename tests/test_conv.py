@@ -18,7 +18,7 @@ from strict_xp import strict_ns
 from tinyvae import backend
 from tinyvae.checks import ShapeError
 from tinyvae.learn.gradcheck import check_layer
-from tinyvae.nn import Conv2d, ConvTranspose2d, Flatten, Sequential, Unflatten, col2im, conv2d_adjoint, im2col
+from tinyvae.nn import Conv2d, ConvTranspose2d, Flatten, ReLU, Sequential, Unflatten, col2im, conv2d_adjoint, im2col
 from tinyvae.nn import conv
 from tinyvae.nn.conv import conv_output_size, conv_transpose_output_size
 
@@ -82,6 +82,19 @@ def test_a_conv_stack_with_reshapes_matches_central_differences(gradcheck_passes
     assert y.shape == (2, 16)
     report = gradcheck_passes(check_layer(net, rng.standard_normal((2, 36)), rng))
     assert {r.name for r in report.results} == {f"{i}.{k}" for i in (1, 2, 5, 6) for k in "Wb"}  # need_dx=False
+
+
+def test_a_conv_stack_split_into_pieces_on_host_threads_matches_central_differences(gradcheck_passes, monkeypatch):
+    monkeypatch.setattr(backend, "MIN_SPLIT_ELEMENTS", 1)  # im2col, col2im, ReLUs and bias sums in pieces
+    monkeypatch.setenv("TINYVAE_THREADS", "3")
+    rng = np.random.default_rng(1)
+    net = Sequential([Unflatten((1, 6, 6)), Conv2d(1, 3, 3, 2, 1, rng=rng, dtype=F64, need_dx=False), ReLU(),
+                      ConvTranspose2d(3, 2, 3, 2, 1, 1, rng=rng, dtype=F64), ReLU(),
+                      ConvTranspose2d(2, 1, 3, 1, 1, rng=rng, dtype=F64), Flatten()])
+    for layer in net.layers[1::2]:  # biases off zero: a ReLU input of exactly 0 (a bias alone) sits on its kink
+        layer.params["b"][...] = rng.standard_normal(layer.params["b"].shape)
+    report = gradcheck_passes(check_layer(net, rng.standard_normal((5, 36)), rng))
+    assert {r.name for r in report.results} == {f"{i}.{k}" for i in (1, 3, 5) for k in "Wb"}
 
 
 def test_the_first_conv_layer_without_need_dx_still_writes_its_parameter_gradients():
@@ -432,13 +445,13 @@ def test_the_strict_namespace_refuses_a_stray_numpy_call_in_a_conv_layer(monkeyp
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["Conv2d", "ConvTranspose2d"])
-def test_im2col_and_col2im_split_across_threads_give_the_same_numbers(transposed, monkeypatch):
+def test_im2col_col2im_and_the_bias_split_across_threads_give_the_same_numbers(transposed, monkeypatch):
     layer, x, rng = make(transposed, (5, 3, 2, 3, 2, 1, 1 if transposed else 0, 6, 7), 9)
     y = layer.forward(x)
     dy = rng.standard_normal(y.shape)
     dx = layer.backward(dy)
     grads = {k: v.copy() for k, v in layer.grads.items()}
-    monkeypatch.setattr(conv, "SPLIT_ELEMENTS", 1)  # every im2col and col2im in pieces of the batch
+    monkeypatch.setattr(backend, "MIN_SPLIT_ELEMENTS", 1)  # im2col, col2im in pieces of the batch, bias by channels
     monkeypatch.setenv("TINYVAE_THREADS", "3")
     np.testing.assert_array_equal(layer.forward(x), y)
     np.testing.assert_array_equal(layer.backward(dy), dx)

@@ -232,7 +232,8 @@ def test_a_threadpoolctl_limit_set_by_the_user_is_left_alone(monkeypatch):
 
 
 @pytest.mark.parametrize("m, k, n", [(128, 784, 400), (128, 400, 784), (784, 128, 400), (400, 128, 784),
-                                     (100, 1000, 777), (64, 1000, 73), (64, 25088, 288), (288, 25088, 64)])
+                                     (100, 1000, 777), (64, 1000, 73), (64, 25088, 288), (288, 25088, 64),
+                                     (9, 100352, 32), (576, 6272, 64)])  # the conv VAE's kernel gradients
 @pytest.mark.parametrize("pieces", ["2", "3", "7"])
 def test_a_product_split_into_pieces_has_the_bits_of_the_whole(m, k, n, pieces, monkeypatch):
     rng = np.random.default_rng(m + n)
@@ -268,9 +269,10 @@ def digits():
                    full.test_y[:256])
 
 
-def trained(tmp_path, digits, name):
-    """A run of the default 784-400-20 model, batch 256 (large enough for every split), 2 epochs."""
-    config = TrainConfig(batch_size=256, epochs=2, seed=5, out=str(tmp_path / name))
+def trained(tmp_path, digits, name, **changes):
+    """A run of the default 784-400-20 model, batch 256 (large enough for every split), 2 epochs; or with
+    ``changes`` to that config."""
+    config = TrainConfig(**{"batch_size": 256, "epochs": 2, "seed": 5, "out": str(tmp_path / name), **changes})
     run = Path(train(config, dataset=digits, log=lambda *a: None, progress=False, pictures=False))
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
@@ -292,3 +294,37 @@ def test_training_gives_the_same_bits_whatever_the_policy_picks(tmp_path, digits
         monkeypatch.setenv("TINYVAE_THREADS", count)
         theta_n, _ = trained(tmp_path, digits, f"threads{count}")
         np.testing.assert_array_equal(theta_n, theta)
+
+
+@pytest.fixture
+def split_sizes(monkeypatch):
+    """The number of pieces of every split that ``backend.run_split`` is handed, as they come."""
+    sizes, split = [], backend.run_split
+    monkeypatch.setattr(backend, "run_split", lambda fn, parts: sizes.append(len(parts)) or split(fn, parts))
+    return sizes
+
+
+# The conv VAE of the Keras example (channels 32, 64) at batch 128, one epoch of 4 steps: its ReLUs, bias sums
+# and additions, im2col, col2im and products are all large enough to be split.
+CONV = dict(arch="conv", latent=2, batch_size=128, epochs=1)
+
+
+def test_conv_training_gives_the_same_bits_whatever_the_policy_picks(tmp_path, digits, load, monkeypatch,
+                                                                      split_sizes):
+    load(0)
+    monkeypatch.setattr(backend, "_CPUS", 2)  # two pieces by default, as on any machine of two or more cores
+    theta, rows = trained(tmp_path, digits, "idle", **CONV)
+    assert split_sizes.count(2) > 100  # every step splits some 30 times
+    load(3)
+    theta_busy, rows_busy = trained(tmp_path, digits, "busy", **CONV)
+    np.testing.assert_array_equal(theta_busy, theta)
+    assert rows_busy == rows
+    with threadpool_limits(limits=1, user_api="blas"):
+        theta_one, _ = trained(tmp_path, digits, "blas1", **CONV)
+    np.testing.assert_array_equal(theta_one, theta)
+    for count in ("1", "3"):
+        monkeypatch.setenv("TINYVAE_THREADS", count)
+        split_sizes.clear()
+        theta_n, _ = trained(tmp_path, digits, f"threads{count}", **CONV)
+        np.testing.assert_array_equal(theta_n, theta)
+        assert max(split_sizes) == int(count)

@@ -162,15 +162,19 @@ def available_memory(xp=np):
 # NumPy's elementwise ufuncs run on one core. They release the GIL, though, so Python threads
 # working on separate pieces of a large buffer run on separate cores. The optimizer uses this for its
 # update, which reads and writes every parameter ten times per step and would otherwise leave all
-# but one core idle, and so do the Bernoulli loss of a large batch, im2col, and (``matmul``) the
-# large matrix products while tinyvae holds BLAS at one thread (threads.py says why). The pieces
+# but one core idle, and so do the Bernoulli loss of a large batch, im2col and col2im, large ReLUs
+# and bias sums (``in_pieces``), and (``matmul``) the large matrix products while tinyvae holds
+# BLAS at one thread (threads.py says why). The pieces
 # are ``host_threads`` many, fixed by the machine and ``TINYVAE_THREADS``; how many of them run at
 # once follows the cores other programs leave free (``threads.concurrency``). Gradients and
 # parameters are bit-identical either way (each element sees the same operations), only the
 # summation order of a split loss value depends on the number of pieces, in its last digits.
 
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
-ALIGN = 64  # a product's pieces start at multiples of this many rows or columns (see matmul)
+# A product's pieces start at multiples of this many rows or columns (see matmul): a multiple of the tile that
+# OpenBLAS's x86-64 kernels compute at a time, and fine enough to cut the conv VAE's 288 and 576 rows and
+# 32 columns into halves.
+ALIGN = 16
 # No piece of a split product is smaller than this many multiply-adds: OpenBLAS on one thread may run a
 # small product with another kernel that adds up in another order (measured: a 64 x 1000 x 9 piece of a
 # 64 x 1000 x 73 product differed from the whole in the last bits). Below it a handoff pays little anyway.
@@ -234,6 +238,32 @@ def run_split(fn, parts):
         if out:  # left while a worker still works (Ctrl-C during the wait): it finishes unwatched, and
             _workers.clear()  # the next call starts new workers rather than read its late result
         _handoff.release()
+
+
+# Work on fewer elements than this stays whole on the calling thread: handing half of it to a host
+# thread costs tens of microseconds, about what half of it takes.
+MIN_SPLIT_ELEMENTS = 1 << 19
+
+
+def split_range(work, n, size, xp):
+    """``work(a, b)`` over consecutive spans a..b of range(n): ``host_threads`` of them on ``run_split``'s
+    threads when the work touches at least MIN_SPLIT_ELEMENTS elements (``size``), else one span."""
+    count = min(host_threads(xp), n) if size >= MIN_SPLIT_ELEMENTS else 1
+    bounds = [n * i // count for i in range(count + 1)]
+    return run_split(work, list(zip(bounds[:-1], bounds[1:])))
+
+
+def in_pieces(fn, *arrays, axis=0):
+    """``fn(*arrays)``, run as ``fn(*pieces)`` over slices a..b of every array along ``axis`` (the batch,
+    unless told otherwise), the spans of ``split_range`` sized by the first array.
+
+    Work that treats each slice on its own (an elementwise operation into ``out=``, a sum along another
+    axis) gives the same bits whatever the number of pieces: tests/test_threads.py checks each use.
+    """
+    first = arrays[0]
+    lead = (slice(None),) * axis
+    split_range(lambda a, b: fn(*(x[lead + (slice(a, b),)] for x in arrays)), first.shape[axis], first.size,
+                get_xp(first))
 
 
 class _Worker:

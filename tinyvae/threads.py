@@ -10,8 +10,9 @@ every thread on, against 10 s on one thread (and 3.7 s on the idle machine). So:
   more than 512 terms per element on), so letting the load pick BLAS's threads would let it change
   the last bits of a run.
 * tinyvae splits its own work instead (the optimizer's update, the loss, large matrix products,
-  im2col), always into the same pieces: ``backend.host_threads`` of them, a number that depends on
-  the machine and on ``TINYVAE_THREADS``, never on the load. Each element of a result is computed
+  im2col and col2im, large ReLUs, the conv layers' bias sums), always into the same pieces:
+  ``backend.host_threads`` of them, a number that depends on the machine and on ``TINYVAE_THREADS``,
+  never on the load. Each element of a result is computed
   the same way whichever piece it falls in, so the pieces change no bit of the parameters (only a
   split loss value's last digits depend on their number, never on the load).
 * How many of those pieces run at once is this module's choice (``concurrency``): as many as

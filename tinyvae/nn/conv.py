@@ -32,14 +32,11 @@ import math
 
 import numpy as np
 
-from ..backend import get_xp, host_threads, matmul, run_split
+from ..backend import get_xp, in_pieces, matmul, split_range
 from ..checks import ShapeError, check_array
 from .base import Layer
 
 INITS = ("glorot", "he", "uniform")
-# im2col and col2im move memory, one core's worth at a time; matrices larger than this go to
-# backend.run_split's threads in pieces of the batch (NumPy's copies release the GIL).
-SPLIT_ELEMENTS = 1 << 20
 # Largest im2col matrix conv2d_adjoint builds at once: a larger batch (an evaluation pass) goes
 # through in pieces of images. 32 MiB holds the largest one of the default conv VAE at batch 128.
 MAX_COLUMN_BYTES = 32 * 2**20
@@ -137,16 +134,10 @@ def im2col(x, kernel, stride, padding, out_hw, cols_from=None):
     x_cm = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
     shape = (c, kernel, kernel, n, ho, wo)
     cols = cols_from.get("cols", shape, x.dtype, xp) if cols_from else xp.empty(shape, dtype=x.dtype)
-    _by_batch_pieces(xp, cols.size, n, lambda a, b: _fill_cols(cols[:, :, :, a:b], x_cm[:, a:b], kernel, stride,
-                                                               padding, (h, w)))
+    # im2col moves memory, one core's worth at a time: a large one runs in pieces of the batch on host threads
+    split_range(lambda a, b: _fill_cols(cols[:, :, :, a:b], x_cm[:, a:b], kernel, stride, padding, (h, w)), n,
+                cols.size, xp)
     return cols.reshape(c * kernel * kernel, n * ho * wo)
-
-
-def _by_batch_pieces(xp, size, n, work):
-    """``work(a, b)`` over examples a..b: all at once, or in pieces on backend.run_split's threads."""
-    pieces = min(host_threads(xp), n) if size >= SPLIT_ELEMENTS else 1
-    bounds = [n * k // pieces for k in range(pieces + 1)]
-    run_split(work, list(zip(bounds[:-1], bounds[1:])))
 
 
 def _fill_cols(cols, x_cm, kernel, stride, padding, hw):
@@ -191,7 +182,7 @@ def col2im(dcols, out, kernel, stride, padding, out_hw):
                 window = out[:, a:b, r_in, c_in]
                 window += blocks[:, i, j, a:b, r_out, c_out]  # overlapping windows add up  [eq:col2im]
 
-    _by_batch_pieces(get_xp(out), dcols.size, n, add)
+    split_range(add, n, dcols.size, get_xp(out))  # in pieces of the batch, as im2col
     return out
 
 
@@ -250,6 +241,18 @@ def weight_grad(out_side, cols, out):
     """
     out[...] = matmul(cols, out_side.T).T  # (C, K)
     return out
+
+
+def add_bias(y, b, axis):
+    """y += b, b broadcast along every axis but ``axis`` (the channels): in pieces of channels on host threads."""
+    xp = get_xp(y)
+    in_pieces(lambda y, b: xp.add(y, b, out=y), y, b, axis=axis)
+
+
+def bias_grad(dy_cm, out):
+    """The sum of dy_cm (C, M) over its second axis into ``out`` (C,): in pieces of channels on host threads."""
+    xp = get_xp(dy_cm)
+    in_pieces(lambda dy, db: xp.sum(dy, axis=1, out=db), dy_cm, out)
 
 
 def conv_init(rng, shape, fan_in, fan_out, init, dtype):
@@ -330,19 +333,18 @@ class Conv2d(_ConvBase):
         self._check_input(x)
         n = x.shape[0]
         y, cols, (ho, wo) = conv2d_apply(x, self.params["W"], self.stride, self.padding, self._buffers)
-        y += self.params["b"][:, None]  # (C_out, N·H_out·W_out)  [eq:conv-forward]
+        add_bias(y, self.params["b"][:, None], 0)  # (C_out, N·H_out·W_out)  [eq:conv-forward]
         self._cache = (cols, tuple(x.shape))
         return y.reshape(self.c_out, n, ho, wo).transpose(1, 0, 2, 3)  # (N, C_out, H_out, W_out) view
 
     def backward(self, dy):
         cols, x_shape = self._cached()
-        xp = get_xp(dy)
         n, _, h, w = x_shape
         self._check_dy(dy, (n, self.c_out, *self.output_hw((h, w))))
         dy_mat = channel_major(dy)  # (C_out, N·H_out·W_out)
         k2 = self.c_in * self.kernel ** 2
         weight_grad(dy_mat, cols, self.grads["W"].reshape(self.c_out, k2))  # dY colsᵀ  [eq:conv-grad-w]
-        xp.sum(dy_mat, axis=1, out=self.grads["b"])  # sum over examples and positions  [eq:conv-grad-b]
+        bias_grad(dy_mat, self.grads["b"])  # sum over examples and positions  [eq:conv-grad-b]
         if not self.need_dx:
             return None
         return conv2d_adjoint(dy, self.params["W"], self.stride, self.padding, (h, w), WORK)
@@ -381,20 +383,19 @@ class ConvTranspose2d(_ConvBase):
         h_out, w_out = self._check_input(x)
         y = conv2d_adjoint(x, self.params["W"], self.stride, self.padding, (h_out, w_out),
                            WORK)  # (N, C_out, H_out, W_out)  [eq:conv-transpose]
-        y += self.params["b"][:, None, None]
+        add_bias(y, self.params["b"][None, :, None, None], 1)
         self._cache = x
         return y
 
     def backward(self, dy):
         x = self._cached()
-        xp = get_xp(dy)
         n, _, h, w = x.shape
         self._check_dy(dy, (n, self.c_out, *self.output_hw((h, w))))
         # dL/dx = A dy, the convolution itself; its im2col matrix also gives dL/dW.
         dx, cols, _ = conv2d_apply(dy, self.params["W"], self.stride, self.padding, WORK)  # (C_in, N·H·W)
         k2 = self.c_out * self.kernel ** 2
         weight_grad(channel_major(x), cols, self.grads["W"].reshape(self.c_in, k2))  # X cols(dy)ᵀ  [eq:conv-transpose-grad-w]
-        xp.sum(channel_major(dy), axis=1, out=self.grads["b"])  # [eq:conv-grad-b]
+        bias_grad(channel_major(dy), self.grads["b"])  # [eq:conv-grad-b]
         return dx.reshape(self.c_in, n, h, w).transpose(1, 0, 2, 3)  # (N, C_in, H, W)  [eq:conv-transpose-grad-x]
 
     def __repr__(self):
