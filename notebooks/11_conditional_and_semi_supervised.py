@@ -48,8 +48,8 @@
 # are therefore the native run's, not the browser's. Everything else (the judge, the grids, the completions,
 # the likelihoods) is computed in the browser from the loaded models; the same lines print the browser's
 # figures and the same `assert`s check them. To train every model yourself, run the notebook with Jupyter
-# on your own machine (about a minute and a half on two cores); the outputs stored with the notebook are
-# those of that native run.
+# on your own machine (`notebooks/README.md` gives its run time there); the outputs stored with the
+# notebook are those of that native run.
 
 # %%
 # %matplotlib inline
