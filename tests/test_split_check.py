@@ -129,6 +129,28 @@ def test_each_kind_of_product_is_checked_once(fresh_verdicts, monkeypatch):
     assert third == 3 + f_order
 
 
+def kernel_that_rounds_up_odd_widths_of_column_major_products(a, b, out=None):
+    """As kernel_that_rounds_up_odd_widths, for a left operand laid out column by column only."""
+    if a.ndim == 2 and not a.flags.c_contiguous:
+        return kernel_that_rounds_up_odd_widths(a, b, out=out)
+    return REAL_MATMUL(a, b, out=out)
+
+
+def test_a_verdict_holds_for_one_memory_layout_only(fresh_verdicts, monkeypatch):
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((128, 784), dtype=np.float32), rng.standard_normal((784, 400), dtype=np.float32)
+    monkeypatch.setattr(np, "matmul", kernel_that_rounds_up_odd_widths_of_column_major_products)
+    monkeypatch.setenv("TINYVAE_THREADS", "2")
+    calls = split_calls(monkeypatch)
+    with threads.blas_pinned():
+        by_rows = backend.matmul(a, b)
+        columns = np.asfortranarray(a)
+        by_columns, whole = backend.matmul(columns, b), kernel_that_rounds_up_odd_widths(columns, b)
+    assert calls == [2]  # the row-major product was split, the column-major one was not
+    np.testing.assert_array_equal(by_columns, whole)
+    assert not np.array_equal(by_rows, by_columns)  # the stand-in did treat the two layouts apart
+
+
 def test_threads_asking_about_a_new_kind_of_product_at_once_share_one_check(fresh_verdicts, monkeypatch):
     a, b = np.ones((128, 784), dtype=np.float32), np.ones((784, 400), dtype=np.float32)
     out, spans = np.empty((128, 400), dtype=np.float32), [slice(0, 208), slice(208, 400)]
