@@ -257,7 +257,8 @@ def bias_grad(dy_cm, out):
     """
     xp = get_xp(dy_cm)
     if not is_numpy(xp):  # a GPU: one piece, one call
-        return xp.sum(dy_cm, axis=1, out=out)
+        xp.sum(dy_cm, axis=1, out=out)
+        return
     in_pieces(lambda dy, db: [xp.sum(dy[c:c + 1], axis=1, out=db[c:c + 1]) for c in range(len(dy))], dy_cm, out)
 
 
