@@ -258,8 +258,10 @@ def in_pieces(fn, *arrays, axis=0):
     """``fn(*arrays)``, run as ``fn(*pieces)`` over slices a..b of every array along ``axis`` (the batch,
     unless told otherwise), the spans of ``split_range`` sized by the first array.
 
-    Work that treats each slice on its own (an elementwise operation into ``out=``, a sum along another
-    axis) gives the same bits whatever the number of pieces: tests/test_threads.py checks each use.
+    Work that treats each slice on its own gives the same bits whatever the number of pieces: an
+    elementwise operation into ``out=``, or a sum along another axis made by one call per row (NumPy
+    may order the additions of a sum over several rows by their number and layout). tests/test_threads.py
+    and tests/test_conv.py check each use.
     """
     first = arrays[0]
     lead = (slice(None),) * axis
