@@ -2,11 +2,11 @@
 
 A BLAS kernel adds up each element's inner products in an order set by its blocking: the inner
 dimension, the panel and tile widths, where a piece starts within a tile, the memory layout of
-the operands and their dtype. OpenBLAS's SkylakeX kernel gives every element of a piece that
-starts at a multiple of 16 rows or columns the bits it has in the whole product; its Haswell
-kernel (the one AMD Zen gets too) does not, for any cut of (128, 784) @ (784, 400) in float32. So
-``backend.matmul`` splits a product only where this module has seen, in this process, that the
-pieces reproduce the whole bit for bit.
+the operands and their dtype. OpenBLAS's SkylakeX kernel keeps the bits of the whole product in
+the pieces tinyvae cuts (starting at multiples of 16 rows or columns) of the products tried in
+tests/test_threads.py; its Haswell kernel (the one AMD Zen gets too) does not, for instance in
+any of those cuts of (128, 784) @ (784, 400) in float32. So ``backend.matmul`` splits a product
+only where this module has seen, in this process, that the pieces reproduce the whole bit for bit.
 
 The check runs the first time a kind of product is to be split: on seeded random numbers laid out
 in memory as the real operands are (shape, dtype, strides, the start's offset within 64 bytes),
@@ -14,14 +14,14 @@ it computes the product whole and in the pieces of the planned cut, on the one B
 caller holds, and compares every bit (``np.array_equal``). The verdict is kept for the process,
 keyed by the shapes, dtypes and strides of both operands and of the output and by the cut; a key
 that failed is computed whole. Random numbers with full mantissas make a change of order show:
-two orders of the same sums differ in the last bits of some of the thousands of elements.
+two orders of the same sums typically differ in the last bits of many of the thousands of elements.
 
 The key leaves out where the arrays lie in memory, which changes from step to step (with it, a
-training run would meet hundreds of keys instead of a dozen): every piece starts a multiple of
-64 bytes after the whole (16 rows or columns of at least 4 bytes), so pieces and whole lie alike
-in the cache lines, and OpenBLAS copies the operands into its own aligned buffers before it adds
-up. tests/test_split_check.py counts the keys of a training run and checks, on the BLAS it runs
-on, that a verdict does not change with the operands' offsets.
+training run would meet several times as many keys): every piece starts a multiple of 64 bytes
+after the whole (16 rows or columns of 4 or 8 bytes), so pieces and whole lie alike in the cache
+lines, and OpenBLAS copies the operands of a large product into aligned buffers of its own before
+it adds up. tests/test_split_check.py counts the keys of a training run and checks, on the BLAS
+it runs on, that a verdict does not change with the operands' offsets.
 """
 
 from __future__ import annotations
