@@ -25,9 +25,9 @@ every thread on, against 10 s on one thread (and 3.7 s on the idle machine). So:
     is cut only where ``split_check`` has seen, once per process for each kind of product (shapes,
     dtypes, strides of the operands and the result, the cut), that the pieces give the bits of the
     product computed whole on seeded random numbers; every other product is computed whole, on one
-    BLAS thread. OpenBLAS's SkylakeX kernel (AVX-512) passes all 12 kinds of product of a default
-    training run; its Haswell kernel (also the one for AMD Zen) fails them all, and there they run
-    whole, on one core.
+    BLAS thread. OpenBLAS's SkylakeX kernel (AVX-512) passes all 12 kinds of product that an
+    epoch of the default model meets; its Haswell kernel (also the one for AMD Zen) fails them
+    all, and there they run whole, on one core.
 * How many of those pieces run at once is this module's choice (``concurrency``): as many as
   there are free cores, re-read at most every ``RECHECK_SECONDS`` from the kernel's count of
   runnable threads (/proc/loadavg) less this process's own. One free core runs them one after
