@@ -167,9 +167,9 @@ def available_memory(xp=np):
 # BLAS at one thread (threads.py says why). The pieces
 # are ``host_threads`` many, fixed by the machine and ``TINYVAE_THREADS``; how many of them run at
 # once follows the cores other programs leave free (``threads.concurrency``). Gradients and
-# parameters are bit-identical either way: each element sees the same operations (for a product,
-# split_check.py has seen that it does before it is split), only the summation order of a split
-# loss value depends on the number of pieces, in its last digits.
+# parameters are bit-identical either way: each element sees the same operations (a product is
+# split only where split_check.py has seen its pieces give the whole's bits), only the summation
+# order of a split loss value depends on the number of pieces, in its last digits.
 
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
 # A product's pieces start at multiples of this many rows or columns (see matmul): a multiple of the tile that
@@ -331,7 +331,7 @@ def matmul(a, b, out=None):
     Only where the pieces give the bits of the whole product: split_check.py checks it once per
     kind of product (shapes, dtypes, memory layout, cut) on the BLAS that runs them; a kind that
     fails is computed whole. Pieces start at multiples of ALIGN rows or columns and are large
-    (MIN_PIECE_MACS), which OpenBLAS's SkylakeX kernel needs to pass.
+    (MIN_PIECE_MACS): cuts of that kind keep the bits with OpenBLAS's SkylakeX kernel.
     """
     xp = get_xp(a)
     pieces = host_threads(xp) if threads.products_split() and a.ndim == b.ndim == 2 else 1
