@@ -18,12 +18,20 @@ of the same sizes (784-500-50 softplus, batch_size images), taking turns on the 
 are the per-step medians times the steps of an epoch over the unlabelled images (for the VAE: over all
 60,000), and the epochs of the M2 runs themselves are in their metrics. Prints the BLAS that ran
 (threadpoolctl), a table, and writes the JSON to benchmarks/results/ (``--out``).
+
+Each draw also records its test error, process CPU seconds and peak resident memory after every epoch.
+``--vae-epochs N`` trains the plain VAE of the same sizes, batch and binarization with ``tinyvae.train``
+in its own process for N epochs (CPU seconds of its steps, ``EpochCPU``; its peak memory). ``tinyvae
+train`` runs BLAS on one thread (tinyvae/threads.py) and ``train_m2`` does not; ``--pin-blas`` runs the
+whole script with BLAS on one thread, so that M2 and the VAE are timed alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import statistics
 import sys
 import tempfile
@@ -37,14 +45,23 @@ import numpy as np
 from tinyvae.models.m2 import M2  # noqa: E402
 from tinyvae.models.vae import VAE  # noqa: E402
 from tinyvae.nn.optim import Adam  # noqa: E402
-from tinyvae.run.semi import SemiConfig, draw_labelled, load_data, train_classifier_alone, train_m2  # noqa: E402
+from tinyvae.run.semi import (SemiConfig, draw_labelled, load_data, test_error, train_classifier_alone,  # noqa: E402
+                              train_m2)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import blas_info  # noqa: E402
 
 PAPER = {"labels": 100, "test_error_percent": 11.97, "spread_percent": 1.71,
+         "test_error_percent_by_labels": {"100": 11.97, "600": 4.94, "1000": 3.60, "3000": 3.92},
          "source": "Kingma, Rezende, Mohamed & Welling (NeurIPS 2014), Table 1, M2, N = 100, as quoted",
-         "checked": False}  # not yet read off the paper's table
+         "checked": False}  # no stored copy of the paper's text was found to read the table off
+# Pyro's SS-VAE tutorial (tutorial/source/ss-vae.ipynb in pyro-ppl/pyro, its Table 1, read from the stored
+# notebook): M2 with the sum over labels and the auxiliary classification loss ("third variant"), mean test
+# accuracy over five draws of the labelled set with 95 % confidence bounds; the classifier on the labels alone.
+PYRO_SSVAE = {"labels": 100, "accuracy": 0.9319, "bound": 0.0060, "classifier_alone_accuracy": 0.7712,
+              "classifier_alone_bound": 0.0159, "draws": 5,
+              "source": "pyro-ppl/pyro tutorial/source/ss-vae.ipynb, Table 1, third variant, 100 labels",
+              "checked": True}
 TINY = dict(hidden=(32,), classifier_hidden=(32,), latent=4, epochs=1, limit_train=600, limit_test=300,
             batch_size=50, labelled_batch=20)
 
@@ -57,20 +74,74 @@ def parse(argv=None):
     p.add_argument("--alpha", type=float, default=SemiConfig.alpha)
     p.add_argument("--rounds", type=int, default=3, help="paired timing rounds")
     p.add_argument("--steps", type=int, default=5, help="training steps of each model per timing round")
+    p.add_argument("--vae-epochs", type=int, default=0,
+                   help="epochs of the plain VAE of the same sizes, in its own process, for CPU time and peak memory")
+    p.add_argument("--pin-blas", action="store_true",
+                   help="run BLAS on one thread throughout, as tinyvae train's loop does for the VAE (threads.py); "
+                        "train_m2 itself leaves BLAS's threads as they are")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script, measures nothing")
     p.add_argument("--out", help="JSON path (default benchmarks/results/<date>-m2-labels<N>.json)")
     return p.parse_args(argv)
 
 
+def peak_rss_mib():
+    """This process's peak resident memory so far, MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def draw(config, label_seed, folder, log):
-    """(M2's final test error, the classifier-alone test error, M2's seconds per epoch) of one labelled draw."""
+    """One labelled draw: {"test_error", "alone", "seconds", "test_error_by_epoch", "cpu_seconds_by_epoch",
+    "peak_rss_mib_by_epoch", "score_cpu_seconds"}. An epoch's CPU seconds run from the end of the previous epoch
+    (the first: from the call, so they include loading the data) and include scoring the test digits' classes,
+    whose CPU seconds are timed once more after the run ("score_cpu_seconds")."""
     cfg = SemiConfig(**{**config, "label_seed": label_seed, "out": str(folder / f"draw{label_seed}")})
-    run = train_m2(cfg, log=log)
+    marks, peaks = [time.process_time()], []
+
+    def on_epoch(record):
+        marks.append(time.process_time())
+        peaks.append(peak_rss_mib())
+
+    run = train_m2(cfg, log=log, on_epoch=on_epoch)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     data = load_data(cfg)
+    model = M2.load(run / "checkpoint.npz")
+    start = time.process_time()
+    test_error(model, data.test_x, data.test_y)
+    score_cpu = time.process_time() - start
     labelled = draw_labelled(data.train_y, cfg.labels, cfg.label_seed)
     _, alone = train_classifier_alone(cfg, data, labelled)
-    return records[-1]["test_error"], alone, [r["seconds"] for r in records]
+    return {"test_error": records[-1]["test_error"], "alone": alone, "seconds": [r["seconds"] for r in records],
+            "test_error_by_epoch": [r["test_error"] for r in records],
+            "cpu_seconds_by_epoch": [b - a for a, b in zip(marks, marks[1:])], "peak_rss_mib_by_epoch": peaks,
+            "score_cpu_seconds": score_cpu}
+
+
+class EpochCPU:
+    """An ``on_step`` hook of ``tinyvae.train``: the process CPU seconds of each epoch's training steps, from the
+    end of its first step to the end of its last, scaled by steps / (steps - 1) to the whole epoch (the
+    evaluation after each epoch is left out). An epoch of one step is not measured."""
+
+    def __init__(self, clock=time.process_time):
+        self.clock, self.first, self.seconds = clock, None, []
+
+    def __call__(self, run):
+        if run.step == 0:
+            self.first = self.clock()
+        elif run.step == run.steps_per_epoch - 1 and self.first is not None:
+            steps = run.steps_per_epoch
+            self.seconds.append((self.clock() - self.first) * steps / (steps - 1))
+
+
+def plain_vae_epochs(config):
+    """In a fresh process: the plain VAE of M2's sizes (784-H-Z, the same activation, batch, Adam rate and
+    binarization) trained ``config['epochs']`` epochs with ``tinyvae.train``; its CPU seconds per epoch
+    (``EpochCPU``), wall seconds per epoch and the process's peak resident memory."""
+    from tinyvae.run.train import TrainConfig, train  # noqa: PLC0415
+
+    hook = EpochCPU()
+    run = Path(train(TrainConfig(**config), progress=False, pictures=False, log=lambda line: None, on_step=hook))
+    wall = [json.loads(line)["seconds"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {"cpu_seconds_by_epoch": hook.seconds, "seconds_by_epoch": wall, "peak_rss_mib": peak_rss_mib()}
 
 
 def step_seconds(config, rounds, steps):
@@ -120,20 +191,42 @@ def summary(values):
 
 def main(argv=None):
     args = parse(argv)
+    if args.pin_blas:
+        from tinyvae import threads  # noqa: PLC0415
+        with threads.blas_pinned():
+            return run(args, argv)
+    return run(args, argv)
+
+
+def run(args, argv):
     config = {**(TINY if args.tiny else {}), "labels": args.labels, "alpha": args.alpha}
     if not args.tiny:
         config["epochs"] = args.epochs
     cfg = SemiConfig(**config)
     blas = blas_info()
     print("BLAS:", json.dumps(blas))
-    m2_err, alone_err, epoch_s = [], [], []
+    m2_err, alone_err, epoch_s, by_draw = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for d in range(args.draws):
-            err, alone, seconds = draw(config, d, Path(tmp), log=lambda line: print("  " + line))
-            m2_err.append(100 * err)
-            alone_err.append(100 * alone)
-            epoch_s += seconds
-            print(f"draw {d}: M2 {100 * err:.2f} %, classifier alone {100 * alone:.2f} %")
+            one = draw(config, d, Path(tmp), log=lambda line: print("  " + line, flush=True))
+            m2_err.append(100 * one["test_error"])
+            alone_err.append(100 * one["alone"])
+            epoch_s += one["seconds"]
+            by_draw.append(one)
+            print(f"draw {d}: M2 {m2_err[-1]:.2f} %, classifier alone {alone_err[-1]:.2f} %; CPU s per epoch "
+                  f"{', '.join(f'{c:.0f}' for c in one['cpu_seconds_by_epoch'])}; peak after epoch 1 "
+                  f"{one['peak_rss_mib_by_epoch'][0]:.0f} MiB", flush=True)
+        vae = None
+        if args.vae_epochs:
+            vae_config = dict(model="vae", hidden=cfg.hidden, latent=cfg.latent, activation=cfg.activation,
+                              batch_size=cfg.batch_size, lr=cfg.lr, binarize=cfg.binarize, seed=cfg.seed,
+                              limit_train=cfg.limit_train, limit_test=cfg.limit_test, epochs=args.vae_epochs,
+                              out=str(Path(tmp) / "vae"))
+            with multiprocessing.get_context("spawn").Pool(1) as pool:  # its peak memory is its own
+                vae = {"config": {**vae_config, "hidden": list(cfg.hidden), "out": None},
+                       **pool.apply(plain_vae_epochs, (vae_config,))}
+            print(f"plain VAE: CPU s per epoch {', '.join(f'{c:.0f}' for c in vae['cpu_seconds_by_epoch'])}; "
+                  f"peak {vae['peak_rss_mib']:.0f} MiB", flush=True)
     timing = step_seconds(config, args.rounds, args.steps)
     n_unlabelled = (cfg.limit_train or 60_000) - cfg.labels
     steps_m2 = -(-n_unlabelled // cfg.batch_size)
@@ -147,6 +240,11 @@ def main(argv=None):
         "tiny": args.tiny, "config": cfg.to_dict(), "draws": args.draws, "paper": PAPER,
         "m2_test_error_percent": summary(m2_err), "classifier_alone_test_error_percent": summary(alone_err),
         "m2_epoch_seconds_measured": epoch_s,
+        "m2_test_error_percent_by_epoch": [[100 * e for e in one["test_error_by_epoch"]] for one in by_draw],
+        "m2_epoch_cpu_seconds_measured": [one["cpu_seconds_by_epoch"] for one in by_draw],
+        "m2_score_cpu_seconds": [one["score_cpu_seconds"] for one in by_draw],
+        "m2_peak_rss_mib_by_epoch": [one["peak_rss_mib_by_epoch"] for one in by_draw],
+        "plain_vae_run": vae,
         "step_seconds": timing, "m2_step_seconds": m2_step, "vae_step_seconds": vae_step,
         "m2_step_cpu_seconds": m2_cpu, "vae_step_cpu_seconds": vae_cpu,
         "m2_epoch_cpu_seconds_from_steps": m2_cpu * steps_m2, "vae_epoch_cpu_seconds_from_steps": vae_cpu * steps_vae,

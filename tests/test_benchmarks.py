@@ -192,12 +192,15 @@ def test_the_cvae_benchmark_table_reads_each_runs_figures_and_the_median_epoch_a
         spec.loader.exec_module(bench)
     finally:
         sys.path.remove(str(BENCH.parent))
-    runs = {"vae": {"epoch_seconds": [2.0, 9.0, 2.0]},
-            "cvae q2": {"epoch_seconds": [5.0, 4.0, 6.0], "nll": 50.5, "neg_elbo": 52.0},
-            "regressor q2": {"epoch_seconds": [3.0, 3.0, 3.0], "nll": 60.25}}
+    runs = {"vae": {"epoch_seconds": [2.0, 9.0, 2.0], "epoch_cpu_seconds": [1.0, 4.0, 4.0]},
+            "cvae q2": {"epoch_seconds": [5.0, 4.0, 6.0], "epoch_cpu_seconds": [3.0, 7.0, 5.0], "nll": 50.5,
+                        "neg_elbo": 52.0},
+            "regressor q2": {"epoch_seconds": [3.0, 3.0, 3.0], "epoch_cpu_seconds": [], "nll": 60.25}}
     rows = bench.table(runs, [2])
     assert rows["cvae"] == {2: 50.5} and rows["regressor"] == {2: 60.25} and rows["cvae_neg_elbo"] == {2: 52.0}
     assert rows["seconds_per_epoch_vs_vae"][2] == {"cvae": 2.5, "regressor": 1.5}
+    # CPU seconds: medians 5 / 4; an epoch of one step has no CPU figure, and its ratio is None, not a guess
+    assert rows["cpu_seconds_per_epoch_vs_vae"][2] == {"cvae": 1.25, "regressor": None}
     assert bench.PYRO_TABLE == {"baseline": {1: 100.4, 2: 61.9, 3: 25.4}, "cvae": {1: 71.8, 2: 51.0, 3: 24.2}}
     grey, binary = dict(bench.row_labels("none", 100)), dict(bench.row_labels("static", 100))
     assert grey["regressor"] == "regressor (exact cross-entropy)" and grey["cvae"] == "CVAE (IS cross-entropy, K=100)"
@@ -221,6 +224,7 @@ def test_the_cvae_benchmark_runs_end_to_end_on_a_tiny_setting_and_writes_its_jso
     assert json.loads((tmp_path / "cvae.json").read_text()) == json.loads(json.dumps(doc))
     assert set(doc["runs"]) == {"vae", "cvae q1", "regressor q1"}
     assert all(r["peak_rss_mib"] > 0 and len(r["epoch_seconds"]) == 1 for r in doc["runs"].values())
+    assert all(0 < r["peak_rss_mib_after_training"] <= r["peak_rss_mib"] for r in doc["runs"].values())
     assert doc["runs"]["cvae q1"]["test_digits"] == 32 and np.isfinite(doc["table_nats"]["cvae"]["1"])
 
 

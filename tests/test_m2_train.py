@@ -168,6 +168,57 @@ def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_
     assert len(stored["classifier_alone_test_error_percent"]["values"]) == 2
     assert stored["m2_step_seconds"] > 0 and stored["vae_step_seconds"] > 0
     assert result["paper"]["test_error_percent"] == 11.97
+    # the curve: one test error per epoch of each draw, the last the draw's figure; CPU and memory per epoch
+    curves = stored["m2_test_error_percent_by_epoch"]
+    assert [len(c) for c in curves] == [1, 1] and [c[-1] for c in curves] == errors
+    assert [len(c) for c in stored["m2_epoch_cpu_seconds_measured"]] == [1, 1]
+    assert all(p[0] > 0 for p in stored["m2_peak_rss_mib_by_epoch"]) and stored["plain_vae_run"] is None
+
+
+def test_the_m2_benchmark_times_the_plain_vae_of_the_same_sizes_in_its_own_process(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("m2_labels", folder / "m2_labels.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))
+    sys.modules["m2_labels"] = bench  # the VAE's run is pickled by name into a fresh process
+    try:
+        spec.loader.exec_module(bench)
+        stored = bench.main(["--tiny", "--labels", "20", "--draws", "1", "--rounds", "1", "--steps", "1",
+                             "--vae-epochs", "2", "--out", str(tmp_path / "m2.json")])
+    finally:
+        sys.path.remove(str(folder))
+        del sys.modules["m2_labels"]
+    vae = stored["plain_vae_run"]
+    assert vae["config"]["model"] == "vae" and vae["config"]["hidden"] == list(bench.TINY["hidden"])
+    assert vae["config"]["latent"] == bench.TINY["latent"] and vae["config"]["batch_size"] == bench.TINY["batch_size"]
+    assert len(vae["cpu_seconds_by_epoch"]) == 2 and len(vae["seconds_by_epoch"]) == 2 and vae["peak_rss_mib"] > 0
+
+
+def test_epoch_cpu_time_runs_from_the_first_step_to_the_last_scaled_to_the_whole_epoch():
+    import importlib.util
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("m2_labels", folder / "m2_labels.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(folder))
+    ticks = iter([10.0, 14.0, 20.0, 25.0])  # the clock read after steps 0 and 2 of two epochs of 3 steps
+    hook = bench.EpochCPU(clock=lambda: next(ticks))
+    for _ in range(2):
+        for step in range(3):
+            hook(SimpleNamespace(step=step, steps_per_epoch=3))
+    assert hook.seconds == [6.0, 7.5]  # (14 - 10) and (25 - 20), each times 3 steps / 2 timed
+    single = bench.EpochCPU(clock=lambda: 1.0)
+    single(SimpleNamespace(step=0, steps_per_epoch=1))
+    assert single.seconds == []  # one step an epoch: nothing to time between, so nothing recorded
 
 
 def test_an_m2_run_given_to_the_vae_commands_is_refused_with_what_it_is(tmp_path, capsys):

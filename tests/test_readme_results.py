@@ -369,3 +369,104 @@ def test_results_page_quadrant_table_is_the_recorded_benchmark(prose):
     assert "not −log p(x_u|c)".replace("−", "-") in prose and "a cross-entropy" in prose
     cvae_mem = sorted(runs[f"cvae q{q}"]["peak_rss_mib"] for q in "123")
     assert f"{cvae_mem[0]:.0f}–{cvae_mem[-1]:.0f} MiB for the CVAE" in prose
+    # the protocol comparison: the page's list and the script's agree on what Pyro does
+    assert result["settings"].get("binarize", "none") == "none" and "does not binarize" in prose
+    cost = load("2026-12-07-cvae-cost.json")  # made after the script learned to list the grey-level point
+    listed = " ".join(cost["protocol_differences"])
+    for fact in ("does not binarize", "Trace_ELBO, num_particles=10", "batches of 32", "at most 50 epochs"):
+        assert fact in listed, fact
+    for fact in ("negative ELBO averaged over 10 samples", "batches of 32", "at most 50 epochs",
+                 "patience 3 epochs", "1 is the bottom left, 2 the left half, 3 all but the bottom right"):
+        assert fact in prose, fact
+
+
+M2_CURVE = "2026-12-07-m2-labels100-8epochs.json"
+
+
+def test_results_page_m2_curve_is_the_recorded_run_with_the_gap_to_the_quoted_figure(prose):
+    result = load(M2_CURVE)
+    n, curve = result["config"]["epochs"], result["m2_test_error_percent_by_epoch"][0]
+    assert result["draws"] == 1 and result["config"]["labels"] == 100 and n > 2 and len(curve) == n
+    assert curve[-1] == result["m2_test_error_percent"]["values"][0]  # the curve ends at the run's figure
+    assert f"--labels 100 --draws 1 --epochs {n} --vae-epochs 1" in prose
+    assert "| M2 test error | " + " | ".join(f"{e:.2f} %" for e in curve) + " |" in prose
+    falling = all(b <= a for a, b in zip(curve, curve[1:]))
+    assert ("the error falls after every epoch" in prose) == falling
+    assert ("the error does not keep falling" in prose) == (not falling)
+    if not falling:
+        low, high = min(curve), max(curve)
+        assert f"it is lowest after epoch {curve.index(low) + 1} ({low:.2f} %)" in prose
+        worst = curve.index(high) + 1
+        assert (f"highest after epoch {n}, the last ({high:.2f} %)" if worst == n
+                else f"highest after epoch {worst} ({high:.2f} %)") in prose
+        assert f"from epoch 1 to epoch {n} it changed by {curve[-1] - curve[0]:+.2f} points" in prose
+    alone = result["classifier_alone_test_error_percent"]["values"][0]
+    assert f"for the same {599 * n:,} steps reached {alone:.2f} %" in prose
+    assert ("lower than M2's error after every one of the" in prose) == (alone < min(curve))
+    quoted = result["paper"]["test_error_percent"]
+    assert not result["paper"]["checked"] and quoted == 11.97
+    assert f"misses the {quoted:.2f} % quoted for M2" in prose and f"by {curve[-1] - quoted:.2f} points" in prose
+    assert "0.1 × 599 = 59.9 times" in prose and abs(0.1 * 599 - 59.9) < 1e-9
+
+
+def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose):
+    import importlib.util
+    import sys
+    folder = ROOT / "benchmarks"
+    spec = importlib.util.spec_from_file_location("m2_labels_for_page", folder / "m2_labels.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(folder))
+    pyro = bench.PYRO_SSVAE
+    assert f"reports {100 * pyro['accuracy']:.2f} % accuracy at 100 labels" in prose
+    error, bound = 100 * (1 - pyro["accuracy"]), 100 * pyro["bound"]
+    assert f"that is {error:.2f} % error (95 % bounds ± {bound:.2f} points" in prose
+    assert pyro["draws"] == 5 and "over five labelled draws" in prose
+    assert f"against {100 * pyro['classifier_alone_accuracy']:.2f} % for its classifier" in prose
+    by_labels = bench.PAPER["test_error_percent_by_labels"]
+    assert by_labels == {"100": 11.97, "600": 4.94, "1000": 3.60, "3000": 3.92} and not bench.PAPER["checked"]
+
+
+def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose):
+    cost, m2 = load("2026-12-07-cvae-cost.json"), load(M2_CURVE)
+    med, runs = statistics.median, cost["runs"]
+    assert cost["settings"]["quadrants"] == [2] and cost["settings"]["limit_test"] == 500
+    assert "--quadrants 2 --epochs 2 --vae-epochs 2 --limit-test 500" in prose
+    base = med(runs["vae"]["epoch_cpu_seconds"])
+    assert f"| {base:.2f} | 1 | {runs['vae']['peak_rss_mib_after_training']:.0f} |" in prose
+    for name in ("cvae q2", "regressor q2"):
+        cpu = med(runs[name]["epoch_cpu_seconds"])
+        assert f"| {cpu:.2f} | {cpu / base:.2f} | {runs[name]['peak_rss_mib_after_training']:.0f} |" in prose, name
+    assert f"raised the CVAE's peak to {runs['cvae q2']['peak_rss_mib']:.0f} MiB" in prose
+    vae = m2["plain_vae_run"]
+    for key in ("hidden", "latent", "activation", "batch_size", "binarize", "lr"):
+        assert vae["config"][key] == m2["config"][key], key  # "the plain VAE of the same sizes, batch and data"
+    vae_cpu, m2_cpu = med(vae["cpu_seconds_by_epoch"]), med(m2["m2_epoch_cpu_seconds_measured"][0])
+    peaks = m2["m2_peak_rss_mib_by_epoch"][0]
+    assert f"| {vae_cpu:.1f} | 1 | {vae['peak_rss_mib']:.0f} |" in prose
+    assert f"| {m2_cpu:.1f} | {m2_cpu / vae_cpu:.2f} | {peaks[0]:.0f} |" in prose
+    assert f"{m2['m2_score_cpu_seconds'][0]:.1f} CPU s when timed alone" in prose
+    assert f"({peaks[-1]:.0f} MiB after its last)" in prose
+    assert "shared with several other jobs" in prose and "are not quoted" in prose
+    # the short per-step rounds overstate the plain VAE's epoch against the whole epoch trained by tinyvae train
+    predicted = m2["vae_epoch_cpu_seconds_from_steps"]
+    assert predicted > 2 * vae_cpu
+    said = f"took {vae_cpu:.1f} CPU s in the cost table below, against {predicted:.1f} s that the 5-step rounds"
+    assert said in prose
+    assert m2["blas"]["num_threads"] == 2 and "leaves BLAS on its 2 threads" in prose
+    pinned = load("2026-12-07-m2-labels100-pinned.json")
+    assert pinned["blas"]["num_threads"] == 1 and "--pin-blas" in pinned["command"]
+    assert pinned["config"]["epochs"] == 1 and pinned["plain_vae_run"]["config"]["hidden"] == pinned["config"]["hidden"]
+    p_vae = med(pinned["plain_vae_run"]["cpu_seconds_by_epoch"])
+    p_m2 = med(pinned["m2_epoch_cpu_seconds_measured"][0])
+    assert f"| {p_vae:.1f} | 1 | {pinned['plain_vae_run']['peak_rss_mib']:.0f} |" in prose
+    assert f"| {p_m2:.1f} | {p_m2 / p_vae:.2f} | {pinned['m2_peak_rss_mib_by_epoch'][0][0]:.0f} |" in prose
+    assert f"took {p_m2 / p_vae:.2f} times the plain VAE's CPU time, against {m2_cpu / vae_cpu:.2f} times" in prose
+    said = f"took {m2_cpu / p_m2:.1f} times the CPU time of its epoch on one thread ({m2_cpu:.1f} against {p_m2:.1f} s)"
+    assert said in prose
+    first = pinned["m2_test_error_percent_by_epoch"][0][0]
+    assert f"{first:.2f}" == f"{m2['m2_test_error_percent_by_epoch'][0][0]:.2f}"  # "the same test error after it"
+    assert f"as the 8-epoch run's first ({first:.2f} %)" in prose
