@@ -457,3 +457,18 @@ def test_im2col_col2im_and_the_bias_split_across_threads_give_the_same_numbers(t
     np.testing.assert_array_equal(layer.backward(dy), dx)
     for key, value in grads.items():
         np.testing.assert_array_equal(layer.grads[key], value)
+
+
+@pytest.mark.parametrize("layout", ["rows contiguous", "columns contiguous"])
+def test_the_bias_sum_has_the_same_bits_in_any_number_of_pieces_of_channels(layout, monkeypatch):
+    dy = np.random.default_rng(13).standard_normal((3, 4096), dtype=np.float32)
+    if layout == "columns contiguous":
+        dy = np.asfortranarray(dy)  # NumPy adds such rows up in another order when it sums several at once
+    monkeypatch.setattr(backend, "MIN_SPLIT_ELEMENTS", 1)
+    sums = {}
+    for count in ("1", "2", "3"):
+        monkeypatch.setenv("TINYVAE_THREADS", count)
+        sums[count] = np.empty(3, dtype=np.float32)
+        conv.bias_grad(dy, sums[count])
+    np.testing.assert_array_equal(sums["2"], sums["1"])
+    np.testing.assert_array_equal(sums["3"], sums["1"])

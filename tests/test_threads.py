@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from tinyvae import backend, threads
+from tinyvae import backend, split_check, threads
 from tinyvae.checkpoint import load_arrays
 from tinyvae.data import Dataset, load_dataset
 from tinyvae.run.train import TrainConfig, train
@@ -235,26 +235,29 @@ def test_a_threadpoolctl_limit_set_by_the_user_is_left_alone(monkeypatch):
                                      (100, 1000, 777), (64, 1000, 73), (64, 25088, 288), (288, 25088, 64),
                                      (9, 100352, 32), (576, 6272, 64)])  # the conv VAE's kernel gradients
 @pytest.mark.parametrize("pieces", ["2", "3", "7"])
-def test_a_product_split_into_pieces_has_the_bits_of_the_whole(m, k, n, pieces, monkeypatch):
+def test_a_product_has_the_bits_of_the_whole_and_is_split_where_the_check_passed(m, k, n, pieces, monkeypatch):
     rng = np.random.default_rng(m + n)
     a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
     monkeypatch.setenv("TINYVAE_THREADS", pieces)
+    verdicts, check = [], split_check.pieces_reproduce_whole
+    monkeypatch.setattr(split_check, "pieces_reproduce_whole", lambda *args, **kw: verdicts.append(check(*args, **kw))
+                        or verdicts[-1])
     with threads.blas_pinned():
-        whole, whole_t = np.matmul(a, b), np.matmul(b.T, a.T)
-        calls = []
-        monkeypatch.setattr(backend, "run_split", lambda fn, parts: calls.append(len(parts)) or
-                            [fn(*p) for p in parts])
-        split = backend.matmul(a, b)
-        transposed = backend.matmul(b.T, a.T)
-    assert calls and max(calls) > 1 or m * n * k < 2 * backend.MIN_PIECE_MACS  # split, unless too small
-    np.testing.assert_array_equal(split, whole)
-    np.testing.assert_array_equal(transposed, whole_t)
+        for x, y in ((a, b), (b.T, a.T)):
+            whole = np.matmul(x, y)
+            calls, verdicts[:] = [], []
+            monkeypatch.setattr(backend, "run_split", lambda fn, parts: calls.append(len(parts)) or
+                                [fn(*p) for p in parts])
+            np.testing.assert_array_equal(backend.matmul(x, y), whole)
+            assert (calls != []) == (verdicts == [True])  # split exactly where the pieces gave the whole's bits
+            assert verdicts or m * n * k < 2 * backend.MIN_PIECE_MACS  # checked, unless too small to split
 
 
 def test_the_calling_thread_takes_the_largest_piece_of_a_split_product(monkeypatch):
     monkeypatch.setenv("TINYVAE_THREADS", "2")
     a, b = np.ones((128, 784), dtype=np.float32), np.ones((784, 400), dtype=np.float32)
     handed = []
+    monkeypatch.setattr(split_check, "pieces_reproduce_whole", lambda *args, **kw: True)  # ones: exact on any kernel
     with threads.blas_pinned():
         monkeypatch.setattr(backend, "run_split", lambda fn, parts: handed.append(parts) or [fn(*p) for p in parts])
         backend.matmul(a, b)

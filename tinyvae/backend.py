@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from . import threads
+from . import split_check, threads
 from .errors import InputError
 
 CPU = "cpu"
@@ -167,13 +167,14 @@ def available_memory(xp=np):
 # BLAS at one thread (threads.py says why). The pieces
 # are ``host_threads`` many, fixed by the machine and ``TINYVAE_THREADS``; how many of them run at
 # once follows the cores other programs leave free (``threads.concurrency``). Gradients and
-# parameters are bit-identical either way (each element sees the same operations), only the
-# summation order of a split loss value depends on the number of pieces, in its last digits.
+# parameters are bit-identical either way: each element sees the same operations (a product is
+# split only where split_check.py has seen its pieces give the whole's bits), only the summation
+# order of a split loss value depends on the number of pieces, in its last digits.
 
 _CPUS = os.cpu_count() or 1  # read once: os.cpu_count() takes microseconds, and this is asked every step
 # A product's pieces start at multiples of this many rows or columns (see matmul): a multiple of the tile that
-# OpenBLAS's x86-64 kernels compute at a time, and fine enough to cut the conv VAE's 288 and 576 rows and
-# 32 columns into halves.
+# OpenBLAS's SkylakeX kernel computes at a time (the cuts it passes split_check with), and fine enough to cut
+# the conv VAE's 288 and 576 rows and 32 columns into halves.
 ALIGN = 16
 # No piece of a split product is smaller than this many multiply-adds: OpenBLAS on one thread may run a
 # small product with another kernel that adds up in another order (measured: a 64 x 1000 x 9 piece of a
@@ -257,8 +258,10 @@ def in_pieces(fn, *arrays, axis=0):
     """``fn(*arrays)``, run as ``fn(*pieces)`` over slices a..b of every array along ``axis`` (the batch,
     unless told otherwise), the spans of ``split_range`` sized by the first array.
 
-    Work that treats each slice on its own (an elementwise operation into ``out=``, a sum along another
-    axis) gives the same bits whatever the number of pieces: tests/test_threads.py checks each use.
+    Work that treats each slice on its own gives the same bits whatever the number of pieces: an
+    elementwise operation into ``out=``, or a sum along another axis made by one call per row (NumPy
+    may order the additions of a sum over several rows by their number and layout). tests/test_threads.py
+    and tests/test_conv.py check each use.
     """
     first = arrays[0]
     lead = (slice(None),) * axis
@@ -325,9 +328,10 @@ def matmul(a, b, out=None):
     """``a @ b`` (M, K) @ (K, N) -> (M, N); on the host, while BLAS is held at one thread, a large
     product runs as pieces of rows (or columns, whichever are more) on ``run_split``'s threads.
 
-    Each piece starts at a multiple of ALIGN rows or columns and is large (MIN_PIECE_MACS), so every
-    element meets the same kernel in the same position of its tile as in the whole product: the same
-    bits (tests/test_threads.py checks it on the BLAS that runs them).
+    Only where the pieces give the bits of the whole product: split_check.py checks it once per
+    kind of product (shapes, dtypes, memory layout, cut) on the BLAS that runs them; a kind that
+    fails is computed whole. Pieces start at multiples of ALIGN rows or columns and are large
+    (MIN_PIECE_MACS): cuts of that kind keep the bits with OpenBLAS's SkylakeX kernel.
     """
     xp = get_xp(a)
     pieces = host_threads(xp) if threads.products_split() and a.ndim == b.ndim == 2 else 1
@@ -337,6 +341,8 @@ def matmul(a, b, out=None):
     m, n = a.shape[0], b.shape[-1]
     if out is None:
         out = xp.empty((m, n), dtype=xp.result_type(a, b))
+    if not split_check.pieces_reproduce_whole(a, b, out, spans, by_rows=m >= n):
+        return xp.matmul(a, b, out=out)
     # The calling thread takes the largest piece: it starts at once, while a worker starts only when
     # the system has woken it, so the two then finish closer together.
     parts = [(s,) for s in sorted(spans, key=lambda s: s.start - s.stop)]

@@ -12,9 +12,22 @@ every thread on, against 10 s on one thread (and 3.7 s on the idle machine). So:
 * tinyvae splits its own work instead (the optimizer's update, the loss, large matrix products,
   im2col and col2im, large ReLUs, the conv layers' bias sums), always into the same pieces:
   ``backend.host_threads`` of them, a number that depends on the machine and on ``TINYVAE_THREADS``,
-  never on the load. Each element of a result is computed
-  the same way whichever piece it falls in, so the pieces change no bit of the parameters (only a
-  split loss value's last digits depend on their number, never on the load).
+  never on the load. The parameters and gradients have the same bits whatever that number,
+  whichever BLAS kernel runs the products (as long as it gives a product computed whole the same
+  bits wherever its operands lie in memory); only a split loss value's last digits depend on the
+  number, never on the load. How:
+
+  - Work done element by element (the update, the ReLUs, the bias additions, im2col's copies,
+    col2im's additions, the loss gradient) runs the same operations in the same order on each
+    element whichever piece it falls in. No sum is cut along the axis it adds up: the bias sums are
+    cut between channels, and each channel's row is summed by a call of its own.
+  - A matrix product's additions are in the BLAS kernel's order, which a cut may change. So a product
+    is cut only where ``split_check`` has seen, once per process for each kind of product (shapes,
+    dtypes, strides of the operands and the result, the cut), that the pieces give the bits of the
+    product computed whole on seeded random numbers; every other product is computed whole, on one
+    BLAS thread. OpenBLAS's SkylakeX kernel (AVX-512) passes all 12 kinds of product that an
+    epoch of the default model meets; its Haswell kernel (also the one for AMD Zen) fails them
+    all, and there they run whole, on one core.
 * How many of those pieces run at once is this module's choice (``concurrency``): as many as
   there are free cores, re-read at most every ``RECHECK_SECONDS`` from the kernel's count of
   runnable threads (/proc/loadavg) less this process's own. One free core runs them one after

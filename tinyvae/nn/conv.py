@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from ..backend import get_xp, in_pieces, matmul, split_range
+from ..backend import get_xp, in_pieces, is_numpy, matmul, split_range
 from ..checks import ShapeError, check_array
 from .base import Layer
 
@@ -250,9 +250,16 @@ def add_bias(y, b, axis):
 
 
 def bias_grad(dy_cm, out):
-    """The sum of dy_cm (C, M) over its second axis into ``out`` (C,): in pieces of channels on host threads."""
+    """The sum of dy_cm (C, M) over its second axis into ``out`` (C,): in pieces of channels on host threads.
+
+    On the host each channel's row is summed by a call of its own: NumPy may order a row's additions
+    by the rows summed with it (it does when they are not contiguous), and a cut would then change bits.
+    """
     xp = get_xp(dy_cm)
-    in_pieces(lambda dy, db: xp.sum(dy, axis=1, out=db), dy_cm, out)
+    if not is_numpy(xp):  # a GPU: one piece, one call
+        xp.sum(dy_cm, axis=1, out=out)
+        return
+    in_pieces(lambda dy, db: [xp.sum(dy[c:c + 1], axis=1, out=db[c:c + 1]) for c in range(len(dy))], dy_cm, out)
 
 
 def conv_init(rng, shape, fan_in, fan_out, init, dtype):
