@@ -175,6 +175,27 @@ def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_
     assert all(p[0] > 0 for p in stored["m2_peak_rss_mib_by_epoch"]) and stored["plain_vae_run"] is None
 
 
+def test_the_m2_benchmark_given_several_alphas_runs_each_and_writes_one_json_without_timing(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "m2_labels.py"
+    spec = importlib.util.spec_from_file_location("m2_labels", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "sweep.json"
+    bench.main(["--tiny", "--labels", "20", "--draws", "1", "--alpha", "0", "50", "--no-timing", "--out", str(out)])
+    stored = json.loads(out.read_text())
+    assert stored["alphas"] == [0, 50] and "--alpha 0 50 --no-timing" in stored["command"]
+    runs = stored["by_alpha"]
+    assert [r["config"]["alpha"] for r in runs] == [0, 50]
+    assert runs[0]["config"] == {**runs[1]["config"], "alpha": 0}  # all else alike
+    assert all("m2_step_seconds" not in r for r in runs)  # --no-timing
+    # the same draw and steps: the classifier alone is the same run; α changes what M2 learns
+    alone = [r["classifier_alone_test_error_percent"]["values"] for r in runs]
+    assert alone[0] == alone[1]
+    assert runs[0]["m2_test_error_percent_by_epoch"] != runs[1]["m2_test_error_percent_by_epoch"]
+
+
 def test_the_m2_benchmark_times_the_plain_vae_of_the_same_sizes_in_its_own_process(tmp_path):
     import importlib.util
     import sys
