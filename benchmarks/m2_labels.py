@@ -253,8 +253,9 @@ def run(args, argv, alpha, write=True):
             print(f"plain VAE: CPU s per epoch {', '.join(f'{c:.0f}' for c in vae['cpu_seconds_by_epoch'])}; "
                   f"peak {vae['peak_rss_mib']:.0f} MiB", flush=True)
     result = {
-        "what": "M2 test error with few labels over draws of the labelled set; the classifier on the labels alone; "
-                "seconds per step of M2 and of the plain VAE of the same sizes (medians of paired rounds)",
+        "what": "M2 test error with few labels over draws of the labelled set; the classifier on the labels alone"
+                + ("" if args.no_timing else "; seconds per step of M2 and of the plain VAE of the same sizes "
+                                             "(medians of paired rounds)"),
         "command": "python benchmarks/m2_labels.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "tiny": args.tiny, "config": cfg.to_dict(), "draws": args.draws, "paper": PAPER,
         "m2_test_error_percent": summary(m2_err), "classifier_alone_test_error_percent": summary(alone_err),
