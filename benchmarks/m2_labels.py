@@ -21,7 +21,7 @@ are the per-step medians times the steps of an epoch over the unlabelled images 
 
 Each draw also records its test error, process CPU seconds and peak resident memory after every epoch.
 ``--vae-epochs N`` trains the plain VAE of the same sizes, batch and binarization with ``tinyvae.train``
-in its own process for N epochs (CPU seconds of its steps, ``EpochCPU``; its peak memory). ``tinyvae
+in its own process for N epochs (CPU seconds of its steps, ``EpochCPU``; its own peak memory, ``VmHWM``). ``tinyvae
 train`` runs BLAS on one thread (tinyvae/threads.py) and ``train_m2`` does not; ``--pin-blas`` runs the
 whole script with BLAS on one thread, so that M2 and the VAE are timed alike.
 """
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import statistics
 import sys
 import tempfile
@@ -85,8 +84,22 @@ def parse(argv=None):
 
 
 def peak_rss_mib():
-    """This process's peak resident memory so far, MiB (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident memory so far, MiB: ``VmHWM`` in /proc/self/status (Linux, in kB); None
+    where there is no such file. Not ``ru_maxrss``: on Linux a process started by ``spawn`` (fork, then exec)
+    keeps in its ``ru_maxrss`` the peak of the process that started it, so the plain VAE's child would report
+    M2's peak."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def mib(value):
+    return "not measured" if value is None else f"{value:.0f} MiB"
 
 
 def draw(config, label_seed, folder, log):
@@ -215,7 +228,7 @@ def run(args, argv):
             by_draw.append(one)
             print(f"draw {d}: M2 {m2_err[-1]:.2f} %, classifier alone {alone_err[-1]:.2f} %; CPU s per epoch "
                   f"{', '.join(f'{c:.0f}' for c in one['cpu_seconds_by_epoch'])}; peak after epoch 1 "
-                  f"{one['peak_rss_mib_by_epoch'][0]:.0f} MiB", flush=True)
+                  f"{mib(one['peak_rss_mib_by_epoch'][0])}", flush=True)
         vae = None
         if args.vae_epochs:
             vae_config = dict(model="vae", hidden=cfg.hidden, latent=cfg.latent, activation=cfg.activation,
@@ -226,7 +239,7 @@ def run(args, argv):
                 vae = {"config": {**vae_config, "hidden": list(cfg.hidden), "out": None},
                        **pool.apply(plain_vae_epochs, (vae_config,))}
             print(f"plain VAE: CPU s per epoch {', '.join(f'{c:.0f}' for c in vae['cpu_seconds_by_epoch'])}; "
-                  f"peak {vae['peak_rss_mib']:.0f} MiB", flush=True)
+                  f"peak {mib(vae['peak_rss_mib'])}", flush=True)
     timing = step_seconds(config, args.rounds, args.steps)
     n_unlabelled = (cfg.limit_train or 60_000) - cfg.labels
     steps_m2 = -(-n_unlabelled // cfg.batch_size)
@@ -244,7 +257,7 @@ def run(args, argv):
         "m2_epoch_cpu_seconds_measured": [one["cpu_seconds_by_epoch"] for one in by_draw],
         "m2_score_cpu_seconds": [one["score_cpu_seconds"] for one in by_draw],
         "m2_peak_rss_mib_by_epoch": [one["peak_rss_mib_by_epoch"] for one in by_draw],
-        "plain_vae_run": vae,
+        "plain_vae_run": vae, "peak_memory": "VmHWM in /proc/self/status, each process its own",
         "step_seconds": timing, "m2_step_seconds": m2_step, "vae_step_seconds": vae_step,
         "m2_step_cpu_seconds": m2_cpu, "vae_step_cpu_seconds": vae_cpu,
         "m2_epoch_cpu_seconds_from_steps": m2_cpu * steps_m2, "vae_epoch_cpu_seconds_from_steps": vae_cpu * steps_vae,
