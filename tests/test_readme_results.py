@@ -412,6 +412,13 @@ def test_results_page_m2_curve_is_the_recorded_run_with_the_gap_to_the_quoted_fi
     alone = result["classifier_alone_test_error_percent"]["values"][0]
     assert f"for the same {599 * n:,} steps reached {alone:.2f} %" in prose
     assert ("lower than M2's error after every one of the" in prose) == (alone < min(curve))
+    three = load("2026-12-07-m2-labels100.json")  # draw 0 is this run's label seed, trained for 2 epochs
+    assert three["config"]["label_seed"] == result["config"]["label_seed"] == 0
+    mean = three["classifier_alone_test_error_percent"]["mean"]
+    assert ("that it equals the three-draw mean above is a coincidence" in prose) == (f"{mean:.2f}" == f"{alone:.2f}")
+    short = three["classifier_alone_test_error_percent"]["values"][0]
+    assert f"after {599 * three['config']['epochs']:,} steps the same draw gave {short:.2f} %" in prose
+    assert f"the error rose from {curve[0]:.2f} % after epoch 1 to {curve[-1]:.2f} % after epoch {n}" in prose
     quoted = result["paper"]["test_error_percent"]
     assert not result["paper"]["checked"] and quoted == 11.97
     assert f"misses the {quoted:.2f} % quoted for M2" in prose and f"by {curve[-1] - quoted:.2f} points" in prose
