@@ -61,6 +61,15 @@ PYRO_SSVAE = {"labels": 100, "accuracy": 0.9319, "bound": 0.0060, "classifier_al
               "classifier_alone_bound": 0.0159, "draws": 5,
               "source": "pyro-ppl/pyro tutorial/source/ss-vae.ipynb, Table 1, third variant, 100 labels",
               "checked": True}
+# Pyro's SS-VAE example script (examples/vae/ss_vae_M2.py in pyro-ppl/pyro at commit ff6ae1c, read from the
+# stored source): its argparse defaults; the auxiliary loss is on only with --aux-loss; each labelled example is
+# in one batch an epoch. Before commit b6bc8459d (April 2018) the defaults were 100 epochs and a multiplier of 300.
+PYRO_SSVAE_SCRIPT = {"num_epochs": 50, "aux_loss_multiplier": 46, "learning_rate": 0.00042, "beta_1": 0.9,
+                     "example_run_beta_1": 0.95, "batch_size": 200, "commit": "ff6ae1c",
+                     "before_b6bc8459d": {"num_epochs": 100, "aux_loss_multiplier": 300}}
+# The authors' run_2layer_ssl.py (dpkingma/nips14-ssl) with 100 labels: M2 on M1's features, 300 hidden units,
+# 100 minibatches an epoch, 3,000 epochs, α = 0.1 on its 50,000 training images (anglepy/data/mnist.py).
+AUTHORS_M1M2_100 = {"epochs": 3000, "hidden": 300, "minibatches": 100, "alpha": 0.1, "train_images": 50_000}
 TINY = dict(hidden=(32,), classifier_hidden=(32,), latent=4, epochs=1, limit_train=600, limit_test=300,
             batch_size=50, labelled_batch=20)
 
