@@ -520,3 +520,19 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     first = pinned["m2_test_error_percent_by_epoch"][0][0]
     assert f"{first:.2f}" == f"{m2['m2_test_error_percent_by_epoch'][0][0]:.2f}"  # "the same test error after it"
     assert f"as the 8-epoch run's first ({first:.2f} %)" in prose
+
+
+def test_results_page_cvae_cost_peaks_are_the_runs_own_not_their_parents():
+    """cvae_quadrants.py reads ``ru_maxrss`` in each spawned run, which starts at its parent's peak; the page
+    says that parent, up to the point where it starts the runs, peaks below every recorded run's peak."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import cvae_quadrants as c, tempfile, pathlib; "
+            "from bench_training import blas_info; blas_info(); "
+            "c.jobs(c.argparse.Namespace(quadrants=[2], epochs=2, vae_epochs=2, hidden=[500, 500], latent=200, "
+            "k=100, limit_train=0, limit_test=500, binarize='none', seed=0), pathlib.Path(tempfile.gettempdir())); "
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    parent = int(out.stdout.split()[-1]) / 1024
+    runs = load("2026-12-07-cvae-cost.json")["runs"]
+    assert parent < min(r["peak_rss_mib_after_training"] for r in runs.values()), parent
