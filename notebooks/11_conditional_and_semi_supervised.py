@@ -35,11 +35,25 @@
 # "Why α is needed, and which α" of [semi-supervised.md](../derivations/semi-supervised.md)).
 #
 # Every run below is short (a few epochs on a subset of MNIST, small networks), so every figure is one of
-# these small models on this budget, far from a full run's.
+# these small models on this budget, far from a full run's. Each model's training config, seed included, is
+# declared once, in `notebooks/browser_models.py`; the notebook trains each with `fit(name, **changes)`,
+# where the changes from the shared fields are written out, and `fit` checks them against that declaration.
+#
+# **In the browser** (this notebook's JupyterLite copy, where `sys.platform` is `"emscripten"`), NumPy has
+# no optimized matrix library and multiplies matrices many times slower than on your machine: training
+# these models there takes far longer than a lesson should. So the browser trains nothing. There `fit`
+# loads each model as trained natively, by the declared config and seed, when the site was built; in
+# section 3 it loads the records of that native run: M2's test error after each epoch and its run's
+# config.json, and the test error of each classifier trained on the labels alone. The curves of section 3
+# are therefore the native run's, not the browser's. Everything else (the judge, the grids, the completions,
+# the likelihoods) is computed in the browser from the loaded models; the same lines print the browser's
+# figures and the same `assert`s check them. To train every model yourself, run the notebook with Jupyter
+# on your own machine (`notebooks/README.md` gives its run time there); the outputs stored with the
+# notebook are those of that native run.
 
 # %%
 # %matplotlib inline
-import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -51,6 +65,17 @@ from tinyvae import data, plots
 np.set_printoptions(precision=3, suppress=True)
 runs = Path(tempfile.mkdtemp(prefix="tinyvae-"))   # run folders go to a scratch directory (left in place)
 mnist = data.load_dataset()                          # the bundled MNIST, uint8
+
+# %%
+# this folder's browser_models.py, where every model is declared (see above); imported in a cell without a
+# %-line, where the browser can find the import and load the package that holds it
+import browser_models
+
+MODELS = browser_models.models("11_conditional_and_semi_supervised")
+IN_BROWSER = sys.platform == "emscripten"            # JupyterLite: the models are loaded, not trained (see above)
+if IN_BROWSER:
+    print("in the browser: every model is loaded as trained natively by the same config and seed, and section 3 "
+          "shows the records of the native runs; run the notebook natively to train them yourself")
 
 # %% [markdown]
 # As a proxy for which digit a generated image shows, we take the label of its nearest training digit
@@ -69,7 +94,8 @@ reference_y = mnist.train_y[:10_000]
 def nearest_label(images):
     """The label of each image's nearest training digit (Euclidean distance in pixel space)."""
     images = np.asarray(images, np.float32).reshape(-1, reference.shape[1])  # (N, D)
-    distance = (reference**2).sum(1) - 2 * images @ reference.T               # (N, 10 000), up to |x|²
+    # np.dot, the same product as @: in the browser's NumPy (no optimized matrix library) it is several times faster
+    distance = (reference**2).sum(1) - 2 * np.dot(images, reference.T)       # (N, 10 000), up to |x|²
     return reference_y[distance.argmin(axis=1)]
 
 
@@ -87,19 +113,16 @@ assert 0.9 < judge_accuracy < 0.95
 # 794-256-2).
 
 # %%
-def train(name, **fields):
-    config = tinyvae.TrainConfig(hidden=(256,), epochs=3, limit_train=10_000, limit_test=500, batch_size=100,
-                                 lr=2e-3, seed=0, out=str(runs / name), **fields)
-    run = tinyvae.train(config, progress=True, pictures=False, log=print)  # returns the run folder
-    return tinyvae.load_model(run / "checkpoint.npz")
+print("shared by the models of sections 1 and 2:", MODELS["cvae"].base)
 
 
-def last_test_kl(name):
-    """The KL term on the run's 500 test digits after its last epoch (metrics.jsonl: one JSON record per epoch)."""
-    return json.loads((runs / name / "metrics.jsonl").read_text().splitlines()[-1])["test_kl"]
+def fit(name, **changes):
+    """The model `name` trained with `tinyvae.train` (the shared fields and these changes) and its metrics, one
+    record per epoch (the run's metrics.jsonl); in the browser, loaded (see the top)."""
+    return MODELS["cvae"].fit(name, out=runs / name, **changes)
 
 
-label_cvae = train("label-z2", model="cvae", condition="label", latent=2)
+label_cvae, label_metrics = fit("label-z2", model="cvae", condition="label", latent=2)
 
 # %% [markdown]
 # Each column asks for one digit; each row decodes one draw $z \sim \mathcal N(0, I)$ under all ten labels.
@@ -167,7 +190,7 @@ assert own_accuracy > judge_accuracy
 # are faint under every label, by eye; the judge gives such faint images a label all the same.
 
 # %%
-label_cvae8 = train("label-z8", model="cvae", condition="label", latent=8)
+label_cvae8, label8_metrics = fit("label-z8", model="cvae", condition="label", latent=8)
 
 # %%
 plots.plot_digit_grid(label_cvae8, n=6, seed=0)
@@ -190,7 +213,7 @@ def row_share(images):
 grid2, grid8 = plots.digit_grid(label_cvae, n=6, seed=0), plots.digit_grid(label_cvae8, n=6, seed=0)
 print(f"Z = 2: {100 * agreement(grid2):.0f} % the digit asked for, {100 * row_share(grid2):.0f} % their row's digit")
 print(f"Z = 8: {100 * agreement(grid8):.0f} % the digit asked for, {100 * row_share(grid8):.0f} % their row's digit")
-kl2, kl8 = last_test_kl("label-z2"), last_test_kl("label-z8")
+kl2, kl8 = label_metrics[-1]["test_kl"], label8_metrics[-1]["test_kl"]   # after the last epoch
 print(f"KL term on the test digits: Z = 2 {kl2:.1f} nats, Z = 8 {kl8:.1f} nats; log 10 = {np.log(10):.1f} nats")
 assert 0.1 < agreement(grid8) < 0.5 < row_share(grid8)
 assert agreement(grid2) == 1 and np.isclose(row_share(grid2), 0.1)
@@ -226,12 +249,12 @@ assert kl2 < 5 and kl8 > 2 * kl2 and kl8 - kl2 > np.log(10)
 # are the fixed binarization that every binarized run is scored on.
 
 # %%
-quadrant_cvae = train("quadrant-cvae", model="cvae", condition="quadrants", quadrants=1, latent=2,
-                      binarize="dynamic")
+quadrant_cvae, quadrant_metrics = fit("quadrant-cvae", model="cvae", condition="quadrants", quadrants=1,
+                                      latent=2, binarize="dynamic")
 
 # %%
-regressor = train("quadrant-regressor", model="quadrant-regressor", condition="quadrants", quadrants=1,
-                  binarize="dynamic")
+regressor, _ = fit("quadrant-regressor", model="quadrant-regressor", condition="quadrants", quadrants=1,
+                   binarize="dynamic")
 x_test = data.binarize_static(mnist.test_x[:200], 2014)  # the fixed binarization of the test digits (seed 2014)
 
 # %% [markdown]
@@ -263,7 +286,7 @@ labels = nearest_label(samples).reshape(samples.shape[:2])                      
 mixed = int((labels != labels[:1]).any(axis=0).sum())
 spread = float(samples.var(axis=0).sum(axis=1).mean())
 spread_digits = float((x_test[:5] / 255).var(axis=0).sum())
-kl = last_test_kl("quadrant-cvae")
+kl = quadrant_metrics[-1]["test_kl"]
 print(f"the CVAE's KL term on its 500 test digits: {kl:.1f} nats")
 print(f"digits whose five completions the judge labels differently: {mixed} of 10")
 print(f"pixel variance across the five completions, summed over pixels: {spread:.2f} "
@@ -352,11 +375,10 @@ assert nll_averaged.mean() > nll_regressor.mean() > nll_cvae.mean()
 # [semi-supervised.md](../derivations/semi-supervised.md) derives the correspondence).
 
 # %%
-semi = tinyvae.SemiConfig(labels=100, hidden=(128,), classifier_hidden=(128,), latent=8, epochs=6,
-                          limit_train=5_000, limit_test=1_000, batch_size=50, labelled_batch=50, lr=1e-3,
-                          alpha=0.1, binarize="dynamic", seed=0, out=str(runs / "m2"))
-curve = []                                                  # on_epoch gets each epoch's record (epoch, test_error, ...)
-m2_run = tinyvae.train_m2(semi, log=print, on_epoch=curve.append)  # returns the run folder
+semi = MODELS["m2"].config("m2")   # tinyvae.SemiConfig's fields (declared in browser_models.py)
+print(semi)
+m2 = MODELS["m2"].fit("m2", out=runs / "m2")   # tinyvae.train_m2 (in the browser: the native run's record)
+curve = m2["curve"]                             # each epoch's record (epoch, train_loss, test_error, ...)
 m2_errors = [record["test_error"] for record in curve]
 
 # %% [markdown]
@@ -364,24 +386,23 @@ m2_errors = [record["test_error"] for record in curve]
 # cross-entropy at weight 1. It shares with M2's classifier the Adam settings, the initial weights (the same
 # model built from the same seed) and batches of 50 labelled digits drawn the same way, though not the same
 # draws. Each point is a separate run from scratch, of as many steps as M2 had taken at the end of an
-# epoch; each prints a line when it is done. `train_classifier_alone` draws the labelled digits from the
-# same seed as the M2 run; the assert checks that they are the ones in the run's config.json.
+# epoch (`tinyvae.train_classifier_alone(config, steps=n)`); each prints a line. It draws the labelled digits
+# from the same seed as the M2 run; the assert checks that they are the ones in the run's config.json.
 
 # %%
-stored = json.loads((m2_run / "config.json").read_text())  # the config, with the labelled_indices drawn and
-# the count of unlabelled_examples
-steps_per_epoch = -(-stored["unlabelled_examples"] // semi.batch_size)  # ceil(4,900 / 50) = 98
+stored = m2["config"]   # the run's config.json: the config, the labelled_indices drawn, the unlabelled_examples
+steps_per_epoch = -(-stored["unlabelled_examples"] // semi["batch_size"])  # ceil(4,900 / 50) = 98
 steps = [steps_per_epoch * record["epoch"] for record in curve]
 alone_errors = []
 for n, m2_error in zip(steps, m2_errors):
-    alone_errors.append(tinyvae.train_classifier_alone(semi, steps=n)[1])  # returns (model, test error)
+    alone_errors.append(MODELS["m2"].fit(f"alone-{n}", steps=n)["test_error"])  # (in the browser: the native run's)
     print(f"after {n} steps: test error M2 {100 * m2_error:.1f} %, classifier alone {100 * alone_errors[-1]:.1f} %")
-paper_alpha = 0.1 * semi.limit_train / stored["unlabelled_examples"] * semi.batch_size / semi.labelled_batch
+paper_alpha = 0.1 * semi["limit_train"] / stored["unlabelled_examples"] * semi["batch_size"] / semi["labelled_batch"]
 print(f"Kingma et al.'s α = 0.1·N as a weight per labelled digit of these batches: {paper_alpha:.3f}")
 labelled_y = mnist.train_y[stored["labelled_indices"]]
 assert np.bincount(labelled_y, minlength=10).tolist() == [10] * 10
 assert stored["unlabelled_examples"] == 4_900 and steps_per_epoch == 98
-assert abs(paper_alpha - 0.102) < 5e-4 and semi.alpha == 0.1
+assert abs(paper_alpha - 0.102) < 5e-4 and semi["alpha"] == 0.1
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -418,8 +439,9 @@ assert min(record["train_loss"] for record in curve) > 100           # M2's loss
 # ([eq:m2-unlabelled-min](../derivations/semi-supervised.md#eq:m2-unlabelled-min)). One possible reason it
 # does not help here, which no run in this notebook tests: that model has had only a few hundred steps on
 # 4,900 digits. A larger α weights the labels more and the unlabelled bound less (the section on α of
-# [semi-supervised.md](../derivations/semi-supervised.md)); to try it, rerun the two cells above with
-# `alpha=1.0` in the SemiConfig.
+# [semi-supervised.md](../derivations/semi-supervised.md)); to try it on your own machine, train
+# `tinyvae.train_m2(tinyvae.SemiConfig(**{**semi, "alpha": 1.0, "out": str(runs / "m2-alpha1")}))`, which
+# prints each epoch's test error.
 #
 # What M2 can do with 100 labels is a question for longer runs, not for a notebook of a minute:
 # `benchmarks/m2_labels.py` trains M2 on pixels with one hidden layer of 500 and $Z = 50$ (the widths of

@@ -35,6 +35,7 @@ import numpy as np
 
 import tinyvae
 from tinyvae import data
+from tinyvae.checkpoint import save_arrays
 
 # where the app's wheel puts the checkpoints, beside this module: FOLDER/NOTEBOOK/NAME.npz
 FOLDER = Path(__file__).resolve().parent / "tinyvae_notebook_checkpoints"
@@ -169,7 +170,83 @@ def questions():
     return Models("09_questions", subset, base, declared)
 
 
-NOTEBOOKS = {"09_questions": questions}  # notebook -> its declaration; the build makes every one
+class WithMetrics(Models):
+    """Models trained by ``tinyvae.train`` that come with their run's metrics (metrics.jsonl: one record per
+    epoch); ``fit`` returns (model, records), and the checkpoint keeps the records (``metrics``, JSON)."""
+
+    def train(self, config, out, progress):
+        model, recorded = super().train(config, out, progress)
+        lines = (Path(out) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        return (model, [json.loads(line) for line in lines]), recorded
+
+    def write(self, trained, path, config):
+        model, records = trained
+        model.save(path, extra={"train_config": np.array(json.dumps(config)), "metrics": np.array(json.dumps(records))})
+
+    def read(self, path):
+        with np.load(path, allow_pickle=False) as arrays:
+            records = json.loads(str(arrays["metrics"]))
+        return tinyvae.load_model(path), records
+
+
+class SemiSupervised(Models):
+    """M2 runs (``tinyvae.train_m2``) and classifiers trained on the labels alone (``train_classifier_alone``,
+    declared with their ``steps``), by SemiConfig fields. What ``fit`` returns, and the checkpoint keeps, is
+    the record the notebook shows, not the weights: for M2 its per-epoch records and its run's config.json,
+    for a classifier its test error."""
+
+    def train(self, config, out, progress):
+        semi = tinyvae.SemiConfig(**{k: v for k, v in config.items() if k != "steps"}, out=str(out))
+        if "steps" in config:
+            error = tinyvae.train_classifier_alone(semi, steps=config["steps"])[1]
+            return {"test_error": float(error)}, self.every_field(config)
+        curve = []
+        run = tinyvae.train_m2(semi, log=print if progress else (lambda *_: None), on_epoch=curve.append)
+        stored = json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))
+        recorded = {k: stored[k] for k in tinyvae.SemiConfig.__dataclass_fields__}  # the config the run wrote
+        return {"curve": curve, "config": stored}, self.every_field(recorded)
+
+    def every_field(self, config):
+        """Every SemiConfig field of ``config`` (defaults filled in) and its ``steps`` if any, its run folder left out."""
+        fields = tinyvae.SemiConfig(**{k: v for k, v in config.items() if k not in ("steps", "out")}).to_dict()
+        fields.pop("out", None)
+        fields |= {"steps": config["steps"]} if "steps" in config else {}
+        return json.loads(json.dumps(fields))
+
+    def write(self, record, path, config):
+        save_arrays(path, {"train_config": np.array(json.dumps(config)), "record": np.array(json.dumps(record))})
+
+    def read(self, path):
+        with np.load(path, allow_pickle=False) as arrays:
+            return json.loads(str(arrays["record"]))
+
+
+class Parts(dict):
+    """One notebook's models of several kinds, {part: Models}, made together (their names all different)."""
+
+    def make(self, folder, log=print):
+        return [path for part in self.values() for path in part.make(folder, log=log)]
+
+
+def conditional():
+    """Notebook 11's models: two label CVAEs and the quadrant CVAE and regressor (sections 1 and 2), one
+    hidden layer of 256, 3 epochs on 10,000 digits; M2 and the classifier alone after as many steps as M2
+    had taken at the end of each of its six epochs (section 3), on 5,000 digits, 100 of them labelled."""
+    base = dict(hidden=(256,), epochs=3, limit_train=10_000, limit_test=500, batch_size=100, lr=2e-3, seed=0)
+    quadrant = dict(condition="quadrants", quadrants=1, binarize="dynamic")
+    declared = {"label-z2": dict(model="cvae", condition="label", latent=2),
+                "label-z8": dict(model="cvae", condition="label", latent=8),
+                "quadrant-cvae": dict(model="cvae", latent=2, **quadrant),
+                "quadrant-regressor": dict(model="quadrant-regressor", **quadrant)}
+    semi = dict(labels=100, hidden=(128,), classifier_hidden=(128,), latent=8, epochs=6, limit_train=5_000,
+                limit_test=1_000, batch_size=50, labelled_batch=50, lr=1e-3, alpha=0.1, binarize="dynamic", seed=0)
+    runs = {"m2": {}} | {f"alone-{steps}": dict(steps=steps) for steps in range(98, 6 * 98 + 1, 98)}
+    return Parts(cvae=WithMetrics("11_conditional_and_semi_supervised", None, base, declared),
+                 m2=SemiSupervised("11_conditional_and_semi_supervised", None, semi, runs))
+
+
+NOTEBOOKS = {"09_questions": questions, "11_conditional_and_semi_supervised": conditional}
+# notebook -> its declaration (one Models, or Parts for models of several kinds); the build makes every one
 
 
 def models(notebook):

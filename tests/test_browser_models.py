@@ -4,7 +4,9 @@ A notebook's ``fit`` trains natively and, in the browser, loads the checkpoint t
 natively from the same declaration. These tests pin that the loaded model is the natively trained one
 bit for bit, that a checkpoint of another config or seed and a call that strays from its declaration are
 refused, that a missing checkpoint says how to get it, and that the build's wheel carries the module and
-every checkpoint as plain arrays, or stops the build when a model cannot be made.
+every checkpoint as plain arrays, or stops the build when a model cannot be made; and, for models of
+another kind (notebook 11's), that the browser gets the metrics and records the native runs made and
+refuses a record made by another config.
 """
 
 from __future__ import annotations
@@ -142,3 +144,49 @@ def test_notebooks_import_browser_models_in_a_cell_the_browser_can_parse():
                 importing.append(source.stem)
                 ast.parse(cell.source)  # raises SyntaxError on a %-line
     assert set(bm.NOTEBOOKS) <= set(importing), "a notebook with declared models does not import browser_models"
+
+
+SEMI = dict(labels=10, hidden=(8,), classifier_hidden=(8,), latent=2, epochs=1, limit_train=110, limit_test=50,
+            batch_size=50, labelled_batch=10, seed=0)
+
+
+def tiny_parts(**semi_changes):
+    """Notebook 11's two kinds, tiny: a label CVAE with its metrics, M2 and a classifier trained alone."""
+    base = dict(hidden=(8,), epochs=1, limit_train=200, limit_test=50, batch_size=50, lr=1e-3, seed=0)
+    cvae = bm.WithMetrics("00_parts", None, base, {"label": dict(model="cvae", condition="label", latent=2)})
+    m2 = bm.SemiSupervised("00_parts", None, {**SEMI, **semi_changes}, {"m2": {}, "alone-2": dict(steps=2)})
+    return bm.Parts(cvae=cvae, m2=m2)
+
+
+def timeless(records):
+    """Per-epoch records without their durations (which two runs of one config never share)."""
+    return [{k: v for k, v in r.items() if "seconds" not in k} for r in records]
+
+
+def test_the_browser_gets_the_metrics_and_records_the_native_runs_made(tmp_path, monkeypatch):
+    parts = tiny_parts()
+    made = parts.make(tmp_path / "made", log=lambda *_: None)
+    assert sorted(p.name for p in made) == ["alone-2.npz", "label.npz", "m2.npz"]
+    label = dict(model="cvae", condition="label", latent=2)
+    model, metrics = parts["cvae"].fit("label", out=tmp_path / "label", **label)
+    m2, alone = parts["m2"].fit("m2", out=tmp_path / "m2"), parts["m2"].fit("alone-2", steps=2)
+    in_the_browser(monkeypatch, tmp_path / "made")
+    loaded, loaded_metrics = parts["cvae"].fit("label", **label)
+    np.testing.assert_array_equal(loaded.theta, model.theta)
+    assert timeless(loaded_metrics) == timeless(metrics) and len(metrics) == 1 and "test_kl" in metrics[0]
+    record = parts["m2"].fit("m2")
+    assert timeless(record["curve"]) == timeless(m2["curve"]) and [r["epoch"] for r in m2["curve"]] == [1]
+    assert record["config"] | {"out": None} == m2["config"] | {"out": None}  # but for the run folder
+    assert m2["config"]["unlabelled_examples"] == 100 and len(m2["config"]["labelled_indices"]) == 10
+    assert parts["m2"].fit("alone-2", steps=2) == alone and 0 <= alone["test_error"] <= 1
+    with pytest.raises(ValueError, match="not the declared model 'alone-2'"):
+        parts["m2"].fit("alone-2", steps=3)
+    with np.load(made[1], allow_pickle=False) as arrays:  # plain arrays: the record and its config as JSON
+        assert sorted(arrays.files) == ["record", "train_config"]
+
+
+def test_the_browser_refuses_a_record_made_by_another_semi_config(tmp_path, monkeypatch):
+    tiny_parts()["m2"].make(tmp_path, log=lambda *_: None)
+    in_the_browser(monkeypatch, tmp_path)
+    with pytest.raises(ValueError, match=r"trained by alpha=0.1, not by the declared alpha=1.0"):
+        tiny_parts(alpha=1.0)["m2"].fit("m2")

@@ -28,7 +28,8 @@ BRANCHED = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py") if BROWSER_TES
 
 
 def test_the_notebooks_that_need_it_have_a_browser_branch():
-    needed = {"01_vae_on_one_screen", "02_autoencoder_vs_vae", "06_latent_space", "09_questions", "12_flows"}
+    needed = {"01_vae_on_one_screen", "02_autoencoder_vs_vae", "06_latent_space", "09_questions",
+              "11_conditional_and_semi_supervised", "12_flows"}
     assert needed <= {p.stem for p in BRANCHED}
 
 

@@ -289,7 +289,8 @@ def test_the_browser_page_shows_the_newest_measured_times_of_every_notebook_agai
     over = "Notebook 09 still takes well over its limit in the browser"
     assert (over in page) == ("09_questions" in slow), f"the page and the table disagree on: {over}"
     for name in sorted(slow - {"09_questions"}):  # a notebook well over its limit has its paragraph on the page
-        assert f"otebook {name[:2]} has no shorter browser version" in page or f"Notebook {name[:2]} has none either" in page
+        assert any(said in page for said in (f"otebook {name[:2]} has no shorter browser version", f"Notebook {name[:2]} has "
+                                             "none either", f"Notebook {name[:2]} took well over its limit in the measurement"))
 
 
 def test_the_readmes_first_screen_offers_the_browser_and_says_what_to_expect():
