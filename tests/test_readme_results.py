@@ -509,8 +509,8 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     assert f"took {p_m2 / p_vae:.2f} times the plain VAE's CPU time (one epoch of each, one run), against " \
            f"{m2_cpu / vae_cpu:.2f} times" in prose
     assert f"one-epoch CPU time was {vae_cpu:.1f} s in one run and {p_vae:.1f} s in the" in prose
-    said = (f"took {m2_cpu / p_m2:.1f} times the CPU time of its epoch on one thread ({m2_cpu:.1f} against {p_m2:.1f} s; "
-            "a median of 8 epochs in one run against one epoch in another)")
+    said = (f"took {m2_cpu / p_m2:.1f} times the CPU time of its epoch on one thread "
+            f"({m2_cpu:.1f} against {p_m2:.1f} s; a median of 8 epochs in one run against one epoch in another)")
     assert said in prose
     # BLAS on 2 threads against one, the plain VAE's step in the timing rounds and M2's epoch
     said = (f"a plain VAE step took {m2['vae_step_cpu_seconds']:.3f} CPU s in the timing rounds of the 8-epoch run, "
