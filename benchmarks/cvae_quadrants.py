@@ -55,7 +55,8 @@ PROTOCOL_DIFFERENCES = [
     "network in the KL; tinyvae's is the importance-sampled -log p(x_u | c) with K samples (an estimate that "
     "tightens with K), the negative ELBO given beside it",
     "Pyro trains until the test-set loss has not improved for 3 epochs and keeps the best epoch, selecting on "
-    "the set it reports (its tutorial says it trained at most 50 epochs; the example script's default is 101); "
+    "the set it reports (its tutorial: 'We trained only for 50 epochs with early stopping patience of 3 "
+    "epochs'; the example script's default is at most 101); "
     "tinyvae trains a fixed number of epochs and reports the last",
     "Pyro's loader scales MNIST to [0, 1] and does not binarize, as tinyvae's default --binarize none; both "
     "figures are per test digit, summed over the unseen pixels; Pyro scores all 10,000 test digits, this "

@@ -21,7 +21,7 @@ are the per-step medians times the steps of an epoch over the unlabelled images 
 
 Each draw also records its test error, process CPU seconds and peak resident memory after every epoch.
 ``--vae-epochs N`` trains the plain VAE of the same sizes, batch and binarization with ``tinyvae.train``
-in its own process for N epochs (CPU seconds of its steps, ``EpochCPU``; its peak memory). ``tinyvae
+in its own process for N epochs (CPU seconds of its steps, ``EpochCPU``; its own peak memory, ``VmHWM``). ``tinyvae
 train`` runs BLAS on one thread (tinyvae/threads.py) and ``train_m2`` does not; ``--pin-blas`` runs the
 whole script with BLAS on one thread, so that M2 and the VAE are timed alike. ``--alpha`` given several values
 runs the draws once for each and writes one JSON (``by_alpha``, default <date>-m2-alpha-sweep.json);
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import statistics
 import sys
 import tempfile
@@ -64,6 +63,15 @@ PYRO_SSVAE = {"labels": 100, "accuracy": 0.9319, "bound": 0.0060, "classifier_al
               "classifier_alone_bound": 0.0159, "draws": 5,
               "source": "pyro-ppl/pyro tutorial/source/ss-vae.ipynb, Table 1, third variant, 100 labels",
               "checked": True}
+# Pyro's SS-VAE example script (examples/vae/ss_vae_M2.py in pyro-ppl/pyro at commit ff6ae1c, read from the
+# stored source): its argparse defaults; the auxiliary loss is on only with --aux-loss; each labelled example is
+# in one batch an epoch. Before commit b6bc8459d (April 2018) the defaults were 100 epochs and a multiplier of 300.
+PYRO_SSVAE_SCRIPT = {"num_epochs": 50, "aux_loss_multiplier": 46, "learning_rate": 0.00042, "beta_1": 0.9,
+                     "example_run_beta_1": 0.95, "batch_size": 200, "commit": "ff6ae1c",
+                     "before_b6bc8459d": {"num_epochs": 100, "aux_loss_multiplier": 300}}
+# The authors' run_2layer_ssl.py (dpkingma/nips14-ssl) with 100 labels: M2 on M1's features, 300 hidden units,
+# 100 minibatches an epoch, 3,000 epochs, α = 0.1 on its 50,000 training images (anglepy/data/mnist.py).
+AUTHORS_M1M2_100 = {"epochs": 3000, "hidden": 300, "minibatches": 100, "alpha": 0.1, "train_images": 50_000}
 TINY = dict(hidden=(32,), classifier_hidden=(32,), latent=4, epochs=1, limit_train=600, limit_test=300,
             batch_size=50, labelled_batch=20)
 
@@ -89,8 +97,22 @@ def parse(argv=None):
 
 
 def peak_rss_mib():
-    """This process's peak resident memory so far, MiB (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident memory so far, MiB: ``VmHWM`` in /proc/self/status (Linux, in kB); None
+    where there is no such file. Not ``ru_maxrss``: on Linux a process started by ``spawn`` (fork, then exec)
+    keeps in its ``ru_maxrss`` the peak of the process that started it, so the plain VAE's child would report
+    M2's peak."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def mib(value):
+    return "not measured" if value is None else f"{value:.0f} MiB"
 
 
 def draw(config, label_seed, folder, log):
@@ -240,7 +262,7 @@ def run(args, argv, alpha, write=True):
             by_draw.append(one)
             print(f"draw {d}: M2 {m2_err[-1]:.2f} %, classifier alone {alone_err[-1]:.2f} %; CPU s per epoch "
                   f"{', '.join(f'{c:.0f}' for c in one['cpu_seconds_by_epoch'])}; peak after epoch 1 "
-                  f"{one['peak_rss_mib_by_epoch'][0]:.0f} MiB", flush=True)
+                  f"{mib(one['peak_rss_mib_by_epoch'][0])}", flush=True)
         vae = None
         if args.vae_epochs:
             vae_config = dict(model="vae", hidden=cfg.hidden, latent=cfg.latent, activation=cfg.activation,
@@ -251,7 +273,7 @@ def run(args, argv, alpha, write=True):
                 vae = {"config": {**vae_config, "hidden": list(cfg.hidden), "out": None},
                        **pool.apply(plain_vae_epochs, (vae_config,))}
             print(f"plain VAE: CPU s per epoch {', '.join(f'{c:.0f}' for c in vae['cpu_seconds_by_epoch'])}; "
-                  f"peak {vae['peak_rss_mib']:.0f} MiB", flush=True)
+                  f"peak {mib(vae['peak_rss_mib'])}", flush=True)
     result = {
         "what": "M2 test error with few labels over draws of the labelled set; the classifier on the labels alone"
                 + ("" if args.no_timing else "; seconds per step of M2 and of the plain VAE of the same sizes "
@@ -264,7 +286,7 @@ def run(args, argv, alpha, write=True):
         "m2_epoch_cpu_seconds_measured": [one["cpu_seconds_by_epoch"] for one in by_draw],
         "m2_score_cpu_seconds": [one["score_cpu_seconds"] for one in by_draw],
         "m2_peak_rss_mib_by_epoch": [one["peak_rss_mib_by_epoch"] for one in by_draw],
-        "plain_vae_run": vae, "blas": blas,
+        "plain_vae_run": vae, "peak_memory": "VmHWM in /proc/self/status, each process its own", "blas": blas,
     }
     if not args.no_timing:
         result.update(timings(cfg, config, args))

@@ -218,6 +218,31 @@ def test_the_m2_benchmark_times_the_plain_vae_of_the_same_sizes_in_its_own_proce
     assert len(vae["cpu_seconds_by_epoch"]) == 2 and len(vae["seconds_by_epoch"]) == 2 and vae["peak_rss_mib"] > 0
 
 
+def test_the_m2_benchmark_reads_a_spawned_processs_own_peak_memory_not_the_one_it_inherits(tmp_path):
+    # the plain VAE's run is spawned after M2 trained; on Linux a spawned child's ru_maxrss starts at its
+    # parent's peak, so the benchmark reads VmHWM, the child's own: here below a block the parent alone touched
+    import importlib.util
+    import multiprocessing
+    import sys
+    from pathlib import Path
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("m2_labels", folder / "m2_labels.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))
+    sys.modules["m2_labels"] = bench  # the child unpickles the function by name
+    try:
+        spec.loader.exec_module(bench)
+        block = np.ones(300 * 2**20 // 8)  # 300 MiB, every page written
+        parent = bench.peak_rss_mib()
+        del block
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            child = pool.apply(bench.peak_rss_mib)
+    finally:
+        sys.path.remove(str(folder))
+        del sys.modules["m2_labels"]
+    assert parent >= 300 and 0 < child < 300, (parent, child)
+
+
 def test_epoch_cpu_time_runs_from_the_first_step_to_the_last_scaled_to_the_whole_epoch():
     import importlib.util
     import sys
