@@ -283,7 +283,7 @@ def test_ratios_quoted_from_the_gaussian_rows_follow_from_the_table(readme, pros
     assert f"its codes spend {kl_optimal:.0f} nats" in prose
 
 
-CONTENTION = "2026-12-07-contention-cpu-handoff.json"
+CONTENTION = "2026-12-07-contention-cpu-final.json"
 
 
 def test_results_page_contention_table_is_the_recorded_benchmark(prose):
@@ -299,8 +299,20 @@ def test_results_page_contention_table_is_the_recorded_benchmark(prose):
         assert " | ".join(cells) + " |" in prose, (workload, cells)
     torch_cells = f"| {seconds['torch | default | idle']:.2f} | | {seconds['torch | default | busy']:.2f} |"
     assert torch_cells in prose, torch_cells
-    rounds = ", ".join(f"{x:.2f}" for x in run["ratios"]["train: idle default / idle old default"]["by_round"])
-    assert f"(rounds {rounds})" in prose
+    for workload in ("train", "conv", "evaluate"):
+        ratio = run["ratios"][f"{workload}: idle default / idle old default"]
+        rounds = ", ".join(f"{x:.2f}" for x in ratio["by_round"])
+        assert f"{ratio['median']:.2f} (rounds {rounds})" in prose, (workload, rounds)
+    busy = [run["ratios"][f"{w}: busy default / busy one thread"] for w in ("train", "conv", "evaluate")]
+    assert all(r["median"] <= 1.3 for r in busy)
+    assert "the worst single rounds were {:.2f} (dense), {:.2f} (conv) and {:.2f} (evaluation)".format(
+        *(max(r["by_round"]) for r in busy)) in prose
+    torch_busy = run["seconds"]["torch | default | busy"]
+    assert "PyTorch's busy rounds took {:.1f}, {:.1f} and {:.1f} s".format(*torch_busy) in prose
+    conv = run["ratios"]["conv: idle default / idle old default"]["by_round"]
+    assert max(conv) < 1 and "the conv model in every round" in prose
+    first = run["splits_at_once"]["evaluate | default | idle"][0]
+    assert f"in its first round the policy ran only {first:.0%} of its splits at once".replace("%", " %") in prose
 
 
 def test_readme_quotes_the_recorded_suite_time(front):
