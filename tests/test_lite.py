@@ -299,6 +299,19 @@ def test_the_readmes_first_screen_offers_the_browser_and_says_what_to_expect():
     assert "many times slower" in first_screen and "(docs/browser.md)" in first_screen
 
 
+def test_the_readme_says_how_much_the_fetch_downloads():
+    problems = lite.missing_pieces(lite.cache_dir())
+    if problems:
+        unavailable("the browser edition's pieces are not fetched: " + "; ".join(problems))
+    cache = lite.cache_dir()
+    pieces = [cache / lite.PYODIDE_TGZ[0]] + [lite._cached_wheel(cache, name, version)
+                                              for name, (version, _) in lite.pinned().items()]
+    megabytes = sum(p.stat().st_size for p in pieces) / 1e6
+    said = re.search(r"`fetch` downloads about (\d+) MB", (ROOT / "README.md").read_text(encoding="utf-8"))
+    assert said, "the README no longer says how much `python docs/lite.py fetch` downloads"
+    assert abs(int(said.group(1)) - megabytes) < 1, f"the README says {said.group(1)} MB; the pieces are {megabytes:.1f} MB"
+
+
 def test_the_times_table_says_by_how_much_a_notebook_missed_its_limit():
     runs = [{"notebook": "01_vae_on_one_screen", "first_cell_s": 20.4, "total_s": 88.0, "limit_s": 90, "ok": True},
             {"notebook": "09_questions", "first_cell_s": 22.0, "total_s": 251.6, "limit_s": 180, "ok": True},
