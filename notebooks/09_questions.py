@@ -33,18 +33,28 @@
 # Every model here is small (784-128-16, ReLU; 784-128-32 in section 5) and trained briefly (200 to 500
 # steps) on 5 000 digits, so that the whole notebook runs in about a minute on two cores and each training
 # shows a progress bar. The numbers are these small models' and the pictures are blurrier than a full
-# run's. All numbers are nats per example; the scores are on 1 000 test digits, except section 1's
+# training run's (`tinyvae train`). All numbers are nats per example; the scores are on 1 000 test digits, except section 1's
 # training curves, which are losses on the training batches.
 #
-# **In the browser** (this notebook's JupyterLite copy, where `sys.platform` is `"emscripten"`), NumPy has
-# no optimized matrix library and multiplies matrices many times slower than on your machine, so the
-# notebook trains less there. Sections 2 to 5 do not train their thirteen models in the browser: `fit`
-# loads each from a checkpoint that the site's build trained natively, by exactly the config and seed
-# with which `fit` trains it natively (both read them from this folder's `browser_models.py`). Every
-# score, picture and `assert` below is still computed in the browser, from the loaded models. Section 1
-# trains by hand for 50 steps instead of 200, and section 4 finds the directions of the data from 2 000
-# digits instead of 5 000. The outputs stored with the notebook are those of the full run; to retrain the
-# models yourself, run the notebook with Jupyter on your own machine, where `fit` trains each of them.
+# **In the browser** (this notebook's JupyterLite copy, where `sys.platform` is `"emscripten"`), the
+# browser's NumPy has no optimized matrix library and multiplies matrices many times slower than a NumPy
+# installed on your computer, so the notebook trains less there, and takes longer all the same
+# ([the browser edition](../docs/browser.md) gives its time there). Sections 2 to 5 do not train their
+# thirteen models in the browser: `fit` loads each from a checkpoint that the site's build trained
+# natively, by exactly the config and seed with which `fit` trains it natively (the build and the
+# notebook both read them from `notebooks/browser_models.py` in the repository; in the browser it is an
+# installed package, not in the file list, and `print(browser_models.__file__)` shows where). Every
+# score, picture and `assert` below is still computed in the browser, from the loaded models (the
+# printed numbers may differ from the stored outputs in their last digits). Section 1 trains by hand for
+# 50 steps instead of 200, and section 4 finds the principal directions (PCA) of the data from 2 000
+# digits instead of 5 000. The outputs stored with the notebook are those of the native run; to retrain
+# the models yourself, run the notebook with Jupyter on your own machine, where `fit` trains each of them.
+#
+# `fit` accepts only the settings `browser_models.py` declares for each name, natively too (any other
+# change is refused with an error), so that the browser can load the matching checkpoint. To try other
+# settings, train the model yourself: `run = tinyvae.train(tinyvae.TrainConfig(**{**BASE, "beta": 2.0,
+# "out": str(runs / "beta2")}), dataset=MODELS.dataset)` returns its run folder, and
+# `tinyvae.load_model(run / "checkpoint.npz")` the model (in the browser this trains, slowly).
 
 # %%
 # %matplotlib inline
@@ -66,7 +76,7 @@ mnist = data.load_dataset()
 x_train, x_test = mnist.train_x[:5000], mnist.test_x[:1000]          # uint8, grey levels
 IN_BROWSER = sys.platform == "emscripten"                      # JupyterLite: a shorter run (see above)
 STEPS = 50 if IN_BROWSER else 200                              # section 1's steps by hand
-EIGEN_DIGITS = 2000 if IN_BROWSER else 5000                    # section 4's directions of the data
+EIGEN_DIGITS = 2000 if IN_BROWSER else 5000                    # section 4's principal directions
 
 # %% [markdown]
 # Three helpers: `fit` trains one small model (with a progress bar; in the browser it loads it, see above),
@@ -74,8 +84,8 @@ EIGEN_DIGITS = 2000 if IN_BROWSER else 5000                    # section 4's dir
 # per model.
 
 # %%
-# this folder's browser_models.py (see above); imported in a cell without a %-line, where the browser
-# finds the package to load for it
+# browser_models.py (see above), imported in its own cell: the browser edition finds the packages a cell
+# needs by reading its imports as Python, which it cannot do in a cell with a %-line
 import browser_models
 
 MODELS = browser_models.models("09_questions")  # sections 2 to 5's models: their digits, BASE and changes
@@ -88,8 +98,8 @@ if IN_BROWSER:
 
 
 def fit(name, **changes):
-    """Train the small VAE `name`, BASE with `changes`, on the first 5 000 training digits (quietly);
-    returns the trained model. The changes must be the ones browser_models.py declares for `name`."""
+    """Train the small VAE `name`, BASE with `changes`, on the first 5 000 training digits (with a progress
+    bar); returns the trained model. The changes must be the ones browser_models.py declares for `name`."""
     return MODELS.fit(name, out=runs / name, **changes)
 
 
@@ -126,7 +136,7 @@ def show(picture, labels, title):
 # gradient, so at an equal learning rate the two train almost the same (only Adam's ε sees the scale).
 # SGD (here with momentum 0.9) takes the gradient as it is: at an equal learning rate the summed loss
 # takes steps N = 100 times larger. We train by hand, scaling the gradient before each step, from the
-# same initial weights; the figures printed are the mean loss of the last 20 training batches.
+# same initial weights; the numbers printed are the mean loss of the last 20 training batches.
 
 # %%
 def train_by_hand(optimizer, scale=1.0, beta=1.0, steps=STEPS, lr=1e-3, seed=0):
@@ -203,7 +213,9 @@ show(sample_rows([summed, per_pixel_mean]), ["sum", "mean"],
 # %% [markdown]
 # With the reconstruction averaged over pixels, each nat of KL costs as much as 784 nats of
 # reconstruction, so the encoder sends (almost) nothing: the KL is near 0, no latent dimension is
-# active, and every sample decodes to the average digit. That is the blurry "VAE" of many tutorials.
+# active (the **active units** printed above, as `tinyvae evaluate` counts them: dimension j is active
+# when its posterior mean varies across digits, Var_x E[z_j | x] > 0.01), and every sample decodes to the
+# average digit. That is the blurry "VAE" of many tutorials.
 #
 # ## 2. What should β be?
 #
@@ -437,9 +449,8 @@ show(sample_rows(list(variance_models.values())), list(variance_models), "Sample
 # ([Σ_j max(λ, KL_j)](../derivations/free-bits.md#eq:free-bits): a dimension under λ nats gets
 # [no KL gradient at all](../derivations/free-bits.md#eq:free-bits-grad)). To see collapse within 200
 # steps, we train 32 latent dimensions with a strong β = 10 (section 2's β = 10 model already kept under
-# a nat in all). Two measures: the **active units** of section 1 and `tinyvae evaluate`
-# (dimension j is active when its posterior mean varies across digits, Var_x E[z_j | x] > 0.01), and the
-# **KL** of each dimension, the nats it carries.
+# a nat in all). Two measures: the **active units** of section 1 (dimension j is active when
+# Var_x E[z_j | x] > 0.01), and the **KL** of each dimension, the nats it carries.
 
 # %%
 collapse_models = {"plain": fit("plain", latent=32, beta=10.0),
@@ -504,7 +515,7 @@ plots.plot_traversals(model_b1, x_test, dims=4, digits=2, steps=7)
 # different things to different digits: the axes of a VAE trained this way need not mean anything alone.
 
 # %% [markdown]
-# This is the last notebook. Deeper: the reductions and their β in [notation.md](../derivations/notation.md#eq:loss-reduction),
+# This is the last notebook in the reading order of [Start here](../docs/start-here.md). Deeper: the reductions and their β in [notation.md](../derivations/notation.md#eq:loss-reduction),
 # the β trade-off as a frontier in [rate-distortion.md](../derivations/rate-distortion.md#eq:beta-slope), the
 # normalizer in [continuous-bernoulli.md](../derivations/continuous-bernoulli.md#eq:cb-log-norm), σ_x² in
 # [sigma-vae.md](../derivations/sigma-vae.md#eq:sigma-vae-implied-var), collapse and its remedies in

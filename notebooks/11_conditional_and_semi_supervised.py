@@ -34,22 +34,31 @@
 # [its loss with α](../derivations/semi-supervised.md#eq:m2-loss) and why α is needed (the section
 # "Why α is needed, and which α" of [semi-supervised.md](../derivations/semi-supervised.md)).
 #
-# Every run below is short (a few epochs on a subset of MNIST, small networks), so every figure is one of
-# these small models on this budget, far from a full run's. Each model's training config, seed included, is
-# declared once, in `notebooks/browser_models.py`; the notebook trains each with `fit(name, **changes)`,
-# where the changes from the shared fields are written out, and `fit` checks them against that declaration.
+# Every run below is short (a few epochs on a subset of MNIST, small networks), so every number is one of
+# these small models on this budget, far from a full training run's. Each model's training config, seed
+# included, is declared once, in `notebooks/browser_models.py` (in the repository; in the browser it is an
+# installed package, not in the file list, and `print(browser_models.__file__)` shows where); the notebook
+# trains each with `fit(name, **changes)`, where the changes from the shared fields (`base`, printed in
+# section 1) are written out, and `fit` checks them against that declaration: it accepts only the
+# declared settings, natively too (any other change is refused with an error), so that the browser can
+# load the matching checkpoint. To try other settings, train the model yourself: for instance
+# `run = tinyvae.train(tinyvae.TrainConfig(**{**MODELS["cvae"].base, "model": "cvae", "condition": "label",
+# "latent": 4, "out": str(runs / "label-z4")}))` returns its run folder, and
+# `tinyvae.load_model(run / "checkpoint.npz")` the model (in the browser this trains, slowly); section 3
+# shows the same for M2 with `tinyvae.train_m2`.
 #
-# **In the browser** (this notebook's JupyterLite copy, where `sys.platform` is `"emscripten"`), NumPy has
-# no optimized matrix library and multiplies matrices many times slower than on your machine: training
-# these models there takes far longer than a lesson should. So the browser trains nothing. There `fit`
+# **In the browser** (this notebook's JupyterLite copy, where `sys.platform` is `"emscripten"`), the
+# browser's NumPy has no optimized matrix library and multiplies matrices many times slower than a NumPy
+# installed on your computer: training these models there takes far longer than a lesson should. So the browser trains nothing. There `fit`
 # loads each model as trained natively, by the declared config and seed, when the site was built; in
 # section 3 it loads the records of that native run: M2's test error after each epoch and its run's
 # config.json, and the test error of each classifier trained on the labels alone. The curves of section 3
 # are therefore the native run's, not the browser's. Everything else (the judge, the grids, the completions,
 # the likelihoods) is computed in the browser from the loaded models; the same lines print the browser's
-# figures and the same `assert`s check them. To train every model yourself, run the notebook with Jupyter
-# on your own machine (`notebooks/README.md` gives its run time there); the outputs stored with the
-# notebook are those of that native run.
+# numbers (which may differ from the stored outputs in their last digits) and the same `assert`s check
+# them. To train every model yourself, run the notebook with Jupyter on your own machine
+# (`notebooks/README.md` gives its run time there, [the browser edition](../docs/browser.md) its time in
+# the browser); the outputs stored with the notebook are those of that native run.
 
 # %%
 # %matplotlib inline
@@ -67,8 +76,8 @@ runs = Path(tempfile.mkdtemp(prefix="tinyvae-"))   # run folders go to a scratch
 mnist = data.load_dataset()                          # the bundled MNIST, uint8
 
 # %%
-# this folder's browser_models.py, where every model is declared (see above); imported in a cell without a
-# %-line, where the browser can find the import and load the package that holds it
+# browser_models.py, where every model is declared (see above), imported in its own cell: the browser edition
+# finds the packages a cell needs by reading its imports as Python, which it cannot do in a cell with a %-line
 import browser_models
 
 MODELS = browser_models.models("11_conditional_and_semi_supervised")
@@ -386,7 +395,8 @@ m2_errors = [record["test_error"] for record in curve]
 # cross-entropy at weight 1. It shares with M2's classifier the Adam settings, the initial weights (the same
 # model built from the same seed) and batches of 50 labelled digits drawn the same way, though not the same
 # draws. Each point is a separate run from scratch, of as many steps as M2 had taken at the end of an
-# epoch (`tinyvae.train_classifier_alone(config, steps=n)`); each prints a line. It draws the labelled digits
+# epoch (`tinyvae.train_classifier_alone(config, steps=n)`); each prints a line. (In the browser these
+# runs, like M2's, are the native runs' records, loaded; the `assert`s below then check those records.) It draws the labelled digits
 # from the same seed as the M2 run; the assert checks that they are the ones in the run's config.json.
 
 # %%
