@@ -297,7 +297,8 @@ def open_in_browser_cell(page):
     name = posixpath.basename(page)
     return {"cell_type": "markdown", "metadata": {}, "id": "open-in-the-browser",
             "source": f"[Open in the browser](../lite/notebooks/index.html?path={name}): run this notebook "
-                      "in JupyterLite, with nothing to install (the first load takes tens of seconds; see "
+                      "in JupyterLite, with nothing to install (the first load takes tens of seconds; it runs "
+                      "only where the site is served, not opened as a file; see "
                       "[the browser edition](../docs/browser.html))."}
 
 

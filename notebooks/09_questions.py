@@ -45,7 +45,7 @@
 # notebook both read them from `notebooks/browser_models.py` in the repository; in the browser it is an
 # installed package, not in the file list, and `print(browser_models.__file__)` shows where). Every
 # score, picture and `assert` below is still computed in the browser, from the loaded models (the
-# printed numbers may differ from the stored outputs in their last digits). Section 1 trains by hand for
+# printed numbers may differ slightly from the stored outputs). Section 1 trains by hand for
 # 50 steps instead of 200, and section 4 finds the principal directions (PCA) of the data from 2 000
 # digits instead of 5 000. The outputs stored with the notebook are those of the native run; to retrain
 # the models yourself, run the notebook with Jupyter on your own machine, where `fit` trains each of them.

@@ -53,10 +53,11 @@
 # loads each model as trained natively, by the declared config and seed, when the site was built; in
 # section 3 it loads the records of that native run: M2's test error after each epoch and its run's
 # config.json, and the test error of each classifier trained on the labels alone. The curves of section 3
-# are therefore the native run's, not the browser's. Everything else (the judge, the grids, the completions,
-# the likelihoods) is computed in the browser from the loaded models; the same lines print the browser's
-# numbers (which may differ from the stored outputs in their last digits) and the same `assert`s check
-# them. To train every model yourself, run the notebook with Jupyter on your own machine
+# are therefore the native run's, not the browser's, and so are the KL terms printed in sections 1 and 2,
+# which come from each model's per-epoch metrics, recorded by the native run and loaded with the model.
+# Everything else (the judge, the grids, the completions, the likelihoods) is computed in the browser from
+# the loaded models; the same lines print the browser's numbers (which may differ slightly from the
+# stored outputs) and the same `assert`s check them. To train every model yourself, run the notebook with Jupyter on your own machine
 # (`notebooks/README.md` gives its run time there, [the browser edition](../docs/browser.md) its time in
 # the browser); the outputs stored with the notebook are those of that native run.
 
@@ -397,7 +398,7 @@ m2_errors = [record["test_error"] for record in curve]
 # draws. Each point is a separate run from scratch, of as many steps as M2 had taken at the end of an
 # epoch (`tinyvae.train_classifier_alone(config, steps=n)`); each prints a line. (In the browser these
 # runs, like M2's, are the native runs' records, loaded; the `assert`s below then check those records.) It draws the labelled digits
-# from the same seed as the M2 run; the assert checks that they are the ones in the run's config.json.
+# from the same seed as the M2 run; the assert checks that the run's config.json holds ten of each digit.
 
 # %%
 stored = m2["config"]   # the run's config.json: the config, the labelled_indices drawn, the unlabelled_examples

@@ -14,12 +14,20 @@ its ``TrainConfig`` fields, seed included. The notebook gets them with ``models(
 Either way ``fit`` first checks that the changes it was given are the declared ones, and in the browser
 that the checkpoint was trained by exactly the declared config: a notebook and a build that disagree
 fail loudly instead of showing another model. tinyvae's training is reproducible from its config and
-seed (bit for bit across thread counts), so the loaded model is the one the native run trains; only
-the figures computed from it in the browser may differ in the last bits, where the browser's NumPy
-rounds float32 products differently.
+seed (bit for bit whatever tinyvae's own thread count, on one BLAS kernel with BLAS on one thread), so
+the loaded model is, bit for bit, the one ``fit`` trains natively on the machine that built the site,
+with the same NumPy and BLAS kernel (tests/test_browser_models.py checks this in one process). A native
+retrain on another CPU or BLAS kernel, or with ``OPENBLAS_NUM_THREADS`` set above 1, adds up its
+products in another order: its weights then differ in the last bits, and the figures computed from
+them slightly. Likewise the figures computed from a loaded model in the browser may differ slightly
+from a native run's, because the browser's NumPy (no optimized BLAS) adds up float32 products in
+another order; the stored outputs match them only as closely as the machine that ran the notebook
+matches the one that built the site.
 
-A checkpoint holds the weights and the model config (tinyvae's model format: float32, no optimizer
-state) and the training config as JSON (``train_config``): plain arrays (``np.savez``, read with
+A checkpoint holds the training config as JSON (``train_config``) and what ``fit`` returns: for
+``Models``, the weights and the model config (tinyvae's model format: float32, no optimizer state);
+for ``WithMetrics``, those and the run's per-epoch metrics (``metrics``); for ``SemiSupervised``, the
+record only (``record``), no weights. All are plain arrays (``np.savez``, read with
 ``allow_pickle=False``), written atomically.
 """
 
@@ -95,7 +103,8 @@ class Models:
             with tempfile.TemporaryDirectory(prefix="tinyvae-notebook-model-") as tmp:
                 model, trained = self.train(config, Path(tmp) / name, progress=False)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.write(model, path, trained)  # the config the run recorded, which load compares with the declared
+            self.write(model, path, trained)  # the config train returned (the run's record where it keeps one),
+            # which load compares with the declared
             log(f"browser_models: {self.notebook} {name} trained natively into {path}")
             paths.append(path)
         return paths
@@ -193,7 +202,9 @@ class SemiSupervised(Models):
     """M2 runs (``tinyvae.train_m2``) and classifiers trained on the labels alone (``train_classifier_alone``,
     declared with their ``steps``), by SemiConfig fields. What ``fit`` returns, and the checkpoint keeps, is
     the record the notebook shows, not the weights: for M2 its per-epoch records and its run's config.json,
-    for a classifier its test error."""
+    for a classifier its test error. A classifier's run records no config: its ``train_config`` is the
+    declared one, so ``load``'s comparison cannot fail for it, and the check that counts is ``fit``'s (the
+    changes, ``steps`` included, must be the declared ones)."""
 
     def train(self, config, out, progress):
         semi = tinyvae.SemiConfig(**{k: v for k, v in config.items() if k != "steps"}, out=str(out))
