@@ -392,10 +392,28 @@ def main(argv=None):
         old = json.loads(newest[-1].read_text(encoding="utf-8"))
         rows = {r["notebook"]: r for r in old["runs"]} | {r["notebook"]: r for r in runs}
         record = {**old, "runs": [rows[n] for n in sorted(rows)],
-                  "note": old["note"] + f" The row{'s' if len(names) > 1 else ''} of {', '.join(names)}: " + note}
+                  "note": superseded_dropped(old["note"], names)
+                  + f" The row{'s' if len(names) > 1 else ''} of {', '.join(names)}: " + note}
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(note)
     print(f"written to {out}")
+
+
+def superseded_dropped(note, names):
+    """``note`` without the sentences of earlier separate measurements whose rows are all measured again."""
+    parts = re.split(r" (?=The rows? of )", note)
+    kept = [parts[0]]
+    for part in parts[1:]:
+        measured = part.split(": ", 1)[0].split(" of ", 1)[1].split(", ")
+        if not set(measured) <= set(names):
+            kept.append(part)
+    return " ".join(kept)
+
+
+def test_a_new_separate_measurement_replaces_the_note_of_the_rows_it_measures_again():
+    note = "All: x. The row of 12_flows: y. The rows of 09_a, 11_b: z. The row of 11_b: w."
+    assert superseded_dropped(note, ["11_b", "09_a"]) == "All: x. The row of 12_flows: y."
+    assert superseded_dropped(note, ["11_b"]) == "All: x. The row of 12_flows: y. The rows of 09_a, 11_b: z."
 
 
 if __name__ == "__main__":
