@@ -313,6 +313,14 @@ def test_results_page_contention_table_is_the_recorded_benchmark(prose):
     assert max(conv) < 1 and "the conv model in every round" in prose
     first = run["splits_at_once"]["evaluate | default | idle"][0]
     assert f"in its first round the policy ran only {first:.0%} of its splits at once".replace("%", " %") in prose
+    loads = ", ".join(f"{x:.1f}" for x in run["load_average_before_rounds"][:2]) + " and " + \
+        f"{run['load_average_before_rounds'][2]:.1f}"
+    assert f"the load average before the rounds was {loads} on 2 cores" in prose
+    dense, evaluation = (run["splits_at_once"][f"{w} | default | idle"] for w in ("train", "evaluate"))
+    assert max(dense[1:] + [evaluation[0], evaluation[2]]) < 0.8  # the rounds the page calls not fully idle
+    said = (f"the default ran only {dense[1]:.0%} and {dense[2]:.0%} of its splits at once in the dense model's rounds 2 "
+            f"and 3 ({evaluation[0]:.0%} and {evaluation[2]:.0%} in the evaluation's rounds 1 and 3)")
+    assert said.replace("%", " %") in prose
 
 
 def test_readme_quotes_the_recorded_suite_time(front):

@@ -11,8 +11,8 @@ every thread on, against 10 s on one thread (and 3.7 s on the idle machine). So:
   the last bits of a run.
 * tinyvae splits its own work instead (the optimizer's update, the loss, large matrix products,
   im2col and col2im, large ReLUs, the conv layers' bias sums), always into the same pieces:
-  ``backend.host_threads`` of them, a number that depends on the machine and on ``TINYVAE_THREADS``,
-  never on the load. On any one BLAS kernel (Haswell, SkylakeX, ...), the parameters and gradients
+  ``backend.host_threads`` of them: two (one on a one-core machine), or ``TINYVAE_THREADS``, never a
+  number that depends on the load. On any one BLAS kernel (Haswell, SkylakeX, ...), the parameters and gradients
   have the same bits whatever that number (as long as the kernel gives a product computed whole the
   same bits wherever its operands lie in memory); different kernels add up a product in different
   orders, so they give different bits. Only a split loss value's last digits depend on the number,
