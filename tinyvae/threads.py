@@ -2,8 +2,9 @@
 
 A thread that waits for a partner the kernel has descheduled waits a whole time slice. When
 tinyvae's threads outnumber the cores that other programs leave free, that wait comes at every
-handoff: measured on a 2-core machine with two busy processes beside it, an epoch took 116 s with
-every thread on, against 10 s on one thread (and 3.7 s on the idle machine). So:
+handoff: so often that ``benchmarks/bench_contention.py`` times the old setting (BLAS's threads on
+every core) on an idle machine only, as beside busy processes an epoch of it takes minutes. Its
+recorded figures, with this policy's, are on the results page (docs/results.md). So:
 
 * NumPy's BLAS runs on one thread while tinyvae trains or evaluates (``blas_pinned``). OpenBLAS
   adds up a long inner dimension in a different order on one thread than on several (0.3.31, from
