@@ -237,8 +237,12 @@ def sweep(args, argv):
     result = {"what": "M2 with few labels for each α_batch in turn (see by_alpha), all else alike",
               "command": "python benchmarks/m2_labels.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "alphas": args.alpha, "by_alpha": results}
-    out = Path(args.out) if args.out else (Path(__file__).resolve().parent / "results" /
-                                           f"{date.today().isoformat()}-m2-alpha-sweep.json")
+    return write_result(result, args.out, "m2-alpha-sweep")
+
+
+def write_result(result, out, name):
+    """Write ``result`` as JSON to ``out``, or to results/DATE-NAME.json; print where; return it."""
+    out = Path(out) if out else Path(__file__).resolve().parent / "results" / f"{date.today().isoformat()}-{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
@@ -299,12 +303,7 @@ def run(args, argv, alpha, write=True):
     print(f"{'paper (M2, Table 1)':<28}{PAPER['test_error_percent']:>10.2f} ± {PAPER['spread_percent']:.2f}{note}")
     if not write:
         return result
-    out = Path(args.out) if args.out else (Path(__file__).resolve().parent / "results" /
-                                           f"{date.today().isoformat()}-m2-labels{args.labels}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
-    return result
+    return write_result(result, args.out, f"m2-labels{args.labels}")
 
 
 def timings(cfg, config, args):
