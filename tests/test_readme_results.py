@@ -343,6 +343,26 @@ def test_results_page_m2_table_is_the_recorded_benchmark(prose):
     paired = [m / v for m, v in zip(steps["m2_cpu"], steps["vae_cpu"])]  # the rounds take turns: paired
     listed = ", ".join(f"{r:.2f}" for r in paired[:-1]) + f" and {paired[-1]:.2f}"
     assert f"the paired per-round ratios were {listed}, median {statistics.median(paired):.2f}" in prose
+    assert result["blas"]["num_threads"] == 2 and "are not a measure of M2's cost" in prose
+    # the like-for-like step rounds: the --pin-blas run, BLAS on one thread for both models
+    pinned = load("2026-12-07-m2-labels100-pinned.json")
+    assert pinned["blas"]["num_threads"] == 1 and "--pin-blas" in pinned["command"]
+    p_m2, p_vae = pinned["m2_step_cpu_seconds"], pinned["vae_step_cpu_seconds"]
+    steps = pinned["step_seconds"]
+    assert p_m2 == statistics.median(steps["m2_cpu"]) and p_vae == statistics.median(steps["vae_cpu"])
+    assert f"an M2 step took {p_m2:.4f} CPU seconds against {p_vae:.4f} for a plain VAE" in prose
+    assert f"a ratio of medians of {p_m2 / p_vae:.2f}" in prose
+    paired = [m / v for m, v in zip(steps["m2_cpu"], steps["vae_cpu"])]
+    listed = ", ".join(f"{r:.2f}" for r in paired[:-1]) + f" and {paired[-1]:.2f}"
+    assert f"the paired per-round ratios were {listed}, median {statistics.median(paired):.2f}" in prose
+    epoch = statistics.median(pinned["m2_epoch_cpu_seconds_measured"][0])
+    assert abs(pinned["m2_epoch_cpu_seconds_from_steps"] - 599 * p_m2) < 1e-6 * epoch
+    assert (f"predicts {pinned['m2_epoch_cpu_seconds_from_steps']:.1f} CPU s for its epoch's steps, against the "
+            f"{epoch:.1f} s its whole first epoch took") in prose
+    # BLAS on 2 threads inflated the plain VAE's step more than M2's
+    assert cpu_vae / p_vae > cpu_m2 / p_m2
+    assert (f"{cpu_vae:.3f} against {p_vae:.4f} CPU s for the plain VAE, {cpu_m2:.3f} against {p_m2:.4f} "
+            "for M2") in prose
 
 
 def test_results_page_flow_table_is_the_recorded_benchmark(prose):
@@ -510,7 +530,7 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     predicted = m2["vae_epoch_cpu_seconds_from_steps"]
     assert predicted > 2 * vae_cpu
     said = (f"a plain VAE step took {m2['vae_step_cpu_seconds']:.3f} CPU s, which predicts {predicted:.1f} CPU s for "
-            f"its epoch, while its whole epoch, trained as `tinyvae train` trains it (BLAS on one thread), took "
+            f"its epoch, while its epoch's training steps, trained as `tinyvae train` trains them (BLAS on one thread), took "
             f"{vae_cpu:.1f} CPU s")
     assert said in prose
     assert m2["blas"]["num_threads"] == 2 and "leaves BLAS on its 2 threads" in prose
