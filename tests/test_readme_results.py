@@ -412,12 +412,40 @@ def test_results_page_quadrant_table_is_the_recorded_benchmark(prose):
     assert f"its regressor {above[0]:.2f}, {above[1]:.2f} and {above[2]:.2f} nats above Pyro's baseline" in prose
     # grey levels: the page must not call these figures likelihoods
     assert "not −log p(x_u|c)".replace("−", "-") in prose and "a cross-entropy" in prose
+    # "each gap more than 16 times the larger of the two figures' standard errors", the smallest on the 3-seen split
+    times = {q: (table["regressor"][q] - table["cvae"][q])
+             / max(runs["regressor q" + q]["nll_sem"], runs["cvae q" + q]["nll_sem"]) for q in "123"}
+    assert min(times.values()) > 16 and min(times, key=times.get) == "3"
+    sem3 = max(runs["regressor q3"]["nll_sem"], runs["cvae q3"]["nll_sem"])
+    assert f"({table['regressor']['3'] - table['cvae']['3']:.2f} against {sem3:.2f} on the 3-seen split;" in prose
     cvae_mem = sorted(runs[f"cvae q{q}"]["peak_rss_mib"] for q in "123")
     assert f"{cvae_mem[0]:.0f}–{cvae_mem[-1]:.0f} MiB for the CVAE" in prose
     # the protocol comparison: the page's list and the script's agree on what Pyro does
     assert result["settings"].get("binarize", "none") == "none" and "does not binarize" in prose
     cost = load("2026-12-07-cvae-cost.json")  # made after the script learned to list the grey-level point
     listed = " ".join(cost["protocol_differences"])
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location("cvae_quadrants_for_page", ROOT / "benchmarks" / "cvae_quadrants.py")
+    script = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec.loader.exec_module(script)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    now = script.PROTOCOL_DIFFERENCES  # "this table's JSON holds an older list"
+    assert result["protocol_differences"] != now and "(this table's JSON holds an older list)" in prose
+    assert any("recognition network reads one image holding the seen and the unseen pixels" in d for d in now)
+    assert "its recognition network reads one image holding the seen and the unseen pixels" in prose
+    assert "500-500 ReLU hidden layers, Z = 200, Adam at 1e-3, batches of 128" in prose
+    assert result["settings"]["hidden"] == [500, 500] and result["settings"]["latent"] == 200
+    import argparse
+    from tinyvae.run.config import TrainConfig
+    args = argparse.Namespace(quadrants=[2], epochs=1, vae_epochs=1, hidden=[500, 500], latent=200, k=100,
+                              limit_train=0, limit_test=0, binarize="none", seed=0)
+    config = script.jobs(args, Path("."))["cvae q2"]["config"]
+    assert config["lr"] == 1e-3 and config["batch_size"] == 128  # Adam at 1e-3, batches of 128
+    assert "activation" not in config and TrainConfig.activation == "relu" and TrainConfig.optimizer == "adam"
     for fact in ("does not binarize", "Trace_ELBO, num_particles=10", "batches of 32", "50 epochs"):
         assert fact in listed, fact
     for fact in ("negative ELBO averaged over 10 samples", "batches of 32", "patience 3 epochs",
