@@ -533,6 +533,10 @@ def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose
     per_step = 100 // authors["minibatches"]
     assert f"it uses {authors['hidden']} hidden units and {authors['minibatches']} minibatches an epoch, " \
            f"{'one' if per_step == 1 else per_step} labelled example per step" in prose
+    from tinyvae.run.semi import SemiConfig
+    assert authors["adam_lr"] == SemiConfig.lr == 3e-4 and authors["adam_beta_1"] == 0.9
+    assert "The authors' code uses Adam at 3e-4 (β1 0.9), as tinyvae does, with one labelled digit a step" in prose
+    assert "0.1·N_train/N_l = 60, with N_train = 60,000 training images and N_l = 100" in prose
     weight = authors["alpha"] * authors["train_images"] / 100
     assert f"the same rule to its {authors['train_images']:,} training images, which gives {weight:.0f}" in prose
     by_labels = bench.PAPER["test_error_percent_by_labels"]
