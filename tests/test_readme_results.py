@@ -351,6 +351,26 @@ def test_results_page_m2_table_is_the_recorded_benchmark(prose):
     paired = [m / v for m, v in zip(steps["m2_cpu"], steps["vae_cpu"])]  # the rounds take turns: paired
     listed = ", ".join(f"{r:.2f}" for r in paired[:-1]) + f" and {paired[-1]:.2f}"
     assert f"the paired per-round ratios were {listed}, median {statistics.median(paired):.2f}" in prose
+    assert result["blas"]["num_threads"] == 2 and "are not a measure of M2's cost" in prose
+    # the like-for-like step rounds: the --pin-blas run, BLAS on one thread for both models
+    pinned = load("2026-12-07-m2-labels100-pinned.json")
+    assert pinned["blas"]["num_threads"] == 1 and "--pin-blas" in pinned["command"]
+    p_m2, p_vae = pinned["m2_step_cpu_seconds"], pinned["vae_step_cpu_seconds"]
+    steps = pinned["step_seconds"]
+    assert p_m2 == statistics.median(steps["m2_cpu"]) and p_vae == statistics.median(steps["vae_cpu"])
+    assert f"an M2 step took {p_m2:.4f} CPU seconds against {p_vae:.4f} for a plain VAE" in prose
+    assert f"a ratio of medians of {p_m2 / p_vae:.2f}" in prose
+    paired = [m / v for m, v in zip(steps["m2_cpu"], steps["vae_cpu"])]
+    listed = ", ".join(f"{r:.2f}" for r in paired[:-1]) + f" and {paired[-1]:.2f}"
+    assert f"the paired per-round ratios were {listed}, median {statistics.median(paired):.2f}" in prose
+    epoch = statistics.median(pinned["m2_epoch_cpu_seconds_measured"][0])
+    assert abs(pinned["m2_epoch_cpu_seconds_from_steps"] - 599 * p_m2) < 1e-6 * epoch
+    assert (f"predicts {pinned['m2_epoch_cpu_seconds_from_steps']:.1f} CPU s for its epoch's steps, against the "
+            f"{epoch:.1f} s its whole first epoch took") in prose
+    # BLAS on 2 threads inflated the plain VAE's step more than M2's
+    assert cpu_vae / p_vae > cpu_m2 / p_m2
+    assert (f"{cpu_vae:.3f} against {p_vae:.4f} CPU s for the plain VAE, {cpu_m2:.3f} against {p_m2:.4f} "
+            "for M2") in prose
 
 
 def test_results_page_flow_table_is_the_recorded_benchmark(prose):
@@ -400,12 +420,40 @@ def test_results_page_quadrant_table_is_the_recorded_benchmark(prose):
     assert f"its regressor {above[0]:.2f}, {above[1]:.2f} and {above[2]:.2f} nats above Pyro's baseline" in prose
     # grey levels: the page must not call these figures likelihoods
     assert "not −log p(x_u|c)".replace("−", "-") in prose and "a cross-entropy" in prose
+    # "each gap more than 16 times the larger of the two figures' standard errors", the smallest on the 3-seen split
+    times = {q: (table["regressor"][q] - table["cvae"][q])
+             / max(runs["regressor q" + q]["nll_sem"], runs["cvae q" + q]["nll_sem"]) for q in "123"}
+    assert min(times.values()) > 16 and min(times, key=times.get) == "3"
+    sem3 = max(runs["regressor q3"]["nll_sem"], runs["cvae q3"]["nll_sem"])
+    assert f"({table['regressor']['3'] - table['cvae']['3']:.2f} against {sem3:.2f} on the 3-seen split;" in prose
     cvae_mem = sorted(runs[f"cvae q{q}"]["peak_rss_mib"] for q in "123")
     assert f"{cvae_mem[0]:.0f}–{cvae_mem[-1]:.0f} MiB for the CVAE" in prose
     # the protocol comparison: the page's list and the script's agree on what Pyro does
     assert result["settings"].get("binarize", "none") == "none" and "does not binarize" in prose
     cost = load("2026-12-07-cvae-cost.json")  # made after the script learned to list the grey-level point
     listed = " ".join(cost["protocol_differences"])
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location("cvae_quadrants_for_page", ROOT / "benchmarks" / "cvae_quadrants.py")
+    script = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec.loader.exec_module(script)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    now = script.PROTOCOL_DIFFERENCES  # "this table's JSON holds an older list"
+    assert result["protocol_differences"] != now and "(this table's JSON holds an older list)" in prose
+    assert any("recognition network reads one image holding the seen and the unseen pixels" in d for d in now)
+    assert "its recognition network reads one image holding the seen and the unseen pixels" in prose
+    assert "500-500 ReLU hidden layers, Z = 200, Adam at 1e-3, batches of 128" in prose
+    assert result["settings"]["hidden"] == [500, 500] and result["settings"]["latent"] == 200
+    import argparse
+    from tinyvae.run.config import TrainConfig
+    args = argparse.Namespace(quadrants=[2], epochs=1, vae_epochs=1, hidden=[500, 500], latent=200, k=100,
+                              limit_train=0, limit_test=0, binarize="none", seed=0)
+    config = script.jobs(args, Path("."))["cvae q2"]["config"]
+    assert config["lr"] == 1e-3 and config["batch_size"] == 128  # Adam at 1e-3, batches of 128
+    assert "activation" not in config and TrainConfig.activation == "relu" and TrainConfig.optimizer == "adam"
     for fact in ("does not binarize", "Trace_ELBO, num_particles=10", "batches of 32", "50 epochs"):
         assert fact in listed, fact
     for fact in ("negative ELBO averaged over 10 samples", "batches of 32", "patience 3 epochs",
@@ -472,7 +520,16 @@ def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose
     error, bound = 100 * (1 - pyro["accuracy"]), 100 * pyro["bound"]
     assert f"that is {error:.2f} % error (95 % bounds ± {bound:.2f} points" in prose
     assert pyro["draws"] == 5 and "over five labelled draws" in prose
-    assert f"against {100 * pyro['classifier_alone_accuracy']:.2f} % for its classifier" in prose
+    assert "at 100 labels for its third variant (y summed over the labels, plus the auxiliary classification loss" in prose
+    assert "third variant" in pyro["source"]
+    first, second = 100 * pyro["first_variant_accuracy"], 100 * pyro["second_variant_accuracy"]
+    assert f"reach {first:.2f} % and {second:.2f} % accuracy there" in prose
+    alone, alone_bound = 100 * (1 - pyro["classifier_alone_accuracy"]), 100 * pyro["classifier_alone_bound"]
+    ours = load("2026-12-07-m2-labels100.json")["classifier_alone_test_error_percent"]["mean"]
+    assert abs(alone - ours) < 2  # "close to"
+    assert f"Its classifier on the labels alone errs {alone:.2f} % (± {alone_bound:.2f} points), close to the " \
+           f"{ours:.2f} % of tinyvae's classifier alone" in prose
+    assert f"its {error:.2f} % is below the {bench.PAPER['test_error_percent']:.2f} % quoted above" in prose
     script = bench.PYRO_SSVAE_SCRIPT  # the example script's defaults, as the page quotes them
     assert f"as of pyro-ppl/pyro commit {script['commit']}) trains {script['num_epochs']} epochs by default" in prose
     assert f"an epoch), {script['aux_loss_multiplier']} by default (as of commit {script['commit']}; " \
@@ -484,6 +541,10 @@ def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose
     per_step = 100 // authors["minibatches"]
     assert f"it uses {authors['hidden']} hidden units and {authors['minibatches']} minibatches an epoch, " \
            f"{'one' if per_step == 1 else per_step} labelled example per step" in prose
+    from tinyvae.run.semi import SemiConfig
+    assert authors["adam_lr"] == SemiConfig.lr == 3e-4 and authors["adam_beta_1"] == 0.9
+    assert "The authors' code uses Adam at 3e-4 (β1 0.9), as tinyvae does, with one labelled digit a step" in prose
+    assert "0.1·N_train/N_l = 60, with N_train = 60,000 training images and N_l = 100" in prose
     weight = authors["alpha"] * authors["train_images"] / 100
     assert f"the same rule to its {authors['train_images']:,} training images, which gives {weight:.0f}" in prose
     by_labels = bench.PAPER["test_error_percent_by_labels"]
@@ -510,7 +571,9 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     assert "peak_memory" not in m2 and vae["peak_rss_mib"] >= peaks[0]
     assert f"| {vae_cpu:.1f} | 1 | not measured |" in prose
     assert f"also records a peak for the plain VAE, {vae['peak_rss_mib']:.0f} MiB, but it is M2's" in prose
-    assert f"| {m2_cpu:.1f} | {m2_cpu / vae_cpu:.2f} | {peaks[0]:.0f} |" in prose
+    assert f"| {m2_cpu:.1f} | — (BLAS threads differ) | {peaks[0]:.0f} |" in prose  # 2 threads against one
+    assert f"({m2_cpu:.1f} against {vae_cpu:.1f} CPU s, {m2_cpu / vae_cpu:.2f} times; not like for like)" in prose
+    assert "Each M2 ratio divides by the plain-VAE row above it" in prose
     assert f"{m2['m2_score_cpu_seconds'][0]:.1f} CPU s when timed alone" in prose
     assert f"({peaks[-1]:.0f} MiB after its last;" in prose
     assert "shared with several other jobs" in prose and "are not quoted" in prose
@@ -518,7 +581,7 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     predicted = m2["vae_epoch_cpu_seconds_from_steps"]
     assert predicted > 2 * vae_cpu
     said = (f"a plain VAE step took {m2['vae_step_cpu_seconds']:.3f} CPU s, which predicts {predicted:.1f} CPU s for "
-            f"its epoch, while its whole epoch, trained as `tinyvae train` trains it (BLAS on one thread), took "
+            f"its epoch, while its epoch's training steps, trained as `tinyvae train` trains them (BLAS on one thread), took "
             f"{vae_cpu:.1f} CPU s")
     assert said in prose
     assert m2["blas"]["num_threads"] == 2 and "leaves BLAS on its 2 threads" in prose
@@ -532,8 +595,10 @@ def test_results_page_cost_table_is_the_recorded_cpu_time_and_peak_memory(prose)
     assert f"| {p_vae:.1f} | 1 | {p_vae_peak:.0f} |" in prose
     assert f"| {p_m2:.1f} | {p_m2 / p_vae:.2f} | {p_m2_peak:.0f} |" in prose
     assert f"M2's own peak memory is {p_m2_peak:.0f} MiB against the plain VAE's {p_vae_peak:.0f} MiB" in prose
-    assert f"took {p_m2 / p_vae:.2f} times the plain VAE's CPU time (one epoch of each, one run), against " \
-           f"{m2_cpu / vae_cpu:.2f} times" in prose
+    from_steps = pinned["m2_epoch_cpu_seconds_from_steps"]
+    assert f"took {p_m2 / p_vae:.2f} times the plain VAE's CPU time (one epoch of each, one run; " in prose
+    assert (f"M2's steps alone predict {from_steps:.1f} CPU s, {from_steps / p_vae:.2f} times), against "
+            f"{m2_cpu / vae_cpu:.2f} times for M2 with BLAS on 2 threads") in prose
     assert f"one-epoch CPU time was {vae_cpu:.1f} s in one run and {p_vae:.1f} s in the" in prose
     said = (f"took {m2_cpu / p_m2:.1f} times the CPU time of its epoch on one thread "
             f"({m2_cpu:.1f} against {p_m2:.1f} s; a median of 8 epochs in one run against one epoch in another)")
