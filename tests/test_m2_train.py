@@ -244,18 +244,10 @@ def test_the_m2_benchmark_reads_a_spawned_processs_own_peak_memory_not_the_one_i
 
 
 def test_epoch_cpu_time_runs_from_the_first_step_to_the_last_scaled_to_the_whole_epoch():
-    import importlib.util
-    import sys
-    from pathlib import Path
     from types import SimpleNamespace
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    spec = importlib.util.spec_from_file_location("m2_labels", folder / "m2_labels.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(folder))
-    try:
-        spec.loader.exec_module(bench)
-    finally:
-        sys.path.remove(str(folder))
+
+    from scripts import load_benchmark
+    bench = load_benchmark("m2_labels")
     ticks = iter([10.0, 14.0, 20.0, 25.0])  # the clock read after steps 0 and 2 of two epochs of 3 steps
     hook = bench.EpochCPU(clock=lambda: next(ticks))
     for _ in range(2):

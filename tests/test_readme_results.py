@@ -500,17 +500,8 @@ def test_results_page_m2_curve_is_the_recorded_run_with_the_gap_to_the_quoted_fi
 
 def m2_bench():
     """benchmarks/m2_labels.py as a module (its PAPER and PYRO_SSVAE figures)."""
-    import importlib.util
-    import sys
-    folder = ROOT / "benchmarks"
-    spec = importlib.util.spec_from_file_location("m2_labels_for_page", folder / "m2_labels.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(folder))
-    try:
-        spec.loader.exec_module(bench)
-    finally:
-        sys.path.remove(str(folder))
-    return bench
+    from scripts import load_benchmark
+    return load_benchmark("m2_labels", "m2_labels_for_page")
 
 
 def test_results_page_quotes_pyros_ssvae_table_as_the_benchmark_records_it(prose):
