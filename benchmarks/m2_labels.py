@@ -26,6 +26,18 @@ train`` runs BLAS on one thread (tinyvae/threads.py) and ``train_m2`` does not; 
 whole script with BLAS on one thread, so that M2 and the VAE are timed alike. ``--alpha`` given several values
 runs the draws once for each and writes one JSON (``by_alpha``, default <date>-m2-alpha-sweep.json);
 ``--no-timing`` leaves out the paired step timing.
+
+The batch layout and optimiser are flags with ``SemiConfig``'s defaults: ``--batch-size`` (unlabelled images a
+step), ``--labelled-batch`` (labelled examples a step), ``--binarize`` and ``--lr``; for example Pyro's SS-VAE
+layout, one labelled digit beside 200 unlabelled grey-level ones:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/m2_labels.py --draws 1 --epochs 12 \
+        --batch-size 200 --labelled-batch 1 --binarize none --lr 0.00042 --alpha 15 --no-timing --pin-blas
+
+After every epoch of each draw the script also records ``tinyvae.run.semi.label_diagnostic`` of the epoch's
+checkpoint on the first ``--diagnostic-images`` test digits (2,000; 0 for none), ε averaged over
+``DIAGNOSTIC_SAMPLES`` draws: the error of the generative model's own label, argmin over y of −L(x, y)
+(``generative_error_percent_by_epoch``), and q(y|x)'s mean entropy in nats (``q_entropy_by_epoch``).
 """
 
 from __future__ import annotations
@@ -46,8 +58,8 @@ import numpy as np
 from tinyvae.models.m2 import M2  # noqa: E402
 from tinyvae.models.vae import VAE  # noqa: E402
 from tinyvae.nn.optim import Adam  # noqa: E402
-from tinyvae.run.semi import (SemiConfig, draw_labelled, load_data, test_error, train_classifier_alone,  # noqa: E402
-                              train_m2)
+from tinyvae.run.semi import (SemiConfig, draw_labelled, label_diagnostic, load_data, test_error,  # noqa: E402
+                              train_classifier_alone, train_m2)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import blas_info  # noqa: E402
@@ -76,6 +88,7 @@ PYRO_SSVAE_SCRIPT = {"num_epochs": 50, "aux_loss_multiplier": 46, "learning_rate
 # Its optimiser (learn_yz_x_ss.py): AdaM with alpha=3e-4, beta1=0.9 (adam.py: m += (1 - beta1)(g - m), Adam's β1).
 AUTHORS_M1M2_100 = {"epochs": 3000, "hidden": 300, "minibatches": 100, "alpha": 0.1, "train_images": 50_000,
                     "adam_lr": 3e-4, "adam_beta_1": 0.9}
+DIAGNOSTIC_SAMPLES = 5  # draws of ε averaged in the per-epoch label diagnostic
 TINY = dict(hidden=(32,), classifier_hidden=(32,), latent=4, epochs=1, limit_train=600, limit_test=300,
             batch_size=50, labelled_batch=20)
 
@@ -87,6 +100,14 @@ def parse(argv=None):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--alpha", type=float, nargs="+", default=[SemiConfig.alpha],
                    help="α_batch; several values run the draws once for each and write one JSON of them all")
+    p.add_argument("--batch-size", type=int, default=SemiConfig.batch_size, help="unlabelled images per step")
+    p.add_argument("--labelled-batch", type=int, default=SemiConfig.labelled_batch,
+                   help="labelled examples per step, drawn afresh each step")
+    p.add_argument("--binarize", default=SemiConfig.binarize, choices=("none", "static", "dynamic"),
+                   help="the training images: grey levels, binarized once, or redrawn every step")
+    p.add_argument("--lr", type=float, default=SemiConfig.lr, help="Adam's learning rate")
+    p.add_argument("--diagnostic-images", type=int, default=2000,
+                   help="first test digits of the per-epoch label diagnostic (label_diagnostic); 0: none")
     p.add_argument("--no-timing", action="store_true", help="skip the paired step timing of M2 and the VAE")
     p.add_argument("--rounds", type=int, default=3, help="paired timing rounds")
     p.add_argument("--steps", type=int, default=5, help="training steps of each model per timing round")
@@ -119,21 +140,37 @@ def mib(value):
     return "not measured" if value is None else f"{value:.0f} MiB"
 
 
-def draw(config, label_seed, folder, log):
+def draw(config, label_seed, folder, log, diagnostic_images=0):
     """One labelled draw: {"test_error", "alone", "seconds", "test_error_by_epoch", "cpu_seconds_by_epoch",
-    "peak_rss_mib_by_epoch", "score_cpu_seconds"}. An epoch's CPU seconds run from the end of the previous epoch
-    (the first: from the call, so they include loading the data) and include scoring the test digits' classes,
-    whose CPU seconds are timed once more after the run ("score_cpu_seconds")."""
+    "peak_rss_mib_by_epoch", "score_cpu_seconds", "diagnostics", "diagnostic_cpu_seconds", "diagnostic_images"}.
+    After each epoch, with ``diagnostic_images``, ``label_diagnostic`` of that epoch's checkpoint on the first
+    ``diagnostic_images`` test digits ("diagnostics", one dict an epoch). An epoch's CPU seconds run from the end
+    of the previous epoch's diagnostic (the first: from the call, so they include loading the data) and include
+    scoring the test digits' classes, whose CPU seconds are timed once more after the run ("score_cpu_seconds");
+    the diagnostics' CPU seconds are in no epoch's ("diagnostic_cpu_seconds", all epochs together)."""
     cfg = SemiConfig(**{**config, "label_seed": label_seed, "out": str(folder / f"draw{label_seed}")})
-    marks, peaks = [time.process_time()], []
+    start, cpu, peaks, diagnostics, diagnostic_cpu = time.process_time(), [], [], [], 0.0
+    data = load_data(cfg) if diagnostic_images else None
 
     def on_epoch(record):
-        marks.append(time.process_time())
+        nonlocal start, diagnostic_cpu
+        end = time.process_time()
+        cpu.append(end - start)
         peaks.append(peak_rss_mib())
+        if diagnostic_images:  # on the checkpoint of the epoch just ended; its CPU time is in no epoch's
+            model = M2.load(Path(cfg.out) / "checkpoint.npz")
+            one = label_diagnostic(model, data.test_x[:diagnostic_images], data.test_y[:diagnostic_images],
+                                   samples=DIAGNOSTIC_SAMPLES)
+            diagnostics.append(one)
+            log(f"epoch {record['epoch']}: the generative model's label is wrong on {100 * one['generative_error']:.2f} % "
+                f"of the first {len(data.test_x[:diagnostic_images]):,} test digits; q(y|x)'s mean entropy "
+                f"{one['q_entropy']:.3f} nats")
+        start = time.process_time()
+        diagnostic_cpu += start - end
 
     run = train_m2(cfg, log=log, on_epoch=on_epoch)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    data = load_data(cfg)
+    data = load_data(cfg) if data is None else data
     model = M2.load(run / "checkpoint.npz")
     start = time.process_time()
     test_error(model, data.test_x, data.test_y)
@@ -142,8 +179,9 @@ def draw(config, label_seed, folder, log):
     _, alone = train_classifier_alone(cfg, data, labelled)
     return {"test_error": records[-1]["test_error"], "alone": alone, "seconds": [r["seconds"] for r in records],
             "test_error_by_epoch": [r["test_error"] for r in records],
-            "cpu_seconds_by_epoch": [b - a for a, b in zip(marks, marks[1:])], "peak_rss_mib_by_epoch": peaks,
-            "score_cpu_seconds": score_cpu}
+            "cpu_seconds_by_epoch": cpu, "peak_rss_mib_by_epoch": peaks,
+            "score_cpu_seconds": score_cpu, "diagnostics": diagnostics, "diagnostic_cpu_seconds": diagnostic_cpu,
+            "diagnostic_images": len(data.test_x[:diagnostic_images]) if diagnostic_images else 0}
 
 
 class EpochCPU:
@@ -257,13 +295,17 @@ def run(args, argv, alpha, write=True):
     config = {**(TINY if args.tiny else {}), "labels": args.labels, "alpha": alpha}
     if not args.tiny:
         config["epochs"] = args.epochs
+    for name in ("batch_size", "labelled_batch", "binarize", "lr"):  # a flag left at its default keeps TINY's size
+        if getattr(args, name) != getattr(SemiConfig, name) or name not in config:
+            config[name] = getattr(args, name)
     cfg = SemiConfig(**config)
     blas = blas_info()
     print("BLAS:", json.dumps(blas))
     m2_err, alone_err, epoch_s, by_draw = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for d in range(args.draws):
-            one = draw(config, d, Path(tmp), log=lambda line: print("  " + line, flush=True))
+            one = draw(config, d, Path(tmp), log=lambda line: print("  " + line, flush=True),
+                       diagnostic_images=args.diagnostic_images)
             m2_err.append(100 * one["test_error"])
             alone_err.append(100 * one["alone"])
             epoch_s += one["seconds"]
@@ -294,6 +336,14 @@ def run(args, argv, alpha, write=True):
         "m2_epoch_cpu_seconds_measured": [one["cpu_seconds_by_epoch"] for one in by_draw],
         "m2_score_cpu_seconds": [one["score_cpu_seconds"] for one in by_draw],
         "m2_peak_rss_mib_by_epoch": [one["peak_rss_mib_by_epoch"] for one in by_draw],
+        "diagnostic": {"what": "after every epoch, on the first test digits (grey levels): the share whose label "
+                               "argmin_y of -L(x, y), averaged over the draws of ε, is wrong, and q(y|x)'s mean "
+                               "entropy in nats (tinyvae.run.semi.label_diagnostic, seed 0)",
+                       "images": by_draw[0]["diagnostic_images"] if by_draw else 0, "samples": DIAGNOSTIC_SAMPLES},
+        "generative_error_percent_by_epoch": [[100 * d["generative_error"] for d in one["diagnostics"]]
+                                              for one in by_draw],
+        "q_entropy_by_epoch": [[d["q_entropy"] for d in one["diagnostics"]] for one in by_draw],
+        "diagnostic_cpu_seconds": [one["diagnostic_cpu_seconds"] for one in by_draw],
         "plain_vae_run": vae, "peak_memory": "VmHWM in /proc/self/status, each process its own", "blas": blas,
     }
     if not args.no_timing:

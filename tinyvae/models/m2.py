@@ -30,7 +30,7 @@ from ..checkpoint import FORMAT_NOTES, CheckpointError, from_json_array, json_ar
 from ..checks import ShapeError, check_array, field_problems
 from ..nn import ACTIVATIONS, mlp, sigmoid
 from .base import check_batch
-from .parts.classifier import Classifier, check_labels
+from .parts.classifier import UNLABELLED, Classifier, check_labels
 from .parts.conditions import one_hot
 from .parts.gaussian_layer import Networks
 from .parts.labelled_rows import LabelledRowsDense
@@ -141,6 +141,25 @@ class M2:
     def rows(self, labels):
         """R, the rows of a batch with these labels: ε for it is (R, Z)."""
         return row_count(np.asarray(labels), self.config.classes)
+
+    def neg_bounds(self, x, eps):
+        """−L(x, y) [eq:m2-labelled] of each row of x (N, D) under every label (N, C), with ε (N·C, Z): row n·C + y
+        of ε for example n and label y, as ``label_rows`` orders an unlabelled batch. For evaluation: it sets no
+        gradient, and a ``backward`` after it is refused until the next ``forward``."""
+        c, z_dim = self.config.classes, self.config.latent
+        check_batch(self, x, True)  # (N, D)
+        n = x.shape[0]
+        example, label, _ = label_rows(np.full(n, UNLABELLED, dtype=np.int64), c)  # (N·C,) each
+        if tuple(getattr(eps, "shape", ())) != (n * c, z_dim):
+            raise ShapeError(f"eps: expected shape (N·C, Z) = {(n * c, z_dim)}, one row per example and label, got "
+                             f"{tuple(getattr(eps, 'shape', ()))}")
+        check_array(eps, "eps")
+        self._cache = None  # the layers' caches now hold these rows, not the last forward's
+        h = self.encoder.forward((x, example, label))  # (N·C, 2Z)
+        mu, log_var = h[:, :z_dim], h[:, z_dim:]
+        zs = mu + np.exp(0.5 * log_var) * eps  # (N·C, Z)  [eq:reparam]
+        logits_x = self.decoder.forward(np.concatenate([zs, one_hot(label, c, self.dtype, np)], axis=1))  # (N·C, D)
+        return bound_rows(logits_x, x[example], mu, log_var, c)[0].reshape(n, c)  # [eq:m2-labelled]
 
     # ---- the loss
 

@@ -231,6 +231,27 @@ def test_error(model, images, labels):
     return errors / len(images)
 
 
+def label_diagnostic(model, images, labels, samples=5, seed=0, batch_size=200):
+    """How M2's two halves label ``images`` (uint8, read as grey levels as ``test_error`` reads them) against the
+    true ``labels``: {"generative_error": the share whose generative label, argmin over y of −L(x, y) averaged
+    over ``samples`` draws of ε [eq:m2-generative-label], is not the true one; "q_entropy": the mean entropy of
+    q(y|x), nats [eq:m2-unlabelled]}. Draw s of ε for all the images is ``default_rng([seed, s])``'s (N·C, Z)."""
+    n, c, z_dim = len(images), model.config.classes, model.config.latent
+    if n == 0 or samples < 1:
+        raise ValueError(f"label_diagnostic needs at least one image and one sample, got {n} and {samples}")
+    eps = [np.random.default_rng([seed, s]).standard_normal((n * c, z_dim), dtype=model.dtype)
+           for s in range(samples)]  # (N·C, Z) each
+    wrong, entropy = 0, 0.0
+    for i in range(0, n, batch_size):
+        x = to_float(images[i:i + batch_size], "none").astype(model.dtype)  # (B, D)
+        rows = slice(i * c, (i + len(x)) * c)
+        neg_l = sum(model.neg_bounds(x, e[rows]).astype(np.float64) for e in eps) / samples  # (B, C)
+        wrong += int((np.argmin(neg_l, axis=1) != labels[i:i + batch_size]).sum())  # [eq:m2-generative-label]
+        log_q = model.classify(x).astype(np.float64)  # (B, C)
+        entropy += float(-(np.exp(log_q) * log_q).sum())  # H(q(y|x)) of each, summed  [eq:m2-unlabelled]
+    return {"generative_error": wrong / n, "q_entropy": entropy / n}
+
+
 def train_classifier_alone(config, data=None, labelled=None, *, steps=None):
     """The M2 classifier network, trained on the labelled examples only (their cross-entropy, Adam at config.lr,
     minibatches of labelled_batch); returns (model, test error). ``data`` (default: loaded as ``train_m2``
