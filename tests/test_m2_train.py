@@ -322,3 +322,33 @@ def test_the_semi_supervised_page_states_the_defaults_of_its_try_it_command():
             f"{d.epochs} epochs of {steps} steps" in page)
     assert (f"--labels {d.labels} --limit-train 2000 --limit-test 500 --epochs 2`, {quick} steps an epoch on its "
             f"{2000 - d.labels:,} unlabelled images" in page)
+
+
+def test_the_m2_benchmark_trains_with_its_batch_layout_flags_and_records_the_label_diagnostic_of_each_epoch(tmp_path):
+    from tinyvae.models.m2 import M2  # noqa: PLC0415
+    from tinyvae.run.semi import label_diagnostic  # noqa: PLC0415
+
+    from scripts import load_benchmark
+    bench = load_benchmark("m2_labels")
+    out = tmp_path / "layout.json"
+    bench.main(["--tiny", "--labels", "20", "--draws", "1", "--batch-size", "40", "--labelled-batch", "1",
+                "--binarize", "none", "--lr", "0.00042", "--alpha", "15", "--no-timing", "--diagnostic-images", "120",
+                "--out", str(out)])
+    stored = json.loads(out.read_text())
+    config = stored["config"]
+    assert (config["batch_size"], config["labelled_batch"], config["binarize"], config["lr"]) == (40, 1, "none", 0.00042)
+    assert config["hidden"] == list(bench.TINY["hidden"])  # the other tiny sizes stay
+    # the same run again, by hand: its checkpoint's diagnostic is the one recorded
+    cfg = SemiConfig(**{**config, "out": str(tmp_path / "again")})
+    model = M2.load(train_m2(cfg, log=lambda s: None) / "checkpoint.npz")
+    test = load_dataset()
+    expected = label_diagnostic(model, test.test_x[:120], test.test_y[:120], samples=bench.DIAGNOSTIC_SAMPLES)
+    assert stored["diagnostic"]["images"] == 120
+    assert stored["generative_error_percent_by_epoch"] == [[100 * expected["generative_error"]]]
+    assert stored["q_entropy_by_epoch"] == [[expected["q_entropy"]]]
+    # left at their defaults, the flags keep the tiny sizes
+    bench.main(["--tiny", "--labels", "20", "--draws", "1", "--no-timing", "--diagnostic-images", "0",
+                "--out", str(tmp_path / "default.json")])
+    default = json.loads((tmp_path / "default.json").read_text())
+    assert default["config"]["batch_size"] == bench.TINY["batch_size"] and default["config"]["binarize"] == "dynamic"
+    assert default["generative_error_percent_by_epoch"] == [[]] and default["diagnostic"]["images"] == 0
