@@ -645,6 +645,77 @@ def test_results_page_m2_alpha_table_is_the_recorded_sweep_with_only_alpha_chang
             f"{before['aux_loss_multiplier'] / steps:.2f} for its default before April 2018") in prose
 
 
+PYRO_LAYOUT = ("2026-12-07-m2-pyro-layout-a15.json", "2026-12-07-m2-pyro-layout-a100.json")
+
+
+def test_results_page_m2_pyro_layout_tables_are_the_recorded_pair_of_runs_with_only_alpha_changed(prose):
+    runs = [load(name) for name in PYRO_LAYOUT]
+    config = runs[0]["config"]
+    assert [r["config"]["alpha"] for r in runs] == [15, 100]
+    for r in runs:  # one draw, label seed 0, BLAS on one thread, only α_batch changed
+        assert {k: v for k, v in r["config"].items() if k != "alpha"} == {k: v for k, v in config.items() if k != "alpha"}
+        assert r["draws"] == 1 and r["blas"]["num_threads"] == 1 and "m2_step_seconds" not in r
+        flags = r["command"].split(" --out ")[0]  # the page leaves out where the JSON was written
+        assert f"OPENBLAS_L2_SIZE {flags}" in prose and "--pin-blas" in flags and "--no-timing" in flags
+    script = m2_bench().PYRO_SSVAE_SCRIPT
+    assert (config["batch_size"], config["lr"], config["binarize"]) == (script["batch_size"], script["learning_rate"], "none")
+    assert (config["labels"], config["label_seed"], config["labelled_batch"]) == (100, 0, 1)
+    others = {k: v for k, v in load("2026-12-07-m2-labels100.json")["config"].items()
+              if k not in ("alpha", "batch_size", "labelled_batch", "binarize", "lr", "epochs")}
+    assert {k: config[k] for k in others} == others  # "the sizes and label seed of draw 0 above"
+    n = config["epochs"]
+    steps = -(-(60_000 - config["labels"]) // config["batch_size"])  # train_epoch's count
+    assert steps == 300 and f"{n} epochs of {steps} steps ({n * steps:,} steps)" in prose
+    per_epoch = steps * config["labelled_batch"] / config["labels"]  # times a labelled example is drawn, on average
+    assert per_epoch == 3 and f"{steps} · α_batch / {config['labels']} = 3 · α_batch times one unlabelled" in prose
+    assert (f"45 for α_batch 15, close to the {script['aux_loss_multiplier']} of Pyro's default, and 300 for α_batch "
+            f"100, its {script['before_b6bc8459d']['aux_loss_multiplier']} before April 2018") in prose
+    header = "| label seed 0, 100 labels | " + " | ".join(f"epoch {i}" for i in range(1, n + 1)) + " |"
+    assert header in prose
+    for r in runs:
+        alpha, errors = r["config"]["alpha"], r["m2_test_error_percent_by_epoch"][0]
+        assert len(errors) == n and errors[-1] == r["m2_test_error_percent"]["values"][0]
+        assert f"| α_batch {alpha:g}: M2 test error | " + " | ".join(f"{e:.2f} %" for e in errors) + " |" in prose
+        wrong, entropy = r["generative_error_percent_by_epoch"][0], r["q_entropy_by_epoch"][0]
+        assert len(wrong) == len(entropy) == n
+        assert r["diagnostic"]["images"] == 2000 and r["diagnostic"]["samples"] == 5
+        assert f"| α_batch {alpha:g}: generative label wrong | " + " | ".join(f"{e:.2f} %" for e in wrong) + " |" in prose
+        assert f"| α_batch {alpha:g}: entropy of q, nats | " + " | ".join(f"{e:.2f}" for e in entropy) + " |" in prose
+    assert "the first 2,000 test digits" in prose and "averaged over 5 draws of ε" in prose
+    assert f"log 10 = {math.log(10):.2f} for a uniform q" in prose
+    alone = {r["classifier_alone_test_error_percent"]["values"][0] for r in runs}
+    assert len(alone) == 1  # the classifier alone does not read α: the same run twice
+    (alone,) = alone
+    assert f"for the same {n * steps:,} steps reached {alone:.2f} % in both runs" in prose
+    m2_checks_of_pyro_layout(prose, runs, alone)
+
+
+def m2_checks_of_pyro_layout(prose, runs, alone):
+    """The sentences that read the Pyro-layout tables."""
+    a15, a100 = runs
+    for r in (a100, a15):
+        errors = r["m2_test_error_percent_by_epoch"][0]
+        low = min(errors)
+        assert (f"with α_batch {r['config']['alpha']:g} the error is lowest after epoch {errors.index(low) + 1} "
+                f"({low:.2f} %) and ends at {errors[-1]:.2f} %") in prose
+        assert low > alone  # "both are above the classifier alone's ... after every epoch"
+    assert "neither run reaches the classifier trained alone" in prose
+    assert f"both are above the classifier alone's {alone:.2f} % after every epoch" in prose
+    pyro = 100 * (1 - m2_bench().PYRO_SSVAE["accuracy"])
+    assert f"far from the {pyro:.2f} % of Pyro's tutorial" in prose
+    w15, w100 = a15["generative_error_percent_by_epoch"][0], a100["generative_error_percent_by_epoch"][0]
+    assert (f"After epoch 12 the generative label is wrong on {w15[-1]:.2f} % (α_batch 15) and {w100[-1]:.2f} % "
+            f"(α_batch 100) of the 2,000 digits, against 90 % on average for a label drawn at random") in prose
+    assert len(w15) == 12 and min(w15[-1], w100[-1]) > 50  # "wrong on most digits here", "more often than"
+    h15, h100 = a15["q_entropy_by_epoch"][0][-1], a100["q_entropy_by_epoch"][0][-1]
+    assert (f"its mean entropy after epoch 12 is {h15:.2f} nats with α_batch 15, near the {math.log(10):.2f} of a "
+            f"uniform q, and {h100:.2f} nats with α_batch 100") in prose and math.log(10) - h15 < 0.2
+    assert all(b < a for a, b in zip(w100, w100[1:]))
+    assert f"the generative label's error falls after every epoch (from {w100[0]:.2f} % to {w100[-1]:.2f} %)" in prose
+    later = a100["m2_test_error_percent_by_epoch"][0][1:]
+    assert f"M2's test error stays between {min(later):.2f} and {max(later):.2f} % from epoch 2 on" in prose
+
+
 def test_results_page_cvae_cost_peaks_are_the_runs_own_not_their_parents():
     """cvae_quadrants.py reads ``ru_maxrss`` in each spawned run, which starts at its parent's peak; the page
     says that parent, up to the point where it starts the runs, peaks below every recorded run's peak."""
