@@ -171,6 +171,87 @@ def test_readme_iwae_paper_row_is_the_recorded_run(readme, prose):
     assert f"finished run above took {timing['wall_s']:.0f} s, {timing['wall_s'] / bound:.2f} times that bound" in prose
 
 
+TWO_LAYER_RUN = "2026-12-07-two-layer-vae"
+
+
+def test_results_page_two_layer_row_is_the_recorded_run(readme, prose):
+    """Burda et al.'s Table 1 two-layer VAE row: the run's config (the one-layer row's protocol with two stochastic
+    layers of the paper's sizes), all 3,280 epochs, its K = 5000 score, active units per layer and its L_K curve."""
+    config = load(f"{TWO_LAYER_RUN}/config.json")
+    one = load(f"{IWAE_RUN}/config.json")
+    assert (config["stochastic_layers"], config["hidden"], config["latent"], config["hidden2"], config["latent2"]) == \
+        (2, [200, 200], 100, [100, 100], 50)
+    for key in ("lr_schedule", "epochs", "adam_eps", "init", "batch_size", "binarize", "activation", "objective",
+                "output_bias", "seed"):
+        assert config[key] == one[key], key
+    assert (config["batch_size"], config["binarize"], config["activation"]) == (128, "dynamic", "tanh")
+    metrics = load_metrics(TWO_LAYER_RUN)
+    assert [m["epoch"] for m in metrics] == list(range(1, 3281))
+    ev = load(f"{TWO_LAYER_RUN}/evaluate.json")
+    assert ev["iw_samples"] == 5000 and ev["n"] == 10000 and ev["split"] == "test" and ev["latent"] == [100, 50]
+    row = table_row(readme, "two-layer VAE (k = 1)")
+    assert row[1] == "85.33" and row[2] == f"**{ev['nll']:.2f}** ± {ev['nll_sem']:.2f}", row
+    assert table_row(readme, "two-layer IWAE (k = 5)")[1:3] == ["83.89", "not run"]
+    median = sorted(m["seconds"] for m in metrics)[len(metrics) // 2]
+    paused = sorted(m["seconds"] for m in metrics if m["seconds"] > 60)  # the slowest unpaused epoch took 47 s
+    unpaused_hours = sum(m["seconds"] for m in metrics if m["seconds"] <= 60) / 3600
+    total_hours = sum(m["seconds"] for m in metrics) / 3600
+    assert f"Its median epoch took {median:.1f} s, so the 3,280 epochs are about {median * 3280 / 3600:.1f} hours of " \
+           f"training at that rate. The recorded epoch times add up to {total_hours:.1f} hours: {unpaused_hours:.1f} " \
+           f"hours once the {len(paused)} epochs that include a pause (from {paused[0]:.0f} s to {paused[-1]:,.0f} s " \
+           f"each) are left out" in prose
+    assert config["test_binarize_seed"] == one["test_binarize_seed"] == 2014 and "seed 2014" in ev["evaluated_on"]
+    assert "scored in one fixed binarization (seed 2014, the run's own" in prose
+    z1_var, z2_var = (layer["mean_variances"] for layer in ev["layers"])
+    assert max(v for v in z2_var if v <= 0.01) <= 0.0005 and min(v for v in z2_var if v > 0.01) >= 0.4
+    assert "its inactive units' variances are at most 0.0005 and its active ones' at least 0.4" in prose
+    assert sum(0.01 < v < 0.03 for v in z1_var) == 3 and "Three z1 units lie between 0.01 and 0.03" in prose
+    assert "this is one run, with seed 0" in prose and config["seed"] == 0
+    assert f"The last epoch's test negative ELBO was {metrics[-1]['test_loss']:.2f}." in prose
+    assert f"then gave test negative ELBO {ev['loss']:.2f} and NLL {ev['nll']:.2f}. Its L_K curve is " \
+           f"{curve(ev['iw_bounds'])} (the negative ELBO and -L_1 estimate" in prose
+    values = list(ev["iw_bounds"].values())
+    assert list(ev["iw_bounds"]) == ["1", "5", "50", "5000"] and values == sorted(values) and values[-1] == -ev["nll"]
+    (z1, z2), (u1, u2) = ev["active_units"], ev["latent"]
+    assert [layer["active_units"] for layer in ev["layers"]] == [z1, z2] and ev["threshold"] == 0.01
+    assert f"{z1} of {u1} in z1 and {z2} of {u2} in z2" in prose
+    gap = 85.33 - ev["nll"]
+    assert f"The NLL is {gap:.2f} nats below the paper's figure as quoted, more than twice its standard error of " \
+           f"{ev['nll_sem']:.2f}" in prose and gap > 2 * ev["nll_sem"]
+    timing = load(f"{TWO_LAYER_RUN}/evaluate-timing.json")
+    minutes, seconds = divmod(round(timing["wall_s"]), 60)
+    assert f"The evaluation took {timing['wall_s']:.0f} s ({minutes} minutes {seconds} s) of wall time" in prose
+    assert f"peaked at {timing['max_rss_kib'] / 1024:.0f} MiB resident" in prose
+    resumes = sum(1 for m, n in zip(metrics, metrics[1:]) if n["step"] - m["step"] != metrics[1]["step"] - metrics[0]["step"])
+    assert resumes == 0  # the steps run on without a gap across the resumes
+    one_median = sorted(m["seconds"] for m in load_metrics(IWAE_RUN))[3280 // 2]
+    assert f"the one-layer row's run took {one_median:.1f} s per epoch (median) and this one {median:.1f} s" in prose
+
+
+def test_two_layer_page_active_units_are_the_recorded_run():
+    page = " ".join((ROOT / "derivations" / "two-layer.md").read_text(encoding="utf-8").split())
+    (z1, z2), (u1, u2) = load(f"{TWO_LAYER_RUN}/evaluate.json")["active_units"], [100, 50]
+    assert f"{z1} of the {u1} units of $z_1$ and {z2} of the {u2} units of $z_2$ were active" in page
+    assert f"({100 * z2 / u2:.0f} %) than the lower one ({100 * z1 / u1:.0f} %)" in page and z2 / u2 < z1 / u1
+
+
+def test_results_page_two_layer_step_cost_is_the_recorded_benchmark(prose):
+    steps = load("2026-12-07-two-layer-cpu-steps.json")
+    ms = steps["median_cpu_ms_per_step"]
+    assert (steps["rounds"], steps["steps_per_round"], steps["blas_threads"]) == (5, 100, 1)
+    assert f"took {ms['two layers']:.2f} ms against {ms['one layer']:.2f} ms for the one-layer model (medians of " \
+           f"{steps['rounds']} rounds of {steps['steps_per_round']} steps" in prose
+    assert "load average of about 18" in prose and "load average about 18" in steps["note"]
+    ratios = sorted(steps["ratios"])
+    assert f"rounds' ratios have a median of {ratios[len(ratios) // 2]:.2f}" in prose
+
+
+def test_readme_headline_two_layer_figure_is_the_recorded_run(front):
+    ev = load(f"{TWO_LAYER_RUN}/evaluate.json")
+    figure = headline(front, "Burda et al.'s two-layer VAE (784-200-200-[z1 100]-100-100-[z2 50], the same protocol: batch 128, 3,280 epochs)")
+    assert figure.startswith(f"NLL (K = 5000) **{ev['nll']:.2f}** ± {ev['nll_sem']:.2f} (the paper: 85.33, as quoted)")
+
+
 def test_readme_iwae_k5_estimate_is_the_recorded_epochs(prose):
     """The IWAE k = 5 row is not run; the README's estimate of its time comes from three timed epochs."""
     config = load("2026-12-02-iwae-k5-epochs/config.json")
