@@ -162,8 +162,8 @@ def draw(config, label_seed, folder, log, diagnostic_images=0):
             one = label_diagnostic(model, data.test_x[:diagnostic_images], data.test_y[:diagnostic_images],
                                    samples=DIAGNOSTIC_SAMPLES)
             diagnostics.append(one)
-            log(f"epoch {record['epoch']}: the generative model's label is wrong on {100 * one['generative_error']:.2f} % "
-                f"of the first {len(data.test_x[:diagnostic_images]):,} test digits; q(y|x)'s mean entropy "
+            log(f"epoch {record['epoch']}: the generative model's label is wrong on "
+                f"{100 * one['generative_error']:.2f} % of the first {len(data.test_x[:diagnostic_images]):,} test digits; q(y|x)'s mean entropy "
                 f"{one['q_entropy']:.3f} nats")
         start = time.process_time()
         diagnostic_cpu += start - end

@@ -13,7 +13,9 @@ error of q(y|x) (argmax), a line in metrics.jsonl and checkpoint.npz (``M2.save`
 not resume; start it again.
 
 ``train_classifier_alone``: the same classifier network trained on the labelled subset only, its
-cross-entropy by Adam, the baseline the semi-supervised model is compared with.
+cross-entropy by Adam, the baseline the semi-supervised model is compared with. ``label_diagnostic``: how
+often the generative model's own label, argmin over y of −L(x, y) [eq:m2-generative-label], is wrong, and
+the mean entropy of q(y|x).
 """
 
 from __future__ import annotations
