@@ -122,7 +122,7 @@ def test_resuming_a_conditional_run_as_an_unconditional_one_is_refused(tmp_path,
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--model", "vae", "--epochs", "2"]) == 2
     err = capsys.readouterr().err
-    assert "model: stored 'cvae', asked 'vae'" in err and "Traceback" not in err
+    assert "--model: stored cvae, asked vae" in err and "Traceback" not in err
 
 
 def test_a_conditional_run_resumes_bit_for_bit_like_an_uninterrupted_one(tmp_path):

@@ -91,7 +91,7 @@ def test_resuming_with_a_condition_the_run_never_had_says_stored_none(runs, caps
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--model", "cvae", "--condition", "quadrants", "--quadrants", "2"]) == 2
     err = capsys.readouterr().err
-    assert "condition: stored none, asked 'quadrants'" in err and "quadrants: stored none, asked 2" in err
+    assert "--condition: stored none, asked quadrants" in err and "--quadrants: stored none, asked 2" in err
 
 
 def test_the_help_texts_name_the_conditional_and_semi_supervised_models(capsys):

@@ -152,7 +152,7 @@ def test_a_conv_checkpoint_loaded_as_an_mlp_is_a_clear_error(tmp_path, mnist):
     with pytest.raises(CheckpointError, match=r"holds a vae conv 28x28-c4-c8-d8-z2 .*this model is a vae "
                                               r"784-400-2 .*'arch': \('conv', 'mlp'\)"):
         mlp.load_weights(run_dir / CHECKPOINT_NAME)
-    with pytest.raises(ConfigError, match=r"arch: stored 'conv', asked 'mlp'"):
+    with pytest.raises(ConfigError, match=r"--arch: stored conv, asked mlp"):
         resume(run_dir, epochs=2, expect={"arch": "mlp"}, dataset=mnist, log=lambda line: None, progress=False,
                pictures=False)
 

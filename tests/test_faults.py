@@ -1364,15 +1364,15 @@ def test_a_damaged_checkpoint_of_each_kind_is_refused_on_resume(kind, plant, kin
 
 
 @pytest.mark.parametrize("kind, flags, conflict", [
-    ("conv", ["--arch", "mlp"], "arch: stored 'conv', asked 'mlp'"),
-    ("iwae k=2", ["--objective", "elbo"], "objective: stored 'iwae', asked 'elbo'"),
-    ("iwae k=2", ["--k", "5"], "k: stored 2, asked 5"),
-    ("preset iwae-paper", ["--lr-schedule", "constant"], "lr_schedule: stored 'iwae-paper', asked 'constant'"),
+    ("conv", ["--arch", "mlp"], "--arch: stored conv, asked mlp"),
+    ("iwae k=2", ["--objective", "elbo"], "--objective: stored iwae, asked elbo"),
+    ("iwae k=2", ["--k", "5"], "--k: stored 2, asked 5"),
+    ("preset iwae-paper", ["--lr-schedule", "constant"], "--lr-schedule: stored iwae-paper, asked constant"),
     ("continuous bernoulli", ["--likelihood", "bernoulli"],
-     "likelihood: stored 'continuous-bernoulli', asked 'bernoulli'"),
-    ("learned variance", ["--obs-var", "optimal"], "obs_var_mode: stored 'learned', asked 'optimal'"),
-    ("optimal variance", ["--obs-var", "learned"], "obs_var_mode: stored 'optimal', asked 'learned'"),
-    ("free bits", ["--free-bits", "0"], "free_bits: stored 0.5, asked 0.0"),
+     "--likelihood: stored continuous-bernoulli, asked bernoulli"),
+    ("learned variance", ["--obs-var", "optimal"], "--obs-var: stored learned, asked optimal"),
+    ("optimal variance", ["--obs-var", "learned"], "--obs-var: stored optimal, asked learned"),
+    ("free bits", ["--free-bits", "0"], "--free-bits: stored 0.5, asked 0"),
 ])
 def test_a_run_resumed_as_another_kind_is_refused_and_left_alone(kind, flags, conflict, kind_run, capsys):
     run = kind_run(kind)

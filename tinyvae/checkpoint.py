@@ -33,6 +33,21 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, truncated, corrupt, or of another model."""
 
 
+CHECKPOINT_NAME = "checkpoint.npz"  # a run folder's checkpoint, which tinyvae train replaces after every epoch
+
+
+def run_checkpoint(path):
+    """The checkpoint file that ``path`` names: ``path`` itself, or the checkpoint.npz of a run folder;
+    a folder without one is refused."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if not (path / CHECKPOINT_NAME).is_file():
+        raise CheckpointError(f"{path} holds no {CHECKPOINT_NAME}: expected a checkpoint .npz file, or a run folder "
+                              f"that holds one (tinyvae train writes {CHECKPOINT_NAME} there after each epoch)")
+    return path / CHECKPOINT_NAME
+
+
 TEXT, COUNTER, FLOATS = "a text (a 0-d string)", "an integer counter (a scalar >= 0)", "an array of real floating-point numbers"
 # What the arrays tinyvae writes hold, checked whenever they are present, whoever reads the file.
 KNOWN_KINDS = {"format": TEXT, "config": TEXT, "train_format": TEXT, "train_config": TEXT, "tinyvae_version": TEXT,

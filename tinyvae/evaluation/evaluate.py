@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .. import backend, data, threads
 from . import importance
 from ..backend import get_xp, to_float, to_numpy
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, run_checkpoint
 from ..checks import check_array, check_unit_interval
 from ..prob.losses import gaussian_kl_per_dim
 from .importance import CURVE_KS
@@ -36,7 +36,6 @@ from ..models.config import LATENT_MODELS
 from ..models.vae import VAE, load_model
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2
-CHECKPOINT_NAME = "checkpoint.npz"
 CONFIG_NAME = "config.json"
 
 
@@ -277,10 +276,7 @@ def find_checkpoint(path):
 
     The run's ``config.json`` beside the checkpoint is read when present; ``{}`` otherwise.
     """
-    path = Path(path)
-    checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
-    if path.is_dir() and not checkpoint.is_file():
-        raise CheckpointError(f"run folder {path} holds no {CHECKPOINT_NAME}")
+    checkpoint = run_checkpoint(path)
     if not checkpoint.is_file():
         raise CheckpointError(f"checkpoint {checkpoint}: no such file")
     config_path = checkpoint.parent / CONFIG_NAME

@@ -102,7 +102,8 @@ def plot_interpolation(model, x_a, x_b, steps=10, path=None):
     cols = ["A", *[f"t = {v:.2g}" if i == 0 else f"{v:.2g}" for i, v in enumerate(t.ravel())], "B"]
     fig = _figure(figsize=(1.0 + 0.6 * (steps + 2), 1.45), layout="constrained")
     _show(fig.add_subplot(), _grid(row, steps + 2), pair.shape[1], cols=cols)
-    what = ("means μ of q_0 (before the flow)" if getattr(model.config, "flow", "none") != "none" else
+    what = ("posterior means E_q[z1|x]" if model.config.stochastic_layers == 2 else
+            "means μ of q_0 (before the flow)" if getattr(model.config, "flow", "none") != "none" else
             "posterior means" if model.config.model == "vae" else "codes")
     fig.suptitle(f"Interpolation: decoding (1 − t)·z_A + t·z_B between the {what} of inputs A and B", fontsize=10)
     return _finish(fig, path)

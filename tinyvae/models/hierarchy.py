@@ -39,13 +39,13 @@ def hierarchy_problems(config):
                 f"(z1 and z2, the hierarchy of Burda et al. 2015); use 1 or 2"]
     if layers == 1:
         if latent2:
-            return [f"latent gives two sizes ({config.latent} {latent2}) but one stochastic layer takes one; give "
-                    f"one size (--latent {config.latent}), or ask for two layers (--stochastic-layers 2)"]
+            return [f"--latent {config.latent} {latent2} gives two sizes but one stochastic layer "
+                    f"takes one; give one size (--latent {config.latent}), or ask for two layers "
+                    f"(--stochastic-layers 2)"]
         return []
     problems = []
     if latent2 < 1:
-        problems.append(f"two stochastic layers need two latent sizes, Z1 for z1 and Z2 for z2 (the paper's: "
-                        f"--latent 100 50); got one, --latent {config.latent}")
+        problems.append(one_latent_size(config.latent))
     if not config.hidden or not config.hidden2 or min(config.hidden2) < 1:
         problems.append(f"two stochastic layers need hidden widths between x and z1 (hidden, got "
                         f"{list(config.hidden)}) and between z1 and z2 (hidden2, got {list(config.hidden2)})")
@@ -59,6 +59,14 @@ def hierarchy_problems(config):
                         f"weight and no free bits (beta 1, free_bits 0), got beta {config.beta:g}, free_bits "
                         f"{config.free_bits:g}")
     return problems
+
+
+def one_latent_size(latent, default=False):
+    """The sentence for two stochastic layers given one latent size, ``latent``; ``default``: nobody typed it,
+    it is the default of --latent."""
+    given = f"the default --latent {latent}" if default else f"--latent {latent}"
+    return (f"two stochastic layers need two latent sizes, --latent Z1 Z2 for z1 and z2 (the preset iwae-paper "
+            f"uses 100 50); got one, {given}")
 
 
 def network_sizes(config):

@@ -19,6 +19,7 @@ The autoencoder uses the same networks with z = encoder(x) and the reconstructio
 
 from __future__ import annotations
 
+from ..checkpoint import run_checkpoint
 from ..checks import check_array
 from .base import Model
 from .config import OBJECTIVES
@@ -167,7 +168,12 @@ def build_model(config):
 
 
 def load_model(path, device="cpu"):
-    """Rebuild the model saved at ``path`` (architecture from its stored config) on ``device``."""
+    """Rebuild the model saved at ``path`` (architecture from its stored config) on ``device``.
+
+    ``path``: a checkpoint .npz file, or a run folder that holds one (its checkpoint.npz), as every
+    ``tinyvae`` command accepts; a folder without checkpoint.npz is refused with a CheckpointError.
+    """
+    path = run_checkpoint(path)
     config, _ = Model.read_config(path)
     model = build_model(config)
     model.load_weights(path)

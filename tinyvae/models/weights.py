@@ -60,6 +60,13 @@ def load_weights(model, path):
             f"{path} holds {what(config)}, but this model is {what(model.config)}: a conditional model's networks "
             f"read the condition beside x and z, so the weights cannot be shared; load the file with "
             f"tinyvae.load_model, which builds the model the file describes")
+    if config.stochastic_layers != model.config.stochastic_layers:
+        raise CheckpointError(
+            f"{path} holds {_layers(config)} ({config.describe()}, {arrays['theta'].size} parameters), but this "
+            f"model is {_layers(model.config)} ({model.config.describe()}, {model.num_params} parameters): a VAE "
+            f"with two stochastic layers has networks between z1 and z2, q(z2|z1) and p(z1|z2), that a one-layer "
+            f"model lacks, so the weights cannot be shared; load the file with tinyvae.load_model('{path}'), which "
+            f"builds the model the file describes")
     if diff:
         raise CheckpointError(
             f"{path} holds a {config.describe()} ({arrays['theta'].size} parameters), "
@@ -70,6 +77,13 @@ def load_weights(model, path):
             f"needs {model.num_params}; the file is damaged or was edited")
     model.set_theta(arrays["theta"])
     return arrays
+
+
+def _layers(config):
+    """What a config builds, by its stochastic layers: 'a VAE with two stochastic layers'."""
+    if config.stochastic_layers == 2:
+        return "a VAE with two stochastic layers"
+    return "a VAE with one stochastic layer" if config.model == "vae" else "an autoencoder (no stochastic layer)"
 
 
 def _every_field(config):

@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from ..checkpoint import CheckpointError, atomic_write, from_json_array, json_array, load_arrays
+from ..checkpoint import CHECKPOINT_NAME, CheckpointError, atomic_write, from_json_array, json_array, load_arrays
 from ..errors import FileError, UserError, file_errors
 from ..models import conditioning
 from .config import EVAL_BINARIZE_SEED, ConfigError, TrainConfig
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
-CHECKPOINT_NAME = "checkpoint.npz"
 TRAIN_FORMAT = "tinyvae-train-1"
 LOSS_TERMS = ("loss", "recon", "kl")  # the sums a checkpoint keeps of the epoch so far
 
@@ -320,12 +319,41 @@ def read_checkpoint(checkpoint):
     return arrays
 
 
+FLAGS = {"obs_var_mode": "--obs-var", "latent2": "--latent"}  # fields set by another field's flag
+
+
+def _flag(key):
+    """The command-line flag that sets the training config field ``key``: ``--stochastic-layers``."""
+    return FLAGS.get(key, "--" + key.replace("_", "-"))
+
+
 def _shown(config, key):
-    """A stored or asked value as the user would name it: an unset condition field reads 'none'."""
+    """A stored or asked value as the user would type it after its flag: ``--latent 100 50`` gives
+    '100 50', ``--hidden2 8`` '8'; an unset condition field reads 'none'."""
+    if key in ("latent", "latent2"):  # one flag, --latent Z or --latent Z1 Z2
+        return " ".join(str(v) for v in (config.latent, config.latent2) if v)
+    if key in ("obs_var", "obs_var_mode"):  # one flag, --obs-var VAR|learned|optimal
+        return f"{config.obs_var:g}" if config.obs_var_mode == "fixed" else config.obs_var_mode
     value = getattr(config, key)
+    if key == "data" and value is None:
+        return "none (the bundled MNIST)"
     if key in ("condition", "quadrants") and value == conditioning.DEFAULTS[key]:
         return "none"
-    return repr(value)
+    if isinstance(value, (tuple, list)):
+        return " ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else str(value)
+
+
+def _conflicts(stored, merged, asked):
+    """'--flag: stored VALUE, asked VALUE' for each flag of ``asked`` that changes the stored config
+    (but epochs and device, which a resume may change), each flag once."""
+    flags = {}
+    for key in asked:
+        if key not in ("epochs", "device") and getattr(merged, key) != getattr(stored, key):
+            flags.setdefault(_flag(key), key)
+    return [f"{flag}: stored {_shown(stored, key)}, asked {_shown(merged, key)}" for flag, key in flags.items()]
 
 
 def merge_resume(stored, asked, folder, current_epoch):
@@ -338,8 +366,7 @@ def merge_resume(stored, asked, folder, current_epoch):
         merged = TrainConfig.from_dict({**stored.to_dict(), **asked})
     except ConfigError as err:  # a change no config allows (--objective elbo for an IWAE run with k = 2)
         merged, invalid = types.SimpleNamespace(**{**vars(stored), **asked}), err
-    conflicts = [f"{k}: stored {_shown(stored, k)}, asked {_shown(merged, k)}" for k in asked
-                 if k not in ("epochs", "device") and getattr(merged, k) != getattr(stored, k)]
+    conflicts = _conflicts(stored, merged, asked)
     if conflicts:  # named before what is invalid about the mixture: the change is the mistake
         raise ConfigError(f"cannot resume {folder} with a different config ({'; '.join(conflicts)}); "
                           f"drop those flags to continue the run as it was, or start a new run")

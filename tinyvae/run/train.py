@@ -31,7 +31,7 @@ from ..models.config import ARCHS, LIKELIHOODS, MODELS, OBJECTIVES
 from ..nn import ACTIVATIONS
 from ..models.conditioning import CONDITIONS, QUADRANT_COUNTS
 from ..models.flow_sizes import FLOWS, IAF_HIDDEN
-from ..models.hierarchy import STOCHASTIC_LAYERS
+from ..models.hierarchy import STOCHASTIC_LAYERS, one_latent_size
 from .config import (INITS, LR_SCHEDULES, OPTIMIZERS, OUTPUT_BIASES, PRESETS, TWO_LAYER_PRESETS, ConfigError,
                      TrainConfig)
 from .folder import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, RunExistsError, check_config_json,
@@ -184,6 +184,10 @@ def _typed(text, kind, ok, what):
     return value
 
 
+_PAPER, _TWO = PRESETS["iwae-paper"], TWO_LAYER_PRESETS["iwae-paper"]  # what the preset's help states
+_SCHEDULE_EPOCHS = sum(3 ** i for i in range(8))  # the iwae-paper schedule's stages i = 0..7
+
+
 def add_parser(subparsers):
     d = TrainConfig()
     p = subparsers.add_parser(
@@ -220,7 +224,7 @@ def add_parser(subparsers):
       help=f"latent dimensions Z (default {d.latent}); with --stochastic-layers 2, two sizes: Z1 Z2 (z1, z2)")
     a("--stochastic-layers", type=_stochastic_layers, metavar="L",
       help="1 (default), or 2: z1 and z2, the hierarchical VAE of Burda et al. (2015); with --preset iwae-paper it "
-           "takes their sizes (--latent 100 50, --hidden2 100 100)")
+           "takes their sizes (--latent 100 50, --hidden2 100 100); without it, give two sizes, --latent Z1 Z2")
     a("--hidden2", type=_positive_int, nargs="+", metavar="H",
       help="with --stochastic-layers 2: hidden widths between z1 and z2 in q(z2|z1) and p(z1|z2) (default 100 100)")
     a("--flow", choices=FLOWS, help="the posterior: none (a diagonal Gaussian, the default), or that Gaussian followed "
@@ -246,7 +250,10 @@ def add_parser(subparsers):
     a("--optimizer", choices=OPTIMIZERS, help=f"adam, or sgd with momentum {SGD_MOMENTUM} (default {d.optimizer})")
     a("--kl-warmup", type=_non_negative_float, metavar="EPOCHS",
       help="epochs over which β grows linearly from 0 (default 0: no warm-up)")
-    a("--lr-schedule", choices=LR_SCHEDULES, help=f"(default {d.lr_schedule})")
+    a("--lr-schedule", choices=LR_SCHEDULES,
+      help=f"constant, or iwae-paper: Burda et al.'s stages of 3^i epochs at --lr·10^(−i/7), i = 0..7 (1e-3·10^(−i/7) "
+           f"with --preset iwae-paper), {_SCHEDULE_EPOCHS:,} epochs in all; a run with fewer --epochs follows the "
+           f"start of that schedule (it is not compressed), a longer one goes on to stage 8 (default {d.lr_schedule})")
     a("--adam-eps", type=_positive_float, help=f"Adam's epsilon (default {d.adam_eps:g})")
     a("--output-bias", choices=OUTPUT_BIASES, help=f"decoder output bias at start (default {d.output_bias})")
     a("--objective", choices=OBJECTIVES,
@@ -266,10 +273,12 @@ def add_parser(subparsers):
     a("--classifier-hidden", type=_positive_int, nargs="+", metavar="H",
       help="with --model m2: hidden widths of the classifier q(y|x) (default 500)")
     a("--preset", choices=sorted(PRESETS),
-      help="a published configuration; flags given beside it override its values. iwae-paper: Burda et al. "
-           "(2015): 784-200-200-50 tanh, Glorot, dynamic binarization, Adam eps 1e-4, 3,280 epochs on their "
-           "learning-rate schedule, output bias at the data mean; add --objective iwae --k 5 (or 50) for their "
-           "IWAE rows")
+      help=f"a published configuration; flags given beside it override its values. iwae-paper: Burda et al. "
+           f"(2015): 784-200-200-50 tanh, Glorot, dynamic binarization, Adam eps 1e-4, {_PAPER['epochs']:,} epochs on their "
+           f"learning-rate schedule (--lr-schedule iwae-paper), output bias at the data mean; with --stochastic-layers "
+           f"2: {_TWO['latent']} and {_TWO['latent2']} latent units (--latent {_TWO['latent']} {_TWO['latent2']}, "
+           f"--hidden2 {' '.join(map(str, _TWO['hidden2']))}), the paper's two-layer model; add --objective iwae "
+           f"--k 5 (or 50) for their IWAE rows")
     a("--binarize", choices=BINARIZE_MODES, help=f"(default {d.binarize}: grey levels)")
     a("--validation", type=_count, metavar="N", help="training examples held out for validation (default 0)")
     a("--data", metavar="DIR", help="folder of MNIST-format IDX files (default: the bundled MNIST)")
@@ -300,6 +309,17 @@ def _unused_flag(flags, config):
     return None
 
 
+def _untyped_latent(given):
+    """Two stochastic layers and no --latent (nor a preset's sizes): the error, saying that the one size is
+    --latent's default, followed by whatever else is wrong with the flags (checked with a stand-in Z2)."""
+    problems = [one_latent_size(TrainConfig.latent, default=True)]
+    try:
+        TrainConfig(**{**given, "latent2": 1})
+    except ConfigError as err:
+        problems.append(str(err).removeprefix("invalid training config: "))
+    return "invalid training config: " + "; ".join(problems)
+
+
 def train_command(args):
     if getattr(args, "model", None) == "m2":
         return m2_command(args)
@@ -324,6 +344,9 @@ def train_command(args):
     if getattr(args, "preset", None):
         layers = TWO_LAYER_PRESETS.get(args.preset, {}) if given.get("stochastic_layers") == 2 else {}
         given = {**PRESETS[args.preset], **layers, **given}
+    if given.get("stochastic_layers") == 2 and "latent" not in given and not getattr(args, "resume", None):
+        print(f"tinyvae train: error: {_untyped_latent(given)}", file=sys.stderr)
+        return 2
     if "k" in given and given.get("objective", "elbo") != "iwae" and not getattr(args, "resume", None):
         print(f"tinyvae train: error: --k {given['k']} sets the importance samples of --objective iwae; the ELBO "
               f"objective (the default) takes one sample: add --objective iwae, or drop --k", file=sys.stderr)
