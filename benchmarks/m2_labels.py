@@ -58,6 +58,7 @@ import numpy as np
 from tinyvae.models.m2 import M2  # noqa: E402
 from tinyvae.models.vae import VAE  # noqa: E402
 from tinyvae.nn.optim import Adam  # noqa: E402
+from tinyvae.run.config import ConfigError  # noqa: E402
 from tinyvae.run.semi import (SemiConfig, draw_labelled, label_diagnostic, load_data, test_error,  # noqa: E402
                               train_classifier_alone, train_m2)
 
@@ -93,32 +94,59 @@ TINY = dict(hidden=(32,), classifier_hidden=(32,), latent=4, epochs=1, limit_tra
             batch_size=50, labelled_batch=20)
 
 
-def parse(argv=None):
+def at_least(low):
+    """An argparse type: an integer >= ``low``, or an error that says what was given."""
+    def parse_int(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+    return parse_int
+
+
+def parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--labels", type=int, default=100)
-    p.add_argument("--draws", type=int, default=3, help="labelled sets drawn (label seeds 0, 1, ...)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--labels", type=int, default=100,
+                   help="labelled training examples, class-balanced (a multiple of 10) (default %(default)s)")
+    p.add_argument("--draws", type=at_least(1), default=3,
+                   help="labelled sets drawn (label seeds 0, 1, ...) (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the unlabelled images (default %(default)s)")
     p.add_argument("--alpha", type=float, nargs="+", default=[SemiConfig.alpha],
-                   help="α_batch; several values run the draws once for each and write one JSON of them all")
-    p.add_argument("--batch-size", type=int, default=SemiConfig.batch_size, help="unlabelled images per step")
+                   help="α_batch; several values run the draws once for each and write one JSON of them all "
+                        f"(default {SemiConfig.alpha:g})")
+    p.add_argument("--batch-size", type=int, default=SemiConfig.batch_size,
+                   help="unlabelled images per step (default %(default)s)")
     p.add_argument("--labelled-batch", type=int, default=SemiConfig.labelled_batch,
-                   help="labelled examples per step, drawn afresh each step")
+                   help="labelled examples per step, drawn afresh each step without replacement, at most --labels "
+                        f"(default {SemiConfig().labelled_batch}, or all of --labels when fewer)")
     p.add_argument("--binarize", default=SemiConfig.binarize, choices=("none", "static", "dynamic"),
-                   help="the training images: grey levels, binarized once, or redrawn every step")
-    p.add_argument("--lr", type=float, default=SemiConfig.lr, help="Adam's learning rate")
-    p.add_argument("--diagnostic-images", type=int, default=2000,
-                   help="first test digits of the per-epoch label diagnostic (label_diagnostic); 0: none")
+                   help="the training images: grey levels, binarized once, or redrawn every step (default %(default)s)")
+    p.add_argument("--lr", type=float, default=SemiConfig.lr, help="Adam's learning rate (default %(default)g)")
+    p.add_argument("--diagnostic-images", type=at_least(0), default=2000,
+                   help="first test digits of the per-epoch label diagnostic (label_diagnostic); 0: none "
+                        "(default %(default)s)")
     p.add_argument("--no-timing", action="store_true", help="skip the paired step timing of M2 and the VAE")
-    p.add_argument("--rounds", type=int, default=3, help="paired timing rounds")
-    p.add_argument("--steps", type=int, default=5, help="training steps of each model per timing round")
-    p.add_argument("--vae-epochs", type=int, default=0,
-                   help="epochs of the plain VAE of the same sizes, in its own process, for CPU time and peak memory")
+    p.add_argument("--rounds", type=at_least(1), default=3, help="paired timing rounds (default %(default)s)")
+    p.add_argument("--steps", type=at_least(1), default=5,
+                   help="training steps of each model per timing round (default %(default)s)")
+    p.add_argument("--vae-epochs", type=at_least(0), default=0,
+                   help="epochs of the plain VAE of the same sizes, in its own process, for CPU time and peak memory "
+                        "(default %(default)s: none)")
     p.add_argument("--pin-blas", action="store_true",
                    help="run BLAS on one thread throughout, as tinyvae train's loop does for the VAE (threads.py); "
                         "train_m2 itself leaves BLAS's threads as they are")
-    p.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script, measures nothing")
+    p.add_argument("--tiny", action="store_true",
+                   help="tiny sizes and a few steps: checks that the script runs; its figures, the label "
+                        "diagnostic's included, measure nothing")
     p.add_argument("--out", help="JSON path (default benchmarks/results/<date>-m2-labels<N>.json)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse(argv=None):
+    return parser().parse_args(argv)
 
 
 def peak_rss_mib():
@@ -258,12 +286,18 @@ def summary(values):
 
 
 def main(argv=None):
-    args = parse(argv)
-    if args.pin_blas:
-        from tinyvae import threads  # noqa: PLC0415
-        with threads.blas_pinned():
-            return sweep(args, argv)
-    return sweep(args, argv)
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        for alpha in args.alpha:  # every setting checked before anything runs
+            SemiConfig(**run_config(args, alpha))
+        if args.pin_blas:
+            from tinyvae import threads  # noqa: PLC0415
+            with threads.blas_pinned():
+                return sweep(args, argv)
+        return sweep(args, argv)
+    except ConfigError as err:
+        p.error(str(err))  # exits with status 2 and the usage line, no traceback
 
 
 def sweep(args, argv):
@@ -291,13 +325,21 @@ def write_result(result, out, name):
     return result
 
 
-def run(args, argv, alpha, write=True):
+def run_config(args, alpha):
+    """The SemiConfig fields of one run of the script."""
     config = {**(TINY if args.tiny else {}), "labels": args.labels, "alpha": alpha}
     if not args.tiny:
         config["epochs"] = args.epochs
+    elif args.labels >= 1:  # TINY's labelled batch, at most the labels there are
+        config["labelled_batch"] = min(config["labelled_batch"], args.labels)
     for name in ("batch_size", "labelled_batch", "binarize", "lr"):  # a flag left at its default keeps TINY's size
         if getattr(args, name) != getattr(SemiConfig, name) or name not in config:
             config[name] = getattr(args, name)
+    return config
+
+
+def run(args, argv, alpha, write=True):
+    config = run_config(args, alpha)
     cfg = SemiConfig(**config)
     blas = blas_info()
     print("BLAS:", json.dumps(blas))
@@ -310,8 +352,8 @@ def run(args, argv, alpha, write=True):
             alone_err.append(100 * one["alone"])
             epoch_s += one["seconds"]
             by_draw.append(one)
-            print(f"draw {d}: M2 {m2_err[-1]:.2f} %, classifier alone {alone_err[-1]:.2f} %; CPU s per epoch "
-                  f"{', '.join(f'{c:.0f}' for c in one['cpu_seconds_by_epoch'])}; peak after epoch 1 "
+            print(f"draw {d}: M2 {m2_err[-1]:.2f} %, classifier alone {alone_err[-1]:.2f} %; CPU s per epoch: "
+                  f"{', '.join(f'{c:.1f}' for c in one['cpu_seconds_by_epoch'])}; peak after epoch 1: "
                   f"{mib(one['peak_rss_mib_by_epoch'][0])}", flush=True)
         vae = None
         if args.vae_epochs:
@@ -322,8 +364,8 @@ def run(args, argv, alpha, write=True):
             with multiprocessing.get_context("spawn").Pool(1) as pool:  # its peak memory is its own
                 vae = {"config": {**vae_config, "hidden": list(cfg.hidden), "out": None},
                        **pool.apply(plain_vae_epochs, (vae_config,))}
-            print(f"plain VAE: CPU s per epoch {', '.join(f'{c:.0f}' for c in vae['cpu_seconds_by_epoch'])}; "
-                  f"peak {mib(vae['peak_rss_mib'])}", flush=True)
+            print(f"plain VAE: CPU s per epoch: {', '.join(f'{c:.1f}' for c in vae['cpu_seconds_by_epoch'])}; "
+                  f"peak: {mib(vae['peak_rss_mib'])}", flush=True)
     result = {
         "what": "M2 test error with few labels over draws of the labelled set; the classifier on the labels alone"
                 + ("" if args.no_timing else "; seconds per step of M2 and of the plain VAE of the same sizes "

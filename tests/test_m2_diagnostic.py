@@ -102,3 +102,31 @@ def test_label_diagnostic_refuses_no_images_or_no_samples():
         label_diagnostic(model, np.zeros((0, D), dtype=np.uint8), np.zeros(0, dtype=np.int64))
     with pytest.raises(ValueError, match="got 2 and 0"):
         label_diagnostic(model, np.zeros((2, D), dtype=np.uint8), np.zeros(2, dtype=np.int64), samples=0)
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros((2, D), dtype=np.int64), "images must be uint8 grey levels 0-255 .* or floats in \\[0, 1\\], got dtype int64"),
+    (np.full((2, D), 255.0), "float images must lie in \\[0, 1\\] .*, got values from 255 to 255"),
+    (np.zeros((2, D + 1), dtype=np.uint8), f"images must be one row of {D} pixels per image, shape \\(N, {D}\\), got shape \\(2, {D + 1}\\)"),
+])
+def test_label_diagnostic_names_images_that_are_neither_uint8_nor_floats_in_0_to_1(images, message):
+    with pytest.raises(ValueError, match="label_diagnostic: " + message):
+        label_diagnostic(small_model(), images, np.zeros(2, dtype=np.int64))
+
+
+def test_label_diagnostic_reads_floats_in_0_to_1_as_the_grey_levels_of_the_uint8_images():
+    model = small_model(seed=5)
+    images = np.random.default_rng(4).integers(0, 256, (6, D)).astype(np.uint8)
+    labels = np.arange(6) % C
+    as_floats = label_diagnostic(model, images.astype(np.float64) / 255, labels, samples=2)
+    as_uint8 = label_diagnostic(model, images, labels, samples=2)  # read by to_float, in float32, then float64
+    assert as_floats == pytest.approx(as_uint8, rel=1e-6)
+
+
+def test_label_diagnostic_names_both_lengths_when_the_labels_do_not_match_the_images():
+    images = np.zeros((20, D), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"labels must be one label per image, 20 of them \(shape \(20,\)\), got shape "
+                                         r"\(10,\)"):
+        label_diagnostic(small_model(), images, np.zeros(10, dtype=np.int64))
+    with pytest.raises(ValueError, match=f"label_diagnostic: labels: expected integers 0 to {C - 1}"):
+        label_diagnostic(small_model(), images, np.full(20, C))

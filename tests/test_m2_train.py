@@ -297,7 +297,7 @@ def test_train_help_gives_m2s_own_defaults_and_every_flag_m2_reads(capsys):
     assert ("--model m2 has its own defaults: --labels 100 --label-seed 0 --alpha 0.1 --labelled-batch 100 "
             "--batch-size 100 --hidden 500 --classifier-hidden 500 --latent 50 --activation softplus --lr 0.0003 "
             "--binarize dynamic --epochs 10 --seed 0; it reads only these flags and --data, --limit-train, "
-            "--limit-test and --out.") in text
+            "--limit-test and --out (and ignores --no-pictures and --no-progress).") in text
     own = text[text.index("--model m2 has its own defaults"):]
     assert all(f"--{flag.replace('_', '-')}" in own for flag in M2_FLAGS[1:])
     assert "m2 has its own defaults, listed below the flags" in text
@@ -352,3 +352,65 @@ def test_the_m2_benchmark_trains_with_its_batch_layout_flags_and_records_the_lab
     default = json.loads((tmp_path / "default.json").read_text())
     assert default["config"]["batch_size"] == bench.TINY["batch_size"] and default["config"]["binarize"] == "dynamic"
     assert default["generative_error_percent_by_epoch"] == [[]] and default["diagnostic"]["images"] == 0
+
+
+def test_a_labelled_batch_larger_than_the_labels_is_refused_by_the_config_and_the_command_line(tmp_path, capsys):
+    message = ("--labelled-batch 200 is more than --labels 100: each step draws its labelled examples without "
+               "replacement from the 100 labelled ones")
+    with pytest.raises(ConfigError, match=message):
+        SemiConfig(labels=100, labelled_batch=200)
+    SemiConfig(labels=100, labelled_batch=100)  # all of them: accepted
+    out = tmp_path / "run"
+    status, _, err = run_cli(["train", "--model", "m2", "--labelled-batch", "200", "--out", str(out)], capsys)
+    assert status == 2 and message in " ".join(err.split()) and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_the_default_labelled_batch_is_100_or_all_the_labels_when_there_are_fewer():
+    assert SemiConfig().labelled_batch == 100 and SemiConfig(labels=300).labelled_batch == 100
+    assert SemiConfig(labels=20).labelled_batch == 20  # accepted, as before the limit: every label in every step
+    assert SemiConfig(labels=20, labelled_batch=5).labelled_batch == 5
+    with pytest.raises(ConfigError, match="labelled_batch must be an integer, got 2.5"):
+        SemiConfig(labelled_batch=2.5)
+
+
+def test_train_help_says_the_labelled_batch_is_drawn_afresh_each_step_without_replacement(capsys):
+    status, out, _ = run_cli(["train", "--help"], capsys)
+    text = " ".join(out.split())
+    assert status == 0 and ("labelled examples in each step beside --batch-size unlabelled ones, drawn afresh each "
+                            "step without replacement from the --labels labelled examples, so at most --labels") in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--draws", "0"], "argument --draws: expected an integer >= 1, got '0'"),
+    (["--diagnostic-images", "-1"], "argument --diagnostic-images: expected an integer >= 0, got '-1'"),
+    (["--rounds", "0"], "argument --rounds: expected an integer >= 1, got '0'"),
+    (["--labels", "105"], "--labels 105: a class-balanced subset needs a multiple of 10"),
+    (["--labelled-batch", "0"], "--labelled-batch must be an integer >= 1, got 0"),
+    (["--labelled-batch", "200"], "--labelled-batch 200 is more than --labels 100"),
+    (["--alpha", "1", "-1"], "--alpha must be a finite number >= 0, got -1.0"),
+    (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+])
+def test_the_m2_benchmark_refuses_bad_flags_with_a_usage_error_naming_the_flag(tmp_path, capsys, argv, message):
+    from scripts import load_benchmark  # noqa: PLC0415
+    bench = load_benchmark("m2_labels")
+    out = tmp_path / "m2.json"
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([*argv, "--no-timing", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in " ".join(err.split()) and "Traceback" not in err
+    assert err.startswith("usage:") and not out.exists()
+
+
+def test_the_m2_benchmark_help_gives_every_default(capsys):
+    from scripts import load_benchmark  # noqa: PLC0415
+    bench = load_benchmark("m2_labels")
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    options = capsys.readouterr().out.split("\n  -")  # each option's entry, wrapped lines included
+    entries = {entry.split()[0]: " ".join(entry.split()) for entry in options[1:]}
+    for flag, default in (("-labels", "100"), ("-draws", "3"), ("-epochs", "10"), ("-alpha", "0.1"),
+                          ("-batch-size", "100"), ("-labelled-batch", "100"), ("-binarize", "dynamic"),
+                          ("-lr", "0.0003"), ("-diagnostic-images", "2000"), ("-rounds", "3"), ("-steps", "5"),
+                          ("-vae-epochs", "0")):
+        assert f"(default {default}" in entries[flag], flag

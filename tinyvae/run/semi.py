@@ -6,11 +6,19 @@ subset (100 labels: ten of each digit) and the rest of the training images as un
 The recipe: draw the labelled subset (``draw_labelled``, from ``label_seed``), check everything,
 make the run folder and write config.json (with the labelled indices), then the epochs. An epoch is
 one pass over the unlabelled images in the order ``epoch_permutation``; every step mixes
-``batch_size`` of them with ``labelled_batch`` labelled examples drawn afresh (without replacement,
-all of them when there are no more) from the step's generator ``default_rng([seed, epoch, step])``,
+``batch_size`` of them with ``labelled_batch`` labelled examples (at most ``labels``) drawn afresh, without
+replacement, from the step's generator ``default_rng([seed, epoch, step])``,
 which also binarizes and draws ε. The loss is the batch mean [eq:m2-loss]. After each epoch: the test
 error of q(y|x) (argmax), a line in metrics.jsonl and checkpoint.npz (``M2.save``). A run of M2 does
 not resume; start it again.
+
+A line of metrics.jsonl: ``epoch``; ``test_error``, the share of the test images (grey levels) whose most
+probable label under q(y|x) is wrong; ``seconds``, the epoch's wall-clock training time; and the means over the
+epoch's steps of each step's terms, on the training images as trained (binarized with --binarize):
+``train_loss`` (the batch loss [eq:m2-loss]), ``train_labelled`` (−L(x, y) of the step's labelled examples,
+their mean), ``train_unlabelled`` (−U(x) of its unlabelled ones, their mean), ``train_cross_entropy``
+(−log q(y|x) of its labelled examples, their mean) and ``train_entropy`` (the entropy of q(y|x) in nats, the
+mean over its unlabelled images; ``label_diagnostic``'s ``q_entropy`` is the same quantity on test images).
 
 ``train_classifier_alone``: the same classifier network trained on the labelled subset only, its
 cross-entropy by Adam, the baseline the semi-supervised model is compared with. ``label_diagnostic``: how
@@ -39,6 +47,7 @@ from .config import ConfigError
 from .folder import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, make_run_dir, plural, refuse_existing_run, version
 
 CLASSES = 10
+LABELLED_BATCH = 100  # labelled examples per step by default (all the labels when there are fewer)
 
 
 class TrainingDiverged(UserError, ArithmeticError):
@@ -63,7 +72,8 @@ class SemiConfig:
     activation: str = "softplus"  # as in the authors' code
     epochs: int = 10  # passes over the unlabelled images
     batch_size: int = 100  # unlabelled images per step
-    labelled_batch: int = 100  # labelled examples per step (at most all of them)
+    labelled_batch: int | None = None  # labelled examples per step, drawn afresh each step without replacement, at
+    # most ``labels``; None: LABELLED_BATCH, or all the labels when there are fewer (config.json records the number)
     lr: float = 3e-4  # Adam's learning rate (3e-4 in the authors' code, learn_yz_x_ss.py)
     binarize: str = "dynamic"  # "none", "static" or "dynamic": a fresh Bernoulli draw of each batch
     data: str | None = None  # folder of MNIST-format IDX files; None: the bundled MNIST
@@ -76,18 +86,29 @@ class SemiConfig:
     def __post_init__(self):
         problems = list(field_problems(self).values())
         self.hidden, self.classifier_hidden = tuple(self.hidden), tuple(self.classifier_hidden)
+        if self.labelled_batch is None:  # the default: at most the labels there are
+            labels_ok = "labels" not in field_problems(self) and self.labels >= 1
+            self.labelled_batch = min(LABELLED_BATCH, self.labels) if labels_ok else LABELLED_BATCH
+        elif isinstance(self.labelled_batch, (int, np.integer)) and not isinstance(self.labelled_batch, (bool, np.bool_)):
+            self.labelled_batch = int(self.labelled_batch)
+        else:
+            problems.append(f"labelled_batch must be an integer, got {self.labelled_batch!r}")
         if not problems:
             for name in ("labels", "epochs", "batch_size", "labelled_batch", "latent"):
                 if getattr(self, name) < 1:
-                    problems.append(f"{name} must be an integer >= 1, got {getattr(self, name)}")
+                    problems.append(f"{flag(name)} must be an integer >= 1, got {getattr(self, name)}")
             if self.labels >= 1 and self.labels % CLASSES:
                 problems.append(not_a_multiple(self.labels, CLASSES))
+            if self.labelled_batch > self.labels >= 1:
+                problems.append(f"--labelled-batch {self.labelled_batch} is more than --labels {self.labels}: each "
+                                f"step draws its labelled examples without replacement from the {self.labels} "
+                                f"labelled ones; use --labelled-batch {self.labels} or fewer")
             if not (np.isfinite(self.alpha) and self.alpha >= 0):
-                problems.append(f"alpha must be a finite number >= 0, got {self.alpha}")
+                problems.append(f"--alpha must be a finite number >= 0, got {self.alpha}")
             if not (np.isfinite(self.lr) and self.lr > 0):
-                problems.append(f"lr must be a finite number > 0, got {self.lr}")
+                problems.append(f"--lr must be a finite number > 0, got {self.lr}")
             if self.binarize not in BINARIZE_MODES:
-                problems.append(f"binarize must be one of {BINARIZE_MODES}, got {self.binarize!r}")
+                problems.append(f"--binarize must be one of {BINARIZE_MODES}, got {self.binarize!r}")
             if self.model != "m2" or self.validation:
                 problems.append(f"model must be 'm2' and validation 0, got {self.model!r} and {self.validation}")
         if problems:
@@ -99,6 +120,11 @@ class SemiConfig:
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "hidden": list(self.hidden), "classifier_hidden": list(self.classifier_hidden)}
+
+
+def flag(field):
+    """The command-line flag of a SemiConfig field: labelled_batch -> --labelled-batch."""
+    return "--" + field.replace("_", "-")
 
 
 def not_a_multiple(n_labels, classes):
@@ -233,19 +259,43 @@ def test_error(model, images, labels):
     return errors / len(images)
 
 
+def diagnostic_inputs(images, labels, input_dim, classes):
+    """``label_diagnostic``'s images (N, D), uint8 0-255 or floats in [0, 1], and labels (N,) in 0..C-1, checked;
+    a ValueError names what was wrong, what was given and what was expected."""
+    images = np.asarray(images)
+    if images.ndim != 2 or images.shape[1] != input_dim:
+        raise ValueError(f"label_diagnostic: images must be one row of {input_dim} pixels per image, shape "
+                         f"(N, {input_dim}), got shape {images.shape}")
+    if images.dtype != np.uint8:
+        if images.dtype.kind != "f":
+            raise ValueError(f"label_diagnostic: images must be uint8 grey levels 0-255 (as tinyvae.data.load_split "
+                             f"gives them) or floats in [0, 1], got dtype {images.dtype}")
+        if not bool(np.all((images >= 0) & (images <= 1))):
+            raise ValueError(f"label_diagnostic: float images must lie in [0, 1] (uint8 images are read as 0-255), got "
+                             f"values from {np.nanmin(images):g} to {np.nanmax(images):g}"
+                             + (" and NaN" if np.isnan(images).any() else ""))
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),):
+        raise ValueError(f"label_diagnostic: labels must be one label per image, {len(images)} of them (shape "
+                         f"({len(images)},)), got shape {labels.shape}")
+    return images, check_labels(labels, len(images), classes, name="label_diagnostic: labels")
+
+
 def label_diagnostic(model, images, labels, samples=5, seed=0, batch_size=200):
-    """How M2's two halves label ``images`` (uint8, read as grey levels as ``test_error`` reads them) against the
-    true ``labels``: {"generative_error": the share whose generative label, argmin over y of −L(x, y) averaged
+    """How M2's two halves label ``images`` (N, D), uint8 0-255 as ``tinyvae.data.load_split`` gives them (read
+    as grey levels, as ``test_error`` reads them) or floats in [0, 1], against the true ``labels`` (N,): {"generative_error": the share whose generative label, argmin over y of −L(x, y) averaged
     over ``samples`` draws of ε [eq:m2-generative-label], is not the true one; "q_entropy": the mean entropy of
     q(y|x), nats [eq:m2-unlabelled]}. Draw s of ε for all the images is ``default_rng([seed, s])``'s (N·C, Z)."""
     n, c, z_dim = len(images), model.config.classes, model.config.latent
     if n == 0 or samples < 1:
         raise ValueError(f"label_diagnostic needs at least one image and one sample, got {n} and {samples}")
+    images, labels = diagnostic_inputs(images, labels, model.config.input_dim, c)
     eps = [np.random.default_rng([seed, s]).standard_normal((n * c, z_dim), dtype=model.dtype)
            for s in range(samples)]  # (N·C, Z) each
     wrong, entropy = 0, 0.0
     for i in range(0, n, batch_size):
-        x = to_float(images[i:i + batch_size], "none").astype(model.dtype)  # (B, D)
+        x = images[i:i + batch_size]  # (B, D)
+        x = (to_float(x, "none") if x.dtype == np.uint8 else x).astype(model.dtype)
         rows = slice(i * c, (i + len(x)) * c)
         neg_l = sum(model.neg_bounds(x, e[rows]).astype(np.float64) for e in eps) / samples  # (B, C)
         wrong += int((np.argmin(neg_l, axis=1) != labels[i:i + batch_size]).sum())  # [eq:m2-generative-label]
@@ -294,7 +344,7 @@ def m2_defaults():
             f"--labelled-batch {d.labelled_batch} --batch-size {d.batch_size} --hidden {' '.join(map(str, d.hidden))} "
             f"--classifier-hidden {' '.join(map(str, d.classifier_hidden))} --latent {d.latent} --activation "
             f"{d.activation} --lr {d.lr:g} --binarize {d.binarize} --epochs {d.epochs} --seed {d.seed}; it reads only "
-            f"these flags and --data, --limit-train, --limit-test and --out.")
+            f"these flags and --data, --limit-train, --limit-test and --out (and ignores --no-pictures and --no-progress).")
 
 
 def m2_command(args):

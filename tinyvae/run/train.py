@@ -269,7 +269,9 @@ def add_parser(subparsers):
       help="with --model m2: α_batch, the weight of the classifier's cross-entropy per labelled example of the batch "
            "mean (default 0.1: about the paper's share with equal labelled and unlabelled batches)")
     a("--labelled-batch", type=_positive_int, metavar="N",
-      help="with --model m2: labelled examples in each step beside --batch-size unlabelled ones (default 100)")
+      help="with --model m2: labelled examples in each step beside --batch-size unlabelled ones, drawn afresh each "
+           "step without replacement from the --labels labelled examples, so at most --labels (default 100, or all of "
+           "--labels when fewer)")
     a("--classifier-hidden", type=_positive_int, nargs="+", metavar="H",
       help="with --model m2: hidden widths of the classifier q(y|x) (default 500)")
     a("--preset", choices=sorted(PRESETS),
