@@ -749,6 +749,21 @@ def test_results_page_m2_pyro_layout_tables_are_the_recorded_pair_of_runs_with_o
     assert steps == 300 and f"{n} epochs of {steps} steps ({n * steps:,} steps)" in prose
     per_epoch = steps * config["labelled_batch"] / config["labels"]  # times a labelled example is drawn, on average
     assert per_epoch == 3 and f"{steps} · α_batch / {config['labels']} = 3 · α_batch times one unlabelled" in prose
+    p = config["labelled_batch"] / config["labels"]  # a labelled digit's chance to be a step's draw
+    spread, never = math.sqrt(steps * p * (1 - p)), (1 - p) ** steps
+    assert f"a Binomial({steps}, 1/{config['labels']}) count with a standard deviation of {spread:.2f}" in prose
+    assert f"about {100 * never:.1f} % of the labelled digits ((0.99)^{steps}) are not drawn at all" in prose
+    # the exact weight, batch means of 200 + 1 in full steps and 100 + 1 in the last: α/N per labelled draw
+    unl = 60_000 - config["labels"]
+    last = unl - (steps - 1) * config["batch_size"]
+    full, end = config["batch_size"] + 1, last + 1
+    exact = ((steps - 1) / full + 1 / end) / config["labels"] * full
+    assert last == 100 and f"({exact:.2f} · α_batch against the bound of an unlabelled digit in a full step" in prose
+    assert f"whose batch is {last} + 1)" in prose and abs(exact - 3) < 0.02
+    assert "so under Adam these matches are approximate" in prose
+    assert ("That script would refuse a batch of 200 at 100 labels (it requires the batch size to divide the number "
+            "of labels)") in prose and config["labels"] % script["batch_size"] != 0
+    assert "so at 100 labels it refuses its default batch of 200" in prose
     assert (f"45 for α_batch 15, close to the {script['aux_loss_multiplier']} of Pyro's default, and 300 for α_batch "
             f"100, its {script['before_b6bc8459d']['aux_loss_multiplier']} before April 2018") in prose
     header = "| label seed 0, 100 labels | " + " | ".join(f"epoch {i}" for i in range(1, n + 1)) + " |"
@@ -785,8 +800,15 @@ def m2_checks_of_pyro_layout(prose, runs, alone):
     pyro = 100 * (1 - m2_bench().PYRO_SSVAE["accuracy"])
     assert f"far from the {pyro:.2f} % of Pyro's tutorial" in prose
     w15, w100 = a15["generative_error_percent_by_epoch"][0], a100["generative_error_percent_by_epoch"][0]
-    assert (f"After epoch 12 the generative label is wrong on {w15[-1]:.2f} % (α_batch 15) and {w100[-1]:.2f} % "
-            f"(α_batch 100) of the 2,000 digits, against 90 % on average for a label drawn at random") in prose
+    assert (f"After epoch 12 it is wrong on {w15[-1]:.2f} % (α_batch 15) and {w100[-1]:.2f} % "
+            f"(α_batch 100) of the 2,000 digits, against 90 % for a label drawn uniformly at random") in prose
+    images = a15["diagnostic"]["images"]
+    se = 100 * math.sqrt(0.9 * 0.1 / images)  # the standard error of the share wrong by chance
+    assert images == 2000 and f"(± {se:.2f} points, the standard error of that share on {images:,} digits" in prose
+    assert (90 - w15[0]) / se < 1.5 and f"the {w15[0]:.2f} % of α_batch 15 after epoch 1 is within 1.5 standard" in prose
+    assert "Whether r is peaked on a wrong label or nearly flat was not measured" in prose
+    assert f"noisy with S = {a15['diagnostic']['samples']} draws of ε" in prose
+    assert "pulled toward" not in prose
     assert len(w15) == 12 and min(w15[-1], w100[-1]) > 50  # "wrong on most digits here", "more often than"
     h15, h100 = a15["q_entropy_by_epoch"][0][-1], a100["q_entropy_by_epoch"][0][-1]
     assert (f"its mean entropy after epoch 12 is {h15:.2f} nats with α_batch 15, near the {math.log(10):.2f} of a "
