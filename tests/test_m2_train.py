@@ -324,7 +324,8 @@ def test_the_semi_supervised_page_states_the_defaults_of_its_try_it_command():
             f"{2000 - d.labels:,} unlabelled images" in page)
 
 
-def test_the_m2_benchmark_trains_with_its_batch_layout_flags_and_records_the_label_diagnostic_of_each_epoch(tmp_path):
+def test_the_m2_benchmark_trains_with_its_batch_layout_flags_and_records_the_label_diagnostic_of_each_epoch(tmp_path,
+                                                                                                          capsys):
     from tinyvae.models.m2 import M2  # noqa: PLC0415
     from tinyvae.run.semi import label_diagnostic  # noqa: PLC0415
 
@@ -337,6 +338,8 @@ def test_the_m2_benchmark_trains_with_its_batch_layout_flags_and_records_the_lab
     stored = json.loads(out.read_text())
     config = stored["config"]
     assert (config["batch_size"], config["labelled_batch"], config["binarize"], config["lr"]) == (40, 1, "none", 0.00042)
+    cpu = stored["m2_epoch_cpu_seconds_measured"][0][0]  # printed with one decimal, not rounded to whole seconds
+    assert f"; CPU s per epoch: {cpu:.1f}; peak after epoch 1: " in capsys.readouterr().out
     assert config["hidden"] == list(bench.TINY["hidden"])  # the other tiny sizes stay
     # the same run again, by hand: its checkpoint's diagnostic is the one recorded
     cfg = SemiConfig(**{**config, "out": str(tmp_path / "again")})
@@ -396,7 +399,7 @@ def test_the_m2_benchmark_refuses_bad_flags_with_a_usage_error_naming_the_flag(t
     bench = load_benchmark("m2_labels")
     out = tmp_path / "m2.json"
     with pytest.raises(SystemExit) as exit_info:
-        bench.main([*argv, "--no-timing", "--out", str(out)])
+        bench.main([*argv, "--tiny", "--no-timing", "--out", str(out)])  # tiny: the bad flag is refused all the same
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in " ".join(err.split()) and "Traceback" not in err
     assert err.startswith("usage:") and not out.exists()
