@@ -28,8 +28,10 @@ runs the draws once for each and writes one JSON (``by_alpha``, default <date>-m
 ``--no-timing`` leaves out the paired step timing.
 
 The batch layout and optimiser are flags with ``SemiConfig``'s defaults: ``--batch-size`` (unlabelled images a
-step), ``--labelled-batch`` (labelled examples a step), ``--binarize`` and ``--lr``; for example Pyro's SS-VAE
-layout, one labelled digit beside 200 unlabelled grey-level ones:
+step), ``--labelled-batch`` (labelled examples a step, at most ``--labels``), ``--binarize`` and ``--lr``; for
+example one labelled digit beside 200 unlabelled grey-level ones, with the default batch size and learning rate of
+Pyro's SS-VAE script (not its layout: it alternates labelled-only and unlabelled steps, and at 100 labels it
+refuses a batch of 200):
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/m2_labels.py --draws 1 --epochs 12 \
         --batch-size 200 --labelled-batch 1 --binarize none --lr 0.00042 --alpha 15 --no-timing --pin-blas
