@@ -833,3 +833,83 @@ def test_results_page_cvae_cost_peaks_are_the_runs_own_not_their_parents():
     parent = int(out.stdout.split()[-1]) / 1024
     runs = load("2026-12-07-cvae-cost.json")["runs"]
     assert parent < min(r["peak_rss_mib_after_training"] for r in runs.values()), parent
+
+
+M2_LONG = "2026-12-07-m2-alpha300-3draws.json"
+
+
+def test_results_page_m2_long_table_is_the_recorded_three_draws(prose):
+    """α_batch 300 for 25 epochs over label seeds 0-2: the table, the classifier alone, the gap and the misses."""
+    run = load(M2_LONG)
+    config, sweep = run["config"], load("2026-12-07-m2-alpha300.json")["config"]
+    assert run["draws"] == 3 and run["blas"]["num_threads"] == 1 and "m2_step_seconds" not in run
+    assert {k: v for k, v in config.items() if k != "epochs"} == {k: v for k, v in sweep.items() if k != "epochs"}
+    assert (config["alpha"], config["epochs"], config["batch_size"], config["labelled_batch"]) == (300, 25, 100, 100)
+    flags = run["command"].split(" --out ")[0]
+    assert f"OPENBLAS_L2_SIZE {flags}" in prose
+    steps = -(-(60_000 - config["labels"]) // config["batch_size"]) * config["epochs"]
+    assert steps == 14_975 and f"trains 25 epochs ({steps:,} steps)" in prose
+    m2, alone = run["m2_test_error_percent"]["values"], run["classifier_alone_test_error_percent"]["values"]
+    assert "| M2 | " + " | ".join(f"{v:.2f} %" for v in m2) + \
+        f" | **{statistics.mean(m2):.2f} %** ± {statistics.stdev(m2):.2f} points |" in prose
+    assert f"| the classifier on the 100 labels alone, {steps:,} steps | " + " | ".join(f"{v:.2f} %" for v in alone) + \
+        f" | {statistics.mean(alone):.2f} % ± {statistics.stdev(alone):.2f} points |" in prose
+    gaps = [a - m for a, m in zip(alone, m2)]
+    assert min(gaps) > 0 and f"by {min(gaps):.2f} to {max(gaps):.2f} points" in prose
+    paper, pyro = m2_bench().PAPER["test_error_percent"], 100 * (1 - m2_bench().PYRO_SSVAE["accuracy"])
+    mean = statistics.mean(m2)
+    assert f"misses the {paper:.2f} % quoted for the paper by {mean - paper:.2f} points" in prose
+    assert f"and the {pyro:.2f} % of Pyro's tutorial by {mean - pyro:.2f}" in prose
+
+
+def test_results_page_m2_long_curve_and_diagnostic_are_draw_0(prose):
+    run = load(M2_LONG)
+    epochs = (1, 5, 10, 15, 20, 25)
+    assert "| label seed 0, α_batch 300 | " + " | ".join(f"epoch {e}" for e in epochs) + " |" in prose
+    for label, key, unit in (("M2 test error", "m2_test_error_percent_by_epoch", " %"),
+                             ("generative label wrong", "generative_error_percent_by_epoch", " %"),
+                             ("entropy of q, nats", "q_entropy_by_epoch", "")):
+        values = run[key][0]
+        assert len(values) == 25
+        assert f"| {label} | " + " | ".join(f"{values[e - 1]:.2f}{unit}" for e in epochs) + " |" in prose, label
+    wrong, entropy = run["generative_error_percent_by_epoch"][0], run["q_entropy_by_epoch"][0]
+    assert f"fell from {wrong[0]:.2f} % after epoch 1 to {wrong[-1]:.2f} % after epoch 25" in prose
+    assert f"(its mean entropy from {entropy[0]:.2f} to {entropy[-1]:.2f} nats)" in prose
+    assert all(b < a for a, b in zip(wrong[::5], wrong[5::5]))  # "fell": lower at every fifth epoch
+
+
+def test_results_page_m2_long_runs_repeat_the_shorter_runs_digit_for_digit(prose):
+    long, twenty = load(M2_LONG), load("2026-12-07-m2-alpha300-20epochs.json")
+    assert {k: v for k, v in twenty["config"].items() if k != "epochs"} == \
+        {k: v for k, v in long["config"].items() if k != "epochs"}
+    for key in ("m2_test_error_percent_by_epoch", "generative_error_percent_by_epoch", "q_entropy_by_epoch"):
+        assert long[key][0][:20] == twenty[key][0], key
+    assert long["m2_test_error_percent_by_epoch"][0][:2] == load("2026-12-07-m2-alpha300.json")["m2_test_error_percent_by_epoch"][0]
+    assert "Draw 0's first 20 epochs repeat, to the last digit, a separate 20-epoch run" in prose
+    forty, twelve = load("2026-12-07-m2-pyro-layout-a100-40epochs.json"), load("2026-12-07-m2-pyro-layout-a100.json")
+    assert {k: v for k, v in forty["config"].items() if k != "epochs"} == \
+        {k: v for k, v in twelve["config"].items() if k != "epochs"} and forty["config"]["epochs"] == 40
+    for key in ("m2_test_error_percent_by_epoch", "generative_error_percent_by_epoch", "q_entropy_by_epoch"):
+        assert forty[key][0][:12] == twelve[key][0], key
+    assert f"OPENBLAS_L2_SIZE {forty['command'].split(' --out ')[0]}" in prose
+    errors, wrong = forty["m2_test_error_percent_by_epoch"][0], forty["generative_error_percent_by_epoch"][0]
+    low, alone = min(errors), forty["classifier_alone_test_error_percent"]["values"][0]
+    assert (f"to {errors[-1]:.2f} % after epoch 40 (lowest {low:.2f} % after epoch {errors.index(low) + 1}), against "
+            f"{alone:.2f} % for the classifier alone over the same 12,000 steps") in prose
+    assert f"the generative label's error fell to {wrong[-1]:.2f} %" in prose
+
+
+def test_results_page_m2_classifier_alone_rises_with_its_steps_on_draw_0(prose):
+    curve = [(1_198, load("2026-12-07-m2-labels100.json")["classifier_alone_test_error_percent"]["values"][0]),
+             (4_792, load("2026-12-07-m2-labels100-8epochs.json")["classifier_alone_test_error_percent"]["values"][0]),
+             (14_975, load(M2_LONG)["classifier_alone_test_error_percent"]["values"][0])]
+    assert [e for _, e in curve] == sorted(e for _, e in curve)
+    said = ", ".join(f"{e:.2f} % after {s:,}" for s, e in curve[:-1]) + f" and {curve[-1][1]:.2f} % after {curve[-1][0]:,} steps"
+    assert said in prose
+
+
+def test_results_page_m2_long_runs_were_still_falling_over_their_last_five_epochs(prose):
+    curves = load(M2_LONG)["m2_test_error_percent_by_epoch"]
+    drops = [c[19] - c[24] for c in curves]  # epoch 20 against epoch 25
+    assert min(drops) > 0
+    assert f"lower after epoch 25 than after epoch 20 in each draw, by {min(drops):.2f} to {max(drops):.2f} points" in prose
