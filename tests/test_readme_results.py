@@ -913,3 +913,11 @@ def test_results_page_m2_long_runs_were_still_falling_over_their_last_five_epoch
     drops = [c[19] - c[24] for c in curves]  # epoch 20 against epoch 25
     assert min(drops) > 0
     assert f"lower after epoch 25 than after epoch 20 in each draw, by {min(drops):.2f} to {max(drops):.2f} points" in prose
+
+
+def test_results_page_m2_section_opening_points_to_the_longest_runs(prose):
+    run = load(M2_LONG)
+    m2, alone = run["m2_test_error_percent"]["values"], run["classifier_alone_test_error_percent"]["values"]
+    assert all(m < a for m, a in zip(m2, alone)) and "there M2 ends below the classifier alone in each draw" in prose
+    miss = statistics.mean(m2) - m2_bench().PAPER["test_error_percent"]
+    assert round(miss) == 11 and "its mean still misses the quoted figure by about 11 points" in prose
