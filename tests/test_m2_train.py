@@ -152,12 +152,8 @@ def test_data_with_labels_outside_0_to_9_or_of_the_wrong_length_is_refused(tmp_p
 
 
 def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_path):
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "m2_labels.py"
-    spec = importlib.util.spec_from_file_location("m2_labels", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from scripts import load_benchmark  # noqa: PLC0415
+    bench = load_benchmark("m2_labels")
     out = tmp_path / "m2.json"
     result = bench.main(["--tiny", "--labels", "20", "--draws", "2", "--rounds", "1", "--steps", "1", "--out", str(out)])
     stored = json.loads(out.read_text())
@@ -176,12 +172,8 @@ def test_the_m2_benchmark_script_runs_on_a_tiny_setting_and_writes_its_json(tmp_
 
 
 def test_the_m2_benchmark_given_several_alphas_runs_each_and_writes_one_json_without_timing(tmp_path):
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "m2_labels.py"
-    spec = importlib.util.spec_from_file_location("m2_labels", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from scripts import load_benchmark  # noqa: PLC0415
+    bench = load_benchmark("m2_labels")
     out = tmp_path / "sweep.json"
     bench.main(["--tiny", "--labels", "20", "--draws", "1", "--alpha", "0", "50", "--no-timing", "--out", str(out)])
     stored = json.loads(out.read_text())
